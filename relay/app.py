@@ -1,0 +1,237 @@
+"""`penpal-relay serve`: intake, processing, delivery and configuration reload in one loop.
+
+One process, one event loop. Store writes go through one worker thread (the store's single
+owner inside this process); spool writes and lookups use the default thread pool, so intake
+never waits behind a slow store write. Work that was durably accepted but not finished when
+the process stopped (incoming messages not yet held, approved letters not yet queued, queued
+messages not yet delivered) is found on disk and finished at start.
+
+Signals: SIGHUP reloads the configuration (so does a change of the file on disk); SIGTERM
+and SIGINT stop accepting connections, let SMTP transactions in flight finish (up to
+`[smtp] shutdown_grace_seconds`), finish the delivery in hand, and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Any
+
+from relay import config as config_module
+from relay import moderation, replies
+from relay.config import Config
+from relay.context import Context, open_context
+from relay.delivery import outbox
+from relay.errors import ConfigError
+from relay.intake.smtp import IntakeHandler, RelaySMTP
+from relay.store.files import write_atomic
+
+log = logging.getLogger("relay")
+
+POLL_SECONDS = 1.0
+RETRY_PROCESSING_SECONDS = 60.0
+DELIVERY_CONCURRENCY = 4
+
+
+class Server:
+    def __init__(self, config_path: Path, config: Config) -> None:
+        self.config_path = config_path
+        self.ctx = open_context(config)
+        self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.sessions: set[RelaySMTP] = set()
+        self.incoming: asyncio.Queue[str] = asyncio.Queue()
+        self.stopping = asyncio.Event()
+        self.outbox_changed = asyncio.Event()
+        self._config_stamp = self._stamp()
+        self._reported_bad_stamp: tuple[int, int] | None = None
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def store_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.io, functools.partial(fn, *args, **kwargs))
+
+    async def thread_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def context(self) -> Context:
+        return self.ctx
+
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            st = self.config_path.stat()
+        except OSError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_size)
+
+    # --- run -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        removed = await self.store_call(self.ctx.spool.remove_unacknowledged)
+        if removed:
+            log.info("removed %d unacknowledged partial messages", removed)
+        await self.store_call(moderation.reconcile, self.ctx)
+        for item in await self.store_call(self.ctx.spool.pending):
+            self.incoming.put_nowait(item.id)
+
+        listen = self.ctx.config.smtp.listen
+        handler = IntakeHandler(self.context, self.thread_call, self.incoming.put_nowait)
+        server = await loop.create_server(
+            lambda: RelaySMTP(
+                handler,
+                self.sessions,
+                data_size_limit=self.ctx.config.smtp.max_message_bytes,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+                hostname=self.ctx.config.relay.domain,
+                ident="penpal-relay",
+            ),
+            host=listen.host,
+            port=listen.port,
+        )
+        port = server.sockets[0].getsockname()[1]
+        self._write_ready(f"{listen.host}:{port}")
+        log.info("listening smtp=%s:%d data=%s", listen.host, port, self.ctx.config.relay.data_dir)
+
+        for sig, action in (
+            (signal.SIGTERM, self.stopping.set),
+            (signal.SIGINT, self.stopping.set),
+            (signal.SIGHUP, self._reload_soon),
+        ):
+            loop.add_signal_handler(sig, action)
+        workers = [
+            asyncio.create_task(self._process_incoming(), name="process"),
+            asyncio.create_task(self._deliver(), name="deliver"),
+            asyncio.create_task(self._watch_config(), name="config"),
+        ]
+        await self.stopping.wait()
+        log.info("stopping: no new connections")
+        server.close()
+        await self._drain_sessions()
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.io.shutdown(wait=True)
+        self._ready_path().unlink(missing_ok=True)
+        log.info("stopped")
+
+    def _ready_path(self) -> Path:
+        return self.ctx.config.relay.data_dir / "run" / "serve.json"
+
+    def _write_ready(self, smtp: str) -> None:
+        path = self._ready_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({"pid": os.getpid(), "smtp": smtp}).encode())
+
+    async def _drain_sessions(self) -> None:
+        grace = self.ctx.config.smtp.shutdown_grace_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while any(s.in_transaction for s in self.sessions) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                with contextlib.suppress(Exception):
+                    await session.push(replies.SHUTTING_DOWN)
+                session.transport.close()
+
+    # --- workers -------------------------------------------------------------------------
+
+    async def _process_incoming(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item_id = await self.incoming.get()
+            try:
+                await self.store_call(self._process_one, item_id)
+            except Exception:
+                log.exception("processing failed spool=%s; will retry", item_id)
+                loop.call_later(RETRY_PROCESSING_SECONDS, self.incoming.put_nowait, item_id)
+
+    def _process_one(self, item_id: str) -> None:
+        item = next((i for i in self.ctx.spool.pending() if i.id == item_id), None)
+        if item is not None:
+            moderation.hold_incoming(self.ctx, item)
+
+    async def _deliver(self) -> None:
+        limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+        async def one(transport: outbox.Transport, item: Any) -> None:
+            async with limit:
+                try:
+                    await outbox.deliver(self.ctx, transport, item, self.store_call)
+                except Exception:
+                    log.exception("delivery error item=%s", item.id)
+
+        while True:
+            transport = outbox.make_transport(self.ctx.config)
+            items = await self.thread_call(self.ctx.spool.outbox)
+            ready = outbox.due(items, time.time())
+            if ready:
+                await asyncio.gather(*(one(transport, item) for item in ready))
+            self.outbox_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox_changed.wait(), POLL_SECONDS)
+
+    async def _watch_config(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            if self._stamp() != self._config_stamp:
+                await self.reload()
+
+    def _reload_soon(self) -> None:
+        asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> None:
+        stamp = self._stamp()
+        self._config_stamp = stamp
+        try:
+            new = await self.thread_call(config_module.load, self.config_path)
+        except ConfigError as error:
+            for problem in error.problems:
+                log.error("config not reloaded: %s", problem)
+            if stamp != self._reported_bad_stamp:
+                self._reported_bad_stamp = stamp
+                await self.store_call(self._tell_coordinators, error.problems)
+            return
+        old = self.ctx.config
+        if new.smtp.listen != old.smtp.listen or new.relay.data_dir != old.relay.data_dir:
+            log.warning("config: [smtp] listen and [relay] data_dir take effect after a restart")
+        self.ctx = self.ctx.with_config(new)
+        logging.getLogger("relay").setLevel(new.relay.log_level)
+        log.info("config reloaded from %s", self.config_path)
+
+    def _tell_coordinators(self, problems: list[str]) -> None:
+        for index, coordinator in enumerate(self.ctx.config.coordinators):
+            subject, text = self.ctx.templates.email(
+                coordinator.language,
+                "config_invalid",
+                staff_name=coordinator.name,
+                path=str(self.config_path),
+                problems=problems,
+                program_name=self.ctx.config.relay.program_name,
+            )
+            moderation.send_notice(
+                self.ctx,
+                None,
+                Address(coordinator.name, addr_spec=coordinator.email),
+                subject,
+                text,
+                kind=f"config-notice-{index}",
+            )
+        self.outbox_changed.set()
+
+
+def serve(config_path: Path, config: Config) -> None:
+    asyncio.run(Server(config_path, config).run())

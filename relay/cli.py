@@ -1,0 +1,409 @@
+"""The `penpal-relay` command.
+
+Every mistake a person can make (a bad argument, an unknown letter, a config error) ends in
+one line on stderr naming what is wrong, and exit status 1; argparse usage errors exit 2.
+No traceback reaches the person at the keyboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from relay import config as config_module
+from relay import moderation
+from relay.addresses import new_masked_address, normalize
+from relay.config import Config
+from relay.context import Context, open_context
+from relay.errors import ConfigError, NotFound, UserError
+from relay.store.records import Participant
+
+PROG = "penpal-relay"
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return config_module.load(config_module.locate(args.config))
+
+
+def _context(args: argparse.Namespace) -> Context:
+    return open_context(_load(args))
+
+
+# --- serve and config ----------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from relay.app import serve
+
+    path = config_module.locate(args.config)
+    if not path.exists() and args.config is None:
+        raise UserError(
+            f"no {path} here: run `{PROG} config init` to write the commented default, "
+            "or pass --config PATH"
+        )
+    config = config_module.load(path)
+    setup_logging(config.relay.log_level)
+    serve(path, config)
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = config_module.locate(args.config)
+    try:
+        config = config_module.load(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return 1
+    print(
+        f"{path}: OK ({len(config.libraries)} libraries, {len(config.partnerships)} "
+        f"partnerships, domain {config.relay.domain})"
+    )
+    return 0
+
+
+def cmd_config_init(args: argparse.Namespace) -> int:
+    target = Path(args.config or "config.toml")
+    if target.exists() and not args.force:
+        raise UserError(f"{target} exists; use --force to replace it")
+    source = config_module.shipped_default()
+    if source is None:
+        raise UserError("the shipped config.toml is missing from this installation")
+    shutil.copyfile(source, target)
+    print(f"wrote {target}; edit it, then run `{PROG} config check`")
+    return 0
+
+
+# --- participants --------------------------------------------------------------------------
+
+
+def _participant_json(participant: Participant) -> dict[str, Any]:
+    return participant.to_dict() | {"pals": list(participant.pals)}
+
+
+def enroll(
+    ctx: Context, library_id: str, name: str, email: str, language: str | None
+) -> Participant:
+    library = ctx.config.library(library_id)
+    if library is None:
+        known = ", ".join(lib.id for lib in ctx.config.libraries)
+        raise UserError(f"--library: no library {library_id!r} in the config (known: {known})")
+    if not name.strip():
+        raise UserError("--name: a display name (a first name) is required")
+    try:
+        address = normalize(email)
+    except ValueError as error:
+        raise UserError(f"--email: {error}") from None
+    domain = ctx.config.relay.domain
+    if address.endswith("@" + domain):
+        raise UserError(f"--email: {address} is an address of the relay itself")
+    for existing in ctx.store.by_email(address):
+        if existing.library == library_id and existing.name == name.strip():
+            raise UserError(f"--email: {name.strip()} is already enrolled as {existing.masked}")
+    return ctx.store.add_participant(
+        library=library_id,
+        name=name.strip(),
+        email=address,
+        language=language or library.language,
+        new_masked=lambda: new_masked_address(domain),
+    )
+
+
+def cmd_participants_add(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = enroll(ctx, args.library, args.name, args.email, args.language)
+    ctx.store.audit("enrolled", participant=participant.id, library=participant.library)
+    if args.json:
+        _print_json(_participant_json(participant))
+    else:
+        print(participant.masked)
+    return 0
+
+
+def cmd_participants_list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    found = [p for p in ctx.store.participants() if args.library in (None, p.library)]
+    if args.json:
+        _print_json([_participant_json(p) for p in found])
+        return 0
+    for p in found:
+        pals = ", ".join(p.pals) or "-"
+        print(f"{p.id:>6}  {p.library:<12} {p.name:<16} {p.masked:<36} {p.status:<7} pals: {pals}")
+    return 0
+
+
+def find_participant(ctx: Context, reference: str) -> Participant:
+    """By id (`p12`), masked address, or real email (when it names one participant)."""
+    text = reference.strip()
+    found = ctx.store.participant(text) or ctx.store.by_masked(text)
+    if found:
+        return found
+    try:
+        by_email = ctx.store.by_email(normalize(text))
+    except ValueError:
+        by_email = []
+    if len(by_email) > 1:
+        ids = ", ".join(p.id for p in by_email)
+        raise UserError(f"{reference}: several participants share this address ({ids}); use an id")
+    if not by_email:
+        raise NotFound(f"{reference}: no participant with this id or address")
+    return by_email[0]
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    first, second = find_participant(ctx, args.a), find_participant(ctx, args.b)
+    pair(ctx, first, second)
+    print(f"paired {first.id} ({first.masked}) with {second.id} ({second.masked})")
+    return 0
+
+
+def pair(ctx: Context, first: Participant, second: Participant) -> None:
+    if second.library not in ctx.config.partners_of(first.library):
+        raise UserError(
+            f"{first.id} ({first.library}) and {second.id} ({second.library}) are not in "
+            "partner libraries; pals come from the two libraries of a partnership"
+        )
+    ctx.store.pair(first, second)
+    ctx.store.audit("paired", participants=[first.id, second.id])
+
+
+# --- queue ---------------------------------------------------------------------------------
+
+
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    letters = ctx.store.queue(args.library)
+    if args.json:
+        _print_json([letter.summary() for letter in letters])
+        return 0
+    if not letters:
+        print("no letters waiting")
+    for letter in letters:
+        marks = f" flags={len(letter.flags)}" if letter.flags else ""
+        marks += f" notes={len(letter.notes)}" if letter.notes else ""
+        sender = f"{letter.sender_masked} ({letter.sender_library})"
+        recipient = f"{letter.recipient_masked} ({letter.recipient_library})"
+        print(f"{letter.id:>5}  {letter.received_at}  {sender} -> {recipient}", end="")
+        print(f"  {letter.subject!r}{marks}")
+    return 0
+
+
+def _letter(ctx: Context, letter_id: int) -> Any:
+    letter = ctx.store.letter(letter_id)
+    if letter is None:
+        raise NotFound(f"letter {letter_id} not found")
+    return letter
+
+
+def cmd_queue_show(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    letter = _letter(ctx, args.id)
+    clean = moderation.scrubbed(ctx, letter)
+    if args.json:
+        _print_json(
+            letter.summary()
+            | {
+                "text": clean.text,
+                "html": clean.html,
+                "removed": list(letter.removed),
+                "history": list(letter.history),
+            }
+        )
+        return 0
+    print(f"letter {letter.id}: {letter.status}")
+    print(f"from:     {letter.sender_masked} ({letter.sender_library})")
+    print(f"to:       {letter.recipient_masked} ({letter.recipient_library})")
+    print(f"subject:  {letter.subject}")
+    print(f"received: {letter.received_at}")
+    if letter.decided_by:
+        print(f"decided:  {letter.decided_at} by {letter.decided_by} {letter.reason}".rstrip())
+    for flag in letter.flags:
+        print(f"flag:     {flag.get('kind')}: {flag.get('text')!r}")
+    for note in letter.notes:
+        print(f"note:     {note}")
+    for removal in letter.removed:
+        print(f"removed:  {removal.get('kind')}: {removal.get('detail')}")
+    print("--- as it will be delivered ---")
+    print(clean.text if clean.text is not None else "(HTML only)\n" + (clean.html or ""))
+    return 0
+
+
+def cmd_queue_approve(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    letter = moderation.approve(ctx, args.id, args.by, via="cli")
+    print(f"letter {letter.id} approved; it is in the outbox")
+    return 0
+
+
+def cmd_queue_reject(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    letter = moderation.reject(ctx, args.id, args.by, args.reason, via="cli")
+    print(f"letter {letter.id} rejected; the writer will be told why")
+    return 0
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+DEMO = (
+    ("Maya", "maya@example.net", "Tomás", "tomas@example.net"),
+    ("Leo", "leo@example.net", "Sofía", "sofia@example.net"),
+)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    pairs = [p for p in ctx.config.partnerships if len(p.libraries) >= 2]
+    if not pairs:
+        raise UserError("the config has no partnership to seed")
+    left_id, right_id = pairs[0].libraries[:2]
+    shown = []
+    for left_name, left_email, right_name, right_email in DEMO:
+        left = _demo_participant(ctx, left_id, left_name, left_email)
+        right = _demo_participant(ctx, right_id, right_name, right_email)
+        pair(ctx, left, right)
+        shown.append((left, right))
+    listen = ctx.config.smtp.listen
+    writer, pal = shown[0]
+    library = ctx.config.library(writer.library)
+    moderator = library.moderators[0].email if library and library.moderators else "STAFF_EMAIL"
+    print("Demo participants (paired):")
+    for left, right in shown:
+        print(f"  {left.name:<6} {left.masked:<36} <-> {right.name:<6} {right.masked}")
+    print(f"""
+With `{PROG} serve` running, send a first letter from {writer.name} to {pal.name}:
+
+  swaks --server {listen} --from {writer.email} --to {pal.masked} \\
+        --header 'Subject: Hello from {writer.name}' --body 'Hi! What is school like for you?'
+
+or, without swaks:
+
+  python3 -c "import smtplib; smtplib.SMTP('{listen.host}', {listen.port}).sendmail(\\
+'{writer.email}', ['{pal.masked}'], 'Subject: Hello\\n\\nHi! What is school like for you?')"
+
+Then, as a moderator of {writer.library}:
+
+  {PROG} queue list
+  {PROG} queue approve 1 --by {moderator}
+
+and read what {pal.name} received in {ctx.config.delivery.maildir}/new/.""")
+    return 0
+
+
+def _demo_participant(ctx: Context, library: str, name: str, email: str) -> Participant:
+    for existing in ctx.store.by_email(email):
+        if existing.library == library:
+            return existing
+    return enroll(ctx, library, name, email, None)
+
+
+# --- wiring --------------------------------------------------------------------------------
+
+
+def _letter_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a letter id is a number, not {text!r}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=PROG, description="Moderated pen-pal email relay.")
+    top.add_argument(
+        "--config", help=f"config file (default: ${config_module.ENV_VAR} or ./config.toml)"
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        group: Any, name: str, run: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=text, description=text)
+        sub.set_defaults(run=run)
+        return sub
+
+    command(commands, "serve", cmd_serve, "run the relay (intake, delivery, reload)")
+    config_cmd = commands.add_parser("config", help="check or create the configuration")
+    config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    command(config_sub, "check", cmd_config_check, "validate the config file; exit 0 or 1")
+    init = command(config_sub, "init", cmd_config_init, "write the commented default config.toml")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+
+    people = commands.add_parser("participants", help="enrol and list participants")
+    people_sub = people.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = command(people_sub, "add", cmd_participants_add, "enrol a participant")
+    add.add_argument("--library", required=True)
+    add.add_argument("--name", required=True, help="display name pals see (a first name)")
+    add.add_argument("--email", required=True, help="the participant's real address (private)")
+    add.add_argument("--language", help="default: the library's language")
+    add.add_argument("--json", action="store_true")
+    listing = command(people_sub, "list", cmd_participants_list, "list participants")
+    listing.add_argument("--library")
+    listing.add_argument("--json", action="store_true")
+
+    pairing = command(commands, "pair", cmd_pair, "make two participants pals")
+    pairing.add_argument("a", help="id, masked address or real email")
+    pairing.add_argument("b", help="id, masked address or real email")
+
+    queue = commands.add_parser("queue", help="letters held for a decision")
+    queue_sub = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
+    qlist = command(queue_sub, "list", cmd_queue_list, "letters waiting, oldest first")
+    qlist.add_argument("--library")
+    qlist.add_argument("--json", action="store_true")
+    show = command(queue_sub, "show", cmd_queue_show, "one letter as it will be delivered")
+    show.add_argument("id", type=_letter_id)
+    show.add_argument("--json", action="store_true")
+    ok = command(queue_sub, "approve", cmd_queue_approve, "approve a held letter")
+    ok.add_argument("id", type=_letter_id)
+    ok.add_argument("--by", required=True, help="your staff email, as listed in the config")
+    no = command(queue_sub, "reject", cmd_queue_reject, "reject a held letter with a reason")
+    no.add_argument("id", type=_letter_id)
+    no.add_argument("--by", required=True, help="your staff email, as listed in the config")
+    no.add_argument("--reason", required=True, help="sent to the writer, kindly worded")
+
+    command(commands, "demo", cmd_demo, "seed the demo libraries with paired participants")
+    return top
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    # aiosmtpd logs every SMTP command at INFO, real addresses included.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{PROG}: config: {problem}", file=sys.stderr)
+        return 1
+    except UserError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        print(
+            f"{PROG}: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Outgoing messages, built fresh: delivered letters and notices from the program.
+
+Nothing of an incoming header block is copied: a delivered letter has exactly the headers
+written here (`From` with the sender's masked address and enrolled display name, `To` with
+the pal's real address, a new `Message-ID` on the relay domain, mapped threading headers,
+`Date`, `Subject`, `MIME-Version`) and the scrubbed text and HTML bodies with a footer from
+the templates, in the reader's language. Pure: no I/O; the caller supplies every value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+import nh3
+
+from relay.scrub import ScrubbedLetter
+from relay.wording import Templates
+
+_RELAY_ID = re.compile(r"^<letter-(\d+)\.([0-9a-f]{12})@([^>]+)>$")
+
+
+@dataclass(frozen=True)
+class Party:
+    """One side of a letter as the other side may see it (plus the real address for To)."""
+
+    name: str
+    library_name: str
+    masked: str
+    email: str
+    language: str
+
+
+def _sign(secret: bytes, text: str) -> str:
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def letter_message_id(secret: bytes, letter_id: int, domain: str) -> str:
+    """Deterministic, so composing again after a crash gives the same Message-ID."""
+    return f"<letter-{letter_id}.{_sign(secret, f'letter-{letter_id}')}@{domain}>"
+
+
+def letter_of_message_id(secret: bytes, message_id: str, domain: str) -> int | None:
+    """The letter behind one of our own Message-IDs; None for anything forged or foreign."""
+    match = _RELAY_ID.match(message_id.strip())
+    if not match or match.group(3).lower() != domain:
+        return None
+    letter_id = int(match.group(1))
+    expected = _sign(secret, f"letter-{letter_id}")
+    return letter_id if hmac.compare_digest(expected, match.group(2)) else None
+
+
+def bounce_address(secret: bytes, letter_id: int, domain: str) -> str:
+    """VERP envelope sender: a bounce names its letter, and cannot be forged."""
+    return f"bounce+{letter_id}-{_sign(secret, f'bounce-{letter_id}')}@{domain}"
+
+
+def html_to_text(html: str) -> str:
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</h\d>", "\n", html)
+    text = nh3.clean(text, tags=set())
+    text = re.sub(r"&nbsp;", " ", text)
+    text = re.sub(r"[ \t]+", " ", text)
+    return re.sub(r"\n\s*\n\s*\n+", "\n\n", text).strip()
+
+
+def compose_letter(
+    letter: ScrubbedLetter,
+    *,
+    sender: Party,
+    recipient: Party,
+    program_name: str,
+    message_id: str,
+    in_reply_to: str | None,
+    references: tuple[str, ...],
+    date: datetime,
+    templates: Templates,
+) -> EmailMessage:
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(f"{sender.name} ({sender.library_name})", addr_spec=sender.masked)
+    message["To"] = Address(recipient.name, addr_spec=recipient.email)
+    message["Subject"] = letter.subject or "(no subject)"
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = " ".join(references)
+    footer_values = {
+        "sender_name": sender.name,
+        "sender_library": sender.library_name,
+        "sender_masked": sender.masked,
+        "program_name": program_name,
+    }
+    lang = recipient.language
+    body = letter.text if letter.text is not None else html_to_text(letter.html or "")
+    footer = templates.render("email", lang, "letter_footer.txt", **footer_values)
+    message.set_content(f"{body.rstrip()}\n\n{footer}")
+    if letter.html is not None:
+        footer_html = templates.render("email", lang, "letter_footer.html", **footer_values)
+        message.add_alternative(f"{letter.html}\n{footer_html}", subtype="html")
+    for attachment in letter.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename,
+            cid=attachment.content_id,
+            disposition="inline" if attachment.inline else "attachment",
+        )
+    return message
+
+
+def compose_notice(
+    *,
+    sender: Address,
+    to: Address,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    domain: str,
+    date: datetime,
+    reply_to: Address | None = None,
+) -> EmailMessage:
+    """A message from the program itself (RFC 3834: marked as automatic)."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = to
+    if reply_to is not None:
+        message["Reply-To"] = reply_to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = make_msgid(domain=domain)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message

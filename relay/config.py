@@ -1,0 +1,427 @@
+"""Configuration: `config.toml` read once into one typed, immutable `Config`.
+
+Nothing else in the relay reads TOML. Validation collects every problem, each named by its
+key path (`libraries[1].timezone: unknown time zone 'Mars/Base'`), so a coordinator fixes the
+file in one pass. Unknown keys are errors: a misspelt key silently ignored is a setting that
+silently does not apply. Relative paths are relative to the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import sysconfig
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from relay.errors import ConfigError
+
+ROLES = ("moderator", "coordinator", "newsletter")
+TRANSPORTS = ("maildir", "smtp")
+ENV_VAR = "PENPAL_RELAY_CONFIG"
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_LIBRARY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Staff:
+    email: str
+    name: str
+    roles: tuple[str, ...]
+    language: str
+
+    @property
+    def is_moderator(self) -> bool:
+        return "moderator" in self.roles
+
+    @property
+    def is_coordinator(self) -> bool:
+        return "coordinator" in self.roles
+
+
+@dataclass(frozen=True)
+class Library:
+    id: str
+    name: str
+    country: str
+    language: str
+    timezone: str
+    staff: tuple[Staff, ...]
+
+    @property
+    def moderators(self) -> tuple[Staff, ...]:
+        return tuple(s for s in self.staff if s.is_moderator)
+
+    @property
+    def coordinators(self) -> tuple[Staff, ...]:
+        return tuple(s for s in self.staff if s.is_coordinator)
+
+    def staff_member(self, email: str) -> Staff | None:
+        wanted = email.strip().lower()
+        return next((s for s in self.staff if s.email == wanted), None)
+
+
+@dataclass(frozen=True)
+class Partnership:
+    id: str
+    libraries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    domain: str
+    data_dir: Path
+    program_name: str
+    templates_dir: Path | None
+    log_level: str
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    listen: HostPort
+    max_message_bytes: int
+    max_recipients: int
+    shutdown_grace_seconds: float
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: str
+    maildir: Path
+    smarthost: HostPort
+    starttls: bool
+    username: str
+    password_file: Path | None
+    timeout_seconds: float
+    retry_first_seconds: float
+    retry_max_seconds: float
+    give_up_after_hours: float
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    relay: RelaySettings
+    smtp: SmtpSettings
+    delivery: DeliverySettings
+    libraries: tuple[Library, ...]
+    partnerships: tuple[Partnership, ...]
+    _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_id.update({library.id: library for library in self.libraries})
+
+    def library(self, library_id: str) -> Library | None:
+        return self._by_id.get(library_id)
+
+    def partners_of(self, library_id: str) -> tuple[str, ...]:
+        found: list[str] = []
+        for partnership in self.partnerships:
+            if library_id in partnership.libraries:
+                found += [other for other in partnership.libraries if other != library_id]
+        return tuple(dict.fromkeys(found))
+
+    def staff_libraries(self, email: str) -> tuple[tuple[Library, Staff], ...]:
+        """Every library that lists this address as staff (a person may serve two)."""
+        hits = []
+        for library in self.libraries:
+            member = library.staff_member(email)
+            if member is not None:
+                hits.append((library, member))
+        return tuple(hits)
+
+    @property
+    def coordinators(self) -> tuple[Staff, ...]:
+        return tuple(s for library in self.libraries for s in library.coordinators)
+
+    @property
+    def program_address(self) -> str:
+        return f"program@{self.relay.domain}"
+
+
+# --- reading -------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Section:
+    """A view on one TOML table that records problems under its key path."""
+
+    def __init__(self, data: dict[str, Any], path: str, problems: list[str]) -> None:
+        self.data = data
+        self.path = path
+        self.problems = problems
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, text: str) -> None:
+        self.problems.append(f"{self.key(name)}: {text}")
+
+    def get(self, name: str, kind: type[T], default: T | None = None) -> T | None:
+        self.seen.add(name)
+        if name not in self.data:
+            if default is None:
+                self.problem(name, "is required")
+            return default
+        value = self.data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.problem(name, f"must be {_kind_name(kind)}, not {_kind_name(type(value))}")
+            return default
+        return value
+
+    def section(self, name: str) -> _Section:
+        self.seen.add(name)
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            self.problem(name, "must be a table")
+            value = {}
+        return _Section(value, self.key(name), self.problems)
+
+    def items(self, name: str) -> Iterator[_Section]:
+        self.seen.add(name)
+        value = self.data.get(name, [])
+        if not isinstance(value, list):
+            self.problem(name, "must be a list of tables")
+            return
+        for index, entry in enumerate(value):
+            where = f"{self.key(name)}[{index}]"
+            if not isinstance(entry, dict):
+                self.problems.append(f"{where}: must be a table")
+                continue
+            yield _Section(entry, where, self.problems)
+
+    def finish(self) -> None:
+        for name in self.data:
+            if name not in self.seen:
+                self.problem(name, "unknown key")
+
+
+def _kind_name(kind: type) -> str:
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+    return names.get(
+        kind, "a list" if kind is list else "a table" if kind is dict else kind.__name__
+    )
+
+
+def _host_port(section: _Section, name: str, default: str) -> HostPort:
+    text = section.get(name, str, default) or default
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        section.problem(name, f"must be HOST:PORT, not {text!r}")
+        return HostPort("127.0.0.1", 0)
+    return HostPort(host.strip("[]"), int(port))
+
+
+def _path(section: _Section, name: str, base: Path, default: str | None) -> Path | None:
+    text = section.get(name, str, default)
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _positive(section: _Section, name: str, kind: type[T], default: T) -> T:
+    value = section.get(name, kind, default)
+    if value is None or not isinstance(value, int | float) or value <= 0:
+        section.problem(name, "must be greater than 0")
+        return default
+    return value
+
+
+def _language(section: _Section, name: str, default: str | None) -> str:
+    value = section.get(name, str, default) or (default or "en")
+    if not _LANGUAGE.match(value):
+        section.problem(name, f"must be a language code such as 'en' or 'pt-BR', not {value!r}")
+    return value
+
+
+def _relay(root: _Section, base: Path) -> RelaySettings:
+    s = root.section("relay")
+    domain = (s.get("domain", str) or "").lower()
+    if domain and not _DOMAIN.match(domain):
+        s.problem("domain", f"is not a domain name: {domain!r}")
+    level = (s.get("log_level", str, "INFO") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        s.problem("log_level", "must be one of DEBUG, INFO, WARNING, ERROR")
+    settings = RelaySettings(
+        domain=domain,
+        data_dir=_path(s, "data_dir", base, "var") or base / "var",
+        program_name=s.get("program_name", str, "Pen Pals") or "Pen Pals",
+        templates_dir=_path(s, "templates_dir", base, ""),
+        log_level=level,
+    )
+    s.finish()
+    return settings
+
+
+def _smtp(root: _Section) -> SmtpSettings:
+    s = root.section("smtp")
+    settings = SmtpSettings(
+        listen=_host_port(s, "listen", "127.0.0.1:2525"),
+        max_message_bytes=_positive(s, "max_message_bytes", int, 25 * 1024 * 1024),
+        max_recipients=_positive(s, "max_recipients", int, 10),
+        shutdown_grace_seconds=_positive(s, "shutdown_grace_seconds", float, 30.0),
+    )
+    s.finish()
+    return settings
+
+
+def _delivery(root: _Section, base: Path) -> DeliverySettings:
+    s = root.section("delivery")
+    transport = s.get("transport", str, "maildir") or "maildir"
+    if transport not in TRANSPORTS:
+        s.problem("transport", f"must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+    password_file = _path(s, "password_file", base, "")
+    if transport == "smtp" and password_file is not None and not password_file.is_file():
+        s.problem("password_file", f"no such file: {password_file}")
+    settings = DeliverySettings(
+        transport=transport,
+        maildir=_path(s, "maildir", base, "var/maildir") or base / "var/maildir",
+        smarthost=_host_port(s, "smarthost", "127.0.0.1:25"),
+        starttls=bool(s.get("starttls", bool, True)),
+        username=s.get("username", str, "") or "",
+        password_file=password_file,
+        timeout_seconds=_positive(s, "timeout_seconds", float, 60.0),
+        retry_first_seconds=_positive(s, "retry_first_seconds", float, 60.0),
+        retry_max_seconds=_positive(s, "retry_max_seconds", float, 3600.0),
+        give_up_after_hours=_positive(s, "give_up_after_hours", float, 72.0),
+    )
+    if settings.username and settings.password_file is None:
+        s.problem("password_file", "is required when username is set")
+    s.finish()
+    return settings
+
+
+def _staff(entry: _Section, library_language: str, seen: set[str]) -> Staff | None:
+    address = entry.get("email", str) or ""
+    try:
+        address = validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        entry.problem("email", f"{error}")
+    name = entry.get("name", str) or ""
+    roles = entry.get("roles", list, []) or []
+    for role in roles:
+        if role not in ROLES:
+            entry.problem("roles", f"unknown role {role!r} (known: {', '.join(ROLES)})")
+    language = _language(entry, "language", library_language)
+    entry.finish()
+    if address in seen:
+        entry.problem("email", f"{address!r} is listed twice in this library")
+    seen.add(address)
+    return Staff(address, name, tuple(str(r) for r in roles), language)
+
+
+def _library(entry: _Section) -> Library:
+    library_id = entry.get("id", str) or ""
+    if library_id and not _LIBRARY_ID.match(library_id):
+        entry.problem("id", "must be lower-case letters, digits and dashes")
+    name = entry.get("name", str) or library_id
+    country = (entry.get("country", str) or "").upper()
+    if country and country not in phonenumbers.SUPPORTED_REGIONS:
+        entry.problem("country", f"unknown ISO 3166 country code {country!r}")
+    language = _language(entry, "language", None)
+    timezone = entry.get("timezone", str) or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        entry.problem("timezone", f"unknown time zone {timezone!r}")
+    seen: set[str] = set()
+    staff = [_staff(member, language, seen) for member in entry.items("staff")]
+    entry.finish()
+    return Library(library_id, name, country, language, timezone, tuple(s for s in staff if s))
+
+
+def _partnerships(root: _Section, libraries: dict[str, Library]) -> tuple[Partnership, ...]:
+    found = []
+    for entry in root.items("partnerships"):
+        members = [str(m) for m in entry.get("libraries", list, []) or []]
+        for member in members:
+            if member not in libraries:
+                entry.problem("libraries", f"no library has id {member!r}")
+        if len(set(members)) < 2:
+            entry.problem("libraries", "a partnership needs at least two different libraries")
+        countries = {libraries[m].country for m in members if m in libraries}
+        if len(members) >= 2 and len(countries) == 1:
+            entry.problem("libraries", "partner libraries are in the same country")
+        partnership_id = entry.get("id", str, "+".join(members)) or "+".join(members)
+        entry.finish()
+        found.append(Partnership(partnership_id, tuple(members)))
+    return tuple(found)
+
+
+def parse(data: dict[str, Any], path: Path) -> Config:
+    """Build a `Config` from parsed TOML, or raise `ConfigError` listing every problem."""
+    problems: list[str] = []
+    root = _Section(data, "", problems)
+    base = path.parent
+    relay = _relay(root, base)
+    smtp = _smtp(root)
+    delivery = _delivery(root, base)
+    libraries = [_library(entry) for entry in root.items("libraries")]
+    by_id: dict[str, Library] = {}
+    for index, library in enumerate(libraries):
+        if library.id in by_id:
+            problems.append(f"libraries[{index}].id: {library.id!r} is used twice")
+        by_id[library.id] = library
+    if not libraries:
+        problems.append("libraries: at least one library is required")
+    partnerships = _partnerships(root, by_id)
+    root.finish()
+    if problems:
+        raise ConfigError(problems)
+    return Config(path, relay, smtp, delivery, tuple(libraries), partnerships)
+
+
+def load(path: Path) -> Config:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{path}: cannot be read ({error})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
+    return parse(data, path)
+
+
+def locate(explicit: str | None) -> Path:
+    """--config, then $PENPAL_RELAY_CONFIG, then ./config.toml."""
+    chosen = explicit or os.environ.get(ENV_VAR) or "config.toml"
+    return Path(chosen)
+
+
+def shipped_default() -> Path | None:
+    """The commented default `config.toml` as shipped (checkout or installed data files)."""
+    candidates = [
+        Path(__file__).resolve().parents[1] / "config.toml",
+        Path(sysconfig.get_path("data")) / "share" / "penpal-relay" / "config.toml",
+        Path(sys.prefix) / "share" / "penpal-relay" / "config.toml",
+    ]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+Loader = Callable[[Path], Config]

@@ -1,0 +1,54 @@
+"""What every command works with: configuration, store, spool, templates and the secret key.
+
+Built once by `serve` (and again, with the same store and spool, on each reload) and once by
+each CLI command. Passed in, never imported as a global.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from relay.config import Config
+from relay.spool import Spool
+from relay.store import Store
+from relay.store.files import write_atomic
+from relay.wording import Templates
+
+log = logging.getLogger("relay")
+
+
+@dataclass(frozen=True)
+class Context:
+    config: Config
+    store: Store
+    spool: Spool
+    templates: Templates
+    secret: bytes
+
+    def with_config(self, config: Config) -> Context:
+        return replace(self, config=config, templates=Templates(config.relay.templates_dir))
+
+
+def _secret(data_dir: Path) -> bytes:
+    """The key behind Message-IDs and bounce addresses; made once, kept private."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        write_atomic(path, secrets.token_hex(32).encode())
+        os.chmod(path, 0o600)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def open_context(config: Config) -> Context:
+    data_dir = config.relay.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return Context(
+        config=config,
+        store=Store(data_dir / "store"),
+        spool=Spool(data_dir / "spool"),
+        templates=Templates(config.relay.templates_dir),
+        secret=_secret(data_dir),
+    )

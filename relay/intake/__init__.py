@@ -1,0 +1,1 @@
+"""Intake: where mail enters the relay (SMTP now; IMAP from a hosted mailbox later)."""

@@ -1,0 +1,141 @@
+"""SMTP intake: aiosmtpd served on the running event loop.
+
+The handler has only the hooks it needs. RCPT is where a letter is refused (unknown pal,
+sender not enrolled or not paired), with a named reply. DATA answers 250 only after the
+message is durably in the spool. Anything unexpected answers 451 4.3.0 so that the sending
+server retries: never a 5xx for our own fault, never a traceback or an address in a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, AnyStr
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from relay import replies
+from relay.addresses import normalize
+from relay.context import Context
+from relay.route import Refusal, route_letter
+from relay.store import now_iso
+
+log = logging.getLogger("relay")
+
+# aiosmtpd writes some replies itself; say them in our words, with enhanced codes.
+_BUILTIN = {
+    "552 Error: Too much mail data": replies.TOO_BIG,
+    "552 Error: message size exceeds fixed maximum message size": replies.TOO_BIG,
+    "500 Line too long (see RFC5321 4.5.3.1.6)": replies.LINE_TOO_LONG,
+}
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's protocol, with our reply texts and a registry of open sessions."""
+
+    sessions: set[RelaySMTP]
+
+    def __init__(self, handler: IntakeHandler, sessions: set[RelaySMTP], **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.sessions = sessions
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            await super().push(_BUILTIN.get(status, status))
+        else:
+            await super().push(status)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.sessions.discard(self)
+        super().connection_lost(error)
+
+    @property
+    def in_transaction(self) -> bool:
+        envelope = self.envelope
+        return envelope is not None and envelope.mail_from is not None
+
+
+Blocking = Callable[..., Awaitable[Any]]
+
+
+class IntakeHandler:
+    def __init__(
+        self,
+        context: Callable[[], Context],
+        blocking: Blocking,
+        accepted: Callable[[str], None],
+    ) -> None:
+        self.context = context  # the current configuration may be reloaded at any time
+        self.blocking = blocking
+        self.accepted = accepted
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address not in ("", "<>"):
+            try:
+                normalize(address)
+            except ValueError:
+                return replies.BAD_SENDER_SYNTAX
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return replies.SENDER_OK
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        ctx = self.context()
+        if len(envelope.rcpt_tos) >= ctx.config.smtp.max_recipients:
+            return replies.TOO_MANY_RECIPIENTS
+        try:
+            decision = await self.blocking(
+                route_letter,
+                ctx.config,
+                envelope.mail_from or "",
+                address,
+                by_masked=ctx.store.by_masked,
+                by_email=ctx.store.by_email,
+            )
+        except Exception:
+            log.exception("lookup failed at RCPT")
+            return replies.TRY_AGAIN
+        if isinstance(decision, Refusal):
+            # Only an address on our own domain is logged: a foreign one may be a person's.
+            shown = (
+                address.lower() if address.lower().endswith("@" + ctx.config.relay.domain) else "-"
+            )
+            log.info("refused reason=%s to=%s", decision.reason, shown)
+            return decision.reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return replies.RECIPIENT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        meta = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "received_at": now_iso(),
+            "peer": str(session.peer[0]) if session.peer else "",
+            "helo": session.host_name or "",
+            "via": "smtp",
+        }
+        try:
+            item_id = await self.blocking(self.context().spool.accept, bytes(raw), meta)
+        except Exception:
+            log.exception("could not spool an incoming message")
+            return replies.TRY_AGAIN
+        log.info(
+            "received spool=%s size=%d recipients=%d", item_id, len(raw), len(envelope.rcpt_tos)
+        )
+        self.accepted(item_id)
+        return replies.QUEUED
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session error: %s", type(error).__name__)
+        return replies.TRY_AGAIN

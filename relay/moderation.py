@@ -1,0 +1,327 @@
+"""Holding letters and deciding on them: the same code for the CLI, email and the dashboard.
+
+Guarantees. `hold_incoming` records each letter once per spool item and recipient, so a
+crash mid-way is repaired by running it again. `approve` writes the decision to the store
+before anything is queued for delivery, and `reconcile` (run at start) queues again any
+approved letter whose outbox entry a crash lost; the outbox entry of a letter has a fixed
+name, so it is never queued twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+
+from relay import compose
+from relay.config import Library, Staff
+from relay.context import Context
+from relay.errors import NotAllowed, NotFound, UserError
+from relay.route import LetterRoute, Refusal, route_letter
+from relay.scrub import ScrubbedLetter, ScrubPolicy, scrub_letter
+from relay.spool import Item, new_id
+from relay.store import now_iso
+from relay.store.records import APPROVED, HELD, REJECTED, Letter, Participant
+
+log = logging.getLogger("relay")
+
+
+# --- holding -------------------------------------------------------------------------------
+
+
+def _threading_headers(raw: bytes) -> tuple[str, str, tuple[str, ...]]:
+    try:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+        message_id = str(headers.get("Message-ID", "") or "").strip()
+        in_reply_to = str(headers.get("In-Reply-To", "") or "").strip()
+        references = tuple(str(headers.get("References", "") or "").split())
+    except Exception:  # a garbled header must not lose the letter
+        return "", "", ()
+    return message_id, in_reply_to.split()[0] if in_reply_to else "", references
+
+
+def scrub_policy(sender: Participant) -> ScrubPolicy:
+    return ScrubPolicy(private_values=(sender.email,))
+
+
+def scrubbed(ctx: Context, letter: Letter) -> ScrubbedLetter:
+    """The letter exactly as it will be delivered (scrubbing is pure and repeatable)."""
+    sender = _participant(ctx, letter.sender)
+    return scrub_letter(ctx.spool.original(letter.spool_id), scrub_policy(sender))
+
+
+def hold_incoming(ctx: Context, item: Item) -> list[Letter]:
+    raw = ctx.spool.original(item.id)
+    message_id, in_reply_to, references = _threading_headers(raw)
+    held = []
+    for rcpt in item.meta.get("rcpt_tos", []):
+        decision = route_letter(
+            ctx.config,
+            item.meta.get("mail_from", ""),
+            rcpt,
+            by_masked=ctx.store.by_masked,
+            by_email=ctx.store.by_email,
+        )
+        if isinstance(decision, Refusal):
+            # Accepted earlier, refused now (a pairing ended in between): keep the original
+            # in the spool and tell the log; nothing is delivered.
+            log.warning("not held spool=%s reason=%s", item.id, decision.reason)
+            ctx.store.audit("not-held", spool=item.id, reason=decision.reason)
+            continue
+        letter = _hold_one(ctx, item, raw, decision, (message_id, in_reply_to, references))
+        held.append(letter)
+    ctx.spool.processed(item.id)
+    return held
+
+
+def _hold_one(
+    ctx: Context,
+    item: Item,
+    raw: bytes,
+    route: LetterRoute,
+    threading: tuple[str, str, tuple[str, ...]],
+) -> Letter:
+    clean = scrub_letter(raw, scrub_policy(route.sender))
+    message_id, in_reply_to, references = threading
+
+    def build(letter_id: int) -> Letter:
+        return Letter(
+            id=letter_id,
+            spool_id=item.id,
+            sender=route.sender.id,
+            recipient=route.recipient.id,
+            sender_masked=route.sender.masked,
+            recipient_masked=route.recipient.masked,
+            sender_library=route.sender.library,
+            recipient_library=route.recipient.library,
+            subject=clean.subject,
+            received_at=str(item.meta.get("received_at") or now_iso()),
+            notes=clean.notes,
+            removed=tuple({"kind": r.kind, "detail": r.detail} for r in clean.removed),
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=references,
+            history=({"at": now_iso(), "event": "held"},),
+        )
+
+    spool_key = f"spool:{item.id}:{route.recipient.id}"
+    letter = ctx.store.hold_letter(build, spool_key=spool_key)
+    log.info(
+        "held letter=%d from=%s to=%s notes=%d",
+        letter.id,
+        letter.sender_masked,
+        letter.recipient_masked,
+        len(letter.notes),
+    )
+    ctx.store.audit("held", letter=letter.id, spool=item.id)
+    return letter
+
+
+# --- deciding ------------------------------------------------------------------------------
+
+
+def _participant(ctx: Context, participant_id: str) -> Participant:
+    participant = ctx.store.participant(participant_id)
+    if participant is None:
+        raise NotFound(f"participant {participant_id} not found")
+    return participant
+
+
+def _moderator(ctx: Context, letter: Letter, by: str) -> tuple[Library, Staff]:
+    library = ctx.config.library(letter.sender_library)
+    member = library.staff_member(by) if library else None
+    if library is None or member is None or not member.is_moderator:
+        raise NotAllowed(
+            f"{by} is not a moderator of library {letter.sender_library!r}, "
+            f"which decides on letter {letter.id}"
+        )
+    return library, member
+
+
+def _must_be_held(letter: Letter) -> None:
+    if letter.status != HELD:
+        raise UserError(f"letter {letter.id} is {letter.status}, not held")
+
+
+def approve(ctx: Context, letter_id: int, by: str, *, via: str = "cli") -> Letter:
+    letter = ctx.store.letter(letter_id)
+    if letter is None:
+        raise NotFound(f"letter {letter_id} not found")
+    library, member = _moderator(ctx, letter, by)
+    out_id = compose.letter_message_id(ctx.secret, letter_id, ctx.config.relay.domain)
+    stamp = now_iso()
+
+    def decide(current: Letter) -> Letter:
+        _must_be_held(current)
+        return current.but(
+            status=APPROVED,
+            decided_by=member.email,
+            decided_at=stamp,
+            out_message_id=out_id,
+            history=(*current.history, {"at": stamp, "event": "approved", "by": member.name}),
+        )
+
+    approved = ctx.store.update_letter(letter_id, decide)
+    ctx.store.audit("approved", letter=letter_id, by=member.email, via=via)
+    log.info("approved letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
+    enqueue_letter(ctx, approved)
+    return approved
+
+
+def reject(ctx: Context, letter_id: int, by: str, reason: str, *, via: str = "cli") -> Letter:
+    if not reason.strip():
+        raise UserError("a rejection needs a reason; it is sent to the writer")
+    letter = ctx.store.letter(letter_id)
+    if letter is None:
+        raise NotFound(f"letter {letter_id} not found")
+    library, member = _moderator(ctx, letter, by)
+    stamp = now_iso()
+
+    def decide(current: Letter) -> Letter:
+        _must_be_held(current)
+        return current.but(
+            status=REJECTED,
+            decided_by=member.email,
+            decided_at=stamp,
+            reason=reason.strip(),
+            history=(*current.history, {"at": stamp, "event": "rejected", "by": member.name}),
+        )
+
+    rejected = ctx.store.update_letter(letter_id, decide)
+    ctx.store.audit("rejected", letter=letter_id, by=member.email, via=via, reason=reason)
+    log.info("rejected letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
+    _tell_writer_rejected(ctx, rejected)
+    return rejected
+
+
+def _tell_writer_rejected(ctx: Context, letter: Letter) -> None:
+    sender = _participant(ctx, letter.sender)
+    recipient = _participant(ctx, letter.recipient)
+    library = ctx.config.library(sender.library)
+    subject, text = ctx.templates.email(
+        sender.language,
+        "rejected",
+        name=sender.name,
+        pal_name=recipient.name,
+        subject=letter.subject,
+        reason=letter.reason,
+        library_name=library.name if library else sender.library,
+        program_name=ctx.config.relay.program_name,
+    )
+    send_notice(
+        ctx,
+        f"rejected-{letter.id}",
+        Address(sender.name, addr_spec=sender.email),
+        subject,
+        text,
+        kind="rejection",
+        letter=letter.id,
+    )
+
+
+# --- to the outbox -------------------------------------------------------------------------
+
+
+def _party(ctx: Context, participant: Participant) -> compose.Party:
+    library = ctx.config.library(participant.library)
+    return compose.Party(
+        name=participant.name,
+        library_name=library.name if library else participant.library,
+        masked=participant.masked,
+        email=participant.email,
+        language=participant.language,
+    )
+
+
+def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ...]]:
+    """Rewrite threading ids into the ones the reader's mail client knows; drop the rest."""
+    domain = ctx.config.relay.domain
+
+    def mapped(message_id: str) -> str | None:
+        own = compose.letter_of_message_id(ctx.secret, message_id, domain)
+        if own is not None:
+            earlier = ctx.store.letter(own)
+            if earlier and earlier.sender == letter.recipient and earlier.message_id:
+                return earlier.message_id  # the reader's own original
+            return None
+        earlier = ctx.store.letter_by_message_id(message_id)
+        if earlier and earlier.sender == letter.sender and earlier.out_message_id:
+            return earlier.out_message_id  # what the reader received from us
+        return None
+
+    references = tuple(
+        dict.fromkeys(m for m in (mapped(r) for r in letter.references) if m is not None)
+    )
+    in_reply_to = mapped(letter.in_reply_to) if letter.in_reply_to else None
+    return in_reply_to, references
+
+
+def enqueue_letter(ctx: Context, letter: Letter) -> bool:
+    sender = _participant(ctx, letter.sender)
+    recipient = _participant(ctx, letter.recipient)
+    in_reply_to, references = _map_thread(ctx, letter)
+    decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
+    message = compose.compose_letter(
+        scrubbed(ctx, letter),
+        sender=_party(ctx, sender),
+        recipient=_party(ctx, recipient),
+        program_name=ctx.config.relay.program_name,
+        message_id=letter.out_message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        date=decided,
+        templates=ctx.templates,
+    )
+    envelope_from = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
+    meta = {
+        "kind": "letter",
+        "letter": letter.id,
+        "from": envelope_from,
+        "to": [recipient.email],
+        "attempts": 0,
+        "queued_at": now_iso(),
+    }
+    return ctx.spool.enqueue(f"letter-{letter.id}", message.as_bytes(), meta)
+
+
+def send_notice(
+    ctx: Context,
+    item_id: str | None,
+    to: Address,
+    subject: str,
+    text: str,
+    *,
+    kind: str,
+    letter: int | None = None,
+) -> None:
+    """Queue a message from the program to one person (staff or a participant)."""
+    config = ctx.config
+    message = compose.compose_notice(
+        sender=Address(config.relay.program_name, addr_spec=config.program_address),
+        to=to,
+        subject=subject,
+        text=text,
+        domain=config.relay.domain,
+        date=datetime.now(UTC),
+    )
+    meta = {
+        "kind": kind,
+        "letter": letter,
+        "from": f"bounces@{config.relay.domain}",
+        "to": [to.addr_spec],
+        "attempts": 0,
+        "queued_at": now_iso(),
+    }
+    ctx.spool.enqueue(item_id or f"notice-{new_id()}", message.as_bytes(), meta)
+
+
+def reconcile(ctx: Context) -> int:
+    """At start: queue again every approved letter whose outbox entry was lost."""
+    queued = 0
+    for letter in ctx.store.approved_letters():
+        if enqueue_letter(ctx, letter):
+            log.info("requeued letter=%d", letter.id)
+            queued += 1
+    return queued

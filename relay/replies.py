@@ -1,0 +1,29 @@
+"""Every SMTP reply the relay gives, named once, with its RFC 3463 enhanced status code.
+
+The intake code and the tests use these same names. No reply ever carries a real address,
+a letter's content or a traceback.
+"""
+
+from __future__ import annotations
+
+OK = "250 2.0.0 OK"
+QUEUED = "250 2.6.0 Letter received; it will be delivered once a librarian approves it"
+SENDER_OK = "250 2.1.0 Sender OK"
+RECIPIENT_OK = "250 2.1.5 Recipient OK"
+
+TRY_AGAIN = "451 4.3.0 Temporary problem at the relay; please try again later"
+SHUTTING_DOWN = "421 4.3.2 The relay is restarting; please try again in a few minutes"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients for one letter"
+
+UNKNOWN_RECIPIENT = "550 5.1.1 No pen pal has this address"
+SENDER_NOT_ENROLLED = (
+    "550 5.7.1 This address is not enrolled in the pen-pal program; ask your library to enrol it"
+)
+NOT_PAIRED = "550 5.7.1 You are not paired with this pen pal; ask your library"
+PARTICIPANT_PAUSED = "550 5.7.1 This pen pal is not receiving letters at the moment"
+SENDER_PAUSED = "550 5.7.1 Your letters are paused; ask your library"
+RELAY_DENIED = "554 5.7.1 This relay only accepts mail for its own pen-pal addresses"
+BAD_SENDER_SYNTAX = "553 5.1.7 The sender address is not valid"
+BAD_RECIPIENT_SYNTAX = "553 5.1.3 The recipient address is not valid"
+TOO_BIG = "552 5.3.4 The letter is too large for the relay"
+LINE_TOO_LONG = "500 5.5.2 Line too long"

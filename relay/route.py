@@ -1,0 +1,69 @@
+"""Who is writing to whom: the decision made for each recipient of an incoming message.
+
+Pure apart from the two lookups passed in. The same decision is taken at RCPT time (to
+refuse early with a precise reply) and again when the accepted message is processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relay import replies
+from relay.addresses import normalize, split
+from relay.config import Config
+from relay.store.records import ACTIVE, Participant
+
+
+@dataclass(frozen=True)
+class LetterRoute:
+    sender: Participant
+    recipient: Participant
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reply: str
+    reason: str  # for the log: never an address
+
+
+Route = LetterRoute | Refusal
+
+
+def route_letter(
+    config: Config,
+    mail_from: str,
+    rcpt: str,
+    *,
+    by_masked: Callable[[str], Participant | None],
+    by_email: Callable[[str], list[Participant]],
+) -> Route:
+    local, domain = split(rcpt)
+    if domain != config.relay.domain:
+        return Refusal(replies.RELAY_DENIED, "foreign-domain")
+    recipient = by_masked(f"{local}@{domain}")
+    if recipient is None or config.library(recipient.library) is None:
+        return Refusal(replies.UNKNOWN_RECIPIENT, "unknown-recipient")
+    try:
+        sender_email = normalize(mail_from) if mail_from else ""
+    except ValueError:
+        return Refusal(replies.SENDER_NOT_ENROLLED, "sender-not-enrolled")
+    candidates = (
+        [p for p in by_email(sender_email) if config.library(p.library)] if sender_email else []
+    )
+    if not candidates:
+        return Refusal(replies.SENDER_NOT_ENROLLED, "sender-not-enrolled")
+    paired = [
+        p
+        for p in candidates
+        if recipient.id in p.pals and recipient.library in config.partners_of(p.library)
+    ]
+    if not paired:
+        return Refusal(replies.NOT_PAIRED, "not-paired")
+    # Siblings may share one family address; any of them paired with this pal is the writer.
+    active = [p for p in paired if p.status == ACTIVE]
+    if not active:
+        return Refusal(replies.SENDER_PAUSED, "sender-paused")
+    if recipient.status != ACTIVE:
+        return Refusal(replies.PARTICIPANT_PAUSED, "recipient-paused")
+    return LetterRoute(sender=active[0], recipient=recipient)

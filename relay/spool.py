@@ -1,0 +1,136 @@
+"""The spool: message bytes on disk, in queue folders, written durably.
+
+    spool/incoming/<id>.eml + <id>.json   accepted by intake, not yet processed
+    spool/messages/<id>.eml               originals as received, kept for staff and audit
+    spool/outbox/<id>.eml + <id>.json     composed messages waiting for the transport
+    spool/failed/<id>.eml + <id>.json     messages the transport refused for good
+
+In each queue the `.json` file is the commit marker: it is written (atomically, fsynced,
+folder fsynced) only after the `.eml` beside it is fsynced. An `.eml` without its `.json`
+was never acknowledged to anyone and is removed at start. Intake answers 250 only after
+`accept` returned; the outbox is emptied only after the transport confirmed delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relay.store.files import fsync_dir, write_atomic
+
+QUEUES = ("incoming", "messages", "outbox", "failed")
+
+
+def new_id() -> str:
+    """Sortable by arrival, unique without coordination."""
+    return f"{time.time_ns():x}-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    queue: str
+    meta: dict[str, Any]
+
+
+class Spool:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for queue in QUEUES:
+            (root / queue).mkdir(parents=True, exist_ok=True)
+
+    def path(self, queue: str, item_id: str, suffix: str = ".eml") -> Path:
+        return self.root / queue / f"{item_id}{suffix}"
+
+    def _write(self, queue: str, item_id: str, raw: bytes, meta: dict[str, Any]) -> None:
+        with open(self.path(queue, item_id), "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # The marker's rename and the folder fsync also make the .eml's name durable.
+        write_atomic(self.path(queue, item_id, ".json"), json.dumps(meta).encode())
+
+    # --- incoming ------------------------------------------------------------------------
+
+    def accept(self, raw: bytes, envelope: dict[str, Any]) -> str:
+        """Durably store a message as received; returns its spool id."""
+        item_id = new_id()
+        self._write("incoming", item_id, raw, envelope)
+        return item_id
+
+    def pending(self) -> list[Item]:
+        return self._items("incoming")
+
+    def original(self, item_id: str) -> bytes:
+        for queue in ("incoming", "messages"):
+            path = self.path(queue, item_id)
+            if path.exists():
+                return path.read_bytes()
+        raise FileNotFoundError(item_id)
+
+    def processed(self, item_id: str) -> None:
+        """Move an incoming message to the kept originals, then drop its marker."""
+        source = self.path("incoming", item_id)
+        if source.exists():
+            os.replace(source, self.path("messages", item_id))
+            fsync_dir(self.root / "messages")
+        self.path("incoming", item_id, ".json").unlink(missing_ok=True)
+        fsync_dir(self.root / "incoming")
+
+    # --- outbox --------------------------------------------------------------------------
+
+    def enqueue(self, item_id: str, message: bytes, meta: dict[str, Any]) -> bool:
+        """Put a composed message in the outbox once; False if it is already there."""
+        if self.path("outbox", item_id, ".json").exists():
+            return False
+        self._write("outbox", item_id, message, meta)
+        return True
+
+    def outbox(self) -> list[Item]:
+        return self._items("outbox")
+
+    def message(self, queue: str, item_id: str) -> bytes:
+        return self.path(queue, item_id).read_bytes()
+
+    def update(self, queue: str, item_id: str, meta: dict[str, Any]) -> None:
+        write_atomic(self.path(queue, item_id, ".json"), json.dumps(meta).encode())
+
+    def sent(self, item_id: str) -> None:
+        self.path("outbox", item_id, ".json").unlink(missing_ok=True)
+        self.path("outbox", item_id).unlink(missing_ok=True)
+        fsync_dir(self.root / "outbox")
+
+    def give_up(self, item_id: str, meta: dict[str, Any]) -> None:
+        os.replace(self.path("outbox", item_id), self.path("failed", item_id))
+        write_atomic(self.path("failed", item_id, ".json"), json.dumps(meta).encode())
+        self.path("outbox", item_id, ".json").unlink(missing_ok=True)
+        fsync_dir(self.root / "outbox")
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def _items(self, queue: str) -> list[Item]:
+        items = []
+        for marker in sorted((self.root / queue).glob("*.json")):
+            try:
+                meta = json.loads(marker.read_bytes())
+            except (OSError, ValueError):
+                continue
+            items.append(Item(marker.stem, queue, meta))
+        return items
+
+    def remove_unacknowledged(self) -> int:
+        """At start: drop bodies whose marker was never written (never acknowledged)."""
+        removed = 0
+        for queue in ("incoming", "outbox"):
+            for body in (self.root / queue).glob("*.eml"):
+                if not body.with_suffix(".json").exists():
+                    body.unlink()
+                    removed += 1
+            for temp in (self.root / queue).glob(".*.tmp"):
+                temp.unlink()
+        return removed

@@ -1,0 +1,300 @@
+"""The store: participants, letters, lookup keys and the audit log, on TinyDB files.
+
+Layout under `<data_dir>/store/`:
+
+    counters.json                next participant and letter numbers
+    participants/NNN.json        256 shards, participant p<n> lives in shard n % 256
+    keys/NNN.json                256 shards of lookup keys (masked address, real email,
+                                 Message-ID, spool item), shard = hash(key) % 256
+    letters/NN.json              64 shards of *hot* letters (held, approved, in the outbox)
+    archive/letters-NNNNN.jsonl  append-only final records, 10,000 letter ids per file
+    audit/YYYY-MM.jsonl          append-only audit log
+
+Cost model. Every write rewrites one shard atomically (temp file, fsync, rename, fsync the
+folder); no operation on one letter or one participant rewrites more than one or two
+shards. At 100,000 participants a participant shard holds about 400 records (~120 KB) and a
+key shard about 1,200 short entries, so enrolling, pairing or holding a letter costs a few
+small rewrites whatever the size of the program. Letters leave the hot shards when they
+reach a final state (delivered, rejected, failed) and are appended to the archive, so the
+hot shards hold only the queue, and a million letters never make a hold or an approval
+slower. Looking up an archived letter reads one archive file (10,000 letters).
+
+Concurrency. Reads take no lock: every file is replaced atomically. Writes take one
+exclusive file lock (`store.lock`) for the whole read-modify-write, so `serve` and CLI
+commands running beside it never lose each other's updates. Inside `serve` all writes go
+through one worker thread (see `relay.app`), so the lock is only ever contended by a CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from tinydb import TinyDB
+from tinydb.table import Document, Table
+
+from relay.errors import NotFound, UserError
+from relay.store.files import AtomicJSONStorage, append_line, read_lines
+from relay.store.records import (
+    APPROVED,
+    FINAL_STATES,
+    HELD,
+    Letter,
+    Participant,
+)
+
+PARTICIPANT_SHARDS = 256
+KEY_SHARDS = 256
+LETTER_SHARDS = 64
+ARCHIVE_SPAN = 10_000
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _key_doc_id(key: str) -> int:
+    """64-bit hash of a lookup key: its TinyDB doc id; the shard is derived from it."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") + 1
+
+
+def _key_shard(key: str) -> int:
+    return _key_doc_id(key) % KEY_SHARDS
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for folder in ("participants", "keys", "letters", "archive", "audit"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(root / "store.lock"), timeout=60)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the store's write lock (re-entrant within one thread)."""
+        with self._lock:
+            yield
+
+    def _table(self, path: Path) -> Table:
+        # cache_size=0: another process may have replaced the file since our last read.
+        return TinyDB(path, storage=AtomicJSONStorage).table("records", cache_size=0)
+
+    def _participant_table(self, number: int) -> Table:
+        return self._table(self.root / "participants" / f"{number % PARTICIPANT_SHARDS:03d}.json")
+
+    def _letter_table(self, letter_id: int) -> Table:
+        return self._table(self.root / "letters" / f"{letter_id % LETTER_SHARDS:02d}.json")
+
+    def _key_table(self, key: str) -> Table:
+        return self._table(self.root / "keys" / f"{_key_shard(key):03d}.json")
+
+    def _next(self, counter: str) -> int:
+        table = self._table(self.root / "counters.json")
+        doc = table.get(doc_id=1)
+        values: dict[str, int] = dict(doc) if isinstance(doc, dict) else {}
+        value = values.get(counter, 0) + 1
+        values[counter] = value
+        table.upsert(Document(values, doc_id=1))
+        return value
+
+    # --- lookup keys ---------------------------------------------------------------------
+
+    def key(self, key: str) -> Any:
+        doc = self._key_table(key).get(doc_id=_key_doc_id(key))
+        if isinstance(doc, dict) and doc.get("k") == key:
+            return doc.get("v")
+        return self._key_scan(key)
+
+    def _key_scan(self, key: str) -> Any:
+        for doc in self._key_table(key).all():
+            if doc.get("k") == key:
+                return doc.get("v")
+        return None
+
+    def set_key(self, key: str, value: Any) -> None:
+        table = self._key_table(key)
+        doc_id = _key_doc_id(key)
+        existing = table.get(doc_id=doc_id)
+        if isinstance(existing, dict) and existing.get("k") not in (None, key):
+            # Two keys with one 64-bit hash: keep both; `key()` falls back to a scan.
+            for doc in table.all():
+                if doc.get("k") == key:
+                    table.upsert(Document({"k": key, "v": value}, doc_id=doc.doc_id))
+                    return
+            table.insert(Document({"k": key, "v": value}, doc_id=2**64 + len(table) + 1))
+            return
+        table.upsert(Document({"k": key, "v": value}, doc_id=doc_id))
+
+    # --- participants --------------------------------------------------------------------
+
+    def add_participant(
+        self,
+        *,
+        library: str,
+        name: str,
+        email: str,
+        language: str,
+        new_masked: Callable[[], str],
+    ) -> Participant:
+        with self.writing():
+            masked = new_masked()
+            while self.key(f"masked:{masked}") is not None:
+                masked = new_masked()
+            number = self._next("participant")
+            participant = Participant(
+                id=f"p{number}",
+                library=library,
+                name=name,
+                email=email,
+                language=language,
+                masked=masked,
+                created_at=now_iso(),
+            )
+            # Keys first: a crash before the record leaves an orphan key, never a
+            # participant that cannot be found.
+            self.set_key(f"masked:{masked}", participant.id)
+            self.set_key(f"email:{email}", [*self._email_ids(email), participant.id])
+            self._participant_table(number).upsert(Document(participant.to_dict(), doc_id=number))
+            return participant
+
+    def _email_ids(self, email: str) -> list[str]:
+        value = self.key(f"email:{email}")
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def participant(self, participant_id: str) -> Participant | None:
+        number = _participant_number(participant_id)
+        if number is None:
+            return None
+        doc = self._participant_table(number).get(doc_id=number)
+        return Participant.from_dict(dict(doc)) if isinstance(doc, dict) else None
+
+    def by_masked(self, address: str) -> Participant | None:
+        value = self.key(f"masked:{address.lower()}")
+        return self.participant(value) if isinstance(value, str) else None
+
+    def by_email(self, email: str) -> list[Participant]:
+        found = (self.participant(pid) for pid in self._email_ids(email.lower()))
+        return [p for p in found if p is not None and p.email == email.lower()]
+
+    def participants(self) -> list[Participant]:
+        found = []
+        for shard in sorted((self.root / "participants").glob("*.json")):
+            found += [Participant.from_dict(dict(doc)) for doc in self._table(shard).all()]
+        return sorted(found, key=lambda p: p.number)
+
+    def save_participant(self, participant: Participant) -> None:
+        with self.writing():
+            number = participant.number
+            self._participant_table(number).upsert(Document(participant.to_dict(), doc_id=number))
+
+    def pair(self, first: Participant, second: Participant) -> None:
+        with self.writing():
+            for one, other in ((first, second), (second, first)):
+                fresh = self.participant(one.id)
+                if fresh is None:
+                    raise NotFound(f"participant {one.id} not found")
+                if other.id not in fresh.pals:
+                    self.save_participant(fresh.but(pals=(*fresh.pals, other.id)))
+
+    # --- letters -------------------------------------------------------------------------
+
+    def hold_letter(self, build: Callable[[int], Letter], *, spool_key: str) -> Letter:
+        """Record a new held letter once per spool item and recipient (idempotent)."""
+        with self.writing():
+            existing = self.key(spool_key)
+            if isinstance(existing, int):
+                letter = self.letter(existing)
+                if letter is not None:
+                    return letter
+            letter_id = self._next("letter")
+            letter = build(letter_id)
+            self.set_key(spool_key, letter_id)
+            if letter.message_id:
+                self.set_key(f"msgid:{letter.message_id}", letter_id)
+            self._letter_table(letter_id).upsert(Document(letter.to_dict(), doc_id=letter_id))
+            return letter
+
+    def letter(self, letter_id: int) -> Letter | None:
+        doc = self._letter_table(letter_id).get(doc_id=letter_id)
+        if isinstance(doc, dict):
+            return Letter.from_dict(dict(doc))
+        records = [r for r in read_lines(self._archive_path(letter_id)) if r.get("id") == letter_id]
+        return Letter.from_dict(records[-1]) if records else None
+
+    def letter_by_message_id(self, message_id: str) -> Letter | None:
+        value = self.key(f"msgid:{message_id}")
+        return self.letter(value) if isinstance(value, int) else None
+
+    def save_letter(self, letter: Letter) -> None:
+        """Write a letter's new state; a final state moves it from the hot shards to the archive."""
+        with self.writing():
+            table = self._letter_table(letter.id)
+            if letter.status in FINAL_STATES:
+                append_line(self._archive_path(letter.id), letter.to_dict())
+                if table.get(doc_id=letter.id) is not None:
+                    table.remove(doc_ids=[letter.id])
+            else:
+                table.upsert(Document(letter.to_dict(), doc_id=letter.id))
+
+    def update_letter(self, letter_id: int, change: Callable[[Letter], Letter]) -> Letter:
+        """Read-modify-write one letter under the lock; `change` may raise to refuse."""
+        with self.writing():
+            letter = self.letter(letter_id)
+            if letter is None:
+                raise NotFound(f"letter {letter_id} not found")
+            updated = change(letter)
+            self.save_letter(updated)
+            return updated
+
+    def hot_letters(self) -> list[Letter]:
+        found = []
+        for shard in sorted((self.root / "letters").glob("*.json")):
+            found += [Letter.from_dict(dict(doc)) for doc in self._table(shard).all()]
+        return sorted(found, key=lambda letter: letter.id)
+
+    def queue(self, library: str | None = None) -> list[Letter]:
+        return [
+            letter
+            for letter in self.hot_letters()
+            if letter.status == HELD and library in (None, letter.sender_library)
+        ]
+
+    def approved_letters(self) -> list[Letter]:
+        return [letter for letter in self.hot_letters() if letter.status == APPROVED]
+
+    def _archive_path(self, letter_id: int) -> Path:
+        return self.root / "archive" / f"letters-{letter_id // ARCHIVE_SPAN:05d}.jsonl"
+
+    # --- audit ---------------------------------------------------------------------------
+
+    def audit(self, event: str, **details: Any) -> None:
+        record = {"at": now_iso(), "event": event, **details}
+        with self.writing():
+            append_line(self.root / "audit" / f"{record['at'][:7]}.jsonl", record)
+
+    def audit_log(self) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        for path in sorted((self.root / "audit").glob("*.jsonl")):
+            entries += read_lines(path)
+        return entries
+
+
+def _participant_number(participant_id: str) -> int | None:
+    digits = participant_id.removeprefix("p")
+    return int(digits) if digits.isdigit() else None
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+__all__ = ["Letter", "Participant", "Store", "UserError", "dump", "now_iso"]

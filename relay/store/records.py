@@ -1,0 +1,92 @@
+"""The records the relay keeps: participants and letters, as plain frozen values."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Self
+
+ACTIVE = "active"
+PAUSED = "paused"
+
+HELD = "held"
+APPROVED = "approved"  # in the outbox, not yet confirmed by the transport
+DELIVERED = "delivered"
+REJECTED = "rejected"
+FAILED = "failed"
+FINAL_STATES = (DELIVERED, REJECTED, FAILED)
+
+
+class _Record:
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        values = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known
+        }
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    def but(self, **changes: Any) -> Self:
+        return replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class Participant(_Record):
+    id: str
+    library: str
+    name: str
+    email: str
+    language: str
+    masked: str
+    status: str = ACTIVE
+    pals: tuple[str, ...] = ()
+    created_at: str = ""
+
+    @property
+    def number(self) -> int:
+        return int(self.id.removeprefix("p"))
+
+
+@dataclass(frozen=True)
+class Letter(_Record):
+    id: int
+    spool_id: str
+    sender: str
+    recipient: str
+    sender_masked: str
+    recipient_masked: str
+    sender_library: str
+    recipient_library: str
+    subject: str
+    received_at: str
+    status: str = HELD
+    flags: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+    removed: tuple[dict[str, str], ...] = ()
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    out_message_id: str = ""
+    decided_by: str = ""
+    decided_at: str = ""
+    reason: str = ""
+    delivered_at: str = ""
+    last_error: str = ""
+    history: tuple[dict[str, str], ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        """The fields `queue list` shows: no real address is in a letter record at all."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "from": self.sender_masked,
+            "to": self.recipient_masked,
+            "from_library": self.sender_library,
+            "to_library": self.recipient_library,
+            "subject": self.subject,
+            "received_at": self.received_at,
+            "flags": [dict(flag) for flag in self.flags],
+            "notes": list(self.notes),
+        }

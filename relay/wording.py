@@ -1,0 +1,69 @@
+"""Words people read, rendered from Jinja2 templates per language.
+
+The package ships `templates/` (the top-level folder of the source tree, installed as
+`relay.templates`). `[relay] templates_dir` may hold single files with the same relative
+names; each one found there wins over the shipped one, so a library can reword one notice
+without copying them all. A template is looked up in the reader's language, then its base
+language (`pt` for `pt-BR`), then English.
+
+Email templates start with a `Subject:` line, a blank line, then the body.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+FALLBACK_LANGUAGE = "en"
+
+
+def shipped_templates() -> Path:
+    try:
+        return Path(str(resources.files("relay.templates")))
+    except ModuleNotFoundError:  # running from a source tree that was never installed
+        return Path(__file__).resolve().parents[1] / "templates"
+
+
+def environment(override: Path | None, *, html: bool) -> jinja2.Environment:
+    folders = [str(override)] if override else []
+    folders.append(str(shipped_templates()))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=html,  # noqa: S701 -- plain-text mail is not HTML; HTML escapes
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+class Templates:
+    def __init__(self, override: Path | None = None) -> None:
+        self.text = environment(override, html=False)
+        self.html = environment(override, html=True)
+
+    def _candidates(self, kind: str, language: str, name: str) -> list[str]:
+        base = language.split("-")[0]
+        return [f"{kind}/{lang}/{name}" for lang in dict.fromkeys((language, base, "en"))]
+
+    def render(self, kind: str, language: str, name: str, **values: object) -> str:
+        env = self.html if name.endswith(".html") else self.text
+        template = env.select_template(self._candidates(kind, language, name))
+        return template.render(**values)
+
+    def email(self, language: str, template: str, **values: object) -> tuple[str, str]:
+        """Render `email/<lang>/<template>.txt` into (subject, body)."""
+        rendered = self.render("email", language, f"{template}.txt", **values)
+        first, _, body = rendered.partition("\n")
+        if not first.startswith("Subject:"):
+            raise jinja2.TemplateError(f"email template {template!r} must start with 'Subject:'")
+        return first.removeprefix("Subject:").strip(), body.lstrip("\n")
+
+    def has_html(self, language: str, name: str) -> bool:
+        try:
+            self.html.select_template(self._candidates("email", language, f"{name}.html"))
+        except jinja2.TemplatesNotFound:
+            return False
+        return True
