@@ -228,7 +228,7 @@ def _kind_name(kind: type) -> str:
 def _host_port(section: _Section, name: str, default: str) -> HostPort:
     text = section.get(name, str, default) or default
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         section.problem(name, f"must be HOST:PORT, not {text!r}")
         return HostPort("127.0.0.1", 0)
     return HostPort(host.strip("[]"), int(port))

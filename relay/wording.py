@@ -48,10 +48,10 @@ class Templates:
         base = language.split("-")[0]
         return [f"{kind}/{lang}/{name}" for lang in dict.fromkeys((language, base, "en"))]
 
-    def render(self, kind: str, language: str, name: str, **values: object) -> str:
-        env = self.html if name.endswith(".html") else self.text
-        template = env.select_template(self._candidates(kind, language, name))
-        return template.render(**values)
+    def render(self, kind: str, language: str, template: str, **values: object) -> str:
+        env = self.html if template.endswith(".html") else self.text
+        found = env.select_template(self._candidates(kind, language, template))
+        return found.render(**values)
 
     def email(self, language: str, template: str, **values: object) -> tuple[str, str]:
         """Render `email/<lang>/<template>.txt` into (subject, body)."""

@@ -1,0 +1,355 @@
+"""Shared fixtures: a real relay process, a real SMTP sink, and a program to run them with.
+
+The relay under test is `python -m relay serve` in its own process, listening on a port the
+OS picked (written by `serve` to `<data_dir>/run/serve.json`). Participants are enrolled with
+the same functions the CLI uses; decisions go through the real CLI in a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from relay import config as config_module
+from relay.cli import enroll, pair
+from relay.context import Context, open_context
+from relay.store.records import Participant
+
+MODERATOR_A = "ana.lopez@riverside-library.example.org"
+MODERATOR_A2 = "sam.lee@riverside-library.example.org"
+MODERATOR_B = "carmen.rojas@biblioteca-severin.example.org"
+DOMAIN = "pals.example.org"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll until `condition()` is truthy; return its value (no fixed sleeps in tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def config_text(
+    data_dir: Path,
+    *,
+    transport: str = "maildir",
+    smarthost: str = "127.0.0.1:25",
+    extra_relay: str = "",
+    extra_libraries: str = "",
+) -> str:
+    return textwrap.dedent(
+        f"""
+        [relay]
+        domain = "{DOMAIN}"
+        data_dir = "{data_dir}"
+        program_name = "Test Pen Pals"
+        log_level = "INFO"
+        {extra_relay}
+
+        [smtp]
+        listen = "127.0.0.1:0"
+        max_message_bytes = 10485760
+        shutdown_grace_seconds = 10
+
+        [delivery]
+        transport = "{transport}"
+        maildir = "{data_dir}/maildir"
+        smarthost = "{smarthost}"
+        starttls = false
+        timeout_seconds = 5
+        retry_first_seconds = 0.2
+        retry_max_seconds = 0.5
+        give_up_after_hours = 1
+
+        [[libraries]]
+        id = "riverside"
+        name = "Riverside Public Library"
+        country = "US"
+        language = "en"
+        timezone = "America/New_York"
+        staff = [
+          {{ email = "{MODERATOR_A}", name = "Ana", roles = ["moderator", "coordinator"] }},
+          {{ email = "{MODERATOR_A2}", name = "Sam", roles = ["moderator"] }},
+        ]
+
+        [[libraries]]
+        id = "valparaiso"
+        name = "Biblioteca Santiago Severín"
+        country = "CL"
+        language = "es"
+        timezone = "America/Santiago"
+        staff = [
+          {{ email = "{MODERATOR_B}", name = "Carmen", roles = ["moderator", "coordinator"] }},
+        ]
+        {extra_libraries}
+
+        [[partnerships]]
+        libraries = ["riverside", "valparaiso"]
+        """
+    )
+
+
+@dataclass
+class Relay:
+    """One relay installation: its config, its data, and (while running) its process."""
+
+    root: Path
+    config_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self.log_path = self.root / "serve.log"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def maildir(self) -> Path:
+        return self.data_dir / "maildir"
+
+    def context(self) -> Context:
+        return open_context(config_module.load(self.config_path))
+
+    # --- process -------------------------------------------------------------------------
+
+    def start(self) -> Relay:
+        ready = self.data_dir / "run" / "serve.json"
+        ready.unlink(missing_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "relay", "--config", str(self.config_path), "serve"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+
+        def started() -> dict[str, Any] | None:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{self.log()}")
+            if not ready.exists():
+                return None
+            info: dict[str, Any] = json.loads(ready.read_text())
+            return info if info["pid"] == self.process.pid else None
+
+        info = wait_for(started, 20, "serve to listen")
+        self.port = int(info["smtp"].rsplit(":", 1)[1])
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(30)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # --- talking to it -------------------------------------------------------------------
+
+    def smtp(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=10)
+
+    def send(self, sender: str, recipients: list[str], message: bytes | str) -> dict[str, Any]:
+        with self.smtp() as client:
+            refused: dict[str, Any] = client.sendmail(sender, recipients, message)
+            return refused
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "relay", "--config", str(self.config_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.root,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def queue(self) -> list[dict[str, Any]]:
+        listing: list[dict[str, Any]] = json.loads(self.cli("queue", "list", "--json").stdout)
+        return listing
+
+    def letter(self, letter_id: int) -> dict[str, Any]:
+        shown: dict[str, Any] = json.loads(self.cli("queue", "show", str(letter_id), "--json").stdout)
+        return shown
+
+    def wait_held(self, count: int) -> list[dict[str, Any]]:
+        def enough() -> list[dict[str, Any]] | None:
+            queue = self.queue()
+            return queue if len(queue) >= count else None
+
+        return wait_for(enough, 15, f"{count} held letters")
+
+    def enroll(self, library: str, name: str, address: str) -> Participant:
+        return enroll(self.context(), library, name, address, None)
+
+    def pair(self, first: Participant, second: Participant) -> None:
+        pair(self.context(), first, second)
+
+    def delivered(self) -> list[EmailMessage]:
+        return read_maildir(self.maildir)
+
+
+def read_maildir(folder: Path) -> list[EmailMessage]:
+    found = []
+    for sub in ("new", "cur"):
+        for path in sorted((folder / sub).glob("*")) if (folder / sub).exists() else []:
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            found.append(message)
+    return found
+
+
+@pytest.fixture
+def relay_factory(tmp_path: Path) -> Iterator[Callable[..., Relay]]:
+    made: list[Relay] = []
+
+    def make(**options: Any) -> Relay:
+        root = tmp_path / f"relay{len(made)}"
+        root.mkdir()
+        path = root / "config.toml"
+        path.write_text(config_text(root / "data", **options))
+        relay = Relay(root, path)
+        made.append(relay)
+        return relay
+
+    yield make
+    for relay in made:
+        if relay.process is not None and relay.process.poll() is None:
+            relay.process.kill()
+            relay.process.wait()
+
+
+@pytest.fixture
+def relay(relay_factory: Callable[..., Relay]) -> Relay:
+    return relay_factory()
+
+
+@dataclass
+class Pals:
+    maya: Participant  # riverside
+    tomas: Participant  # valparaiso
+    leo: Participant  # riverside, not paired with tomas
+
+
+@pytest.fixture
+def pals(relay: Relay) -> Pals:
+    return enroll_pals(relay)
+
+
+def enroll_pals(relay: Relay) -> Pals:
+    maya = relay.enroll("riverside", "Maya", "maya.smith@family-mail.example.net")
+    tomas = relay.enroll("valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    leo = relay.enroll("riverside", "Leo", "leo.jones@family-mail.example.net")
+    relay.pair(maya, tomas)
+    return Pals(maya, tomas, leo)
+
+
+# --- a real SMTP server standing in for the smarthost ----------------------------------------
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+class Smarthost:
+    """An aiosmtpd server on its own loop and thread; replies to DATA can be scripted."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = list(replies)
+        self.received: list[Received] = []
+        self.attempts = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.port: int = self.server.sockets[0].getsockname()[1]
+
+    async def _start(self) -> asyncio.Server:
+        return await self.loop.create_server(lambda: SMTP(self, decode_data=False),
+                                             "127.0.0.1", 0)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.attempts += 1
+        reply = self.replies.pop(0) if self.replies else "250 2.0.0 OK"
+        if reply.startswith("250"):
+            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
+                                          bytes(envelope.original_content or b"")))
+        return reply
+
+    def close(self) -> None:
+        self.server.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def smarthost(request: pytest.FixtureRequest) -> Iterator[Smarthost]:
+    marker = request.node.get_closest_marker("smarthost")
+    replies = list(marker.kwargs.get("replies", [])) if marker else []
+    host = Smarthost(replies)
+    yield host
+    host.close()
+
+
+def letter_bytes(
+    sender: str,
+    to: str,
+    subject: str = "Hello",
+    body: str = "Hi! What is school like for you?",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Maya Smith <{sender}>"
+    message["To"] = to
+    message["Subject"] = subject
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+@pytest.fixture(autouse=True)
+def _no_relay_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(config_module.ENV_VAR, raising=False)
+    os.environ.pop(config_module.ENV_VAR, None)
