@@ -42,6 +42,23 @@ def _threading_headers(raw: bytes) -> tuple[str, str, tuple[str, ...]]:
     return message_id, in_reply_to.split()[0] if in_reply_to else "", references
 
 
+def header_notes(raw: bytes, sender_email: str) -> tuple[str, ...]:
+    """What staff should know about the From line: the relay never trusts or shows it."""
+    try:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+        value = headers.get("From")
+        if value is None:
+            return ("The message had no From line.",)
+        addresses = [a.addr_spec.lower() for a in getattr(value, "addresses", ())]
+    except Exception:  # garbled beyond what the parser tolerates
+        return ("The From line could not be read.",)
+    if not addresses:
+        return ("The From line could not be read.",)
+    if sender_email not in addresses:
+        return ("The From line names another address than the enrolled one it came from.",)
+    return ()
+
+
 def scrub_policy(sender: Participant) -> ScrubPolicy:
     return ScrubPolicy(private_values=(sender.email,))
 
@@ -98,7 +115,7 @@ def _hold_one(
             recipient_library=route.recipient.library,
             subject=clean.subject,
             received_at=str(item.meta.get("received_at") or now_iso()),
-            notes=clean.notes,
+            notes=(*header_notes(raw, route.sender.email), *clean.notes),
             removed=tuple({"kind": r.kind, "detail": r.detail} for r in clean.removed),
             message_id=message_id,
             in_reply_to=in_reply_to,

@@ -120,6 +120,7 @@ class Relay:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
     port: int = 0
+    cli_config: Path | None = None  # a different file for CLI commands than `serve` reads
 
     def __post_init__(self) -> None:
         self.log_path = self.root / "serve.log"
@@ -186,7 +187,14 @@ class Relay:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "relay", "--config", str(self.config_path), *args],
+            [
+                sys.executable,
+                "-m",
+                "relay",
+                "--config",
+                str(self.cli_config or self.config_path),
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -201,7 +209,9 @@ class Relay:
         return listing
 
     def letter(self, letter_id: int) -> dict[str, Any]:
-        shown: dict[str, Any] = json.loads(self.cli("queue", "show", str(letter_id), "--json").stdout)
+        shown: dict[str, Any] = json.loads(
+            self.cli("queue", "show", str(letter_id), "--json").stdout
+        )
         return shown
 
     def wait_held(self, count: int) -> list[dict[str, Any]]:
@@ -306,15 +316,19 @@ class Smarthost:
         self.port: int = self.server.sockets[0].getsockname()[1]
 
     async def _start(self) -> asyncio.Server:
-        return await self.loop.create_server(lambda: SMTP(self, decode_data=False),
-                                             "127.0.0.1", 0)
+        return await self.loop.create_server(lambda: SMTP(self, decode_data=False), "127.0.0.1", 0)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.attempts += 1
         reply = self.replies.pop(0) if self.replies else "250 2.0.0 OK"
         if reply.startswith("250"):
-            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                          bytes(envelope.original_content or b"")))
+            self.received.append(
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content or b""),
+                )
+            )
         return reply
 
     def close(self) -> None:

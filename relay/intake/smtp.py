@@ -28,6 +28,11 @@ _BUILTIN = {
     "552 Error: Too much mail data": replies.TOO_BIG,
     "552 Error: message size exceeds fixed maximum message size": replies.TOO_BIG,
     "500 Line too long (see RFC5321 4.5.3.1.6)": replies.LINE_TOO_LONG,
+    "553 5.1.3 Error: malformed address": replies.MALFORMED_ADDRESS,
+    "500 Error: bad syntax": replies.SYNTAX_ERROR,
+    "503 Error: need MAIL command": replies.NEED_MAIL,
+    "503 Error: need RCPT command": replies.NEED_RCPT,
+    "503 Error: nested MAIL command": replies.NESTED_MAIL,
 }
 
 

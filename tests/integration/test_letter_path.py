@@ -41,8 +41,11 @@ def _reply_code(error: smtplib.SMTPRecipientsRefused) -> str:
 
 def test_letter_held_approved_delivered_with_masked_from(relay: Relay, pals: Pals) -> None:
     relay.start()
-    relay.send(pals.maya.email, [pals.tomas.masked], letter_bytes(
-        pals.maya.email, pals.tomas.masked, headers=IDENTIFYING))
+    relay.send(
+        pals.maya.email,
+        [pals.tomas.masked],
+        letter_bytes(pals.maya.email, pals.tomas.masked, headers=IDENTIFYING),
+    )
     (held,) = relay.wait_held(1)
     assert held["status"] == "held"
     assert held["from"] == pals.maya.masked and held["to"] == pals.tomas.masked
@@ -79,8 +82,11 @@ def test_letter_held_approved_delivered_with_masked_from(relay: Relay, pals: Pal
 def test_reply_threads_in_both_mail_clients(relay: Relay, pals: Pals) -> None:
     relay.start()
     original_id = "<maya-original-1@family-mail.example.net>"
-    relay.send(pals.maya.email, [pals.tomas.masked], letter_bytes(
-        pals.maya.email, pals.tomas.masked, headers={"Message-ID": original_id}))
+    relay.send(
+        pals.maya.email,
+        [pals.tomas.masked],
+        letter_bytes(pals.maya.email, pals.tomas.masked, headers={"Message-ID": original_id}),
+    )
     (first,) = relay.wait_held(1)
     relay.cli("queue", "approve", str(first["id"]), "--by", MODERATOR_A)
     (to_tomas,) = wait_for(relay.delivered)
@@ -89,13 +95,24 @@ def test_reply_threads_in_both_mail_clients(relay: Relay, pals: Pals) -> None:
 
     # Tomás answers from his mail client: a reply to the masked address, threaded on our id.
     tomas_reply_id = "<tomas-reply-7@correo.example.net>"
-    relay.send(pals.tomas.email, [pals.maya.masked], letter_bytes(
-        pals.tomas.email, pals.maya.masked, subject="Re: Hello", body="Hola Maya!",
-        headers={"Message-ID": tomas_reply_id, "In-Reply-To": relay_id,
-                 "References": f"<unknown@elsewhere.example.net> {relay_id}"}))
+    relay.send(
+        pals.tomas.email,
+        [pals.maya.masked],
+        letter_bytes(
+            pals.tomas.email,
+            pals.maya.masked,
+            subject="Re: Hello",
+            body="Hola Maya!",
+            headers={
+                "Message-ID": tomas_reply_id,
+                "In-Reply-To": relay_id,
+                "References": f"<unknown@elsewhere.example.net> {relay_id}",
+            },
+        ),
+    )
     reply = wait_for(lambda: [q for q in relay.queue() if q["from"] == pals.tomas.masked])[0]
     relay.cli("queue", "approve", str(reply["id"]), "--by", MODERATOR_B)
-    messages = wait_for(lambda: (m if len(m := relay.delivered()) == 2 else None))
+    messages = wait_for(lambda: m if len(m := relay.delivered()) == 2 else None)
     (to_maya,) = [m for m in messages if m["To"].addresses[0].addr_spec == pals.maya.email]
 
     # Maya's client knows the first letter by the id it generated itself.
@@ -105,14 +122,23 @@ def test_reply_threads_in_both_mail_clients(relay: Relay, pals: Pals) -> None:
     assert "correo.example.net" not in to_maya.as_string()
 
     # Maya answers Tomás's reply: Tomás's client must see his own id again.
-    relay.send(pals.maya.email, [pals.tomas.masked], letter_bytes(
-        pals.maya.email, pals.tomas.masked, subject="Re: Re: Hello",
-        headers={"In-Reply-To": to_maya["Message-ID"],
-                 "References": f"{original_id} {to_maya['Message-ID']}"}))
+    relay.send(
+        pals.maya.email,
+        [pals.tomas.masked],
+        letter_bytes(
+            pals.maya.email,
+            pals.tomas.masked,
+            subject="Re: Re: Hello",
+            headers={
+                "In-Reply-To": to_maya["Message-ID"],
+                "References": f"{original_id} {to_maya['Message-ID']}",
+            },
+        ),
+    )
     third = wait_for(lambda: [q for q in relay.queue() if q["subject"] == "Re: Re: Hello"])[0]
     relay.cli("queue", "approve", str(third["id"]), "--by", MODERATOR_A2)
-    messages = wait_for(lambda: (m if len(m := relay.delivered()) == 3 else None))
-    last = [m for m in messages if m["Subject"] == "Re: Re: Hello"][0]
+    messages = wait_for(lambda: m if len(m := relay.delivered()) == 3 else None)
+    last = next(m for m in messages if m["Subject"] == "Re: Re: Hello")
     assert last["In-Reply-To"] == tomas_reply_id
     assert last["References"].split() == [relay_id, tomas_reply_id]
 
@@ -137,8 +163,11 @@ def test_refusals_at_rcpt_name_the_reason(relay: Relay, pals: Pals) -> None:
 
 def test_one_good_recipient_among_refused_ones_is_held(relay: Relay, pals: Pals) -> None:
     relay.start()
-    refused = relay.send(pals.maya.email, [pals.tomas.masked, f"nobody-here-0000@{DOMAIN}"],
-                         letter_bytes(pals.maya.email, pals.tomas.masked))
+    refused = relay.send(
+        pals.maya.email,
+        [pals.tomas.masked, f"nobody-here-0000@{DOMAIN}"],
+        letter_bytes(pals.maya.email, pals.tomas.masked),
+    )
     assert list(refused) == [f"nobody-here-0000@{DOMAIN}"]
     (held,) = relay.wait_held(1)
     assert held["to"] == pals.tomas.masked
@@ -146,8 +175,11 @@ def test_one_good_recipient_among_refused_ones_is_held(relay: Relay, pals: Pals)
 
 def test_reject_tells_the_writer_kindly_and_the_pal_nothing(relay: Relay, pals: Pals) -> None:
     relay.start()
-    relay.send(pals.maya.email, [pals.tomas.masked], letter_bytes(
-        pals.maya.email, pals.tomas.masked, subject="My phone number"))
+    relay.send(
+        pals.maya.email,
+        [pals.tomas.masked],
+        letter_bytes(pals.maya.email, pals.tomas.masked, subject="My phone number"),
+    )
     (held,) = relay.wait_held(1)
     reason = "Please don't share your phone number in letters."
     relay.cli("queue", "reject", str(held["id"]), "--by", MODERATOR_A, "--reason", reason)
@@ -158,13 +190,15 @@ def test_reject_tells_the_writer_kindly_and_the_pal_nothing(relay: Relay, pals: 
     assert reason in text and "My phone number" in text and "Tomás" in text
     assert pals.tomas.email not in note.as_string()
     assert relay.letter(held["id"])["status"] == "rejected"
-    entry = [e for e in relay.context().store.audit_log() if e["event"] == "rejected"][0]
+    entry = next(e for e in relay.context().store.audit_log() if e["event"] == "rejected")
     assert entry["by"] == MODERATOR_A and entry["reason"] == reason
 
 
 def test_only_a_moderator_of_the_writers_library_decides(relay: Relay, pals: Pals) -> None:
     relay.start()
-    relay.send(pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked))
+    relay.send(
+        pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked)
+    )
     (held,) = relay.wait_held(1)
     for outsider in (MODERATOR_B, "someone@elsewhere.example.net", pals.maya.email):
         result = relay.cli("queue", "approve", str(held["id"]), "--by", outsider, check=False)
@@ -181,7 +215,9 @@ def test_only_a_moderator_of_the_writers_library_decides(relay: Relay, pals: Pal
 
 def test_logs_at_info_carry_no_real_address(relay: Relay, pals: Pals) -> None:
     relay.start()
-    relay.send(pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked))
+    relay.send(
+        pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked)
+    )
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         relay.send(pals.leo.email, [pals.tomas.masked], b"Subject: x\r\n\r\nhi\r\n")
     (held,) = relay.wait_held(1)

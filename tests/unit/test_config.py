@@ -1,0 +1,170 @@
+"""Configuration: every problem named by its key path; `config check` exits 0 or 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from relay import config as config_module
+from relay.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _problems(tmp_path: Path, edit: str, old: str = "", new: str = "") -> list[str]:
+    text = (ROOT / "config.toml").read_text()
+    if old:
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = tmp_path / "config.toml"
+    path.write_text(text + edit)
+    with pytest.raises(ConfigError) as error:
+        config_module.load(path)
+    return error.value.problems
+
+
+def test_shipped_config_is_valid_and_paths_are_relative_to_it() -> None:
+    config = config_module.load(ROOT / "config.toml")
+    assert config.relay.domain == "pals.example.org"
+    assert config.relay.data_dir == ROOT / "var"
+    assert config.delivery.maildir == ROOT / "var" / "maildir"
+    assert str(config.smtp.listen) == "127.0.0.1:2525"
+    assert config.delivery.transport == "maildir"
+    assert [lib.id for lib in config.libraries] == ["riverside", "valparaiso"]
+    assert config.partners_of("riverside") == ("valparaiso",)
+    assert all(lib.moderators for lib in config.libraries)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'timezone = "America/Santiago"',
+            'timezone = "Mars/Base"',
+            "libraries[1].timezone: unknown time zone 'Mars/Base'",
+        ),
+        (
+            'country = "CL"',
+            'country = "XX"',
+            "libraries[1].country: unknown ISO 3166 country code 'XX'",
+        ),
+        (
+            'listen = "127.0.0.1:2525"',
+            'listen = "localhost"',
+            "smtp.listen: must be HOST:PORT, not 'localhost'",
+        ),
+        (
+            'transport = "maildir"',
+            'transport = "pigeon"',
+            "delivery.transport: must be one of maildir, smtp, not 'pigeon'",
+        ),
+        (
+            'domain = "pals.example.org"',
+            "domain = 42",
+            "relay.domain: must be a string, not a whole number",
+        ),
+        (
+            "max_recipients = 10",
+            "max_recipients = 0",
+            "smtp.max_recipients: must be greater than 0",
+        ),
+        (
+            'roles = ["moderator"] }',
+            'roles = ["boss"] }',
+            "libraries[0].staff[1].roles: unknown role 'boss' (known: moderator, coordinator, "
+            "newsletter)",
+        ),
+        (
+            'libraries = ["riverside", "valparaiso"]',
+            'libraries = ["riverside", "atlantis"]',
+            "partnerships[0].libraries: no library has id 'atlantis'",
+        ),
+        (
+            'language = "es"',
+            'language = "Spanish"',
+            "libraries[1].language: must be a language code such as 'en' or 'pt-BR', not 'Spanish'",
+        ),
+        (
+            'email = "sam.lee@riverside-library.example.org"',
+            'email = "sam.lee"',
+            "libraries[0].staff[1].email: ",
+        ),
+    ],
+)
+def test_each_mistake_is_named_by_its_key(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    problems = _problems(tmp_path, "", old, new)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_unknown_keys_are_errors_everywhere(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "\n[extras]\nx = 1\n", "[smtp]", 'colour = "blue"\n[smtp]')
+    assert "relay.colour: unknown key" in problems
+    assert "extras: unknown key" in problems
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "", 'timezone = "America/New_York"', 'timezone = "Nowhere/X"')
+    more = _problems(
+        tmp_path, "\n[nonsense]\n", 'timezone = "America/New_York"', 'timezone = "Nowhere/X"'
+    )
+    assert len(more) == len(problems) + 1
+
+
+def test_not_toml_is_one_clear_problem(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[relay\ndomain=")
+    with pytest.raises(ConfigError) as error:
+        config_module.load(path)
+    assert "not valid TOML" in error.value.problems[0]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+def test_config_check_exit_codes(tmp_path: Path) -> None:
+    good = _cli("--config", str(ROOT / "config.toml"), "config", "check", cwd=tmp_path)
+    assert good.returncode == 0 and "OK" in good.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "config.toml").read_text().replace("America/Santiago", "Mars/Base"))
+    result = _cli("--config", str(bad), "config", "check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "libraries[1].timezone: unknown time zone 'Mars/Base'" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = _cli("config", "check", cwd=tmp_path)  # no ./config.toml here
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_config_init_writes_the_commented_default(tmp_path: Path) -> None:
+    result = _cli("config", "init", cwd=tmp_path)
+    assert result.returncode == 0
+    written = (tmp_path / "config.toml").read_text()
+    assert written == (ROOT / "config.toml").read_text()
+    assert tomllib.loads(written)["smtp"]["listen"] == "127.0.0.1:2525"
+    again = _cli("config", "init", cwd=tmp_path)
+    assert again.returncode == 1 and "--force" in again.stderr
+
+
+def test_usage_errors_exit_2_and_user_errors_exit_1(tmp_path: Path) -> None:
+    config = str(ROOT / "config.toml")
+    usage = _cli(
+        "--config", config, "queue", "approve", "forty-one", "--by", "x@y.org", cwd=tmp_path
+    )
+    assert usage.returncode == 2 and "a letter id is a number" in usage.stderr
+    env_var = subprocess.run(
+        [sys.executable, "-m", "relay", "config", "check"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, config_module.ENV_VAR: config},
+        timeout=60,
+    )
+    assert env_var.returncode == 0
