@@ -31,7 +31,7 @@ from relay import moderation, replies
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.delivery import outbox
-from relay.errors import ConfigError
+from relay.errors import ConfigError, DeliveryError
 from relay.intake.smtp import IntakeHandler, RelaySMTP
 from relay.store.files import write_atomic
 
@@ -171,15 +171,24 @@ class Server:
             async with limit:
                 try:
                     await outbox.deliver(self.ctx, transport, item, self.store_call)
-                except Exception:
+                except Exception as error:
+                    # Our own bug, not the peer's: retry later like a temporary failure.
                     log.exception("delivery error item=%s", item.id)
+                    problem = DeliveryError(
+                        f"internal error: {type(error).__name__}", permanent=False
+                    )
+                    with contextlib.suppress(Exception):
+                        await self.store_call(outbox.after_failure, self.ctx, item, problem)
 
         while True:
-            transport = outbox.make_transport(self.ctx.config)
-            items = await self.thread_call(self.ctx.spool.outbox)
-            ready = outbox.due(items, time.time())
-            if ready:
-                await asyncio.gather(*(one(transport, item) for item in ready))
+            try:
+                transport = outbox.make_transport(self.ctx.config)
+                items = await self.thread_call(self.ctx.spool.outbox)
+                ready = outbox.due(items, time.time())
+                if ready:
+                    await asyncio.gather(*(one(transport, item) for item in ready))
+            except Exception:
+                log.exception("delivery worker error; trying again shortly")
             self.outbox_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox_changed.wait(), POLL_SECONDS)
@@ -188,7 +197,10 @@ class Server:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             if self._stamp() != self._config_stamp:
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception:
+                    log.exception("config reload failed; the running configuration stays")
 
     def _reload_soon(self) -> None:
         asyncio.get_running_loop().create_task(self.reload())

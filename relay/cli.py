@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from relay import config as config_module
 from relay import moderation
@@ -399,6 +402,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(
             f"{PROG}: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 1
+    except jinja2.TemplateError as error:
+        print(f"{PROG}: a template could not be used: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        # A bug of ours: one line for the person, the traceback only when asked for.
+        if os.environ.get("PENPAL_RELAY_DEBUG"):
+            raise
+        print(
+            f"{PROG}: internal error ({type(error).__name__}: {error}); "
+            "run again with PENPAL_RELAY_DEBUG=1 for details",
             file=sys.stderr,
         )
         return 1

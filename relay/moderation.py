@@ -167,23 +167,27 @@ def approve(ctx: Context, letter_id: int, by: str, *, via: str = "cli") -> Lette
     if letter is None:
         raise NotFound(f"letter {letter_id} not found")
     library, member = _moderator(ctx, letter, by)
-    out_id = compose.letter_message_id(ctx.secret, letter_id, ctx.config.relay.domain)
+    _must_be_held(letter)
     stamp = now_iso()
+    approved = letter.but(
+        status=APPROVED,
+        decided_by=member.email,
+        decided_at=stamp,
+        out_message_id=compose.letter_message_id(ctx.secret, letter_id, ctx.config.relay.domain),
+        history=(*letter.history, {"at": stamp, "event": "approved", "by": member.name}),
+    )
+    # Compose before recording the decision: a letter that cannot be built is never
+    # reported as approved.
+    outgoing = deliverable(ctx, approved)
 
     def decide(current: Letter) -> Letter:
-        _must_be_held(current)
-        return current.but(
-            status=APPROVED,
-            decided_by=member.email,
-            decided_at=stamp,
-            out_message_id=out_id,
-            history=(*current.history, {"at": stamp, "event": "approved", "by": member.name}),
-        )
+        _must_be_held(current)  # another moderator may have decided meanwhile
+        return approved
 
-    approved = ctx.store.update_letter(letter_id, decide)
+    ctx.store.update_letter(letter_id, decide)
     ctx.store.audit("approved", letter=letter_id, by=member.email, via=via)
     log.info("approved letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
-    enqueue_letter(ctx, approved)
+    ctx.spool.enqueue(*outgoing)
     return approved
 
 
@@ -275,7 +279,8 @@ def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ..
     return in_reply_to, references
 
 
-def enqueue_letter(ctx: Context, letter: Letter) -> bool:
+def deliverable(ctx: Context, letter: Letter) -> tuple[str, bytes, dict[str, object]]:
+    """The outbox entry (id, bytes, envelope) of an approved letter, built from its record."""
     sender = _participant(ctx, letter.sender)
     recipient = _participant(ctx, letter.recipient)
     in_reply_to, references = _map_thread(ctx, letter)
@@ -300,7 +305,11 @@ def enqueue_letter(ctx: Context, letter: Letter) -> bool:
         "attempts": 0,
         "queued_at": now_iso(),
     }
-    return ctx.spool.enqueue(f"letter-{letter.id}", message.as_bytes(), meta)
+    return f"letter-{letter.id}", message.as_bytes(), meta
+
+
+def enqueue_letter(ctx: Context, letter: Letter) -> bool:
+    return ctx.spool.enqueue(*deliverable(ctx, letter))
 
 
 def send_notice(

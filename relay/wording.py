@@ -11,7 +11,6 @@ Email templates start with a `Subject:` line, a blank line, then the body.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -20,10 +19,10 @@ FALLBACK_LANGUAGE = "en"
 
 
 def shipped_templates() -> Path:
-    try:
-        return Path(str(resources.files("relay.templates")))
-    except ModuleNotFoundError:  # running from a source tree that was never installed
-        return Path(__file__).resolve().parents[1] / "templates"
+    """Installed: relay/templates/ beside this file; in a source tree: the top-level folder."""
+    here = Path(__file__).resolve().parent
+    installed = here / "templates"
+    return installed if installed.is_dir() else here.parent / "templates"
 
 
 def environment(override: Path | None, *, html: bool) -> jinja2.Environment:

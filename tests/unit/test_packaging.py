@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -10,25 +11,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_wheel_ships_templates_words_and_the_default_config(tmp_path: Path) -> None:
+def _wheel(folder: Path) -> Path:
+    command = ["pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder)]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
+        [sys.executable, "-m", *command, str(ROOT)], check=True, capture_output=True, timeout=300
     )
-    (wheel,) = tmp_path.glob("penpal_relay-*.whl")
+    (wheel,) = folder.glob("penpal_relay-*.whl")
+    return wheel
+
+
+def test_wheel_ships_templates_words_and_the_default_config(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (ROOT / "templates").rglob("*"):
         if template.is_file():
@@ -37,3 +30,44 @@ def test_wheel_ships_templates_words_and_the_default_config(tmp_path: Path) -> N
     assert any(n.endswith(".data/data/share/penpal-relay/config.toml") for n in names)
     for module in (ROOT / "relay").rglob("*.py"):
         assert str(module.relative_to(ROOT)) in names, module
+
+
+def test_installed_relay_works_from_any_folder(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path / "dist")
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    script = (
+        "import relay, relay.wording as w; "
+        "print(relay.__file__); "
+        "print(w.Templates(None).email('es', 'rejected', name='Ana', pal_name='Leo', "
+        "subject='Hola', reason='r', library_name='L', program_name='P')[0])"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert shown.splitlines()[0].startswith(str(target))  # the installed copy, not the tree
+    assert shown.splitlines()[1] == "Tu carta para Leo no se envió"
