@@ -197,13 +197,16 @@ class Server:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             if self._stamp() != self._config_stamp:
-                try:
-                    await self.reload()
-                except Exception:
-                    log.exception("config reload failed; the running configuration stays")
+                await self._reload_logged()
 
     def _reload_soon(self) -> None:
-        asyncio.get_running_loop().create_task(self.reload())
+        asyncio.get_running_loop().create_task(self._reload_logged())
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except Exception:
+            log.exception("config reload failed; the running configuration stays")
 
     async def reload(self) -> None:
         stamp = self._stamp()

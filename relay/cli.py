@@ -39,7 +39,10 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _context(args: argparse.Namespace) -> Context:
-    return open_context(_load(args))
+    config = _load(args)
+    # Decisions made here are logged beside serve's own lines (only to the log file).
+    setup_logging(config, to_stderr=False)
+    return open_context(config)
 
 
 # --- serve and config ----------------------------------------------------------------------
@@ -55,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "or pass --config PATH"
         )
     config = config_module.load(path)
-    setup_logging(config.relay.log_level)
+    setup_logging(config, to_stderr=True)
     serve(path, config)
     return 0
 
@@ -376,12 +379,19 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(config: Config, *, to_stderr: bool) -> None:
+    """Log lines go to stderr for `serve` and, when `[relay] log_file` is set, to that file
+    for every command, so `grep 'letter=41 '` finds a letter's whole story in one place."""
+    handlers: list[logging.Handler] = []
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if config.relay.log_file is not None:
+        config.relay.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(config.relay.log_file, encoding="utf-8"))
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=config.relay.log_level, handlers=handlers or [logging.NullHandler()])
     # aiosmtpd logs every SMTP command at INFO, real addresses included.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 

@@ -92,6 +92,7 @@ class RelaySettings:
     program_name: str
     templates_dir: Path | None
     log_level: str
+    log_file: Path | None
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ def _relay(root: _Section, base: Path) -> RelaySettings:
         program_name=s.get("program_name", str, "Pen Pals") or "Pen Pals",
         templates_dir=_path(s, "templates_dir", base, ""),
         log_level=level,
+        log_file=_path(s, "log_file", base, ""),
     )
     s.finish()
     return settings

@@ -66,6 +66,7 @@ def config_text(
         data_dir = "{data_dir}"
         program_name = "Test Pen Pals"
         log_level = "INFO"
+        log_file = "{data_dir}/relay.log"
         {extra_relay}
 
         [smtp]

@@ -228,5 +228,14 @@ def test_logs_at_info_carry_no_real_address(relay: Relay, pals: Pals) -> None:
     log = relay.log()
     assert f"held letter={held['id']} from={pals.maya.masked} to={pals.tomas.masked}" in log
     assert "refused reason=not-paired" in log
+    # The log file has serve's lines and the CLI's decision: the letter's whole story.
+    story = [
+        line.split(" ", 3)[3]
+        for line in (relay.data_dir / "relay.log").read_text().splitlines()
+        if f"letter={held['id']} " in line
+    ]
+    assert [line.split()[0] for line in story] == ["held", "approved", "delivered"]
+    assert "by='Ana' library=riverside via=cli" in story[1]
     for person in (pals.maya, pals.tomas, pals.leo):
         assert person.email not in log
+        assert person.email not in (relay.data_dir / "relay.log").read_text()
