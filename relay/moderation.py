@@ -10,6 +10,7 @@ name, so it is never queued twice.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.parser import BytesHeaderParser
@@ -64,9 +65,17 @@ def scrub_policy(sender: Participant) -> ScrubPolicy:
 
 
 def scrubbed(ctx: Context, letter: Letter) -> ScrubbedLetter:
-    """The letter exactly as it will be delivered (scrubbing is pure and repeatable)."""
+    """The letter exactly as it will be delivered (scrubbing is pure and repeatable).
+
+    When a moderator edited the text before approving, the edit replaces both bodies: a
+    redaction made in the text must not survive in an HTML twin of it.
+    """
     sender = _participant(ctx, letter.sender)
-    return scrub_letter(ctx.spool.original(letter.spool_id), scrub_policy(sender))
+    clean = scrub_letter(ctx.spool.original(letter.spool_id), scrub_policy(sender))
+    edited = ctx.spool.edit(letter.id) if letter.edited_by else None
+    if edited is not None:
+        return replace(clean, text=edited, html=None)
+    return clean
 
 
 def hold_incoming(ctx: Context, item: Item) -> list[Letter]:
@@ -162,15 +171,21 @@ def _must_be_held(letter: Letter) -> None:
         raise UserError(f"letter {letter.id} is {letter.status}, not held")
 
 
-def approve(ctx: Context, letter_id: int, by: str, *, via: str = "cli") -> Letter:
+def approve(
+    ctx: Context, letter_id: int, by: str, *, via: str = "cli", edited_text: str | None = None
+) -> Letter:
+    """Approve a held letter; with `edited_text`, deliver that text instead (edit-then-approve)."""
     letter = ctx.store.letter(letter_id)
     if letter is None:
         raise NotFound(f"letter {letter_id} not found")
     library, member = _moderator(ctx, letter, by)
     _must_be_held(letter)
+    if edited_text is not None:
+        ctx.spool.save_edit(letter_id, edited_text)
     stamp = now_iso()
     approved = letter.but(
         status=APPROVED,
+        edited_by=member.email if edited_text is not None else letter.edited_by,
         decided_by=member.email,
         decided_at=stamp,
         out_message_id=compose.letter_message_id(ctx.secret, letter_id, ctx.config.relay.domain),
@@ -185,7 +200,9 @@ def approve(ctx: Context, letter_id: int, by: str, *, via: str = "cli") -> Lette
         return approved
 
     ctx.store.update_letter(letter_id, decide)
-    ctx.store.audit("approved", letter=letter_id, by=member.email, via=via)
+    ctx.store.audit(
+        "approved", letter=letter_id, by=member.email, via=via, edited=edited_text is not None
+    )
     log.info("approved letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
     ctx.spool.enqueue(*outgoing)
     return approved

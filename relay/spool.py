@@ -23,7 +23,7 @@ from typing import Any
 
 from relay.store.files import fsync_dir, write_atomic
 
-QUEUES = ("incoming", "messages", "outbox", "failed")
+QUEUES = ("incoming", "messages", "outbox", "failed", "edits")
 
 
 def new_id() -> str:
@@ -81,6 +81,16 @@ class Spool:
             fsync_dir(self.root / "messages")
         self.path("incoming", item_id, ".json").unlink(missing_ok=True)
         fsync_dir(self.root / "incoming")
+
+    # --- moderators' edits ---------------------------------------------------------------
+
+    def save_edit(self, letter_id: int, text: str) -> None:
+        """The text a moderator redacted; the original stays in `messages/` for the audit."""
+        write_atomic(self.path("edits", f"letter-{letter_id}", ".txt"), text.encode("utf-8"))
+
+    def edit(self, letter_id: int) -> str | None:
+        path = self.path("edits", f"letter-{letter_id}", ".txt")
+        return path.read_text("utf-8") if path.exists() else None
 
     # --- outbox --------------------------------------------------------------------------
 

@@ -205,6 +205,14 @@ class Store:
                 if other.id not in fresh.pals:
                     self.save_participant(fresh.but(pals=(*fresh.pals, other.id)))
 
+    def unpair(self, first: Participant, second: Participant) -> None:
+        with self.writing():
+            for one, other in ((first, second), (second, first)):
+                fresh = self.participant(one.id)
+                if fresh is not None and other.id in fresh.pals:
+                    pals = tuple(p for p in fresh.pals if p != other.id)
+                    self.save_participant(fresh.but(pals=pals))
+
     # --- letters -------------------------------------------------------------------------
 
     def hold_letter(self, build: Callable[[int], Letter], *, spool_key: str) -> Letter:

@@ -74,6 +74,7 @@ class Letter(_Record):
     reason: str = ""
     delivered_at: str = ""
     last_error: str = ""
+    edited_by: str = ""  # set when a moderator redacted the text before approving
     history: tuple[dict[str, str], ...] = field(default=())
 
     def summary(self) -> dict[str, Any]:
