@@ -22,17 +22,19 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
 from relay import config as config_module
-from relay import moderation, replies
+from relay import moderation, notices, replies
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.delivery import outbox
 from relay.errors import ConfigError, DeliveryError
 from relay.intake.smtp import IntakeHandler, RelaySMTP
+from relay.process import process_incoming
 from relay.store.files import write_atomic
 
 log = logging.getLogger("relay")
@@ -40,6 +42,7 @@ log = logging.getLogger("relay")
 POLL_SECONDS = 1.0
 RETRY_PROCESSING_SECONDS = 60.0
 DELIVERY_CONCURRENCY = 4
+SCHEDULE_SECONDS = 60.0
 
 
 class Server:
@@ -113,6 +116,7 @@ class Server:
             asyncio.create_task(self._process_incoming(), name="process"),
             asyncio.create_task(self._deliver(), name="deliver"),
             asyncio.create_task(self._watch_config(), name="config"),
+            asyncio.create_task(self._schedule(), name="schedule"),
         ]
         await self.stopping.wait()
         log.info("stopping: no new connections")
@@ -162,7 +166,7 @@ class Server:
     def _process_one(self, item_id: str) -> None:
         item = next((i for i in self.ctx.spool.pending() if i.id == item_id), None)
         if item is not None:
-            moderation.hold_incoming(self.ctx, item)
+            process_incoming(self.ctx, item)
 
     async def _deliver(self) -> None:
         limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
@@ -192,6 +196,17 @@ class Server:
             self.outbox_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox_changed.wait(), POLL_SECONDS)
+
+    async def _schedule(self) -> None:
+        """Daily reminders, caught up after a restart: each run checks what is due now."""
+        while True:
+            try:
+                now = datetime.now(UTC)
+                await self.store_call(notices.send_reminders, self.ctx, now)
+                self.outbox_changed.set()
+            except Exception:
+                log.exception("scheduled work failed; trying again in a minute")
+            await asyncio.sleep(SCHEDULE_SECONDS)
 
     async def _watch_config(self) -> None:
         while True:

@@ -14,13 +14,14 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from relay import config as config_module
-from relay import moderation
+from relay import moderation, notices
 from relay.addresses import new_masked_address, normalize
 from relay.config import Config
 from relay.context import Context, open_context
@@ -259,6 +260,18 @@ def cmd_queue_reject(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reminders_send(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if args.library and ctx.config.library(args.library) is None:
+        raise UserError(f"--library: no library {args.library!r} in the config")
+    reminded = notices.send_reminders(ctx, datetime.now(UTC), force=True, library_id=args.library)
+    if not reminded:
+        print("no letters waiting long enough to remind anyone")
+    for library_id, count in reminded.items():
+        print(f"{library_id}: reminded its moderators of {count} waiting letter(s)")
+    return 0
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 DEMO = (
@@ -374,6 +387,13 @@ def parser() -> argparse.ArgumentParser:
     no.add_argument("id", type=_letter_id)
     no.add_argument("--by", required=True, help="your staff email, as listed in the config")
     no.add_argument("--reason", required=True, help="sent to the writer, kindly worded")
+
+    reminders = commands.add_parser("reminders", help="remind moderators of waiting letters")
+    reminders_sub = reminders.add_subparsers(dest="action", required=True, metavar="ACTION")
+    remind = command(
+        reminders_sub, "send", cmd_reminders_send, "send the daily list of waiting letters now"
+    )
+    remind.add_argument("--library")
 
     command(commands, "demo", cmd_demo, "seed the demo libraries with paired participants")
     return top

@@ -128,8 +128,12 @@ def compose_notice(
     domain: str,
     date: datetime,
     reply_to: Address | None = None,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    auto: str = "auto-generated",
 ) -> EmailMessage:
-    """A message from the program itself (RFC 3834: marked as automatic)."""
+    """A message from the program itself, marked as automatic (RFC 3834): `auto-replied`
+    when it answers someone's message, `auto-generated` otherwise."""
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = to
@@ -137,8 +141,11 @@ def compose_notice(
         message["Reply-To"] = reply_to
     message["Subject"] = subject
     message["Date"] = format_datetime(date)
-    message["Message-ID"] = make_msgid(domain=domain)
-    message["Auto-Submitted"] = "auto-generated"
+    message["Message-ID"] = message_id or make_msgid(domain=domain)
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    message["Auto-Submitted"] = auto
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")

@@ -118,11 +118,29 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class ModerationSettings:
+    token_days: float
+    notify_partner_moderators: bool
+    remind_after_hours: float
+    reminder_hour: int
+    tell_writer_after_hours: float  # 0: never tell a writer their letter is still waiting
+    notices_per_writer_per_day: int
+
+
+@dataclass(frozen=True)
+class AuthenticationSettings:
+    required: bool
+    trusted_authserv_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     relay: RelaySettings
     smtp: SmtpSettings
     delivery: DeliverySettings
+    moderation: ModerationSettings
+    authentication: AuthenticationSettings
     libraries: tuple[Library, ...]
     partnerships: tuple[Partnership, ...]
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
@@ -316,6 +334,49 @@ def _delivery(root: _Section, base: Path) -> DeliverySettings:
     return settings
 
 
+def _moderation(root: _Section) -> ModerationSettings:
+    s = root.section("moderation")
+    hour = s.get("reminder_hour", int, 9)
+    if hour is None or not 0 <= hour <= 23:
+        s.problem("reminder_hour", "must be an hour from 0 to 23")
+        hour = 9
+    settings = ModerationSettings(
+        token_days=_positive(s, "token_days", float, 14.0),
+        notify_partner_moderators=bool(s.get("notify_partner_moderators", bool, False)),
+        remind_after_hours=_at_least_zero(s, "remind_after_hours", 24.0),
+        reminder_hour=hour,
+        tell_writer_after_hours=_at_least_zero(s, "tell_writer_after_hours", 0.0),
+        notices_per_writer_per_day=_positive(s, "notices_per_writer_per_day", int, 5),
+    )
+    s.finish()
+    return settings
+
+
+def _at_least_zero(section: _Section, name: str, default: float) -> float:
+    value = section.get(name, float, default)
+    if value is None or value < 0:
+        section.problem(name, "must be 0 or more")
+        return default
+    return value
+
+
+def _authentication(root: _Section) -> AuthenticationSettings:
+    s = root.section("authentication")
+    ids = s.get("trusted_authserv_ids", list, []) or []
+    for index, value in enumerate(ids):
+        if not isinstance(value, str) or not value.strip():
+            s.problem(f"trusted_authserv_ids[{index}]", "must be a host name")
+    required = bool(s.get("required", bool, True))
+    if required and not ids:
+        s.problem(
+            "trusted_authserv_ids",
+            "list the authserv-id of the mail server in front of the relay "
+            "(or set required = false on a closed test network)",
+        )
+    s.finish()
+    return AuthenticationSettings(required, tuple(str(v).lower() for v in ids))
+
+
 def _staff(entry: _Section, library_language: str, seen: set[str]) -> Staff | None:
     address = entry.get("email", str) or ""
     try:
@@ -381,6 +442,8 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     relay = _relay(root, base)
     smtp = _smtp(root)
     delivery = _delivery(root, base)
+    moderation = _moderation(root)
+    authentication = _authentication(root)
     libraries = [_library(entry) for entry in root.items("libraries")]
     by_id: dict[str, Library] = {}
     for index, library in enumerate(libraries):
@@ -393,7 +456,9 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     root.finish()
     if problems:
         raise ConfigError(problems)
-    return Config(path, relay, smtp, delivery, tuple(libraries), partnerships)
+    return Config(
+        path, relay, smtp, delivery, moderation, authentication, tuple(libraries), partnerships
+    )
 
 
 def load(path: Path) -> Config:

@@ -16,11 +16,11 @@ from email.headerregistry import Address
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
-from relay import compose
+from relay import compose, notices
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.errors import NotAllowed, NotFound, UserError
-from relay.route import LetterRoute, Refusal, route_letter
+from relay.route import LetterRoute
 from relay.scrub import ScrubbedLetter, ScrubPolicy, scrub_letter
 from relay.spool import Item, new_id
 from relay.store import now_iso
@@ -78,39 +78,20 @@ def scrubbed(ctx: Context, letter: Letter) -> ScrubbedLetter:
     return clean
 
 
-def hold_incoming(ctx: Context, item: Item) -> list[Letter]:
-    raw = ctx.spool.original(item.id)
+def safe_scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
+    """Scrubbing never raises by design; should it ever, the letter is held, not lost."""
+    try:
+        return scrub_letter(raw, policy)
+    except Exception as error:
+        log.exception("scrubbing failed")
+        note = f"The letter could not be read ({type(error).__name__}); nothing will be delivered."
+        return ScrubbedLetter(subject="", text=None, html=None, notes=(note,))
+
+
+def hold(ctx: Context, item: Item, raw: bytes, route: LetterRoute) -> Letter:
+    """Record a held letter for one recipient of an accepted message, and tell moderators."""
+    clean = safe_scrub(raw, scrub_policy(route.sender))
     message_id, in_reply_to, references = _threading_headers(raw)
-    held = []
-    for rcpt in item.meta.get("rcpt_tos", []):
-        decision = route_letter(
-            ctx.config,
-            item.meta.get("mail_from", ""),
-            rcpt,
-            by_masked=ctx.store.by_masked,
-            by_email=ctx.store.by_email,
-        )
-        if isinstance(decision, Refusal):
-            # Accepted earlier, refused now (a pairing ended in between): keep the original
-            # in the spool and tell the log; nothing is delivered.
-            log.warning("not held spool=%s reason=%s", item.id, decision.reason)
-            ctx.store.audit("not-held", spool=item.id, reason=decision.reason)
-            continue
-        letter = _hold_one(ctx, item, raw, decision, (message_id, in_reply_to, references))
-        held.append(letter)
-    ctx.spool.processed(item.id)
-    return held
-
-
-def _hold_one(
-    ctx: Context,
-    item: Item,
-    raw: bytes,
-    route: LetterRoute,
-    threading: tuple[str, str, tuple[str, ...]],
-) -> Letter:
-    clean = scrub_letter(raw, scrub_policy(route.sender))
-    message_id, in_reply_to, references = threading
 
     def build(letter_id: int) -> Letter:
         return Letter(
@@ -134,15 +115,23 @@ def _hold_one(
 
     spool_key = f"spool:{item.id}:{route.recipient.id}"
     letter = ctx.store.hold_letter(build, spool_key=spool_key)
-    log.info(
-        "held letter=%d from=%s to=%s notes=%d",
-        letter.id,
-        letter.sender_masked,
-        letter.recipient_masked,
-        len(letter.notes),
-    )
-    ctx.store.audit("held", letter=letter.id, spool=item.id)
+    if ctx.store.key(f"held-logged:{letter.id}") is None:
+        log.info(
+            "held letter=%d from=%s to=%s flags=%d notes=%d",
+            letter.id,
+            letter.sender_masked,
+            letter.recipient_masked,
+            len(letter.flags),
+            len(letter.notes),
+        )
+        ctx.store.audit("held", letter=letter.id, spool=item.id)
+        ctx.store.set_key(f"held-logged:{letter.id}", True)
+    notices.notify_moderators(ctx, letter, _delivered_text(clean))
     return letter
+
+
+def _delivered_text(clean: ScrubbedLetter) -> str:
+    return clean.text if clean.text is not None else compose.html_to_text(clean.html or "")
 
 
 # --- deciding ------------------------------------------------------------------------------
@@ -237,26 +226,36 @@ def reject(ctx: Context, letter_id: int, by: str, reason: str, *, via: str = "cl
 def _tell_writer_rejected(ctx: Context, letter: Letter) -> None:
     sender = _participant(ctx, letter.sender)
     recipient = _participant(ctx, letter.recipient)
-    library = ctx.config.library(sender.library)
-    subject, text = ctx.templates.email(
-        sender.language,
+    notices.tell_writer(
+        ctx,
+        sender,
         "rejected",
-        name=sender.name,
+        f"rejected-{letter.id}",
         pal_name=recipient.name,
         subject=letter.subject,
         reason=letter.reason,
-        library_name=library.name if library else sender.library,
-        program_name=ctx.config.relay.program_name,
     )
-    send_notice(
-        ctx,
-        f"rejected-{letter.id}",
-        Address(sender.name, addr_spec=sender.email),
-        subject,
-        text,
-        kind="rejection",
-        letter=letter.id,
+
+
+def keep_holding(ctx: Context, letter_id: int, by: str, *, via: str = "cli") -> Letter:
+    """A moderator's "not yet": recorded, the letter stays in the queue, tokens stay valid."""
+    letter = ctx.store.letter(letter_id)
+    if letter is None:
+        raise NotFound(f"letter {letter_id} not found")
+    library, member = _moderator(ctx, letter, by)
+    stamp = now_iso()
+
+    def note(current: Letter) -> Letter:
+        _must_be_held(current)
+        event = {"at": stamp, "event": "kept on hold", "by": member.name}
+        return current.but(history=(*current.history, event))
+
+    updated = ctx.store.update_letter(letter_id, note)
+    ctx.store.audit("kept-on-hold", letter=letter_id, by=member.email, via=via)
+    log.info(
+        "kept-on-hold letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via
     )
+    return updated
 
 
 # --- to the outbox -------------------------------------------------------------------------

@@ -6,8 +6,10 @@ refuse early with a precise reply) and again when the accepted message is proces
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 
 from relay import replies
 from relay.addresses import normalize, split
@@ -22,12 +24,44 @@ class LetterRoute:
 
 
 @dataclass(frozen=True)
+class OwnAddress:
+    """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
+
+    kind: str  # "moderation" | "bounce"
+    local: str
+
+
+@dataclass(frozen=True)
 class Refusal:
     reply: str
     reason: str  # for the log: never an address
 
 
-Route = LetterRoute | Refusal
+Route = LetterRoute | OwnAddress | Refusal
+
+_TOKEN = re.compile(r"^moderate\+[0-9a-f]{32}$")
+_BOUNCE = re.compile(r"^bounce\+\d+-[0-9a-f]{12}$")
+
+
+def own_address(local: str) -> OwnAddress | None:
+    if _TOKEN.match(local):
+        return OwnAddress("moderation", local)
+    if _BOUNCE.match(local):
+        return OwnAddress("bounce", local)
+    return None
+
+
+def is_automatic(headers: Message, envelope_from: str) -> bool:
+    """RFC 3834: never answer automatic mail, so two autoresponders cannot loop through us."""
+    if envelope_from.strip("<> ") == "":
+        return True
+    auto = str(headers.get("Auto-Submitted", "no") or "no").strip().lower()
+    precedence = str(headers.get("Precedence", "") or "").strip().lower()
+    return (
+        not auto.startswith("no")
+        or precedence in ("bulk", "list", "junk", "auto_reply")
+        or any(headers.get(name) for name in ("X-Autoreply", "X-Autorespond", "List-Id"))
+    )
 
 
 def route_letter(
@@ -41,6 +75,9 @@ def route_letter(
     local, domain = split(rcpt)
     if domain != config.relay.domain:
         return Refusal(replies.RELAY_DENIED, "foreign-domain")
+    own = own_address(local)
+    if own is not None:
+        return own
     recipient = by_masked(f"{local}@{domain}")
     if recipient is None or config.library(recipient.library) is None:
         return Refusal(replies.UNKNOWN_RECIPIENT, "unknown-recipient")

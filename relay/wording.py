@@ -11,6 +11,7 @@ Email templates start with a `Subject:` line, a blank line, then the body.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import jinja2
@@ -40,8 +41,30 @@ def environment(override: Path | None, *, html: bool) -> jinja2.Environment:
 
 class Templates:
     def __init__(self, override: Path | None = None) -> None:
+        self.folders = [override, shipped_templates()] if override else [shipped_templates()]
         self.text = environment(override, html=False)
         self.html = environment(override, html=True)
+
+    def languages(self, kind: str = "email") -> list[str]:
+        found = {
+            path.name
+            for folder in self.folders
+            if (folder / kind).is_dir()
+            for path in (folder / kind).iterdir()
+            if path.is_dir()
+        }
+        return sorted(found)
+
+    def decision_words(self) -> dict[str, dict[str, list[str]]]:
+        """`email/<lang>/decisions.toml` of every language: the words moderators may reply."""
+        words: dict[str, dict[str, list[str]]] = {}
+        for language in self.languages():
+            for folder in reversed(self.folders):  # an override wins
+                path = folder / "email" / language / "decisions.toml"
+                if path.is_file():
+                    data = tomllib.loads(path.read_text("utf-8"))
+                    words[language] = {k: [str(w) for w in v] for k, v in data.items()}
+        return words
 
     def _candidates(self, kind: str, language: str, name: str) -> list[str]:
         base = language.split("-")[0]

@@ -58,6 +58,7 @@ def config_text(
     smarthost: str = "127.0.0.1:25",
     extra_relay: str = "",
     extra_libraries: str = "",
+    extra_moderation: str = "",
 ) -> str:
     return textwrap.dedent(
         f"""
@@ -83,6 +84,12 @@ def config_text(
         retry_first_seconds = 0.2
         retry_max_seconds = 0.5
         give_up_after_hours = 1
+
+        [moderation]
+        {extra_moderation}
+
+        [authentication]
+        trusted_authserv_ids = ["mx.test.example.org"]
 
         [[libraries]]
         id = "riverside"
@@ -228,8 +235,10 @@ class Relay:
     def pair(self, first: Participant, second: Participant) -> None:
         pair(self.context(), first, second)
 
-    def delivered(self) -> list[EmailMessage]:
-        return read_maildir(self.maildir)
+    def delivered(self, to: str | None = None) -> list[EmailMessage]:
+        """What the Maildir transport delivered (to one address, when given)."""
+        found = read_maildir(self.maildir)
+        return [m for m in found if to is None or m["Delivered-To"] == to]
 
 
 def read_maildir(folder: Path) -> list[EmailMessage]:
@@ -279,9 +288,13 @@ def pals(relay: Relay) -> Pals:
     return enroll_pals(relay)
 
 
+MAYA = "maya.smith@family-mail.example.net"
+TOMAS = "tomas.perez@correo.example.net"
+
+
 def enroll_pals(relay: Relay) -> Pals:
-    maya = relay.enroll("riverside", "Maya", "maya.smith@family-mail.example.net")
-    tomas = relay.enroll("valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    maya = relay.enroll("riverside", "Maya", MAYA)
+    tomas = relay.enroll("valparaiso", "Tomás", TOMAS)
     leo = relay.enroll("riverside", "Leo", "leo.jones@family-mail.example.net")
     relay.pair(maya, tomas)
     return Pals(maya, tomas, leo)
@@ -296,6 +309,9 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
 
+    def to(self, address: str) -> bool:
+        return address in self.rcpt_tos
+
     @property
     def message(self) -> EmailMessage:
         parsed = email.message_from_bytes(self.data, policy=email.policy.default)
@@ -306,8 +322,9 @@ class Received:
 class Smarthost:
     """An aiosmtpd server on its own loop and thread; replies to DATA can be scripted."""
 
-    def __init__(self, replies: list[str]) -> None:
+    def __init__(self, replies: list[str], for_rcpt: str | None = None) -> None:
         self.replies = list(replies)
+        self.for_rcpt = for_rcpt  # scripted replies only for this recipient
         self.received: list[Received] = []
         self.attempts = 0
         self.loop = asyncio.new_event_loop()
@@ -320,6 +337,15 @@ class Smarthost:
         return await self.loop.create_server(lambda: SMTP(self, decode_data=False), "127.0.0.1", 0)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.for_rcpt not in (None, *envelope.rcpt_tos):
+            self.received.append(
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content or b""),
+                )
+            )
+            return "250 2.0.0 OK"
         self.attempts += 1
         reply = self.replies.pop(0) if self.replies else "250 2.0.0 OK"
         if reply.startswith("250"):
@@ -342,7 +368,7 @@ class Smarthost:
 def smarthost(request: pytest.FixtureRequest) -> Iterator[Smarthost]:
     marker = request.node.get_closest_marker("smarthost")
     replies = list(marker.kwargs.get("replies", [])) if marker else []
-    host = Smarthost(replies)
+    host = Smarthost(replies, marker.kwargs.get("for_rcpt") if marker else None)
     yield host
     host.close()
 

@@ -23,6 +23,7 @@ from relay.delivery.maildir import MaildirTransport
 from relay.delivery.smtp import SmtpTransport
 from relay.errors import DeliveryError
 from relay.moderation import send_notice
+from relay.notices import tell_writer
 from relay.spool import Item
 from relay.store import now_iso
 from relay.store.records import APPROVED, DELIVERED, FAILED, Letter
@@ -132,6 +133,22 @@ def _letter_failed(ctx: Context, letter_id: int, reason: str) -> None:
 
     letter = ctx.store.update_letter(letter_id, failed)
     ctx.store.audit("failed", letter=letter_id, error=reason)
+    tell_about_failure(ctx, letter, reason)
+
+
+def tell_about_failure(ctx: Context, letter: Letter, reason: str) -> None:
+    """The writer's moderators get the details; the writer a kind note in their language."""
+    writer = ctx.store.participant(letter.sender)
+    pal = ctx.store.participant(letter.recipient)
+    if writer is not None and pal is not None:
+        tell_writer(
+            ctx,
+            writer,
+            "not_delivered",
+            f"not-delivered-{letter.id}",
+            pal_name=pal.name,
+            subject=letter.subject,
+        )
     library = ctx.config.library(letter.sender_library)
     for index, moderator in enumerate(library.moderators if library else ()):
         subject, text = ctx.templates.email(

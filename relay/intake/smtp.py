@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from relay import replies
 from relay.addresses import normalize
 from relay.context import Context
-from relay.route import Refusal, route_letter
+from relay.route import OwnAddress, Refusal, route_letter
 from relay.store import now_iso
 
 log = logging.getLogger("relay")
@@ -116,6 +116,8 @@ class IntakeHandler:
             )
             log.info("refused reason=%s to=%s", decision.reason, shown)
             return decision.reply
+        if isinstance(decision, OwnAddress):
+            log.info("accepted for %s", decision.kind)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK

@@ -121,6 +121,10 @@ class Store:
         return None
 
     def set_key(self, key: str, value: Any) -> None:
+        with self.writing():
+            self._set_key(key, value)
+
+    def _set_key(self, key: str, value: Any) -> None:
         table = self._key_table(key)
         doc_id = _key_doc_id(key)
         existing = table.get(doc_id=doc_id)

@@ -15,7 +15,9 @@ def _deliver_one(relay: Relay, pals: Pals, subject: str) -> str:
     )
     held = wait_for(lambda: [q for q in relay.queue() if q["subject"] == subject])[0]
     relay.cli("queue", "approve", str(held["id"]), "--by", MODERATOR_A)
-    message = wait_for(lambda: [m for m in relay.delivered() if m["Subject"] == subject])[0]
+    message = wait_for(
+        lambda: [m for m in relay.delivered(pals.tomas.email) if m["Subject"] == subject]
+    )[0]
     text: str = message.get_body(("plain",)).get_content()
     return text
 

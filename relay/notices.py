@@ -1,0 +1,336 @@
+"""Messages from the program to people: held-letter notices, writer notices, reminders.
+
+Every notice is composed from templates in the reader's language and queued in the outbox
+under a fixed name, so processing a letter again after a crash does not send its notices
+twice. A held-letter notice comes from `moderate+<token>@<domain>`: a plain Reply from the
+moderator's phone goes back with the token, and nothing else is needed to decide. Tokens are
+128-bit values from `secrets`, one per letter and moderator, kept in the store with their
+expiry. Notices to writers (patrons, often children) are rate limited per writer and day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from relay import compose
+from relay.config import Library, Staff
+from relay.context import Context
+from relay.store import now_iso
+from relay.store.records import Letter, Participant
+
+log = logging.getLogger("relay")
+
+REPLY_PREFIX = "moderate+"
+_NOTICE_ID = re.compile(r"^<notice-(\d+)\.([0-9a-f]{12})@([^>]+)>$")
+
+
+# --- held-letter notices to moderators -----------------------------------------------------
+
+
+def _sign(ctx: Context, text: str) -> str:
+    return hmac.new(ctx.secret, text.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def notice_message_id(ctx: Context, letter_id: int, token: str) -> str:
+    return f"<notice-{letter_id}.{_sign(ctx, token)}@{ctx.config.relay.domain}>"
+
+
+def letter_of_notice_id(ctx: Context, message_id: str) -> int | None:
+    match = _NOTICE_ID.match(message_id.strip())
+    if not match or match.group(3).lower() != ctx.config.relay.domain:
+        return None
+    return int(match.group(1))
+
+
+def moderators_to_notify(ctx: Context, letter: Letter) -> list[tuple[Library, Staff]]:
+    libraries = [letter.sender_library]
+    if ctx.config.moderation.notify_partner_moderators:
+        libraries.append(letter.recipient_library)
+    found = []
+    for library_id in libraries:
+        library = ctx.config.library(library_id)
+        if library is not None:
+            found += [(library, member) for member in library.moderators]
+    return found
+
+
+def _token_for(ctx: Context, letter: Letter, library: Library, member: Staff) -> str:
+    """One token per letter and moderator; the same one when asked again (crash replay)."""
+    key = f"notice:{letter.id}:{member.email}"
+    with ctx.store.writing():
+        existing = ctx.store.key(key)
+        if isinstance(existing, str):
+            return existing
+        token = secrets.token_hex(16)  # 128 bits
+        expires = time.time() + ctx.config.moderation.token_days * 86400
+        ctx.store.set_key(
+            f"token:{token}",
+            {
+                "letter": letter.id,
+                "moderator": member.email,
+                "library": library.id,
+                "expires": expires,
+                "used": False,
+            },
+        )
+        ctx.store.set_key(key, token)
+        return token
+
+
+def _highlighted(text: str, flags: Iterable[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """Split the text into (piece, flag kind or None) so templates can mark flagged parts."""
+    spans = sorted(
+        (int(f["start"]), int(f["end"]), str(f["kind"]))
+        for f in flags
+        if f.get("part") == "text" and 0 <= int(f.get("start", -1)) < int(f.get("end", -1))
+    )
+    pieces: list[tuple[str, str | None]] = []
+    position = 0
+    for start, end, kind in spans:
+        if start < position:
+            continue  # overlapping flags: the first one marks the text
+        pieces += [(text[position:start], None), (text[start:end], kind)]
+        position = end
+    pieces.append((text[position:], None))
+    return [(piece, kind) for piece, kind in pieces if piece]
+
+
+def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
+    """Queue a notice to each moderator who may decide on `letter`; returns how many."""
+    sender = ctx.store.participant(letter.sender)
+    recipient = ctx.store.participant(letter.recipient)
+    queued = 0
+    for library, member in moderators_to_notify(ctx, letter):
+        token = _token_for(ctx, letter, library, member)
+        values = _notice_values(ctx, letter, text, member, sender, recipient)
+        subject, body = ctx.templates.email(member.language, "held_notice", **values)
+        html = ctx.templates.render("email", member.language, "held_notice.html", **values)
+        message = compose.compose_notice(
+            sender=Address(
+                f"{ctx.config.relay.program_name}",
+                addr_spec=f"{REPLY_PREFIX}{token}@{ctx.config.relay.domain}",
+            ),
+            to=Address(member.name, addr_spec=member.email),
+            subject=subject,
+            text=body,
+            html=html,
+            domain=ctx.config.relay.domain,
+            date=datetime.now(UTC),
+            message_id=notice_message_id(ctx, letter.id, token),
+        )
+        item = f"notice-{letter.id}-{_sign(ctx, member.email)}"
+        if ctx.spool.enqueue(
+            item, message.as_bytes(), _meta(ctx, member.email, "held-notice", letter.id)
+        ):
+            queued += 1
+    return queued
+
+
+def _notice_values(
+    ctx: Context,
+    letter: Letter,
+    text: str,
+    member: Staff,
+    sender: Participant | None,
+    recipient: Participant | None,
+) -> dict[str, Any]:
+    words = ctx.templates.decision_words()
+    own = words.get(member.language.split("-")[0]) or words.get("en", {})
+    return {
+        "staff_name": member.name,
+        "letter": letter,
+        "sender_name": sender.name if sender else "?",
+        "recipient_name": recipient.name if recipient else "?",
+        "sender_library": _library_name(ctx, letter.sender_library),
+        "recipient_library": _library_name(ctx, letter.recipient_library),
+        "text": text,
+        "pieces": _highlighted(text, letter.flags),
+        "flags": list(letter.flags),
+        "removed": list(letter.removed),
+        "notes": list(letter.notes),
+        "approve_word": (own.get("approve") or ["approve"])[0],
+        "reject_word": (own.get("reject") or ["reject"])[0],
+        "hold_word": (own.get("hold") or ["hold"])[0],
+        "token_days": int(ctx.config.moderation.token_days),
+        "program_name": ctx.config.relay.program_name,
+    }
+
+
+def _library_name(ctx: Context, library_id: str) -> str:
+    library = ctx.config.library(library_id)
+    return library.name if library else library_id
+
+
+def _meta(ctx: Context, to: str, kind: str, letter: int | None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "letter": letter,
+        "from": f"bounces@{ctx.config.relay.domain}",
+        "to": [to],
+        "attempts": 0,
+        "queued_at": now_iso(),
+    }
+
+
+# --- short answers to staff ----------------------------------------------------------------
+
+
+def tell_staff(
+    ctx: Context, member: Staff, template: str, *, in_reply_to: str | None, **values: Any
+) -> None:
+    """A confirmation or an explanation, in answer to a moderator's email."""
+    subject, body = ctx.templates.email(
+        member.language,
+        template,
+        staff_name=member.name,
+        program_name=ctx.config.relay.program_name,
+        **values,
+    )
+    message = compose.compose_notice(
+        sender=Address(ctx.config.relay.program_name, addr_spec=ctx.config.program_address),
+        to=Address(member.name, addr_spec=member.email),
+        subject=subject,
+        text=body,
+        domain=ctx.config.relay.domain,
+        date=datetime.now(UTC),
+        in_reply_to=in_reply_to,
+        auto="auto-replied",
+    )
+    item = f"staff-{template}-{secrets.token_hex(6)}"
+    ctx.spool.enqueue(item, message.as_bytes(), _meta(ctx, member.email, template, None))
+
+
+# --- notices to writers --------------------------------------------------------------------
+
+
+def tell_writer(
+    ctx: Context, writer: Participant, template: str, item_id: str, **values: Any
+) -> bool:
+    """A kind note to a patron about their own letter; False when the daily limit is reached."""
+    day = datetime.now(UTC).date().isoformat()
+    key = f"writer-notices:{writer.id}:{day}"
+    with ctx.store.writing():
+        if ctx.spool.path("outbox", item_id, ".json").exists():
+            return True
+        sent = ctx.store.key(key)
+        count = int(sent) if isinstance(sent, int) else 0
+        if count >= ctx.config.moderation.notices_per_writer_per_day:
+            log.info(
+                "writer notice not sent (daily limit) participant=%s kind=%s", writer.id, template
+            )
+            return False
+        library = ctx.config.library(writer.library)
+        subject, body = ctx.templates.email(
+            writer.language,
+            template,
+            name=writer.name,
+            library_name=library.name if library else writer.library,
+            program_name=ctx.config.relay.program_name,
+            **values,
+        )
+        message = compose.compose_notice(
+            sender=Address(ctx.config.relay.program_name, addr_spec=ctx.config.program_address),
+            to=Address(writer.name, addr_spec=writer.email),
+            subject=subject,
+            text=body,
+            domain=ctx.config.relay.domain,
+            date=datetime.now(UTC),
+            auto="auto-replied",
+        )
+        ctx.spool.enqueue(item_id, message.as_bytes(), _meta(ctx, writer.email, template, None))
+        ctx.store.set_key(key, count + 1)
+        return True
+
+
+# --- reminders -----------------------------------------------------------------------------
+
+
+def _waiting(letters: list[Letter], older_than: datetime) -> list[Letter]:
+    return [
+        letter for letter in letters if datetime.fromisoformat(letter.received_at) <= older_than
+    ]
+
+
+def send_reminders(
+    ctx: Context, now: datetime, *, force: bool = False, library_id: str | None = None
+) -> dict[str, int]:
+    """Each library's moderators get one list a day of letters waiting too long.
+
+    Runs every minute inside `serve`; sends at `reminder_hour` local time once a day (and
+    catches up later the same day if the relay was down at that hour). `force` sends now.
+    Returns {library id: letters listed} for the libraries reminded.
+    """
+    settings = ctx.config.moderation
+    reminded: dict[str, int] = {}
+    cutoff = now - timedelta(hours=settings.remind_after_hours)
+    for library in ctx.config.libraries:
+        if library_id not in (None, library.id):
+            continue
+        local = now.astimezone(ZoneInfo(library.timezone))
+        day_key = f"reminded:{library.id}"
+        if not force and (
+            local.hour < settings.reminder_hour
+            or ctx.store.key(day_key) == local.date().isoformat()
+        ):
+            continue
+        waiting = _waiting(ctx.store.queue(library.id), cutoff)
+        ctx.store.set_key(day_key, local.date().isoformat())
+        if not waiting:
+            continue
+        for member in library.moderators:
+            subject, body = ctx.templates.email(
+                member.language,
+                "reminder",
+                staff_name=member.name,
+                letters=waiting,
+                library_name=library.name,
+                program_name=ctx.config.relay.program_name,
+            )
+            message = compose.compose_notice(
+                sender=Address(ctx.config.relay.program_name, addr_spec=ctx.config.program_address),
+                to=Address(member.name, addr_spec=member.email),
+                subject=subject,
+                text=body,
+                domain=ctx.config.relay.domain,
+                date=now,
+            )
+            item = f"reminder-{library.id}-{local.date().isoformat()}-{_sign(ctx, member.email)}"
+            ctx.spool.enqueue(item, message.as_bytes(), _meta(ctx, member.email, "reminder", None))
+        ctx.store.audit("reminded", library=library.id, letters=[x.id for x in waiting])
+        log.info("reminded library=%s letters=%d", library.id, len(waiting))
+        reminded[library.id] = len(waiting)
+    _tell_waiting_writers(ctx, now)
+    return reminded
+
+
+def _tell_waiting_writers(ctx: Context, now: datetime) -> None:
+    hours = ctx.config.moderation.tell_writer_after_hours
+    if hours <= 0:
+        return
+    for letter in _waiting(ctx.store.queue(), now - timedelta(hours=hours)):
+        key = f"told-waiting:{letter.id}"
+        if ctx.store.key(key):
+            continue
+        writer = ctx.store.participant(letter.sender)
+        pal = ctx.store.participant(letter.recipient)
+        if writer is None or pal is None:
+            continue
+        if tell_writer(
+            ctx,
+            writer,
+            "still_waiting",
+            f"waiting-{letter.id}",
+            pal_name=pal.name,
+            subject=letter.subject,
+        ):
+            ctx.store.set_key(key, True)
