@@ -1,0 +1,39 @@
+"""Every shipped language has every template English has: adding a language is adding a folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.wording import Templates, shipped_templates
+
+ROOT = shipped_templates()
+
+
+def _names(kind: str, language: str) -> set[str]:
+    folder = ROOT / kind / language
+    return {p.name for p in folder.iterdir() if p.is_file()} if folder.is_dir() else set()
+
+
+def _languages(kind: str) -> list[str]:
+    return sorted(p.name for p in (ROOT / kind).iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("kind", [k.name for k in ROOT.iterdir() if k.is_dir()])
+def test_every_language_has_every_english_template(kind: str) -> None:
+    english = _names(kind, "en")
+    assert english
+    for language in _languages(kind):
+        missing = english - _names(kind, language)
+        assert not missing, f"{kind}/{language} lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("language", _languages("email"))
+def test_email_templates_start_with_a_subject_line(language: str) -> None:
+    for name in sorted(_names("email", language)):
+        if name.endswith(".txt"):
+            source = (ROOT / "email" / language / name).read_text("utf-8")
+            kind_line = source.split("\n", 1)[0]
+            body_start = source if not kind_line.startswith("{% set") else source.split("\n", 1)[1]
+            if name not in ("letter_footer.txt",):
+                assert body_start.startswith("Subject:"), f"{language}/{name}"
+    assert Templates().decision_words()[language]["approve"]
