@@ -99,7 +99,12 @@ def _participant_json(participant: Participant) -> dict[str, Any]:
 
 
 def enroll(
-    ctx: Context, library_id: str, name: str, email: str, language: str | None
+    ctx: Context,
+    library_id: str,
+    name: str,
+    email: str,
+    language: str | None,
+    guardian: str | None = None,
 ) -> Participant:
     library = ctx.config.library(library_id)
     if library is None:
@@ -117,18 +122,25 @@ def enroll(
     for existing in ctx.store.by_email(address):
         if existing.library == library_id and existing.name == name.strip():
             raise UserError(f"--email: {name.strip()} is already enrolled as {existing.masked}")
+    guardian_address = ""
+    if guardian:
+        try:
+            guardian_address = normalize(guardian)
+        except ValueError as error:
+            raise UserError(f"--guardian: {error}") from None
     return ctx.store.add_participant(
         library=library_id,
         name=name.strip(),
         email=address,
         language=language or library.language,
         new_masked=lambda: new_masked_address(domain),
+        guardian=guardian_address,
     )
 
 
 def cmd_participants_add(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    participant = enroll(ctx, args.library, args.name, args.email, args.language)
+    participant = enroll(ctx, args.library, args.name, args.email, args.language, args.guardian)
     ctx.store.audit("enrolled", participant=participant.id, library=participant.library)
     if args.json:
         _print_json(_participant_json(participant))
@@ -363,6 +375,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="display name pals see (a first name)")
     add.add_argument("--email", required=True, help="the participant's real address (private)")
     add.add_argument("--language", help="default: the library's language")
+    add.add_argument("--guardian", help="a parent's address: gets a copy of every letter")
     add.add_argument("--json", action="store_true")
     listing = command(people_sub, "list", cmd_participants_list, "list participants")
     listing.add_argument("--library")

@@ -81,7 +81,9 @@ def compose_letter(
     references: tuple[str, ...],
     date: datetime,
     templates: Templates,
+    copy_for: str | None = None,
 ) -> EmailMessage:
+    """The letter for one reader: the pal, or (with `copy_for`) a participant's guardian."""
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(f"{sender.name} ({sender.library_name})", addr_spec=sender.masked)
     message["To"] = Address(recipient.name, addr_spec=recipient.email)
@@ -97,6 +99,7 @@ def compose_letter(
         "sender_library": sender.library_name,
         "sender_masked": sender.masked,
         "program_name": program_name,
+        "copy_for": copy_for,
     }
     lang = recipient.language
     body = letter.text if letter.text is not None else html_to_text(letter.html or "")

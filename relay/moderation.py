@@ -193,7 +193,8 @@ def approve(
         "approved", letter=letter_id, by=member.email, via=via, edited=edited_text is not None
     )
     log.info("approved letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
-    ctx.spool.enqueue(*outgoing)
+    for entry in outgoing:
+        ctx.spool.enqueue(*entry)
     return approved
 
 
@@ -295,37 +296,74 @@ def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ..
     return in_reply_to, references
 
 
-def deliverable(ctx: Context, letter: Letter) -> tuple[str, bytes, dict[str, object]]:
-    """The outbox entry (id, bytes, envelope) of an approved letter, built from its record."""
+Outgoing = tuple[str, bytes, dict[str, object]]
+
+
+def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
+    """The outbox entries (id, bytes, envelope) of an approved letter: the pal's copy first,
+    then a copy for each guardian of the writer and of the pal, built from the record."""
     sender = _participant(ctx, letter.sender)
     recipient = _participant(ctx, letter.recipient)
     in_reply_to, references = _map_thread(ctx, letter)
     decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
-    message = compose.compose_letter(
-        scrubbed(ctx, letter),
-        sender=_party(ctx, sender),
-        recipient=_party(ctx, recipient),
-        program_name=ctx.config.relay.program_name,
-        message_id=letter.out_message_id,
-        in_reply_to=in_reply_to,
-        references=references,
-        date=decided,
-        templates=ctx.templates,
-    )
-    envelope_from = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
-    meta = {
-        "kind": "letter",
-        "letter": letter.id,
-        "from": envelope_from,
-        "to": [recipient.email],
+    clean = scrubbed(ctx, letter)
+
+    def build(reader: compose.Party, message_id: str, copy_for: str | None) -> bytes:
+        return compose.compose_letter(
+            clean,
+            sender=_party(ctx, sender),
+            recipient=reader,
+            program_name=ctx.config.relay.program_name,
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=references,
+            date=decided,
+            templates=ctx.templates,
+            copy_for=copy_for,
+        ).as_bytes()
+
+    pal = _party(ctx, recipient)
+    bounce = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
+    entries: list[Outgoing] = [
+        (
+            f"letter-{letter.id}",
+            build(pal, letter.out_message_id, None),
+            _envelope("letter", letter.id, bounce, recipient.email),
+        ),
+    ]
+    for child in (sender, recipient):
+        if child.guardian:
+            reader = replace(_party(ctx, child), name="", email=child.guardian)
+            copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
+            entries.append(
+                (
+                    f"letter-{letter.id}-guardian-{child.id}",
+                    build(reader, copy_id, child.name),
+                    _envelope(
+                        "guardian-copy",
+                        letter.id,
+                        f"bounces@{ctx.config.relay.domain}",
+                        child.guardian,
+                    ),
+                )
+            )
+    return entries
+
+
+def _envelope(kind: str, letter_id: int, sender: str, to: str) -> dict[str, object]:
+    return {
+        "kind": kind,
+        "letter": letter_id,
+        "from": sender,
+        "to": [to],
         "attempts": 0,
         "queued_at": now_iso(),
     }
-    return f"letter-{letter.id}", message.as_bytes(), meta
 
 
 def enqueue_letter(ctx: Context, letter: Letter) -> bool:
-    return ctx.spool.enqueue(*deliverable(ctx, letter))
+    queued = [ctx.spool.enqueue(*entry) for entry in deliverable(ctx, letter)]
+    return any(queued)
 
 
 def send_notice(

@@ -148,6 +148,7 @@ class Store:
         email: str,
         language: str,
         new_masked: Callable[[], str],
+        guardian: str = "",
     ) -> Participant:
         with self.writing():
             masked = new_masked()
@@ -162,6 +163,7 @@ class Store:
                 language=language,
                 masked=masked,
                 created_at=now_iso(),
+                guardian=guardian,
             )
             # Keys first: a crash before the record leaves an orphan key, never a
             # participant that cannot be found.

@@ -43,6 +43,7 @@ class Participant(_Record):
     status: str = ACTIVE
     pals: tuple[str, ...] = ()
     created_at: str = ""
+    guardian: str = ""  # optional: gets a copy of every letter to and from this participant
 
     @property
     def number(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import smtplib
 
@@ -237,3 +238,53 @@ def test_logs_at_info_carry_no_real_address(relay: Relay, pals: Pals) -> None:
     for person in (pals.maya, pals.tomas, pals.leo):
         assert person.email not in log
         assert person.email not in (relay.data_dir / "relay.log").read_text()
+
+
+def test_guardian_gets_a_copy_of_every_letter_to_and_from_the_child(relay: Relay) -> None:
+    guardian = "parent.smith@family-mail.example.net"
+    added = relay.cli(
+        "participants",
+        "add",
+        "--library",
+        "riverside",
+        "--name",
+        "Maya",
+        "--json",
+        "--email",
+        "maya.smith@family-mail.example.net",
+        "--guardian",
+        guardian,
+    )
+    maya_masked = json.loads(added.stdout)["masked"]
+    tomas = relay.enroll("valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    relay.cli("pair", maya_masked, tomas.masked)
+    relay.start()
+    relay.send(
+        "maya.smith@family-mail.example.net",
+        [tomas.masked],
+        letter_bytes("maya.smith@family-mail.example.net", tomas.masked, subject="Hi"),
+    )
+    (held,) = relay.wait_held(1)
+    relay.cli("queue", "approve", str(held["id"]), "--by", MODERATOR_A)
+    (copy,) = wait_for(lambda: relay.delivered(guardian), what="the guardian's copy")
+    (delivered,) = wait_for(lambda: relay.delivered(tomas.email))
+    assert copy["From"].addresses[0].addr_spec == maya_masked
+    assert copy["To"].addresses[0].addr_spec == guardian
+    assert copy["Message-ID"] != delivered["Message-ID"]
+    text = copy.get_body(("plain",)).get_content()
+    assert "What is school like" in text and "copy for Maya's guardian" in text
+    assert tomas.email not in copy.as_string()
+    assert guardian not in delivered.as_string()  # the pal never sees the guardian
+
+    relay.send(
+        tomas.email,
+        [maya_masked],
+        letter_bytes(tomas.email, maya_masked, subject="Re: Hi", body="¡Hola Maya!"),
+    )
+    reply = wait_for(lambda: [q for q in relay.queue() if q["subject"] == "Re: Hi"])[0]
+    relay.cli("queue", "approve", str(reply["id"]), "--by", MODERATOR_B)
+    copies = wait_for(lambda: c if len(c := relay.delivered(guardian)) == 2 else None)
+    answer = next(c for c in copies if c["Subject"] == "Re: Hi")
+    assert answer["From"].addresses[0].addr_spec == tomas.masked
+    assert "¡Hola Maya!" in answer.get_body(("plain",)).get_content()
+    assert tomas.email not in answer.as_string()
