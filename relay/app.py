@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from relay.config import Config
 from relay.context import Context, open_context
 from relay.delivery import outbox
 from relay.errors import ConfigError, DeliveryError
+from relay.intake.imap import ImapIntake
 from relay.intake.smtp import IntakeHandler, RelaySMTP
 from relay.process import process_incoming
 from relay.store.files import write_atomic
@@ -118,9 +120,19 @@ class Server:
             asyncio.create_task(self._watch_config(), name="config"),
             asyncio.create_task(self._schedule(), name="schedule"),
         ]
+        imap_stop = threading.Event()
+        imap_task = None
+        if self.ctx.config.imap is not None:
+            intake = ImapIntake(self.context, self._accepted_threadsafe(loop), imap_stop)
+            imap_task = asyncio.create_task(asyncio.to_thread(intake.run), name="imap")
         await self.stopping.wait()
         log.info("stopping: no new connections")
+        imap_stop.set()
         server.close()
+        if imap_task is not None:
+            # The worker notices within a second; a message in hand is finished first.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(imap_task, self.ctx.config.smtp.shutdown_grace_seconds)
         await self._drain_sessions()
         for task in workers:
             task.cancel()
@@ -130,6 +142,12 @@ class Server:
         self.io.shutdown(wait=True)
         self._ready_path().unlink(missing_ok=True)
         log.info("stopped")
+
+    def _accepted_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Any:
+        def accepted(item_id: str) -> None:
+            loop.call_soon_threadsafe(self.incoming.put_nowait, item_id)
+
+        return accepted
 
     def _ready_path(self) -> Path:
         return self.ctx.config.relay.data_dir / "run" / "serve.json"

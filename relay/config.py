@@ -134,6 +134,32 @@ class AuthenticationSettings:
 
 
 @dataclass(frozen=True)
+class OAuth2Settings:
+    provider: str  # "google" | "microsoft"
+    client_id: str
+    client_secret_file: Path | None
+    refresh_token_file: Path
+    tenant: str
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    tls: str  # "implicit" | "starttls" | "off"
+    username: str
+    password_file: Path | None
+    oauth2: OAuth2Settings | None
+    folder: str
+    processed_folder: str
+    failed_folder: str
+    recipient_headers: tuple[str, ...]
+    idle_seconds: float
+    timeout_seconds: float
+    retry_max_seconds: float
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     relay: RelaySettings
@@ -143,6 +169,7 @@ class Config:
     authentication: AuthenticationSettings
     libraries: tuple[Library, ...]
     partnerships: tuple[Partnership, ...]
+    imap: ImapSettings | None = None
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -377,6 +404,72 @@ def _authentication(root: _Section) -> AuthenticationSettings:
     return AuthenticationSettings(required, tuple(str(v).lower() for v in ids))
 
 
+TLS_MODES = ("implicit", "starttls", "off")
+OAUTH2_PROVIDERS = ("google", "microsoft")
+
+
+def _oauth2(parent: _Section, base: Path) -> OAuth2Settings | None:
+    if "oauth2" not in parent.data:
+        parent.seen.add("oauth2")
+        return None
+    s = parent.section("oauth2")
+    provider = s.get("provider", str, "") or ""
+    if provider not in OAUTH2_PROVIDERS:
+        s.problem("provider", f"must be one of {', '.join(OAUTH2_PROVIDERS)}, not {provider!r}")
+    refresh = _path(s, "refresh_token_file", base, None)
+    if refresh is not None and not refresh.is_file():
+        s.problem("refresh_token_file", f"no such file: {refresh}")
+    settings = OAuth2Settings(
+        provider=provider,
+        client_id=s.get("client_id", str) or "",
+        client_secret_file=_path(s, "client_secret_file", base, ""),
+        refresh_token_file=refresh or base,
+        tenant=s.get("tenant", str, "common") or "common",
+    )
+    s.finish()
+    return settings
+
+
+def _imap(root: _Section, base: Path) -> ImapSettings | None:
+    if "imap" not in root.data:
+        root.seen.add("imap")
+        return None
+    s = root.section("imap")
+    tls = s.get("tls", str, "implicit") or "implicit"
+    if tls not in TLS_MODES:
+        s.problem("tls", f"must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+    port = s.get("port", int, 993 if tls == "implicit" else 143) or 993
+    if not 0 < port < 65536:
+        s.problem("port", "must be a port number")
+    password_file = _path(s, "password_file", base, "")
+    oauth2 = _oauth2(s, base)
+    if password_file is None and oauth2 is None:
+        s.problem("password_file", "is required (or an [imap.oauth2] table)")
+    elif password_file is not None and not password_file.is_file():
+        s.problem("password_file", f"no such file: {password_file}")
+    idle = _positive(s, "idle_seconds", float, 300.0)
+    if idle > 600:
+        s.problem("idle_seconds", "must be at most 600 (IMAP servers drop idle clients at 30 min)")
+    headers = s.get("recipient_headers", list, ["Delivered-To", "X-Original-To"]) or []
+    settings = ImapSettings(
+        host=s.get("host", str) or "",
+        port=port,
+        tls=tls,
+        username=s.get("username", str) or "",
+        password_file=password_file,
+        oauth2=oauth2,
+        folder=s.get("folder", str, "INBOX") or "INBOX",
+        processed_folder=s.get("processed_folder", str, "Processed") or "Processed",
+        failed_folder=s.get("failed_folder", str, "Failed") or "Failed",
+        recipient_headers=tuple(str(h) for h in headers),
+        idle_seconds=idle,
+        timeout_seconds=_positive(s, "timeout_seconds", float, 60.0),
+        retry_max_seconds=_positive(s, "retry_max_seconds", float, 300.0),
+    )
+    s.finish()
+    return settings
+
+
 def _staff(entry: _Section, library_language: str, seen: set[str]) -> Staff | None:
     address = entry.get("email", str) or ""
     try:
@@ -444,6 +537,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     delivery = _delivery(root, base)
     moderation = _moderation(root)
     authentication = _authentication(root)
+    imap = _imap(root, base)
     libraries = [_library(entry) for entry in root.items("libraries")]
     by_id: dict[str, Library] = {}
     for index, library in enumerate(libraries):
@@ -457,7 +551,15 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     if problems:
         raise ConfigError(problems)
     return Config(
-        path, relay, smtp, delivery, moderation, authentication, tuple(libraries), partnerships
+        path,
+        relay,
+        smtp,
+        delivery,
+        moderation,
+        authentication,
+        tuple(libraries),
+        partnerships,
+        imap,
     )
 
 

@@ -252,6 +252,30 @@ def tell_writer(
         return True
 
 
+def tell_refused_sender(ctx: Context, address: str, subject: str, reply: str) -> None:
+    """What an SMTP sender would have read in a bounce, for mail taken from a mailbox."""
+    enrolled = ctx.store.by_email(address)
+    language = enrolled[0].language if enrolled else "en"
+    title, body = ctx.templates.email(
+        language,
+        "refused",
+        subject=subject,
+        reply=reply,
+        program_name=ctx.config.relay.program_name,
+    )
+    message = compose.compose_notice(
+        sender=Address("Mail Delivery", addr_spec=f"postmaster@{ctx.config.relay.domain}"),
+        to=Address("", addr_spec=address),
+        subject=title,
+        text=body,
+        domain=ctx.config.relay.domain,
+        date=datetime.now(UTC),
+        auto="auto-replied",
+    )
+    meta = _meta(ctx, address, "refusal", None) | {"from": ""}  # null sender: never bounced
+    ctx.spool.enqueue(f"refused-{secrets.token_hex(8)}", message.as_bytes(), meta)
+
+
 # --- reminders -----------------------------------------------------------------------------
 
 

@@ -57,11 +57,23 @@ class Spool:
 
     # --- incoming ------------------------------------------------------------------------
 
-    def accept(self, raw: bytes, envelope: dict[str, Any]) -> str:
-        """Durably store a message as received; returns its spool id."""
-        item_id = new_id()
-        self._write("incoming", item_id, raw, envelope)
-        return item_id
+    def accept(self, raw: bytes, envelope: dict[str, Any], item_id: str | None = None) -> str:
+        """Durably store a message as received; returns its spool id.
+
+        With `item_id` (derived from the message by the caller) a message already in the
+        spool is not stored again: the call returns "" instead of the id.
+        """
+        if item_id is not None and self.has(item_id):
+            return ""
+        chosen = item_id or new_id()
+        self._write("incoming", chosen, raw, envelope)
+        return chosen
+
+    def has(self, item_id: str) -> bool:
+        return (
+            self.path("incoming", item_id, ".json").exists()
+            or self.path("messages", item_id).exists()
+        )
 
     def pending(self) -> list[Item]:
         return self._items("incoming")

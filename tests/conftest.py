@@ -59,6 +59,7 @@ def config_text(
     extra_relay: str = "",
     extra_libraries: str = "",
     extra_moderation: str = "",
+    extra_sections: str = "",
 ) -> str:
     return textwrap.dedent(
         f"""
@@ -116,7 +117,7 @@ def config_text(
         [[partnerships]]
         libraries = ["riverside", "valparaiso"]
         """
-    )
+    ) + textwrap.dedent(extra_sections)
 
 
 @dataclass
@@ -146,7 +147,7 @@ class Relay:
 
     # --- process -------------------------------------------------------------------------
 
-    def start(self) -> Relay:
+    def start(self, env: dict[str, str] | None = None) -> Relay:
         ready = self.data_dir / "run" / "serve.json"
         ready.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
@@ -155,6 +156,7 @@ class Relay:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
+                env={**os.environ, **(env or {})},
             )
 
         def started() -> dict[str, Any] | None:
