@@ -4,114 +4,155 @@ Pure functions, no I/O. The original message is never edited: a new, small value
 (`ScrubbedLetter`) is built from an allow-list of what a letter may carry (subject, text and
 HTML bodies, allowed attachments). Everything that was left out is listed in `removed` and
 everything odd about the input in `notes`, so that a moderator approves exactly what will be
-delivered and knows what was taken away.
+delivered and knows what was taken away. `scrub_letter` never raises: work is bounded by the
+policy (parts, depth, characters, pixels), and input it cannot read becomes a note.
+
+The steps live in their own modules: `mime` (bounded walk, tolerant decoding), `quotes`
+(quoted replies and signatures), `markup` (HTML), `attachments` (files and pictures) and
+`private` (private values in every encoded form). `leakguard` checks the final outgoing
+bytes.
 """
 
 from __future__ import annotations
 
-import email.policy
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.message import Message
+
+from relay.scrub.attachments import take_attachments
+from relay.scrub.markup import clean_html, sanitize
+from relay.scrub.mime import (
+    Leaf,
+    decode_header_text,
+    is_attachment,
+    iter_text_leaves,
+    parse,
+    part_text,
+    walk,
+)
+from relay.scrub.model import Attachment, Removal, ScrubbedLetter, ScrubPolicy
+from relay.scrub.private import PrivateMatcher, matcher_for, redact
+from relay.scrub.quotes import remove_quotes, remove_signature
 
 __all__ = [
     "Attachment",
     "Removal",
     "ScrubPolicy",
     "ScrubbedLetter",
+    "parse",
     "scrub_letter",
 ]
 
 
-@dataclass(frozen=True)
-class Attachment:
-    """An attachment that may be delivered, already cleaned and renamed."""
+@dataclass
+class _Draft:
+    """What has been kept and taken away so far; frozen into a ScrubbedLetter at the end."""
 
-    filename: str
-    content_type: str
-    data: bytes
-    content_id: str | None = None
-    inline: bool = False
+    policy: ScrubPolicy
+    matcher: PrivateMatcher | None
+    removed: list[Removal] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
+    def remove(self, kind: str, detail: str) -> None:
+        removal = Removal(kind, detail)
+        if removal not in self.removed:
+            self.removed.append(removal)
 
-@dataclass(frozen=True)
-class Removal:
-    """Something taken out of the letter, described for staff."""
-
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class ScrubPolicy:
-    """What a letter may carry; values come from configuration."""
-
-    private_values: tuple[str, ...] = ()
-    max_attachment_bytes: int = 5 * 1024 * 1024
-    max_attachments: int = 5
-    allowed_types: tuple[str, ...] = ("image/*",)
+    def private_gone(self, text: str, where: str, *, markup: bool = False) -> str:
+        text, count = redact(text, self.matcher, markup=markup)
+        if count:
+            self.remove(
+                "private-detail", f"a private detail of the sender was removed from {where}"
+            )
+        return text
 
 
-@dataclass(frozen=True)
-class ScrubbedLetter:
-    subject: str
-    text: str | None
-    html: str | None
-    attachments: tuple[Attachment, ...] = ()
-    removed: tuple[Removal, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+def _body_text(draft: _Draft, leaves: list[Leaf]) -> str | None:
+    pieces = [
+        part_text(leaf.part, draft.notes, draft.policy.max_text_chars)
+        for leaf in iter_text_leaves(leaves, "plain")
+    ]
+    if not pieces:
+        return None
+    text, quoted = remove_quotes("\n".join(pieces))
+    if quoted:
+        draft.remove("quoted-reply", "the quoted earlier letter (text)")
+    text, signed = remove_signature(text)
+    if signed:
+        draft.remove("signature", "the sender's signature block (text)")
+    return draft.private_gone(text.strip("\n"), "the text")
 
 
-def parse(raw: bytes) -> EmailMessage:
-    """Parse bytes as received; never raises for malformed input (defects are recorded)."""
-    return BytesParser(EmailMessage, policy=email.policy.default).parsebytes(raw)
+def _body_html(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str | None:
+    pieces = [
+        part_text(leaf.part, draft.notes, draft.policy.max_text_chars)
+        for leaf in iter_text_leaves(leaves, "html")
+    ]
+    if not pieces:
+        return None
+    cleaned = clean_html("\n".join(pieces), cids)
+    for removal in cleaned.removed:
+        draft.remove(removal.kind, removal.detail)
+    html, count = redact(cleaned.html, draft.matcher, markup=True)
+    if count:
+        # A replaced span may have held half of a tag pair; sanitize again to rebalance.
+        html = sanitize(html)
+        draft.remove("private-detail", "a private detail of the sender was removed from the HTML")
+    return html
 
 
-def _text_of(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name
-        return payload.decode("utf-8", errors="replace")
+def _is_body(leaf: Leaf) -> bool:
+    return not is_attachment(leaf.part) and leaf.part.get_content_type() in {
+        "text/plain",
+        "text/html",
+    }
 
 
-def scrub_letter(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
-    """Keep the subject and the first text and HTML bodies; note everything else."""
-    notes: list[str] = []
-    removed: list[Removal] = []
+def _raw_html(draft: _Draft, leaves: list[Leaf]) -> str:
+    """The HTML as received, only to learn which attached pictures it shows inline."""
+    return "\n".join(
+        part_text(leaf.part, [], draft.policy.max_text_chars)
+        for leaf in iter_text_leaves(leaves, "html")
+    )
+
+
+def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
+    draft = _Draft(policy, matcher_for(policy.private_values))
     if b"\x00" in raw:
-        notes.append("The message contained NUL bytes; they were removed.")
+        draft.notes.append("The message contained NUL bytes; they were removed.")
         raw = raw.replace(b"\x00", b"")
     message = parse(raw)
     if message.defects:
-        notes.append("The message was not well-formed MIME; it was read as best we could.")
-    try:
-        subject = str(message.get("Subject", "") or "")
-    except Exception:  # a garbled encoded word must not lose the letter
-        subject = ""
-        notes.append("The subject could not be decoded.")
-    text: str | None = None
-    html: str | None = None
-    for part in message.walk():
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        disposition = part.get_content_disposition()
-        if ctype == "text/plain" and disposition != "attachment" and text is None:
-            text = _text_of(part)
-        elif ctype == "text/html" and disposition != "attachment" and html is None:
-            html = _text_of(part)
-        else:
-            removed.append(Removal("attachment", ctype))
+        draft.notes.append("The message was not well-formed MIME; it was read as best we could.")
+    subject = draft.private_gone(decode_header_text(message, "Subject", draft.notes), "the subject")
+    walked = walk(message, max_parts=policy.max_parts, max_depth=policy.max_depth)
+    draft.notes.extend(walked.notes)
+    others: list[Message] = [leaf.part for leaf in walked.leaves if not _is_body(leaf)]
+    taken = take_attachments(others, policy, draft.matcher, _raw_html(draft, walked.leaves))
+    draft.removed.extend(taken.removed)
+    draft.notes.extend(taken.notes)
+    text = _body_text(draft, walked.leaves)
+    html = _body_html(draft, walked.leaves, taken.cids)
     if text is None and html is None:
-        notes.append("The message had no text; there is nothing to deliver but the subject.")
+        draft.notes.append("The message had no text; there is nothing to deliver but the subject.")
     return ScrubbedLetter(
-        subject=" ".join(subject.split()),
+        subject=subject,
         text=text,
         html=html,
-        removed=tuple(removed),
-        notes=tuple(notes),
+        attachments=tuple(taken.attachments),
+        removed=tuple(draft.removed),
+        notes=tuple(dict.fromkeys(draft.notes)),
     )
+
+
+def scrub_letter(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
+    """Rebuild a letter from what it may carry; never raises (see the module docstring)."""
+    try:
+        return _scrub(raw, policy)
+    except (RecursionError, MemoryError, Exception):  # the last line of "never raise"
+        return ScrubbedLetter(
+            subject="",
+            text=None,
+            html=None,
+            removed=(Removal("letter", "the whole message: it could not be read safely"),),
+            notes=("The message could not be read at all; nothing of it will be delivered.",),
+        )
