@@ -189,13 +189,20 @@ def redact(text: str, matcher: PrivateMatcher | None, *, markup: bool = False) -
     return text, count + replaced
 
 
-def contains_private(text: str, matcher: PrivateMatcher | None, *, markup: bool = False) -> bool:
-    """Whether any private value appears in `text` in any of the forms `redact` replaces."""
+def contains_private(
+    text: str, matcher: PrivateMatcher | None, *, markup: bool = False, runs: bool = True
+) -> bool:
+    """Whether any private value appears in `text` in any of the forms `redact` replaces.
+
+    `runs=False` skips decoding encoded words and base64 runs: for raw message bytes and
+    binary files, where base64 bodies are decoded part by part instead, and decoding every
+    76-character line of a picture would cost seconds.
+    """
     if matcher is None or not text:
         return False
     if (matcher.html_pattern if markup else matcher.text_pattern).search(text):
         return True
-    return _redact_decodable_runs(text, matcher)[1] > 0
+    return runs and _redact_decodable_runs(text, matcher)[1] > 0
 
 
 def values_found(text: str, matcher: PrivateMatcher) -> Sequence[str]:
@@ -203,6 +210,6 @@ def values_found(text: str, matcher: PrivateMatcher) -> Sequence[str]:
     found: list[str] = []
     for value in matcher.values:
         single = matcher_for([value])
-        if single is not None and contains_private(text, single, markup=True):
+        if single is not None and contains_private(text, single, markup=True, runs=False):
             found.append(value)
     return found
