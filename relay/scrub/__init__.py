@@ -15,6 +15,7 @@ bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -66,19 +67,37 @@ class _Draft:
         return text
 
 
-def _body_text(draft: _Draft, leaves: list[Leaf]) -> str | None:
+_PICTURE_PLACEHOLDER = re.compile(r"\[(?:cid:([^\]\s]{1,200})|image:[^\]\n]{0,200})\]", re.I)
+
+
+def _neutral_placeholders(text: str, cids: dict[str, str]) -> str:
+    """Clients write "[cid:…]" or "[image: IMG_4521.jpeg]" where a picture sits; the
+    original names can carry a person's name, so only the new neutral one is shown."""
+    by_key = {old.lower(): new for old, new in cids.items()}
+
+    def neutral(found: re.Match[str]) -> str:
+        new = by_key.get((found.group(1) or "").lower())
+        return f"[{new.split('@')[0]}]" if new else "[picture]"
+
+    return _PICTURE_PLACEHOLDER.sub(neutral, text)
+
+
+def _body_text(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str | None:
     pieces = [
         part_text(leaf.part, draft.notes, draft.policy.max_text_chars)
         for leaf in iter_text_leaves(leaves, "plain")
     ]
     if not pieces:
         return None
-    text, quoted = remove_quotes("\n".join(pieces))
+    # Signature first as well as last: bottom-posted replies sign below the quote.
+    text, signed_below = remove_signature("\n".join(pieces))
+    text, quoted = remove_quotes(text)
     if quoted:
         draft.remove("quoted-reply", "the quoted earlier letter (text)")
     text, signed = remove_signature(text)
-    if signed:
+    if signed or signed_below:
         draft.remove("signature", "the sender's signature block (text)")
+    text = _neutral_placeholders(text, cids)
     return draft.private_gone(text.strip("\n"), "the text")
 
 
@@ -130,7 +149,7 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
     taken = take_attachments(others, policy, draft.matcher, _raw_html(draft, walked.leaves))
     draft.removed.extend(taken.removed)
     draft.notes.extend(taken.notes)
-    text = _body_text(draft, walked.leaves)
+    text = _body_text(draft, walked.leaves, taken.cids)
     html = _body_html(draft, walked.leaves, taken.cids)
     if text is None and html is None:
         draft.notes.append("The message had no text; there is nothing to deliver but the subject.")

@@ -34,6 +34,8 @@ _PICTURE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
 _PICTURE_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif",
                   "webp": "image/webp"}  # fmt: skip
 
+_PROGRAM = "a computer program (these are never delivered)"
+_ARCHIVE = "an archive (its contents cannot be checked)"
 _FORBIDDEN_TYPES: dict[str, str] = {
     "text/vcard": "a contact card (it holds names, addresses and phone numbers)",
     "text/x-vcard": "a contact card (it holds names, addresses and phone numbers)",
@@ -51,15 +53,15 @@ _FORBIDDEN_PREFIXES: dict[str, str] = {
     "application/x-pkcs7": "a digital signature (it names the sender and their address)",
     "application/pkcs10": "a digital certificate (it names the sender)",
     "application/x-pkcs12": "a digital certificate (it names the sender)",
-    "application/x-msdownload": "a program (programs are never delivered)",
-    "application/x-ms": "a program (programs are never delivered)",
-    "application/x-executable": "a program (programs are never delivered)",
-    "application/x-sh": "a program (programs are never delivered)",
-    "application/x-bat": "a program (programs are never delivered)",
-    "application/java": "a program (programs are never delivered)",
-    "application/vnd.android": "a program (programs are never delivered)",
-    "application/javascript": "a program (programs are never delivered)",
-    "text/javascript": "a program (programs are never delivered)",
+    "application/x-msdownload": _PROGRAM,
+    "application/x-ms": _PROGRAM,
+    "application/x-executable": _PROGRAM,
+    "application/x-sh": _PROGRAM,
+    "application/x-bat": _PROGRAM,
+    "application/java": _PROGRAM,
+    "application/vnd.android": _PROGRAM,
+    "application/javascript": _PROGRAM,
+    "text/javascript": _PROGRAM,
     "application/zip": "an archive (its contents cannot be checked)",
     "application/x-zip": "an archive (its contents cannot be checked)",
     "application/x-rar": "an archive (its contents cannot be checked)",
@@ -71,8 +73,6 @@ _FORBIDDEN_PREFIXES: dict[str, str] = {
     "application/x-bzip": "an archive (its contents cannot be checked)",
     "application/x-xz": "an archive (its contents cannot be checked)",
 }
-_PROGRAM = "a program (programs are never delivered)"
-_ARCHIVE = "an archive (its contents cannot be checked)"
 _FORBIDDEN_EXTENSIONS: dict[str, str] = {
     **dict.fromkeys(("vcf", "vcard"), _FORBIDDEN_TYPES["text/vcard"]),
     **dict.fromkeys(("ics",), _FORBIDDEN_TYPES["text/calendar"]),
@@ -209,9 +209,16 @@ def _open_picture(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+# What a decoder reports about pixels and layout, not about a person; anything else
+# (EXIF, XMP, IPTC, comments, PNG text chunks such as "Author") counts as a hidden detail.
+_LAYOUT_INFO = {"dpi", "gamma", "transparency", "aspect", "duration", "loop", "background",
+                "version", "progressive", "progression", "interlace", "srgb", "jfif",
+                "jfif_version", "jfif_unit", "jfif_density", "adobe", "adobe_transform",
+                "extension", "chromaticity", "timestamp", "compression"}  # fmt: skip
+
+
 def _hidden_details(image: Image.Image) -> bool:
-    keys = {"exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "icc_profile", "iptc"}
-    return bool(keys & set(image.info)) or len(image.getexif()) > 0
+    return bool(set(image.info) - _LAYOUT_INFO) or len(image.getexif()) > 0
 
 
 def _fresh_copy(image: Image.Image, target: str) -> Image.Image:
@@ -342,7 +349,7 @@ def _take_one(taking: _Taking, part: Message) -> None:
     if reason is not None:
         taking.remove(what, reason)
     elif not _allowed(content_type, taking.policy):
-        taking.remove(what, "this program does not deliver that kind of file")
+        taking.remove(what, "letters may not carry that kind of file")
     elif len(taking.result.attachments) >= taking.policy.max_attachments:
         taking.remove(what, f"a letter carries at most {taking.policy.max_attachments} files")
     elif len(data) > taking.policy.max_attachment_bytes:

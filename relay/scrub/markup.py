@@ -186,7 +186,8 @@ class _Walker(HTMLParser):
         if source.lower().startswith("cid:"):
             new = self.cids.get(_cid_key(source[4:]))
             if new is not None:
-                return {**attrs, "src": f"cid:{new}"}
+                # The original alt text is usually the file name, which may name a person.
+                return {"src": f"cid:{new}", "alt": new.split("@")[0]}
             self.removed.append(Removal("html", "a picture that was not attached"))
             return {}
         tiny = attrs.get("width", "").strip() in {"0", "1"} or attrs.get("height", "") in {"0", "1"}
