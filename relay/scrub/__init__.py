@@ -23,6 +23,7 @@ from relay.scrub.attachments import take_attachments
 from relay.scrub.markup import clean_html, sanitize
 from relay.scrub.mime import (
     Leaf,
+    bound_parts,
     decode_header_text,
     is_attachment,
     iter_text_leaves,
@@ -139,8 +140,13 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
     if b"\x00" in raw:
         draft.notes.append("The message contained NUL bytes; they were removed.")
         raw = raw.replace(b"\x00", b"")
+    raw, cut = bound_parts(raw, policy.max_parts + 1)
+    if cut:
+        draft.notes.append(
+            f"The message had more than {policy.max_parts} parts; only the first were read."
+        )
     message = parse(raw)
-    if message.defects:
+    if message.defects and not cut:
         draft.notes.append("The message was not well-formed MIME; it was read as best we could.")
     subject = draft.private_gone(decode_header_text(message, "Subject", draft.notes), "the subject")
     walked = walk(message, max_parts=policy.max_parts, max_depth=policy.max_depth)

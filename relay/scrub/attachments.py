@@ -348,6 +348,8 @@ def _take_one(taking: _Taking, part: Message) -> None:
     reason = forbidden_reason(content_type, filename, data)
     if reason is not None:
         taking.remove(what, reason)
+        if content_type.startswith("message/"):
+            taking.result.notes.append("The letter carried an attached email; it was not read.")
     elif not _allowed(content_type, taking.policy):
         taking.remove(what, "letters may not carry that kind of file")
     elif len(taking.result.attachments) >= taking.policy.max_attachments:

@@ -9,6 +9,7 @@ sets (number of parts, depth, characters of text) and says in `notes` what it di
 from __future__ import annotations
 
 import email.policy
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,22 @@ __all__ = ["Leaf", "Walk", "decode_header_text", "parse", "part_bytes", "part_te
 # Encodings tried, in order, when the declared charset is missing, unknown or wrong.
 # windows-1252 last: it accepts almost any byte, so it is the "read as best we can" step.
 _FALLBACK_CHARSETS = ("utf-8", "windows-1252")
+
+
+_PART_HEADER = re.compile(rb"^content-type[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def bound_parts(raw: bytes, max_parts: int) -> tuple[bytes, bool]:
+    """Cut the bytes before the part after `max_parts`, so that parsing costs no more.
+
+    The standard parser's cost grows faster than the number of parts (5,000 parts take
+    seconds); counting Content-Type lines is linear and lets us stop early. The cut leaves
+    an unterminated multipart, which the parser reads as a defect, not an error.
+    """
+    for count, found in enumerate(_PART_HEADER.finditer(raw), start=1):
+        if count > max_parts:
+            return raw[: found.start()], True
+    return raw, False
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -155,6 +172,9 @@ def decode_header_text(message: Message, name: str, notes: list[str]) -> str:
         text = "" if value is None else str(value)
     except Exception:  # a header the policy cannot parse: decode the raw value by hand
         text = _decode_by_hand(_raw_value(message, name), notes)
+    if "\ufffd" in text:
+        # The policy replaced 8-bit bytes it could not decode; the raw value still has them.
+        text = _decode_by_hand(repair(_raw_value(message, name)), notes)
     return normalize(" ".join(repair(text).split()))
 
 
