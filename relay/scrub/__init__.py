@@ -29,6 +29,7 @@ from relay.scrub.mime import (
     iter_text_leaves,
     parse,
     part_text,
+    read,
     walk,
 )
 from relay.scrub.model import Attachment, Removal, ScrubbedLetter, ScrubPolicy
@@ -145,7 +146,7 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
         draft.notes.append(
             f"The message had more than {policy.max_parts} parts; only the first were read."
         )
-    message = parse(raw)
+    message = read(raw)
     if message.defects and not cut:
         draft.notes.append("The message was not well-formed MIME; it was read as best we could.")
     subject = draft.private_gone(decode_header_text(message, "Subject", draft.notes), "the subject")

@@ -30,15 +30,23 @@ phone, never the recipient's own address (which the To header rightly carries).
 
 from __future__ import annotations
 
-import email.policy
+import base64
 import html
 import quopri
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage, Message
+from email.header import Header
+from email.message import Message
 from urllib.parse import unquote
 
-from relay.scrub.mime import Walk, decode_header_text, parse, part_bytes, walk
+from relay.scrub.mime import (
+    Walk,
+    decode_header_text,
+    decode_header_value,
+    part_bytes,
+    read,
+    walk,
+)
 from relay.scrub.private import (
     PrivateMatcher,
     contains_private,
@@ -97,12 +105,20 @@ class LeakReport:
 
 
 def _views(text: str) -> tuple[str, ...]:
-    """The text as written, and once more decoded, for values encoded twice."""
-    return (text, html.unescape(text), unquote(text), unquote(html.unescape(text)))
+    """The text once more decoded, for values encoded twice (`&amp;#64;`, `%2540`)."""
+    if "&" not in text and "%" not in text:
+        return ()
+    unescaped = html.unescape(text)
+    return (unescaped, unquote(text), unquote(unescaped))
 
 
 def _found(text: str, matcher: PrivateMatcher, *, runs: bool = True) -> bool:
-    return any(contains_private(view, matcher, markup=True, runs=runs) for view in _views(text))
+    # The patterns already read one level of entities and percent-encoding; the decoded
+    # views catch a second level. Encoded words and base64 runs are decoded once, in the
+    # text as written.
+    if contains_private(text, matcher, markup=True, runs=runs):
+        return True
+    return any(contains_private(view, matcher, markup=True, runs=False) for view in _views(text))
 
 
 def _hits_in(
@@ -124,7 +140,7 @@ def _single(value: str) -> PrivateMatcher:
 def _header_hits(part: Message, label: str, matcher: PrivateMatcher) -> list[LeakHit]:
     hits: list[LeakHit] = []
     for name, raw in part.raw_items():
-        decoded = decode_header_text(part, name, [])
+        decoded = decode_header_value(str(raw), [])
         where = f"{label}header {name}"
         replaceable = not label and name.lower() in _REPLACEABLE_HEADERS
         hits += _hits_in(f"{raw}\n{decoded}", where, matcher, replaceable)
@@ -171,16 +187,16 @@ def _binary_view(data: bytes) -> str:
 
 
 def _raw_hits(message_bytes: bytes, matcher: PrivateMatcher) -> list[LeakHit]:
-    views = (message_bytes, quopri.decodestring(message_bytes))
-    for view in views:
-        for text in (view.decode("latin-1"), view.decode("utf-8", "replace")):
-            if _found(text, matcher, runs=False):
-                return [LeakHit(v, "raw bytes", False) for v in values_found(text, matcher)]
+    """The backstop: the bytes as they are, and with quoted-printable undone throughout."""
+    for view in (message_bytes, quopri.decodestring(message_bytes)):
+        text = view.decode("utf-8", "replace") + "\n" + view.decode("latin-1")
+        if contains_private(text, matcher, markup=True, runs=False):
+            return [LeakHit(v, "raw bytes", False) for v in values_found(text, matcher)]
     return []
 
 
 def _all_hits(message_bytes: bytes, matcher: PrivateMatcher) -> list[LeakHit]:
-    message = parse(message_bytes)
+    message = read(message_bytes)
     walked: Walk = walk(message, max_parts=_MAX_PARTS, max_depth=_MAX_DEPTH)
     hits = _header_hits(message, "", matcher)
     for number, leaf in enumerate(walked.leaves, start=1):
@@ -210,42 +226,32 @@ def check_outgoing(message_bytes: bytes, private_values: Sequence[str]) -> LeakR
     return LeakReport(tuple(hits), checked)
 
 
-def _replace_in_part(part: EmailMessage, matcher: PrivateMatcher) -> None:
-    charset = part.get_content_charset() or "utf-8"
+def _replace_in_part(part: Message, matcher: PrivateMatcher) -> None:
     data = part_bytes(part)
     try:
-        text = data.decode(charset, "replace")
+        text = data.decode(part.get_content_charset() or "utf-8", "replace")
     except LookupError:
         text = data.decode("utf-8", "replace")
-    subtype = part.get_content_subtype()
-    new_text, count = redact(text, matcher, markup=subtype == "html")
+    new_text, count = redact(text, matcher, markup=part.get_content_subtype() == "html")
     if not count:
         return
-    disposition = part.get_content_disposition()
-    filename = part.get_filename()
-    content_id = part.get("Content-ID")
-    part.set_content(
-        new_text, subtype=subtype, charset="utf-8", disposition=disposition, filename=filename
-    )
-    if content_id is not None:
-        part["Content-ID"] = str(content_id)
-    # set_content marks the part as a message of its own; inside a multipart it is not.
-    del part["MIME-Version"]
+    # Written by hand rather than with set_content: the compat32 part keeps its other
+    # headers (disposition, file name, Content-ID) exactly as composed.
+    del part["Content-Transfer-Encoding"]
+    part.set_payload(base64.encodebytes(new_text.encode("utf-8")).decode("ascii"))
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_param("charset", "utf-8")
 
 
 def _rebuild(message_bytes: bytes, matcher: PrivateMatcher) -> bytes:
-    message = parse(message_bytes)
-    subject = decode_header_text(message, "Subject", [])
-    new_subject, count = redact(subject, matcher)
+    message = read(message_bytes)
+    subject, count = redact(decode_header_text(message, "Subject", []), matcher)
     if count:
-        message.replace_header("Subject", new_subject)
+        message.replace_header("Subject", Header(subject, "utf-8").encode())
     for part in message.walk():
-        if isinstance(part, EmailMessage) and part.get_content_maintype() == "text":
+        if not part.is_multipart() and part.get_content_maintype() == "text":
             _replace_in_part(part, matcher)
-            if part is message:
-                message["MIME-Version"] = "1.0"
-    linesep = "\r\n" if b"\r\n" in message_bytes else "\n"
-    return message.as_bytes(policy=email.policy.default.clone(linesep=linesep))
+    return message.as_bytes()
 
 
 def redact_outgoing(message_bytes: bytes, private_values: Sequence[str]) -> LeakReport:

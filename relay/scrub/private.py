@@ -44,7 +44,12 @@ _MAX_DECODED_RUNS = 500
 _INVISIBLE = r"(?:[\u00ad\u034f\u180e\u200b-\u200f\u2060-\u2064\ufeff]|=\r?\n)"
 _MARKUP = r"(?:<[^<>]{0,200}>)"
 _SPACE_TEXT = r"(?:\s|&nbsp;|&#0*160;|&#x0*a0;|%20|=20|\+)+"
-_PHONE_SEPARATOR = r"[\s.\-()/\u00a0\u2010-\u2015]{0,3}"
+# Separators inside a phone number, also percent-, entity- or quoted-printable-encoded.
+_PHONE_SEPARATOR = (
+    r"(?:[\s.\-()/\u00a0\u2010-\u2015]|%(?:25)?2[0dD8-9]|=2[0dD8-9]|&(?:amp;)?nbsp;"
+    r"|&(?:amp;)?#0*(?:32|40|41|45|46|160);|&(?:amp;)?#x0*(?:20|28|29|2d|2e|a0);){0,3}"
+)
+_PHONE_PLUS = r"(?:\+|%(?:25)?2[bB]|=2[bB]|&(?:amp;)?#0*43;|&(?:amp;)?#x0*2b;|&(?:amp;)?plus;)"
 _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,40}\?[bBqQ]\?[^?\s]{0,400}\?=")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}")
 
@@ -68,16 +73,19 @@ def _entity_names() -> dict[str, tuple[str, ...]]:
     return {char: tuple(found) for char, found in names.items()}
 
 
+@lru_cache(maxsize=4096)
 def _char_forms(char: str) -> str:
     """Every way one character may be written once text has been decoded."""
     forms = {re.escape(char)}
     for variant in {char, char.lower(), char.upper()}:
         code = ord(variant)
-        forms.add(f"&#0*{code};?")
-        forms.add(f"&#x0*{code:x};?")
-        forms.update(f"&{name}" for name in _entity_names().get(variant, ()))
+        # "&amp;" before a reference and "%25" before an escape: encoded twice, which a
+        # reader decodes as easily as once.
+        forms.add(f"&(?:amp;)?#0*{code};?")
+        forms.add(f"&(?:amp;)?#x0*{code:x};?")
+        forms.update(f"&(?:amp;)?{name}" for name in _entity_names().get(variant, ()))
         encoded = variant.encode("utf-8")
-        forms.add("".join(f"%{byte:02x}" for byte in encoded))
+        forms.add("".join(f"%(?:25)?{byte:02x}" for byte in encoded))
         forms.add("".join(f"={byte:02x}" for byte in encoded))
     if char.isdigit() and char.isascii():
         forms.add(chr(ord("０") + int(char)))
@@ -111,7 +119,7 @@ def _national_digits(international: str) -> str:
 
 
 def _phone_pattern(digits: str, gap: str) -> str:
-    prefix = rf"(?:(?:\+|00)\d{{1,3}}{_PHONE_SEPARATOR})?(?:\(?0\)?{_PHONE_SEPARATOR})?"
+    prefix = rf"(?:(?:{_PHONE_PLUS}|00)\d{{1,3}}{_PHONE_SEPARATOR})?(?:\(?0\)?{_PHONE_SEPARATOR})?"
     body = f"(?:{_PHONE_SEPARATOR}|{gap})*".join(_char_forms(d) for d in digits)
     return rf"(?<!\d){prefix}{body}(?!\d)"
 
@@ -129,8 +137,12 @@ def _value_pattern(value: str, gap: str) -> str:
 def matcher_for(values: Iterable[str]) -> PrivateMatcher | None:
     """Compile the patterns for `values`; None when there is nothing to look for."""
     kept = tuple(dict.fromkeys(v.strip() for v in values if len(v.strip()) >= _MIN_VALUE_CHARS))
-    if not kept:
-        return None
+    return _compiled(kept) if kept else None
+
+
+# Letters from one participant share the same values; compiling once saves most of the cost.
+@lru_cache(maxsize=256)
+def _compiled(kept: tuple[str, ...]) -> PrivateMatcher:
     text_gap = _INVISIBLE
     html_gap = f"(?:{_INVISIBLE}|{_MARKUP})"
     ordered = sorted(kept, key=len, reverse=True)
