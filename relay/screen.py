@@ -65,7 +65,9 @@ _PLATFORMS = (
 )
 _SOCIAL = re.compile(
     rf"\b(?:{_PLATFORMS})\b"
-    r"(?:(?:\s*[:=]\s*@?|\s+(?:is|es|est|ist|é|è)\s+@?|\s+@)[\w.]{0,29}\w)?"
+    # A handle after "is" must look like one ("luna.k", "pony_12"), not a word ("fun").
+    r"(?:(?:\s*[:=]\s*@?|\s+@)[\w.]{0,29}\w"
+    r"|\s+(?:is|es|est|ist|é|è)\s+(?:@[\w.]{0,29}\w|[\w.]{0,28}[\d_.][\w.]{0,28}\w))?"
     r"|(?<![\w@.])@[A-Za-z0-9_.]{2,30}\b",
     re.IGNORECASE,
 )
@@ -79,7 +81,8 @@ _ADDRESS_PATTERNS = (
     r"\b(?:calle|c/|avenida|avda\.?|av\.|paseo|plaza|camino|carrera|ronda|travesía|"
     r"carretera|rua|travessa|praça|largo|alameda|estrada|viale|piazza|corso|vicolo|"
     r"piazzale)\s+(?:" + _WORD + r",?\s+){1,5}?(?:n[º°o]\.?\s*)?\d{1,5}\b",
-    r"\bvia\s+[A-Z][\w'’.-]*(?:,?\s+[\w'’.-]+){0,4}?,?\s+\d{1,4}\b",
+    # "via" is also English ("via the park"): the street name must be capitalized.
+    r"\bvia\s+(?-i:[A-Z])[\w'’.-]*(?:,?\s+[\w'’.-]+){0,4}?,?\s+\d{1,4}\b",
     # fr: "12 rue de la Paix", "3 bis avenue Foch"
     r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|av\.|boulevard|bd|place|chemin|allée|"
     r"impasse|quai|route|cours|passage)\s+[\w'’-]+(?:\s+[\w'’-]+){0,4}",
@@ -87,7 +90,8 @@ _ADDRESS_PATTERNS = (
     r"\b[\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|allee|platz|damm|ufer|chaussee)"
     r"\s+\d{1,4}\s?[a-z]?\b",
     # ja: "東京都千代田区千代田1-1", "1丁目2番3号"
-    r"(?:[\u4e00-\u9fff]{1,4}[都道府県])?[\u4e00-\u9fff\u3040-\u30ff]{1,10}[市区町村郡]"
+    # Place names are kanji or katakana; hiragana (particles like は) ends them.
+    r"(?:[\u4e00-\u9fff]{1,4}[都道府県])?[\u4e00-\u9fff\u30a0-\u30ff]{1,10}[市区町村郡]"
     r"[\u4e00-\u9fff\u3040-\u30ff]{0,10}\d{1,4}(?:丁目|[-－ー])\d{1,4}(?:[-－ー番]\d{1,4}号?|番地?)?",
     r"\d{1,4}丁目\d{1,4}番(?:地|\d{1,4}号)?",
 )
