@@ -200,7 +200,7 @@ def _all_hits(message_bytes: bytes, matcher: PrivateMatcher) -> list[LeakHit]:
     walked: Walk = walk(message, max_parts=_MAX_PARTS, max_depth=_MAX_DEPTH)
     hits = _header_hits(message, "", matcher)
     for number, leaf in enumerate(walked.leaves, start=1):
-        label = "" if leaf.part is message else f"part {number} "
+        label = "body " if leaf.part is message else f"part {number} "
         if leaf.part is not message:
             hits += _header_hits(leaf.part, label, matcher)
         hits += _body_hits(leaf.part, label, matcher)
@@ -247,7 +247,8 @@ def _rebuild(message_bytes: bytes, matcher: PrivateMatcher) -> bytes:
     message = read(message_bytes)
     subject, count = redact(decode_header_text(message, "Subject", []), matcher)
     if count:
-        message.replace_header("Subject", Header(subject, "utf-8").encode())
+        encoded = subject if subject.isascii() else Header(subject, "utf-8").encode()
+        message.replace_header("Subject", encoded)
     for part in message.walk():
         if not part.is_multipart() and part.get_content_maintype() == "text":
             _replace_in_part(part, matcher)

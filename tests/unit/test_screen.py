@@ -16,8 +16,8 @@ def flags_in(
                        keywords=keywords))  # fmt: skip
 
 
-def kinds_and_texts(text: str, **options: str) -> set[tuple[str, str]]:
-    return {(flag.kind, flag.text) for flag in flags_in(text, **options)}  # type: ignore[arg-type]
+def kinds_and_texts(text: str, region: str = "GB") -> set[tuple[str, str]]:
+    return {(flag.kind, flag.text) for flag in flags_in(text, region=region)}
 
 
 @pytest.mark.parametrize(
