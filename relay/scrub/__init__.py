@@ -103,14 +103,17 @@ def _body_text(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str |
     return draft.private_gone(text.strip("\n"), "the text")
 
 
-def _body_html(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str | None:
+def _html_source(draft: _Draft, leaves: list[Leaf]) -> str | None:
+    """The HTML bodies as received, decoded; None when the letter has none."""
     pieces = [
         part_text(leaf.part, draft.notes, draft.policy.max_text_chars)
         for leaf in iter_text_leaves(leaves, "html")
     ]
-    if not pieces:
-        return None
-    cleaned = clean_html("\n".join(pieces), cids)
+    return "\n".join(pieces) if pieces else None
+
+
+def _body_html(draft: _Draft, source: str, cids: dict[str, str]) -> str:
+    cleaned = clean_html(source, cids)
     for removal in cleaned.removed:
         draft.remove(removal.kind, removal.detail)
     html, count = redact(cleaned.html, draft.matcher, markup=True)
@@ -128,36 +131,34 @@ def _is_body(leaf: Leaf) -> bool:
     }
 
 
-def _raw_html(draft: _Draft, leaves: list[Leaf]) -> str:
-    """The HTML as received, only to learn which attached pictures it shows inline."""
-    return "\n".join(
-        part_text(leaf.part, [], draft.policy.max_text_chars)
-        for leaf in iter_text_leaves(leaves, "html")
-    )
-
-
-def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
-    draft = _Draft(policy, matcher_for(policy.private_values))
+def _read_bounded(draft: _Draft, raw: bytes) -> Message:
     if b"\x00" in raw:
         draft.notes.append("The message contained NUL bytes; they were removed.")
         raw = raw.replace(b"\x00", b"")
-    raw, cut = bound_parts(raw, policy.max_parts + 1)
+    raw, cut = bound_parts(raw, draft.policy.max_parts + 1)
     if cut:
         draft.notes.append(
-            f"The message had more than {policy.max_parts} parts; only the first were read."
+            f"The message had more than {draft.policy.max_parts} parts; only the first were read."
         )
     message = read(raw)
     if message.defects and not cut:
         draft.notes.append("The message was not well-formed MIME; it was read as best we could.")
+    return message
+
+
+def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
+    draft = _Draft(policy, matcher_for(policy.private_values))
+    message = _read_bounded(draft, raw)
     subject = draft.private_gone(decode_header_text(message, "Subject", draft.notes), "the subject")
     walked = walk(message, max_parts=policy.max_parts, max_depth=policy.max_depth)
     draft.notes.extend(walked.notes)
+    source = _html_source(draft, walked.leaves)
     others: list[Message] = [leaf.part for leaf in walked.leaves if not _is_body(leaf)]
-    taken = take_attachments(others, policy, draft.matcher, _raw_html(draft, walked.leaves))
+    taken = take_attachments(others, policy, draft.matcher, source or "")
     draft.removed.extend(taken.removed)
     draft.notes.extend(taken.notes)
     text = _body_text(draft, walked.leaves, taken.cids)
-    html = _body_html(draft, walked.leaves, taken.cids)
+    html = None if source is None else _body_html(draft, source, taken.cids)
     if text is None and html is None:
         draft.notes.append("The message had no text; there is nothing to deliver but the subject.")
     return ScrubbedLetter(
@@ -174,7 +175,7 @@ def scrub_letter(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
     """Rebuild a letter from what it may carry; never raises (see the module docstring)."""
     try:
         return _scrub(raw, policy)
-    except (RecursionError, MemoryError, Exception):  # the last line of "never raise"
+    except Exception:  # the last line of "never raise" (RecursionError, MemoryError too)
         return ScrubbedLetter(
             subject="",
             text=None,

@@ -24,7 +24,7 @@ from email.message import Message
 
 from PIL import Image, ImageOps
 
-from relay.scrub.mime import content_type_of, filename_of, part_bytes
+from relay.scrub.mime import content_type_of, filename_of, part_bytes, part_text
 from relay.scrub.model import Attachment, Removal, ScrubPolicy
 from relay.scrub.private import PrivateMatcher, contains_private, redact
 
@@ -264,7 +264,7 @@ def _binary_hides_value(data: bytes, matcher: PrivateMatcher | None) -> bool:
         for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
             if value.encode(encoding) in lowered:
                 return True
-    return contains_private(data.decode("latin-1"), matcher)
+    return contains_private(data.decode("latin-1"), matcher, runs=False)
 
 
 @dataclass
@@ -323,11 +323,11 @@ def _take_picture(taking: _Taking, part: Message, data: bytes, what: str) -> Non
 def _take_file(taking: _Taking, part: Message, data: bytes, content_type: str) -> None:
     what = _describe(filename_of(part), content_type, taking.matcher)
     if content_type.startswith("text/"):
-        text = data.decode(part.get_content_charset() or "utf-8", "replace")
+        text = part_text(part, taking.result.notes, taking.policy.max_text_chars)
         text, replaced = redact(text, taking.matcher)
         if replaced:
             taking.result.removed.append(Removal("private-detail", f"in {what}"))
-        data, content_type = text.encode("utf-8"), f"{content_type}; charset=utf-8"
+        data = text.encode("utf-8")
     elif _binary_hides_value(data, taking.matcher):
         taking.remove(what, "it contains a private detail of the sender and cannot be cleaned")
         return
@@ -340,9 +340,23 @@ def _take_file(taking: _Taking, part: Message, data: bytes, content_type: str) -
     taking.keep(part, data, content_type, f"file-{taking.files}{extension}")
 
 
-def _take_one(taking: _Taking, part: Message) -> None:
+def _declared_type(part: Message, filename: str) -> str:
+    """The declared type; for a generic one, the type its file name suggests.
+
+    Some phone mail apps send every photo as application/octet-stream; the picture is
+    decoded from its bytes anyway, so the name is only a hint to try.
+    """
     content_type = content_type_of(part)
+    if content_type == "application/octet-stream" and filename:
+        guessed = mimetypes.guess_type(filename, strict=False)[0]
+        if guessed is not None and guessed.startswith("image/"):
+            return guessed
+    return content_type
+
+
+def _take_one(taking: _Taking, part: Message) -> None:
     filename = filename_of(part)
+    content_type = _declared_type(part, filename)
     data = part_bytes(part)
     what = _describe(filename, content_type, taking.matcher)
     reason = forbidden_reason(content_type, filename, data)

@@ -16,6 +16,7 @@ class Attachment:
     """An attachment that may be delivered, already cleaned and renamed.
 
     `content_id` is given without angle brackets, as it is written after `cid:` in HTML.
+    `content_type` has no parameters; text attachments are always UTF-8.
     """
 
     filename: str

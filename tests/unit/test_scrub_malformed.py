@@ -141,3 +141,17 @@ def test_an_attachment_count_limit_is_kept() -> None:
     letter = scrub_letter(bytes(message), policy)
     assert len(letter.attachments) == 2
     assert any("at most 2" in r.detail for r in letter.removed)
+
+
+def test_a_text_attachment_in_an_unknown_charset_is_kept_cleaned() -> None:
+    message = EmailMessage()
+    message.set_content("see my poem")
+    message.add_attachment(b"poem by jane@example.com", maintype="text", subtype="plain",
+                           filename="poem.txt", params={"charset": "x-unknown"})  # fmt: skip
+    policy = ScrubPolicy(private_values=("jane@example.com",), allowed_types=("text/plain",))
+    (poem,) = scrub_letter(bytes(message), policy).attachments
+    assert (poem.filename, poem.content_type, poem.data) == (
+        "file-1.txt",
+        "text/plain",
+        b"poem by [removed]",
+    )

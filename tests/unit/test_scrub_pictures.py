@@ -137,3 +137,9 @@ def test_a_file_that_only_claims_to_be_a_picture_is_removed() -> None:
     letter = scrub_letter(letter_with(b"MZ\x90\x00 not a picture", "cat.jpg"), ScrubPolicy())
     assert letter.attachments == ()
     assert letter.removed
+
+
+def test_a_photo_sent_as_octet_stream_is_still_a_drawing() -> None:
+    raw = letter_with(photo(), "IMG_0001.JPG", "application/octet-stream")
+    (drawing,) = scrub_letter(raw, ScrubPolicy()).attachments
+    assert (drawing.filename, drawing.content_type) == ("drawing-1.jpg", "image/jpeg")
