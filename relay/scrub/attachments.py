@@ -134,6 +134,8 @@ _FORBIDDEN_MAGIC: tuple[tuple[bytes, str], ...] = (
 
 @dataclass
 class AttachmentResult:
+    """The files that may travel, what was taken out, and the new names of inline pictures."""
+
     attachments: list[Attachment] = field(default_factory=list)
     removed: list[Removal] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -175,6 +177,8 @@ class UnreadablePicture(Exception):
 
 @dataclass(frozen=True)
 class Picture:
+    """A picture drawn again; `had_hidden_details` says whether the original carried any."""
+
     data: bytes
     extension: str
     had_hidden_details: bool

@@ -76,6 +76,7 @@ class CheckedMessage:
 
     @property
     def data(self) -> bytes:
+        """The exact bytes that were checked: send these, nothing rebuilt from them."""
         return self._data
 
     def __repr__(self) -> str:

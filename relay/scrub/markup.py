@@ -75,11 +75,19 @@ _OUTLOOK_SEPARATOR = re.compile(r"border-top:\s*solid", re.IGNORECASE)
 
 @dataclass
 class CleanHtml:
+    """A sanitized HTML fragment and what was taken out of it."""
+
     html: str
     removed: list[Removal] = field(default_factory=list)
 
 
 class _Walker(HTMLParser):
+    """The first pass: re-emits the markup element by element, leaving out whole subtrees.
+
+    `tokens` is the output so far; `lines` records where each visual line starts in it and
+    its text, so attribution lines can be found with the plain-text rules afterwards.
+    """
+
     def __init__(self, cids: Mapping[str, str]) -> None:
         super().__init__(convert_charrefs=True)
         self.cids = cids
@@ -196,6 +204,7 @@ class _Walker(HTMLParser):
         return {}
 
     def close_mailto(self) -> None:
+        """End an unwrapped mailto link; drop its text when it is just the address."""
         if self.mailto is None:
             return
         start, address = self.mailto

@@ -75,6 +75,8 @@ class Leaf:
 
 @dataclass
 class Walk:
+    """The leaf parts found, and notes on what the limits left unread."""
+
     leaves: list[Leaf] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

@@ -54,6 +54,13 @@ class ScrubPolicy:
 
 @dataclass(frozen=True)
 class ScrubbedLetter:
+    """What may be delivered of one letter, and what staff should know about it.
+
+    `text` and `html` are None when the letter had no body of that kind; `html` is a
+    sanitized fragment (no <html>/<body>), pictures inside it point at `cid:` values of
+    `attachments`.
+    """
+
     subject: str
     text: str | None
     html: str | None
