@@ -16,6 +16,7 @@ Cost: a handful of regular-expression scans and one phonenumbers pass per part.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -196,10 +197,20 @@ def _detail_flags(text: str, part: LetterPart, region: str) -> list[list[Flag]]:
 
 
 def _without_overlaps(candidates: list[list[Flag]]) -> list[Flag]:
+    """Keep each candidate unless an earlier-ranked kept flag overlaps it.
+
+    Kept spans never overlap, so sorted by start only the two neighbours of a new span
+    need checking: linear-logarithmic even for a letter with thousands of addresses.
+    """
     kept: list[Flag] = []
+    spans: list[tuple[int, int]] = []
     for group in candidates:
         for flag in sorted(group, key=lambda f: (f.start, -f.end)):
-            if not any(flag.start < other.end and other.start < flag.end for other in kept):
+            at = bisect.bisect_left(spans, (flag.start, flag.end))
+            before = at > 0 and spans[at - 1][1] > flag.start
+            after = at < len(spans) and spans[at][0] < flag.end
+            if not (before or after):
+                spans.insert(at, (flag.start, flag.end))
                 kept.append(flag)
     return kept
 

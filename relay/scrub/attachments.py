@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 
 from relay.scrub.mime import content_type_of, filename_of, part_bytes, part_text
 from relay.scrub.model import Attachment, Removal, ScrubPolicy
-from relay.scrub.private import PrivateMatcher, contains_private, redact
+from relay.scrub.private import PrivateMatcher, redact, values_in_bytes
 
 __all__ = ["AttachmentResult", "forbidden_reason", "rebuild_picture", "take_attachments"]
 
@@ -261,14 +261,7 @@ def _allowed(content_type: str, policy: ScrubPolicy) -> bool:
 
 def _binary_hides_value(data: bytes, matcher: PrivateMatcher | None) -> bool:
     """A private value written plainly inside a file we cannot rewrite (PDF, audio…)."""
-    if matcher is None:
-        return False
-    lowered = data.lower()
-    for value in matcher.folded:
-        for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
-            if value.encode(encoding) in lowered:
-                return True
-    return contains_private(data.decode("latin-1"), matcher, runs=False)
+    return matcher is not None and bool(values_in_bytes(data, matcher))
 
 
 @dataclass

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import html
 import quopri
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.header import Header
@@ -53,6 +54,7 @@ from relay.scrub.private import (
     matcher_for,
     redact,
     values_found,
+    values_in_bytes,
 )
 
 __all__ = ["CheckedMessage", "LeakHit", "LeakReport", "check_outgoing", "redact_outgoing"]
@@ -161,7 +163,7 @@ def _body_hits(part: Message, label: str, matcher: PrivateMatcher) -> list[LeakH
         return _hits_in(text, where, matcher, replaceable=True)
     if part.get_content_maintype() == "message":
         return _attached_message_hits(part, where, matcher)
-    return _hits_in(_binary_view(data), where, matcher, replaceable=False, runs=False)
+    return [LeakHit(value, where, False) for value in values_in_bytes(data, matcher)]
 
 
 def _attached_message_hits(part: Message, where: str, matcher: PrivateMatcher) -> list[LeakHit]:
@@ -175,22 +177,19 @@ def _attached_message_hits(part: Message, where: str, matcher: PrivateMatcher) -
     return hits
 
 
-def _binary_view(data: bytes) -> str:
-    # Text tucked inside a binary file is usually ASCII/UTF-8 or UTF-16 (PDF, Office).
-    return "\n".join(
-        (
-            data.decode("latin-1"),
-            data.decode("utf-8", "ignore"),
-            data.decode("utf-16-le", "ignore"),
-            data.decode("utf-16-be", "ignore"),
-        )
-    )
+# Body lines of base64 parts: decoded and searched part by part, so the raw search skips
+# them (on a letter with a photo they are nearly all of the bytes).
+_BASE64_LINE = re.compile(rb"^[A-Za-z0-9+/]{40,}={0,2}\r?$\n?", re.MULTILINE)
 
 
 def _raw_hits(message_bytes: bytes, matcher: PrivateMatcher) -> list[LeakHit]:
     """The backstop: the bytes as they are, and with quoted-printable undone throughout."""
     for view in (message_bytes, quopri.decodestring(message_bytes)):
-        text = view.decode("utf-8", "replace") + "\n" + view.decode("latin-1")
+        found = values_in_bytes(view, matcher)
+        if found:
+            return [LeakHit(value, "raw bytes", False) for value in found]
+        lean = _BASE64_LINE.sub(b"", view)
+        text = lean.decode("utf-8", "replace") + "\n" + lean.decode("latin-1")
         if contains_private(text, matcher, markup=True, runs=False):
             return [LeakHit(v, "raw bytes", False) for v in values_found(text, matcher)]
     return []

@@ -31,6 +31,8 @@ __all__ = [
     "contains_private",
     "matcher_for",
     "redact",
+    "values_found",
+    "values_in_bytes",
 ]
 
 REDACTED = "[removed]"
@@ -60,6 +62,8 @@ class PrivateMatcher:
 
     values: tuple[str, ...]
     folded: tuple[str, ...]
+    # Per value, byte strings to find in files and raw messages (see `values_in_bytes`).
+    needles: tuple[tuple[bytes, ...], ...]
     text_pattern: re.Pattern[str]
     html_pattern: re.Pattern[str]
 
@@ -149,9 +153,33 @@ def _compiled(kept: tuple[str, ...]) -> PrivateMatcher:
     return PrivateMatcher(
         values=kept,
         folded=tuple(v.casefold() for v in kept),
+        needles=tuple(_needles(v) for v in kept),
         text_pattern=re.compile("|".join(_value_pattern(v, text_gap) for v in ordered), re.I),
         html_pattern=re.compile("|".join(_value_pattern(v, html_gap) for v in ordered), re.I),
     )
+
+
+def _needles(value: str) -> tuple[bytes, ...]:
+    lowered = value.lower()
+    found = [lowered.encode(codec) for codec in ("utf-8", "utf-16-le", "utf-16-be")]
+    digits = _digits_of_phone(value)
+    if digits is not None:
+        found.append(digits.encode("ascii"))
+    return tuple(found)
+
+
+def values_in_bytes(data: bytes, matcher: PrivateMatcher) -> list[str]:
+    """Values written plainly in bytes (UTF-8 or UTF-16, any ASCII letter case).
+
+    The check for pictures, other files and whole raw messages: a few substring searches,
+    fast on megabytes, where the full patterns would take seconds.
+    """
+    lowered = data.lower()
+    return [
+        value
+        for value, needles in zip(matcher.values, matcher.needles, strict=True)
+        if any(needle in lowered for needle in needles)
+    ]
 
 
 def _decoded_run_hides_value(run: str, matcher: PrivateMatcher) -> bool:
