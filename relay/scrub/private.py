@@ -125,7 +125,8 @@ def _national_digits(international: str) -> str:
 def _phone_pattern(digits: str, gap: str) -> str:
     prefix = rf"(?:(?:{_PHONE_PLUS}|00)\d{{1,3}}{_PHONE_SEPARATOR})?(?:\(?0\)?{_PHONE_SEPARATOR})?"
     body = f"(?:{_PHONE_SEPARATOR}|{gap})*".join(_char_forms(d) for d in digits)
-    return rf"(?<!\d){prefix}{body}(?!\d)"
+    # No digit boundaries: a run of digits that contains the number still gives it away.
+    return f"{prefix}{body}"
 
 
 def _value_pattern(value: str, gap: str) -> str:
@@ -182,21 +183,35 @@ def values_in_bytes(data: bytes, matcher: PrivateMatcher) -> list[str]:
     ]
 
 
-def _decoded_run_hides_value(run: str, matcher: PrivateMatcher) -> bool:
-    if _ENCODED_WORD.fullmatch(run):
+def _decoded_encoded_word(run: str) -> str:
+    try:
+        return "".join(
+            part.decode(charset or "latin-1", "replace") if isinstance(part, bytes) else part
+            for part, charset in decode_header(run)
+        )
+    except (LookupError, ValueError, binascii.Error):
+        return ""
+
+
+def _decoded_base64(run: str) -> str:
+    """The run decoded at each of the four alignments: letters glued before or after a
+    base64 value shift it, and a reader who strips them reads the value again."""
+    decoded: list[str] = []
+    for start in range(4):
+        chunk = run[start:].rstrip("=")
+        if len(chunk) % 4 == 1:  # one character too many can never decode; drop it
+            chunk = chunk[:-1]
         try:
-            decoded = "".join(
-                part.decode(charset or "latin-1", "replace") if isinstance(part, bytes) else part
-                for part, charset in decode_header(run)
-            )
-        except (LookupError, ValueError, binascii.Error):
-            return False
-    else:
-        try:
-            raw = base64.b64decode(run + "=" * (-len(run) % 4))
+            raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4))
         except (binascii.Error, ValueError):
-            return False
-        decoded = raw.decode("utf-8", "replace") + raw.decode("utf-16-le", "ignore")
+            continue
+        decoded += [raw.decode("utf-8", "replace"), raw.decode("utf-16-le", "ignore")]
+    return "\n".join(decoded)
+
+
+def _decoded_run_hides_value(run: str, matcher: PrivateMatcher) -> bool:
+    word = _ENCODED_WORD.fullmatch(run)
+    decoded = _decoded_encoded_word(run) if word else _decoded_base64(run)
     return matcher.text_pattern.search(decoded) is not None
 
 
