@@ -25,12 +25,15 @@ When a hit sits where it cannot be replaced (an address header, a picture's byte
 header that must stay) it returns no `CheckedMessage`, which means: stop this letter.
 
 Pass the values that must not appear: the sending participant's real address, names and
-phone, never the recipient's own address (which the To header rightly carries).
+phone, never the recipient's own address (which the To header rightly carries). Run the
+guard on the bytes as they will be sent, before DKIM signing (signing only adds a header
+and would not survive a rebuild).
 """
 
 from __future__ import annotations
 
 import base64
+import email.policy
 import html
 import quopri
 import re
@@ -252,7 +255,9 @@ def _rebuild(message_bytes: bytes, matcher: PrivateMatcher) -> bytes:
     for part in message.walk():
         if not part.is_multipart() and part.get_content_maintype() == "text":
             _replace_in_part(part, matcher)
-    return message.as_bytes()
+    # No ">From " mangling: untouched parts must come out as they went in.
+    linesep = "\r\n" if b"\r\n" in message_bytes else "\n"
+    return message.as_bytes(policy=email.policy.compat32.clone(linesep=linesep, mangle_from_=False))
 
 
 def redact_outgoing(message_bytes: bytes, private_values: Sequence[str]) -> LeakReport:

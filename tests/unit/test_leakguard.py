@@ -105,3 +105,13 @@ def test_nothing_to_look_for_passes() -> None:
 
 def test_garbage_without_private_values_passes() -> None:
     assert check_outgoing(b"\xff\xfe garbage \x00", VALUES).checked is not None
+
+
+def test_rebuilding_leaves_other_parts_byte_for_byte() -> None:
+    message = outgoing("From Okonkwo with love")
+    message.add_attachment(b"From the library:\nno change here", maintype="text",
+                           subtype="plain", filename="poem.txt", cte="8bit")  # fmt: skip
+    report = redact_outgoing(bytes(message), VALUES)
+    assert report.checked is not None
+    assert b"\nFrom the library:\nno change here" in report.checked.data
+    assert b">From" not in report.checked.data
