@@ -21,6 +21,7 @@ import mimetypes
 import warnings
 from dataclasses import dataclass, field
 from email.message import Message
+from urllib.parse import unquote
 
 from PIL import Image, ImageOps
 
@@ -280,11 +281,13 @@ class _Taking:
 
     def keep(self, part: Message, data: bytes, content_type: str, filename: str) -> None:
         old_cid = _content_id(part)
-        inline = bool(old_cid) and f"cid:{old_cid}".lower() in self.html_source.lower()
-        new_cid = f"{filename.rsplit('.', 1)[0]}@letter.invalid" if inline else None
-        if inline and old_cid and new_cid:
-            self.result.cids[old_cid] = new_cid
-        self.result.attachments.append(Attachment(filename, content_type, data, new_cid, inline))
+        # HTML may write the Content-ID percent-encoded (RFC 2392), so compare decoded.
+        if old_cid is None or old_cid.lower() not in unquote(self.html_source).lower():
+            self.result.attachments.append(Attachment(filename, content_type, data))
+            return
+        new_cid = f"{filename.rsplit('.', 1)[0]}@letter.invalid"
+        self.result.cids[old_cid] = new_cid
+        self.result.attachments.append(Attachment(filename, content_type, data, new_cid, True))
 
 
 def _content_id(part: Message) -> str | None:
@@ -292,7 +295,9 @@ def _content_id(part: Message) -> str | None:
         value = part.get("Content-ID")
     except Exception:
         return None
-    return str(value).strip().strip("<>") or None if value is not None else None
+    if value is None:
+        return None
+    return str(value).strip().strip("<>") or None
 
 
 def _describe(filename: str, content_type: str, matcher: PrivateMatcher | None) -> str:

@@ -143,3 +143,17 @@ def test_a_photo_sent_as_octet_stream_is_still_a_drawing() -> None:
     raw = letter_with(photo(), "IMG_0001.JPG", "application/octet-stream")
     (drawing,) = scrub_letter(raw, ScrubPolicy()).attachments
     assert (drawing.filename, drawing.content_type) == ("drawing-1.jpg", "image/jpeg")
+
+
+def test_an_inline_picture_keeps_its_place_under_a_neutral_content_id() -> None:
+    message = EmailMessage()
+    message["Subject"] = "look"
+    message.set_content("look")
+    message.add_alternative('<p>look</p><img src="cid:ii_Jane%40Okonkwo" alt="Jane.jpg">',
+                            subtype="html")  # fmt: skip
+    html_part = message.get_payload()[1]
+    html_part.add_related(photo(), maintype="image", subtype="jpeg", cid="<ii_Jane@Okonkwo>")
+    letter = scrub_letter(bytes(message), ScrubPolicy(private_values=("Okonkwo",)))
+    (drawing,) = letter.attachments
+    assert (drawing.content_id, drawing.inline) == ("drawing-1@letter.invalid", True)
+    assert letter.html == '<p>look</p><img src="cid:drawing-1@letter.invalid" alt="drawing-1">'
