@@ -4,114 +4,182 @@ Pure functions, no I/O. The original message is never edited: a new, small value
 (`ScrubbedLetter`) is built from an allow-list of what a letter may carry (subject, text and
 HTML bodies, allowed attachments). Everything that was left out is listed in `removed` and
 everything odd about the input in `notes`, so that a moderator approves exactly what will be
-delivered and knows what was taken away.
+delivered and knows what was taken away. `scrub_letter` never raises: work is bounded by the
+policy (parts, depth, characters, pixels), and input it cannot read becomes a note.
+
+The steps live in their own modules: `mime` (bounded walk, tolerant decoding), `quotes`
+(quoted replies and signatures), `markup` (HTML), `attachments` (files and pictures) and
+`private` (private values in every encoded form). `leakguard` checks the final outgoing
+bytes.
 """
 
 from __future__ import annotations
 
-import email.policy
+import re
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.message import Message
+
+from relay.scrub.attachments import take_attachments
+from relay.scrub.markup import clean_html, sanitize
+from relay.scrub.mime import (
+    Leaf,
+    bound_parts,
+    decode_header_text,
+    is_attachment,
+    iter_text_leaves,
+    parse,
+    part_text,
+    read,
+    walk,
+)
+from relay.scrub.model import Attachment, Removal, ScrubbedLetter, ScrubPolicy
+from relay.scrub.private import PrivateMatcher, matcher_for, redact
+from relay.scrub.quotes import remove_quotes, remove_signature
 
 __all__ = [
     "Attachment",
     "Removal",
     "ScrubPolicy",
     "ScrubbedLetter",
+    "parse",
     "scrub_letter",
 ]
 
 
-@dataclass(frozen=True)
-class Attachment:
-    """An attachment that may be delivered, already cleaned and renamed."""
+@dataclass
+class _Draft:
+    """What has been kept and taken away so far; frozen into a ScrubbedLetter at the end."""
 
-    filename: str
-    content_type: str
-    data: bytes
-    content_id: str | None = None
-    inline: bool = False
+    policy: ScrubPolicy
+    matcher: PrivateMatcher | None
+    removed: list[Removal] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
+    def remove(self, kind: str, detail: str) -> None:
+        removal = Removal(kind, detail)
+        if removal not in self.removed:
+            self.removed.append(removal)
 
-@dataclass(frozen=True)
-class Removal:
-    """Something taken out of the letter, described for staff."""
-
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class ScrubPolicy:
-    """What a letter may carry; values come from configuration."""
-
-    private_values: tuple[str, ...] = ()
-    max_attachment_bytes: int = 5 * 1024 * 1024
-    max_attachments: int = 5
-    allowed_types: tuple[str, ...] = ("image/*",)
+    def private_gone(self, text: str, where: str, *, markup: bool = False) -> str:
+        text, count = redact(text, self.matcher, markup=markup)
+        if count:
+            self.remove(
+                "private-detail", f"a private detail of the sender was removed from {where}"
+            )
+        return text
 
 
-@dataclass(frozen=True)
-class ScrubbedLetter:
-    subject: str
-    text: str | None
-    html: str | None
-    attachments: tuple[Attachment, ...] = ()
-    removed: tuple[Removal, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+_PICTURE_PLACEHOLDER = re.compile(r"\[(?:cid:([^\]\s]{1,200})|image:[^\]\n]{0,200})\]", re.I)
 
 
-def parse(raw: bytes) -> EmailMessage:
-    """Parse bytes as received; never raises for malformed input (defects are recorded)."""
-    return BytesParser(EmailMessage, policy=email.policy.default).parsebytes(raw)
+def _neutral_placeholders(text: str, cids: dict[str, str]) -> str:
+    """Clients write "[cid:…]" or "[image: IMG_4521.jpeg]" where a picture sits; the
+    original names can carry a person's name, so only the new neutral one is shown."""
+    by_key = {old.lower(): new for old, new in cids.items()}
+
+    def neutral(found: re.Match[str]) -> str:
+        new = by_key.get((found.group(1) or "").lower())
+        return f"[{new.split('@')[0]}]" if new else "[picture]"
+
+    return _PICTURE_PLACEHOLDER.sub(neutral, text)
 
 
-def _text_of(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name
-        return payload.decode("utf-8", errors="replace")
+def _body_text(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str | None:
+    pieces = [
+        part_text(leaf.part, draft.notes, draft.policy.max_text_chars)
+        for leaf in iter_text_leaves(leaves, "plain")
+    ]
+    if not pieces:
+        return None
+    # Signature first as well as last: bottom-posted replies sign below the quote.
+    text, signed_below = remove_signature("\n".join(pieces))
+    text, quoted = remove_quotes(text)
+    if quoted:
+        draft.remove("quoted-reply", "the quoted earlier letter (text)")
+    text, signed = remove_signature(text)
+    if signed or signed_below:
+        draft.remove("signature", "the sender's signature block (text)")
+    text = _neutral_placeholders(text, cids)
+    return draft.private_gone(text.strip("\n"), "the text")
+
+
+def _html_source(draft: _Draft, leaves: list[Leaf]) -> str | None:
+    """The HTML bodies as received, decoded; None when the letter has none."""
+    pieces = [
+        part_text(leaf.part, draft.notes, draft.policy.max_text_chars)
+        for leaf in iter_text_leaves(leaves, "html")
+    ]
+    return "\n".join(pieces) if pieces else None
+
+
+def _body_html(draft: _Draft, source: str, cids: dict[str, str]) -> str:
+    cleaned = clean_html(source, cids)
+    for removal in cleaned.removed:
+        draft.remove(removal.kind, removal.detail)
+    html, count = redact(cleaned.html, draft.matcher, markup=True)
+    if count:
+        # A replaced span may have held half of a tag pair; sanitize again to rebalance.
+        html = sanitize(html)
+        draft.remove("private-detail", "a private detail of the sender was removed from the HTML")
+    return html
+
+
+def _is_body(leaf: Leaf) -> bool:
+    return not is_attachment(leaf.part) and leaf.part.get_content_type() in {
+        "text/plain",
+        "text/html",
+    }
+
+
+def _read_bounded(draft: _Draft, raw: bytes) -> Message:
+    if b"\x00" in raw:
+        draft.notes.append("The message contained NUL bytes; they were removed.")
+        raw = raw.replace(b"\x00", b"")
+    raw, cut = bound_parts(raw, draft.policy.max_parts + 1)
+    if cut:
+        draft.notes.append(
+            f"The message had more than {draft.policy.max_parts} parts; only the first were read."
+        )
+    message = read(raw)
+    if message.defects and not cut:
+        draft.notes.append("The message was not well-formed MIME; it was read as best we could.")
+    return message
+
+
+def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
+    draft = _Draft(policy, matcher_for(policy.private_values))
+    message = _read_bounded(draft, raw)
+    subject = draft.private_gone(decode_header_text(message, "Subject", draft.notes), "the subject")
+    walked = walk(message, max_parts=policy.max_parts, max_depth=policy.max_depth)
+    draft.notes.extend(walked.notes)
+    source = _html_source(draft, walked.leaves)
+    others: list[Message] = [leaf.part for leaf in walked.leaves if not _is_body(leaf)]
+    taken = take_attachments(others, policy, draft.matcher, source or "")
+    draft.removed.extend(taken.removed)
+    draft.notes.extend(taken.notes)
+    text = _body_text(draft, walked.leaves, taken.cids)
+    html = None if source is None else _body_html(draft, source, taken.cids)
+    if text is None and html is None:
+        draft.notes.append("The message had no text; there is nothing to deliver but the subject.")
+    return ScrubbedLetter(
+        subject=subject,
+        text=text,
+        html=html,
+        attachments=tuple(taken.attachments),
+        removed=tuple(draft.removed),
+        notes=tuple(dict.fromkeys(draft.notes)),
+    )
 
 
 def scrub_letter(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
-    """Keep the subject and the first text and HTML bodies; note everything else."""
-    notes: list[str] = []
-    removed: list[Removal] = []
-    if b"\x00" in raw:
-        notes.append("The message contained NUL bytes; they were removed.")
-        raw = raw.replace(b"\x00", b"")
-    message = parse(raw)
-    if message.defects:
-        notes.append("The message was not well-formed MIME; it was read as best we could.")
+    """Rebuild a letter from what it may carry; never raises (see the module docstring)."""
     try:
-        subject = str(message.get("Subject", "") or "")
-    except Exception:  # a garbled encoded word must not lose the letter
-        subject = ""
-        notes.append("The subject could not be decoded.")
-    text: str | None = None
-    html: str | None = None
-    for part in message.walk():
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        disposition = part.get_content_disposition()
-        if ctype == "text/plain" and disposition != "attachment" and text is None:
-            text = _text_of(part)
-        elif ctype == "text/html" and disposition != "attachment" and html is None:
-            html = _text_of(part)
-        else:
-            removed.append(Removal("attachment", ctype))
-    if text is None and html is None:
-        notes.append("The message had no text; there is nothing to deliver but the subject.")
-    return ScrubbedLetter(
-        subject=" ".join(subject.split()),
-        text=text,
-        html=html,
-        removed=tuple(removed),
-        notes=tuple(notes),
-    )
+        return _scrub(raw, policy)
+    except Exception:  # the last line of "never raise" (RecursionError, MemoryError too)
+        return ScrubbedLetter(
+            subject="",
+            text=None,
+            html=None,
+            removed=(Removal("letter", "the whole message: it could not be read safely"),),
+            notes=("The message could not be read at all; nothing of it will be delivered.",),
+        )

@@ -1,0 +1,260 @@
+"""HTML bodies: cut quoted history, drop what spies or hides, then sanitize with nh3.
+
+Two passes. The first walks the markup with the standard library's tolerant parser and
+decides on whole elements, which an attribute allow-list cannot do: it drops quoted-reply
+containers (Gmail `gmail_quote`, Apple Mail and Thunderbird `blockquote type=cite`,
+`moz-cite-prefix`, Yahoo `yahoo_quoted`) and everything from Outlook's reply header
+(`divRplyFwdMsg`, the `border-top` separator) on; drops signatures, scripts, forms, frames,
+remote and embedded images (tracking pixels among them) and unwraps `mailto:` links; points
+`cid:` images at their new names; and cuts at attribution lines found in the text, using
+the same rules as plain text. The second pass is nh3 (Ammonia) with a small allow-list: no
+`style`, `class` or colour attributes survive, so text cannot be hidden from the moderator
+and shown to the pal, or the other way round.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+import nh3
+
+from relay.scrub.model import Removal
+from relay.scrub.quotes import find_cut
+
+__all__ = ["CleanHtml", "clean_html", "sanitize"]
+
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "center", "code", "dd", "del", "div",
+    "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li",
+    "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+_ALLOWED_ATTRIBUTES = {
+    "*": {"dir", "lang"},
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "ol": {"start"},
+}
+_URL_SCHEMES = {"http", "https", "cid"}
+
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+         "track", "wbr"}  # fmt: skip
+_BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+          "pre", "table", "hr", "ul", "ol", "dl", "dt", "dd", "center"}  # fmt: skip
+# Dropped with their content; only the dangerous ones are worth telling staff about.
+_SILENT_DROP = {"head", "title", "style", "meta", "link", "base", "template", "noscript"}
+_REPORTED_DROP = {
+    "script": "a script",
+    "form": "a form",
+    "input": "a form field",
+    "button": "a form button",
+    "select": "a form field",
+    "textarea": "a form field",
+    "iframe": "an embedded web page",
+    "frame": "an embedded web page",
+    "object": "an embedded object",
+    "embed": "an embedded object",
+    "applet": "an embedded object",
+    "svg": "a drawing in code (SVG)",
+    "math": "formula markup",
+    "audio": "an embedded sound",
+    "video": "an embedded video",
+}
+_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix", "moz-forward-container")
+_SIGNATURE_CLASSES = ("gmail_signature", "moz-signature", "elementtoproof-signature")
+_SIGNATURE_IDS = ("signature", "x_signature", "signature_bookmark")
+_CUT_IDS = ("divrplyfwdmsg", "x_divrplyfwdmsg", "appendonsend", "outlookmessageheader")
+_OUTLOOK_SEPARATOR = re.compile(r"border-top:\s*solid", re.IGNORECASE)
+
+
+@dataclass
+class CleanHtml:
+    """A sanitized HTML fragment and what was taken out of it."""
+
+    html: str
+    removed: list[Removal] = field(default_factory=list)
+
+
+class _Walker(HTMLParser):
+    """The first pass: re-emits the markup element by element, leaving out whole subtrees.
+
+    `tokens` is the output so far; `lines` records where each visual line starts in it and
+    its text, so attribution lines can be found with the plain-text rules afterwards.
+    """
+
+    def __init__(self, cids: Mapping[str, str]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cids = cids
+        self.tokens: list[str] = []
+        self.lines: list[tuple[int, list[str]]] = [(0, [])]
+        self.removed: list[Removal] = []
+        self.skip_tag: str | None = None
+        self.skip_level = 0
+        self.cut = False
+        self.mailto: tuple[int, str] | None = None
+
+    # -- element decisions ---------------------------------------------------------------
+    def _drop_reason(self, tag: str, attrs: dict[str, str]) -> Removal | None:
+        classes = attrs.get("class", "").lower()
+        ident = attrs.get("id", "").lower()
+        if tag == "blockquote" and attrs.get("type", "").lower() == "cite":
+            return Removal("quoted-reply", "the quoted earlier letter")
+        if any(name in classes for name in _QUOTE_CLASSES):
+            return Removal("quoted-reply", "the quoted earlier letter")
+        if any(name in classes for name in _SIGNATURE_CLASSES) or ident in _SIGNATURE_IDS:
+            return Removal("signature", "the sender's signature block")
+        if tag in _REPORTED_DROP:
+            return Removal("html", f"{_REPORTED_DROP[tag]} was removed from the letter")
+        if tag in _SILENT_DROP:
+            return Removal("", "")
+        return None
+
+    def _starts_cut(self, tag: str, attrs: dict[str, str]) -> bool:
+        if attrs.get("id", "").lower() in _CUT_IDS:
+            return True
+        style = attrs.get("style", "")
+        return tag == "div" and bool(_OUTLOOK_SEPARATOR.search(style)) and "padding" in style
+
+    # -- parser hooks --------------------------------------------------------------------
+    def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
+        attrs = {name: value or "" for name, value in attr_list}
+        if self.cut:
+            return
+        if self.skip_tag is not None:
+            self.skip_level += tag == self.skip_tag and tag not in _VOID
+            return
+        if self._starts_cut(tag, attrs):
+            self.cut = True
+            self.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
+            return
+        reason = self._drop_reason(tag, attrs)
+        if reason is not None:
+            if reason.kind:
+                self.removed.append(reason)
+            if tag not in _VOID:
+                self.skip_tag, self.skip_level = tag, 1
+            return
+        self._emit_start(tag, attrs)
+
+    def handle_startendtag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attr_list)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.cut:
+            return
+        if self.skip_tag is not None:
+            if tag == self.skip_tag:
+                self.skip_level -= 1
+                if self.skip_level == 0:
+                    self.skip_tag = None
+            return
+        if tag == "a" and self.mailto is not None:
+            self.close_mailto()
+            return
+        if tag in _VOID:
+            return
+        self.tokens.append(f"</{tag}>")
+        if tag in _BLOCK:
+            self._new_line()
+
+    def handle_data(self, data: str) -> None:
+        if self.cut or self.skip_tag is not None:
+            return
+        self.tokens.append(html.escape(data, quote=False))
+        self.lines[-1][1].append(data)
+
+    # -- output --------------------------------------------------------------------------
+    def _new_line(self) -> None:
+        self.lines.append((len(self.tokens), []))
+
+    def _emit_start(self, tag: str, attrs: dict[str, str]) -> None:
+        if tag in _BLOCK:
+            self._new_line()
+        if tag == "img":
+            attrs = self._image_attrs(attrs)
+            if not attrs:
+                return
+        if tag == "a" and attrs.get("href", "").strip().lower().startswith("mailto:"):
+            self.mailto = (len(self.tokens), attrs["href"].strip()[7:].split("?")[0])
+            self.removed.append(Removal("html", "a link to an email address was unlinked"))
+            return
+        rendered = "".join(f' {name}="{html.escape(value)}"' for name, value in attrs.items())
+        self.tokens.append(f"<{tag}{rendered}>")
+
+    def _image_attrs(self, attrs: dict[str, str]) -> dict[str, str]:
+        source = attrs.get("src", "").strip()
+        if source.lower().startswith("cid:"):
+            new = self.cids.get(_cid_key(source[4:]))
+            if new is not None:
+                # The original alt text is usually the file name, which may name a person.
+                return {"src": f"cid:{new}", "alt": new.split("@")[0]}
+            self.removed.append(Removal("html", "a picture that was not attached"))
+            return {}
+        tiny = attrs.get("width", "").strip() in {"0", "1"} or attrs.get("height", "") in {"0", "1"}
+        what = "a tracking pixel" if tiny else "a picture loaded from the web"
+        self.removed.append(Removal("html", f"{what} was removed"))
+        return {}
+
+    def close_mailto(self) -> None:
+        """End an unwrapped mailto link; drop its text when it is just the address."""
+        if self.mailto is None:
+            return
+        start, address = self.mailto
+        self.mailto = None
+        inner = "".join(self.tokens[start:])
+        if html.unescape(re.sub(r"<[^>]*>", "", inner)).strip().lower() == address.lower():
+            del self.tokens[start:]
+
+
+def _cid_key(cid: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(cid.strip().strip("<>")).lower()
+
+
+def _cut_at_attribution(walker: _Walker) -> list[str]:
+    texts = [" ".join("".join(parts).split()) for _, parts in walker.lines]
+    cut = find_cut(texts)
+    if cut is None:
+        return walker.tokens
+    walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
+    return walker.tokens[: walker.lines[cut][0]]
+
+
+def sanitize(markup: str) -> str:
+    """The allow-list pass alone (also used again after private values are replaced)."""
+    return nh3.clean(
+        markup,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes=_URL_SCHEMES,
+        clean_content_tags={"script", "style"},
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+    ).strip()
+
+
+def clean_html(markup: str, cids: Mapping[str, str]) -> CleanHtml:
+    """Clean one HTML body; `cids` maps original Content-IDs (lower case) to new ones."""
+    walker = _Walker({_cid_key(old): new for old, new in cids.items()})
+    try:
+        walker.feed(markup)
+        walker.close()
+    except Exception:  # the stdlib parser is tolerant, but keep what was read so far
+        walker.removed.append(Removal("html", "the end of the HTML could not be read"))
+    if walker.mailto is not None:
+        walker.close_mailto()
+    tokens = _cut_at_attribution(walker)
+    return CleanHtml(sanitize("".join(tokens)), _dedupe(walker.removed))
+
+
+def _dedupe(removed: list[Removal]) -> list[Removal]:
+    return list(dict.fromkeys(removed))

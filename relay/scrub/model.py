@@ -1,0 +1,69 @@
+"""The values scrubbing deals in: the policy it obeys and the cleaned letter it returns.
+
+They live apart from `relay.scrub` itself so that every scrubbing module can use them
+without importing the package that wires those modules together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Attachment", "Removal", "ScrubPolicy", "ScrubbedLetter"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An attachment that may be delivered, already cleaned and renamed.
+
+    `content_id` is given without angle brackets, as it is written after `cid:` in HTML.
+    `content_type` has no parameters; text attachments are always UTF-8.
+    """
+
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Something taken out of the letter, described for staff."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ScrubPolicy:
+    """What a letter may carry; values come from configuration.
+
+    The last four fields bound the work done on one letter, so that a hostile or broken
+    message costs no more than an ordinary one; what lies beyond them is left out and noted.
+    """
+
+    private_values: tuple[str, ...] = ()
+    max_attachment_bytes: int = 5 * 1024 * 1024
+    max_attachments: int = 5
+    allowed_types: tuple[str, ...] = ("image/*",)
+    max_parts: int = 200
+    max_depth: int = 8
+    max_text_chars: int = 200_000
+    max_image_pixels: int = 40_000_000
+
+
+@dataclass(frozen=True)
+class ScrubbedLetter:
+    """What may be delivered of one letter, and what staff should know about it.
+
+    `text` and `html` are None when the letter had no body of that kind; `html` is a
+    sanitized fragment (no <html>/<body>), pictures inside it point at `cid:` values of
+    `attachments`.
+    """
+
+    subject: str
+    text: str | None
+    html: str | None
+    attachments: tuple[Attachment, ...] = ()
+    removed: tuple[Removal, ...] = ()
+    notes: tuple[str, ...] = field(default=())
