@@ -128,6 +128,18 @@ class ModerationSettings:
 
 
 @dataclass(frozen=True)
+class ScreeningSettings:
+    keywords: dict[str, tuple[str, ...]]  # language (or "*" for all) -> words to flag
+
+
+@dataclass(frozen=True)
+class AttachmentSettings:
+    max_bytes: int
+    max_count: int
+    allowed_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AuthenticationSettings:
     required: bool
     trusted_authserv_ids: tuple[str, ...]
@@ -170,6 +182,10 @@ class Config:
     libraries: tuple[Library, ...]
     partnerships: tuple[Partnership, ...]
     imap: ImapSettings | None = None
+    screening: ScreeningSettings = field(default_factory=lambda: ScreeningSettings({}))
+    attachments: AttachmentSettings = field(
+        default_factory=lambda: AttachmentSettings(5 * 1024 * 1024, 5, ("image/*",))
+    )
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -387,6 +403,36 @@ def _at_least_zero(section: _Section, name: str, default: float) -> float:
     return value
 
 
+def _screening(root: _Section) -> ScreeningSettings:
+    s = root.section("screening")
+    table = s.get("keywords", dict, {}) or {}
+    keywords: dict[str, tuple[str, ...]] = {}
+    for language, words in table.items():
+        if language != "*" and not _LANGUAGE.match(language):
+            s.problem(f"keywords.{language}", 'must be keyed by a language code or "*"')
+        elif not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            s.problem(f"keywords.{language}", "must be a list of words")
+        else:
+            keywords[language] = tuple(w for w in words if w.strip())
+    s.finish()
+    return ScreeningSettings(keywords)
+
+
+def _attachments(root: _Section) -> AttachmentSettings:
+    s = root.section("attachments")
+    types = s.get("allowed_types", list, ["image/*"]) or []
+    for index, kind in enumerate(types):
+        if not isinstance(kind, str) or not re.match(r"^[a-z]+/([a-z0-9.+-]+|\*)$", kind):
+            s.problem(f"allowed_types[{index}]", f'must be a type like "audio/*", not {kind!r}')
+    settings = AttachmentSettings(
+        max_bytes=_positive(s, "max_bytes", int, 5 * 1024 * 1024),
+        max_count=_positive(s, "max_count", int, 5),
+        allowed_types=tuple(str(t) for t in types),
+    )
+    s.finish()
+    return settings
+
+
 def _authentication(root: _Section) -> AuthenticationSettings:
     s = root.section("authentication")
     ids = s.get("trusted_authserv_ids", list, []) or []
@@ -538,6 +584,8 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     moderation = _moderation(root)
     authentication = _authentication(root)
     imap = _imap(root, base)
+    screening = _screening(root)
+    attachments = _attachments(root)
     libraries = [_library(entry) for entry in root.items("libraries")]
     by_id: dict[str, Library] = {}
     for index, library in enumerate(libraries):
@@ -560,6 +608,8 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         tuple(libraries),
         partnerships,
         imap,
+        screening,
+        attachments,
     )
 
 

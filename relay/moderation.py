@@ -10,18 +10,21 @@ name, so it is never queued twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from typing import Any
 
-from relay import compose, notices
+from relay import compose, guard, notices
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.errors import NotAllowed, NotFound, UserError
 from relay.route import LetterRoute
+from relay.screen import screen
 from relay.scrub import ScrubbedLetter, ScrubPolicy, scrub_letter
+from relay.scrub.leakguard import CheckedMessage
 from relay.spool import Item, new_id
 from relay.store import now_iso
 from relay.store.records import APPROVED, HELD, REJECTED, Letter, Participant
@@ -60,8 +63,30 @@ def header_notes(raw: bytes, sender_email: str) -> tuple[str, ...]:
     return ()
 
 
-def scrub_policy(sender: Participant) -> ScrubPolicy:
-    return ScrubPolicy(private_values=(sender.email,))
+def scrub_policy(ctx: Context, sender: Participant) -> ScrubPolicy:
+    attachments = ctx.config.attachments
+    private = (sender.email, sender.guardian) if sender.guardian else (sender.email,)
+    return ScrubPolicy(
+        private_values=private,
+        max_attachment_bytes=attachments.max_bytes,
+        max_attachments=attachments.max_count,
+        allowed_types=attachments.allowed_types,
+    )
+
+
+def flags_for(
+    ctx: Context, clean: ScrubbedLetter, sender: Participant
+) -> tuple[dict[str, Any], ...]:
+    """Screening flags for staff, with the writer's library country for phone numbers."""
+    library = ctx.config.library(sender.library)
+    languages = sorted({lib.language.split("-")[0] for lib in ctx.config.libraries})
+    found = screen(
+        clean,
+        languages=[sender.language.split("-")[0], *languages],
+        default_region=library.country if library else "US",
+        keywords=ctx.config.screening.keywords,
+    )
+    return tuple(asdict(flag) for flag in found)
 
 
 def scrubbed(ctx: Context, letter: Letter) -> ScrubbedLetter:
@@ -71,7 +96,7 @@ def scrubbed(ctx: Context, letter: Letter) -> ScrubbedLetter:
     redaction made in the text must not survive in an HTML twin of it.
     """
     sender = _participant(ctx, letter.sender)
-    clean = scrub_letter(ctx.spool.original(letter.spool_id), scrub_policy(sender))
+    clean = safe_scrub(ctx.spool.original(letter.spool_id), scrub_policy(ctx, sender))
     edited = ctx.spool.edit(letter.id) if letter.edited_by else None
     if edited is not None:
         return replace(clean, text=edited, html=None)
@@ -90,7 +115,8 @@ def safe_scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
 
 def hold(ctx: Context, item: Item, raw: bytes, route: LetterRoute) -> Letter:
     """Record a held letter for one recipient of an accepted message, and tell moderators."""
-    clean = safe_scrub(raw, scrub_policy(route.sender))
+    clean = safe_scrub(raw, scrub_policy(ctx, route.sender))
+    flags = flags_for(ctx, clean, route.sender)
     message_id, in_reply_to, references = _threading_headers(raw)
 
     def build(letter_id: int) -> Letter:
@@ -105,6 +131,7 @@ def hold(ctx: Context, item: Item, raw: bytes, route: LetterRoute) -> Letter:
             recipient_library=route.recipient.library,
             subject=clean.subject,
             received_at=str(item.meta.get("received_at") or now_iso()),
+            flags=flags,
             notes=(*header_notes(raw, route.sender.email), *clean.notes),
             removed=tuple({"kind": r.kind, "detail": r.detail} for r in clean.removed),
             message_id=message_id,
@@ -232,6 +259,7 @@ def _tell_writer_rejected(ctx: Context, letter: Letter) -> None:
         sender,
         "rejected",
         f"rejected-{letter.id}",
+        pal=recipient,
         pal_name=recipient.name,
         subject=letter.subject,
         reason=letter.reason,
@@ -296,7 +324,7 @@ def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ..
     return in_reply_to, references
 
 
-Outgoing = tuple[str, bytes, dict[str, object]]
+Outgoing = tuple[str, CheckedMessage, dict[str, object]]
 
 
 def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
@@ -308,8 +336,10 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
     clean = scrubbed(ctx, letter)
 
-    def build(reader: compose.Party, message_id: str, copy_for: str | None) -> bytes:
-        return compose.compose_letter(
+    private = guard.private_for_letter(ctx, letter)
+
+    def build(reader: compose.Party, message_id: str, copy_for: str | None) -> CheckedMessage:
+        message = compose.compose_letter(
             clean,
             sender=_party(ctx, sender),
             recipient=reader,
@@ -321,6 +351,9 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
             templates=ctx.templates,
             copy_for=copy_for,
         ).as_bytes()
+        return guard.checked(
+            message, guard.for_reader(private, reader.email), what=f"letter {letter.id}"
+        )
 
     pal = _party(ctx, recipient)
     bounce = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
@@ -394,7 +427,9 @@ def send_notice(
         "attempts": 0,
         "queued_at": now_iso(),
     }
-    ctx.spool.enqueue(item_id or f"notice-{new_id()}", message.as_bytes(), meta)
+    ctx.spool.enqueue(
+        item_id or f"notice-{new_id()}", guard.checked(message.as_bytes(), (), what=kind), meta
+    )
 
 
 def reconcile(ctx: Context) -> int:

@@ -22,7 +22,7 @@ from email.headerregistry import Address
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from relay import compose
+from relay import compose, guard
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.store import now_iso
@@ -129,9 +129,11 @@ def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
             message_id=notice_message_id(ctx, letter.id, token),
         )
         item = f"notice-{letter.id}-{_sign(ctx, member.email)}"
-        if ctx.spool.enqueue(
-            item, message.as_bytes(), _meta(ctx, member.email, "held-notice", letter.id)
-        ):
+        private = _other_side(ctx, letter, library)
+        checked = guard.checked(
+            message.as_bytes(), private, what=f"the notice of letter {letter.id}"
+        )
+        if ctx.spool.enqueue(item, checked, _meta(ctx, member.email, "held-notice", letter.id)):
             queued += 1
     return queued
 
@@ -164,6 +166,12 @@ def _notice_values(
         "token_days": int(ctx.config.moderation.token_days),
         "program_name": ctx.config.relay.program_name,
     }
+
+
+def _other_side(ctx: Context, letter: Letter, library: Library) -> set[str]:
+    """Addresses a moderator of `library` must not see: the other library's participants."""
+    other = letter.recipient if library.id == letter.sender_library else letter.sender
+    return guard.addresses_of([ctx.store.participant(other)])
 
 
 def _library_name(ctx: Context, library_id: str) -> str:
@@ -207,16 +215,26 @@ def tell_staff(
         auto="auto-replied",
     )
     item = f"staff-{template}-{secrets.token_hex(6)}"
-    ctx.spool.enqueue(item, message.as_bytes(), _meta(ctx, member.email, template, None))
+    checked = guard.checked(message.as_bytes(), (), what=template)
+    ctx.spool.enqueue(item, checked, _meta(ctx, member.email, template, None))
 
 
 # --- notices to writers --------------------------------------------------------------------
 
 
 def tell_writer(
-    ctx: Context, writer: Participant, template: str, item_id: str, **values: Any
+    ctx: Context,
+    writer: Participant,
+    template: str,
+    item_id: str,
+    *,
+    pal: Participant | None = None,
+    **values: Any,
 ) -> bool:
-    """A kind note to a patron about their own letter; False when the daily limit is reached."""
+    """A kind note to a patron about their own letter; False when the daily limit is reached.
+
+    The pal's real addresses must not appear in it (the leak guard makes sure)."""
+    private = guard.addresses_of([pal])
     day = datetime.now(UTC).date().isoformat()
     key = f"writer-notices:{writer.id}:{day}"
     with ctx.store.writing():
@@ -247,7 +265,8 @@ def tell_writer(
             date=datetime.now(UTC),
             auto="auto-replied",
         )
-        ctx.spool.enqueue(item_id, message.as_bytes(), _meta(ctx, writer.email, template, None))
+        checked = guard.checked(message.as_bytes(), private, what=template)
+        ctx.spool.enqueue(item_id, checked, _meta(ctx, writer.email, template, None))
         ctx.store.set_key(key, count + 1)
         return True
 
@@ -273,7 +292,8 @@ def tell_refused_sender(ctx: Context, address: str, subject: str, reply: str) ->
         auto="auto-replied",
     )
     meta = _meta(ctx, address, "refusal", None) | {"from": ""}  # null sender: never bounced
-    ctx.spool.enqueue(f"refused-{secrets.token_hex(8)}", message.as_bytes(), meta)
+    checked = guard.checked(message.as_bytes(), (), what="a refusal")
+    ctx.spool.enqueue(f"refused-{secrets.token_hex(8)}", checked, meta)
 
 
 # --- reminders -----------------------------------------------------------------------------
@@ -329,7 +349,8 @@ def send_reminders(
                 date=now,
             )
             item = f"reminder-{library.id}-{local.date().isoformat()}-{_sign(ctx, member.email)}"
-            ctx.spool.enqueue(item, message.as_bytes(), _meta(ctx, member.email, "reminder", None))
+            checked = guard.checked(message.as_bytes(), (), what="a reminder")
+            ctx.spool.enqueue(item, checked, _meta(ctx, member.email, "reminder", None))
         ctx.store.audit("reminded", library=library.id, letters=[x.id for x in waiting])
         log.info("reminded library=%s letters=%d", library.id, len(waiting))
         reminded[library.id] = len(waiting)
@@ -354,6 +375,7 @@ def _tell_waiting_writers(ctx: Context, now: datetime) -> None:
             writer,
             "still_waiting",
             f"waiting-{letter.id}",
+            pal=pal,
             pal_name=pal.name,
             subject=letter.subject,
         ):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relay.scrub.leakguard import CheckedMessage
 from relay.store.files import fsync_dir, write_atomic
 
 QUEUES = ("incoming", "messages", "outbox", "failed", "edits")
@@ -106,11 +107,14 @@ class Spool:
 
     # --- outbox --------------------------------------------------------------------------
 
-    def enqueue(self, item_id: str, message: bytes, meta: dict[str, Any]) -> bool:
-        """Put a composed message in the outbox once; False if it is already there."""
+    def enqueue(self, item_id: str, message: CheckedMessage, meta: dict[str, Any]) -> bool:
+        """Put a composed message in the outbox once; False if it is already there.
+
+        Only a `CheckedMessage` is taken: the leak guard searched exactly these bytes.
+        """
         if self.path("outbox", item_id, ".json").exists():
             return False
-        self._write("outbox", item_id, message, meta)
+        self._write("outbox", item_id, message.data, meta)
         return True
 
     def outbox(self) -> list[Item]:

@@ -146,6 +146,7 @@ def tell_about_failure(ctx: Context, letter: Letter, reason: str) -> None:
             writer,
             "not_delivered",
             f"not-delivered-{letter.id}",
+            pal=pal,
             pal_name=pal.name,
             subject=letter.subject,
         )
