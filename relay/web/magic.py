@@ -32,7 +32,8 @@ class LinkUse:
     refused: str = ""  # "unknown", "used" or "expired"
 
 
-def _key(token: str) -> str:
+def link_key(token: str) -> str:
+    """Where a link is recorded: under its hash, never the link itself."""
     return "magic:" + hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -51,7 +52,7 @@ def send_link(ctx: Context, email: str, base_url: str) -> bool:
     token = secrets.token_urlsafe(32)
     expires = time.time() + LINK_MINUTES * 60
     record = {"email": staff.email, "library": library.id, "expires": expires, "used": False}
-    ctx.store.set_key(_key(token), record)
+    ctx.store.set_key(link_key(token), record)
     subject, text = ctx.templates.email(
         staff.language,
         "magic_link",
@@ -78,12 +79,12 @@ def _judge(record: Any, now: float) -> LinkUse:
 
 def check_link(ctx: Context, token: str) -> LinkUse:
     """Whether a link would sign in now, without using it up (for the confirmation page)."""
-    return _judge(ctx.store.key(_key(token)), time.time())
+    return _judge(ctx.store.key(link_key(token)), time.time())
 
 
 def use_link(ctx: Context, token: str) -> LinkUse:
     """Use a link once: the check and the marking happen under one write lock."""
-    key = _key(token)
+    key = link_key(token)
     with ctx.store.writing():
         record = ctx.store.key(key)
         use = _judge(record, time.time())

@@ -8,11 +8,14 @@ does, flip `SERVE_RUNS_DASHBOARD` and the address is read from `serve.json` inst
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -69,14 +72,14 @@ def _text(message: EmailMessage) -> str:
 
 
 def _web_process(relay: Relay) -> subprocess.Popen[bytes]:
-    log = open(relay.root / "web.log", "ab")  # noqa: SIM115 -- closed with the process
-    return subprocess.Popen(
-        [sys.executable, "-m", "relay.web", "--config", str(relay.config_path)]
-        + ["--listen", "127.0.0.1:0"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=relay.root,
-    )
+    command = [sys.executable, "-m", "relay.web", "--config", str(relay.config_path)]
+    with open(relay.root / "web.log", "ab") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            [*command, "--listen", "127.0.0.1:0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=relay.root,
+        )
 
 
 def start_dashboard(relay: Relay) -> Dashboard:
@@ -98,14 +101,62 @@ def start_dashboard(relay: Relay) -> Dashboard:
     return Dashboard(relay, f"http://{info['web']}", process)
 
 
-def stop_all(dashboards: list[Dashboard]) -> Iterator[None]:
-    yield
-    for dashboard in dashboards:
-        dashboard.stop()
-
-
 def output_folder() -> Path:
     """Where a person looks at screenshots after a run."""
     folder = Path(__file__).resolve().parents[2] / "test-output"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+# --- a client without a browser, for what a browser would not send ---------------------------
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        return None  # a 303 is an answer to look at, not to follow
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
+class Visitor:
+    """Cookies and forms over plain HTTP: signs in through the emailed link like a person."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.dashboard = dashboard
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), _KeepRedirects()
+        )
+
+    def request(self, path: str, form: dict[str, str] | None = None) -> Reply:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        url = path if path.startswith("http") else self.dashboard.url + path
+        try:
+            request = urllib.request.Request(url, data=data)  # noqa: S310 -- http://127.0.0.1 only
+            with self.opener.open(request, timeout=15) as answer:
+                return Reply(answer.status, _lower(answer.headers), answer.read().decode())
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, _lower(error.headers), error.read().decode())
+
+    def csrf(self, path: str) -> str:
+        found = re.search(r'name="csrf" value="([^"]+)"', self.request(path).text)
+        assert found, f"no form on {path}"
+        return found.group(1)
+
+    def ask_for_link(self, email: str) -> Reply:
+        return self.request("/login", {"csrf": self.csrf("/login"), "email": email})
+
+    def sign_in(self, email: str) -> None:
+        self.ask_for_link(email)
+        link = self.dashboard.sign_in_link(email)
+        answer = self.request(link, {"csrf": self.csrf(link)})
+        assert answer.status == 303 and answer.headers["location"].endswith("/queue"), answer
