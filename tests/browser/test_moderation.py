@@ -79,3 +79,27 @@ def test_moderator_approves_rejects_and_edits_then_sees_it_in_the_history(
     page.goto(dashboard.url + "/letters/2")
     expect(page.locator(".timeline")).to_contain_text("rejected")
     expect(page.locator(".timeline")).to_contain_text(MODERATOR_A)
+
+
+def test_flags_are_marked_in_place_and_bulk_approval_leaves_flagged_letters(
+    page: Page, dashboard: Dashboard, pals: Pals
+) -> None:
+    for subject in ("One", "Two", "Three"):
+        body = "Call me at 555-0142 please." if subject == "Two" else "Hello from Maya."
+        _send(dashboard, pals, subject, body)
+    dashboard.relay.wait_held(3)
+    store = dashboard.relay.context().store
+    phone = {"kind": "phone", "text": "555-0142", "part": "text", "start": 11, "end": 19}
+    store.update_letter(2, lambda letter: letter.but(flags=(phone,)))
+
+    sign_in(page, dashboard, MODERATOR_A)
+    expect(page.locator("#letter-2 pre.text mark.flag")).to_have_text("555-0142")
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts dl")).to_be_visible()
+    page.click("text=Approve all letters without flags")
+    expect(page.locator("input[name=letter]")).to_have_count(2)
+    page.click("#confirm-bulk")
+    expect(page.locator("#done")).to_contain_text("2 letters approved")
+    expect(page.locator("article.letter")).to_have_count(1)
+    expect(page.locator("article.letter")).to_have_id("letter-2")
+    assert [e["letter"] for e in store.audit_log() if e["event"] == "approved"] == [1, 3]
