@@ -47,6 +47,7 @@ def test_moderator_approves_rejects_and_edits_then_sees_it_in_the_history(
     page.click("#letter-2 button.reject")
     expect(page.locator("#done")).to_contain_text("Letter 2 rejected")
 
+    page.wait_for_load_state("domcontentloaded")  # the shortcut script is in place by then
     page.keyboard.press("j")  # the shortcuts: select the only letter left, then edit it
     page.keyboard.press("e")
     page.wait_for_url("**/letters/3/edit")
@@ -94,6 +95,7 @@ def test_flags_are_marked_in_place_and_bulk_approval_leaves_flagged_letters(
 
     sign_in(page, dashboard, MODERATOR_A)
     expect(page.locator("#letter-2 pre.text mark.flag")).to_have_text("555-0142")
+    page.wait_for_load_state("domcontentloaded")
     page.keyboard.press("?")
     expect(page.locator("#shortcuts dl")).to_be_visible()
     page.click("text=Approve all letters without flags")
