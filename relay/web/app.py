@@ -197,6 +197,23 @@ async def serve_web(
     sock.close()
 
 
+async def start_web(
+    app: Starlette, host: str, port: int, stopping: asyncio.Event
+) -> tuple[asyncio.Task[None], str]:
+    """Start `serve_web` in a task; return it and "host:port" once listening, or raise why not."""
+    loop = asyncio.get_running_loop()
+    listening: asyncio.Future[str] = loop.create_future()
+    task = asyncio.create_task(
+        serve_web(app, host, port, stopping, ready=listening.set_result), name="web"
+    )
+    either: set[asyncio.Future[Any]] = {listening, task}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if not listening.done():
+        task.result()  # raises what stopped it (an address in use, say)
+        raise RuntimeError("the dashboard stopped before listening")
+    return task, listening.result()
+
+
 def dashboard_of_app(app: Starlette) -> Dashboard:
     found = app.state.dashboard
     if not isinstance(found, Dashboard):

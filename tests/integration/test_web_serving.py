@@ -10,7 +10,9 @@ import signal
 import urllib.request
 from collections.abc import Callable
 
-from relay.web.app import build_app, serve_web
+import pytest
+
+from relay.web.app import build_app, start_web
 from relay.web.settings import WebSettings
 from tests.conftest import Relay
 
@@ -28,10 +30,8 @@ async def test_the_dashboard_serves_on_the_running_loop_and_stops_on_the_event(
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, stopping.set)  # serve's own handler
     app = build_app(lambda: ctx, WebSettings(), blocking=asyncio.to_thread)
-    listening: asyncio.Future[str] = loop.create_future()
-    task = asyncio.create_task(serve_web(app, "127.0.0.1", 0, stopping, ready=listening.set_result))
+    task, address = await asyncio.wait_for(start_web(app, "127.0.0.1", 0, stopping), 10)
     try:
-        address = await asyncio.wait_for(listening, 10)
         status, text = await asyncio.to_thread(_get, f"http://{address}/healthz")
         assert (status, text) == (200, "ok")
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
@@ -40,3 +40,20 @@ async def test_the_dashboard_serves_on_the_running_loop_and_stops_on_the_event(
         await asyncio.wait_for(task, 10)
         loop.remove_signal_handler(signal.SIGHUP)
     assert task.done() and task.exception() is None
+
+
+async def test_an_address_in_use_is_an_error_not_a_hang(
+    relay_factory: Callable[..., Relay],
+) -> None:
+    ctx = relay_factory().context()
+    stopping = asyncio.Event()
+    app = build_app(lambda: ctx, WebSettings(), blocking=asyncio.to_thread)
+    task, address = await start_web(app, "127.0.0.1", 0, stopping)
+    port = int(address.rsplit(":", 1)[1])
+    second = build_app(lambda: ctx, WebSettings(), blocking=asyncio.to_thread)
+    try:
+        with pytest.raises(OSError):
+            await asyncio.wait_for(start_web(second, "127.0.0.1", port, stopping), 10)
+    finally:
+        stopping.set()
+        await task
