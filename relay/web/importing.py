@@ -47,6 +47,14 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
 
 
+def decoded(raw: bytes) -> str:
+    """UTF-8 as asked on the page; spreadsheets on Windows often save Windows-1252 instead."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
 def _records(text: str) -> list[list[str]]:
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")

@@ -250,7 +250,7 @@ async def import_preview(request: Request) -> Response:
         raise Refused()
     upload = form.get("file")
     raw = await upload.read() if upload is not None and not isinstance(upload, str) else b""
-    text = raw.decode("utf-8-sig", errors="replace") if raw else text_field(form, "text")
+    text = importing.decoded(raw) if raw else text_field(form, "text")
     checked = await dash.run(importing.plan, dash.context(), visitor.library.id, text)
     return dash.page(request, "import_preview", plan=checked, text=text)
 
