@@ -1,0 +1,146 @@
+"""Letters as staff see them: the text to be delivered with flags marked in place.
+
+Flags carry offsets into the delivered text (`part` = "text"); they are cut into segments
+so the page template marks them without any HTML built in code. A letter's HTML body is
+sanitized again here, more strictly than for delivery (no links, no remote anything), and
+shown only inside a sandboxed frame whose own policy forbids scripts and remote loads.
+"""
+
+from __future__ import annotations
+
+import html as html_module
+from dataclasses import dataclass, field
+from typing import Any
+
+import nh3
+
+from relay import moderation
+from relay.context import Context
+from relay.store.records import Letter
+
+_TAGS = {
+    "p", "br", "div", "span", "b", "i", "u", "em", "strong", "small", "ul", "ol", "li",
+    "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "pre", "code",
+    "table", "thead", "tbody", "tr", "td", "th", "img", "a",
+}  # fmt: skip
+_ATTRIBUTES = {"img": {"alt", "src", "width", "height"}, "td": {"colspan", "rowspan"}}
+# The frame's own policy, on top of the page's: nothing runs, nothing remote loads.
+_FRAME_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    flag: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LetterView:
+    letter: Letter
+    writer: str
+    pal: str
+    pal_library: str
+    text: str
+    segments: tuple[Segment, ...]
+    other_flags: tuple[dict[str, Any], ...]  # flags not placed in the text (subject, HTML)
+    frame: str | None = None  # the sanitized HTML body, as a complete document for srcdoc
+    timeline: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def has_flags(self) -> bool:
+        return bool(self.letter.flags)
+
+
+def _placeable(flag: dict[str, Any], length: int) -> bool:
+    start, end = flag.get("start"), flag.get("end")
+    return (
+        flag.get("part", "text") == "text"
+        and isinstance(start, int)
+        and isinstance(end, int)
+        and 0 <= start < end <= length
+    )
+
+
+def segments(
+    text: str, flags: tuple[dict[str, Any], ...]
+) -> tuple[tuple[Segment, ...], tuple[dict[str, Any], ...]]:
+    """Cut `text` at the flags' offsets; flags that overlap or do not fit are returned apart."""
+    placed: list[Segment] = []
+    elsewhere: list[dict[str, Any]] = []
+    cursor = 0
+    for flag in sorted(flags, key=lambda f: (f.get("start") or 0, f.get("end") or 0)):
+        if not _placeable(flag, len(text)) or flag["start"] < cursor:
+            elsewhere.append(flag)
+            continue
+        if flag["start"] > cursor:
+            placed.append(Segment(text[cursor : flag["start"]]))
+        placed.append(Segment(text[flag["start"] : flag["end"]], flag))
+        cursor = flag["end"]
+    if cursor < len(text) or not placed:
+        placed.append(Segment(text[cursor:]))
+    return tuple(placed), tuple(elsewhere)
+
+
+def _image_source_only(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src":
+        # Inline raster images only: a remote image is a read receipt for its sender.
+        raster = value.startswith("data:image/") and not value.startswith("data:image/svg")
+        return value if raster else None
+    return value
+
+
+def sanitized_frame(letter_html: str) -> str:
+    """A whole document for `<iframe sandbox srcdoc>`: no script, handler, link or remote load."""
+    body = nh3.clean(
+        letter_html,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        url_schemes={"data"},
+        attribute_filter=_image_source_only,
+        link_rel=None,
+        strip_comments=True,
+    )
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_FRAME_POLICY}">'
+        f"</head><body>{body}</body></html>"
+    )
+
+
+def plain_text_of(letter_html: str) -> str:
+    return html_module.unescape(nh3.clean(letter_html, tags=set()))
+
+
+def _name(ctx: Context, participant_id: str) -> str:
+    participant = ctx.store.participant(participant_id)
+    return participant.name if participant else participant_id
+
+
+def view(ctx: Context, letter: Letter) -> LetterView:
+    """Blocking: reads the original from the spool and scrubs it as delivery will."""
+    clean = moderation.scrubbed(ctx, letter)
+    text = clean.text if clean.text is not None else plain_text_of(clean.html or "")
+    placed, elsewhere = segments(text, letter.flags)
+    library = ctx.config.library(letter.recipient_library)
+    return LetterView(
+        letter=letter,
+        writer=_name(ctx, letter.sender),
+        pal=_name(ctx, letter.recipient),
+        pal_library=library.name if library else letter.recipient_library,
+        text=text,
+        segments=placed,
+        other_flags=elsewhere,
+        frame=sanitized_frame(clean.html) if clean.html else None,
+    )
+
+
+def waiting(ctx: Context, library_id: str) -> list[LetterView]:
+    """The queue of one library, oldest first."""
+    held = sorted(ctx.store.queue(library_id), key=lambda x: (x.received_at, x.id))
+    return [view(ctx, letter) for letter in held]
+
+
+def of_library(ctx: Context, library_id: str, letter_id: int) -> Letter | None:
+    """A letter written by a patron of this library; None for any other (answered 404)."""
+    letter = ctx.store.letter(letter_id)
+    return letter if letter is not None and letter.sender_library == library_id else None

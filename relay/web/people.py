@@ -1,0 +1,271 @@
+"""Participants and pairs of the visitor's library: find, enrol, pause, pair, unpair, import.
+
+Staff see their own patrons in full. Patrons of the partner library appear only as pals or
+pairing candidates, by display name, library and masked address: their real addresses are
+never put on a page. A participant id of another library answers 404. Changes need the
+moderator or coordinator role and each one is written to the audit log with who did it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.cli import enroll
+from relay.context import Context
+from relay.errors import UserError
+from relay.store.records import ACTIVE, PAUSED, Participant
+from relay.web import importing
+from relay.web.dashboard import (
+    Dashboard,
+    PageNotFound,
+    Refused,
+    Visitor,
+    dashboard_of,
+    see_other,
+    text_field,
+)
+
+SHOWN = 200  # a search narrows a long list; the page says when there are more
+
+
+@dataclass(frozen=True)
+class Pal:
+    """A patron as the other library may see them: never the real address."""
+
+    id: str
+    name: str
+    library: str
+    masked: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Patron:
+    participant: Participant
+    pals: tuple[Pal, ...]
+
+
+def _pal(ctx: Context, participant: Participant) -> Pal:
+    library = ctx.config.library(participant.library)
+    name = library.name if library else participant.library
+    return Pal(participant.id, participant.name, name, participant.masked, participant.status)
+
+
+def _patron(ctx: Context, participant: Participant) -> Patron:
+    pals = (ctx.store.participant(pal_id) for pal_id in participant.pals)
+    return Patron(participant, tuple(_pal(ctx, p) for p in pals if p is not None))
+
+
+def _matches(participant: Participant, query: str, *, by_email: bool) -> bool:
+    wanted = query.strip().lower()
+    fields = [participant.id, participant.name.lower(), participant.masked]
+    return not wanted or any(wanted in f for f in fields + ([participant.email] * by_email))
+
+
+def search_own(ctx: Context, library_id: str, query: str) -> list[Patron]:
+    found = [
+        p
+        for p in ctx.store.participants()
+        if p.library == library_id and _matches(p, query, by_email=True)
+    ]
+    return [_patron(ctx, p) for p in found[:SHOWN]]
+
+
+def search_partners(ctx: Context, library_id: str, query: str) -> list[Pal]:
+    """Pairing candidates; never searched by real address, which would confirm one exists."""
+    partners = ctx.config.partners_of(library_id)
+    found = [
+        p
+        for p in ctx.store.participants()
+        if p.library in partners and p.status == ACTIVE and _matches(p, query, by_email=False)
+    ]
+    return [_pal(ctx, p) for p in found[:SHOWN]]
+
+
+def own(ctx: Context, library_id: str, participant_id: str) -> Participant | None:
+    found = ctx.store.participant(participant_id)
+    return found if found is not None and found.library == library_id else None
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+async def list_participants(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    query = request.query_params.get("q", "")
+    patrons = await dash.run(search_own, dash.context(), visitor.library.id, query)
+    return dash.page(
+        request,
+        "participants",
+        patrons=patrons,
+        query=query,
+        shown=SHOWN,
+        done=request.query_params.get("done", ""),
+        problem="",
+        entered={},
+    )
+
+
+async def show_participant(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    ctx = dash.context()
+    participant = await dash.run(own, ctx, visitor.library.id, request.path_params["pid"])
+    if participant is None:
+        raise PageNotFound()
+    query = request.query_params.get("q", "")
+    candidates = await dash.run(search_partners, ctx, visitor.library.id, query) if query else []
+    return dash.page(
+        request,
+        "participant",
+        patron=await dash.run(_patron, ctx, participant),
+        query=query,
+        candidates=[c for c in candidates if c.id not in participant.pals],
+        done=request.query_params.get("done", ""),
+    )
+
+
+async def _changer(request: Request) -> tuple[Dashboard, Visitor, dict[str, str]]:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    form = await dash.form(request)
+    if not visitor.can_enroll:
+        raise Refused()
+    return dash, visitor, {k: v.strip() for k, v in form.multi_items() if isinstance(v, str)}
+
+
+def _enroll(ctx: Context, library_id: str, fields: dict[str, str], by: str) -> Participant:
+    language = fields.get("language") or None
+    participant = enroll(ctx, library_id, fields.get("name", ""), fields.get("email", ""), language)
+    ctx.store.audit("enrolled", participant=participant.id, library=library_id, by=by)
+    return participant
+
+
+async def add_participant(request: Request) -> Response:
+    dash, visitor, fields = await _changer(request)
+    try:
+        added = await dash.run(_enroll, dash.context(), visitor.library.id, fields, visitor.email)
+    except UserError as error:
+        patrons = await dash.run(search_own, dash.context(), visitor.library.id, "")
+        return dash.page(
+            request,
+            "participants",
+            status=400,
+            patrons=patrons,
+            query="",
+            shown=SHOWN,
+            done="",
+            problem=str(error),
+            entered=fields,
+        )
+    return see_other(f"/participants/{added.id}?done=added")
+
+
+def _set_status(ctx: Context, library_id: str, pid: str, status: str, by: str) -> bool:
+    with ctx.store.writing():
+        participant = own(ctx, library_id, pid)
+        if participant is None:
+            return False
+        ctx.store.save_participant(participant.but(status=status))
+    ctx.store.audit(status, participant=pid, library=library_id, by=by)
+    return True
+
+
+async def change_status(request: Request) -> Response:
+    dash, visitor, fields = await _changer(request)
+    pid = request.path_params["pid"]
+    status = fields.get("status", "")
+    if status not in (ACTIVE, PAUSED):
+        raise PageNotFound()
+    if not await dash.run(
+        _set_status, dash.context(), visitor.library.id, pid, status, visitor.email
+    ):
+        raise PageNotFound()
+    return see_other(f"/participants/{pid}?done={status}")
+
+
+def _pairing(ctx: Context, library_id: str, pid: str, pal_id: str, *, make: bool, by: str) -> bool:
+    """Make or end a pairing between one of our patrons and a partner library's patron."""
+    participant = own(ctx, library_id, pid)
+    pal = ctx.store.participant(pal_id)
+    if participant is None or pal is None or pal.library not in ctx.config.partners_of(library_id):
+        return False
+    if make:
+        ctx.store.pair(participant, pal)
+    elif pal.id in participant.pals:
+        ctx.store.unpair(participant, pal)
+    else:
+        return False
+    event = "paired" if make else "unpaired"
+    ctx.store.audit(event, participants=[participant.id, pal.id], library=library_id, by=by)
+    return True
+
+
+async def pair_pals(request: Request) -> Response:
+    return await _change_pairing(request, make=True)
+
+
+async def unpair_pals(request: Request) -> Response:
+    return await _change_pairing(request, make=False)
+
+
+async def _change_pairing(request: Request, *, make: bool) -> Response:
+    dash, visitor, fields = await _changer(request)
+    pid = request.path_params["pid"]
+    changed = await dash.run(
+        lambda: _pairing(
+            dash.context(),
+            visitor.library.id,
+            pid,
+            fields.get("pal", ""),
+            make=make,
+            by=visitor.email,
+        )
+    )
+    if not changed:
+        raise PageNotFound()
+    return see_other(f"/participants/{pid}?done={'paired' if make else 'unpaired'}")
+
+
+# --- import --------------------------------------------------------------------------------
+
+
+async def import_form(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    if not visitor.can_enroll:
+        raise Refused()
+    return dash.page(request, "import", columns=importing.COLUMNS, limit=importing.MAX_ROWS)
+
+
+async def import_preview(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    form = await dash.form(request)
+    if not visitor.can_enroll:
+        raise Refused()
+    upload = form.get("file")
+    raw = await upload.read() if upload is not None and not isinstance(upload, str) else b""
+    text = importing.decoded(raw) if raw else text_field(form, "text")
+    checked = await dash.run(importing.plan, dash.context(), visitor.library.id, text)
+    return dash.page(request, "import_preview", plan=checked, text=text)
+
+
+async def import_confirm(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    form = await dash.form(request)
+    if not visitor.can_enroll:
+        raise Refused()
+    created, checked = await dash.run(
+        importing.create,
+        dash.context(),
+        visitor.library.id,
+        text_field(form, "text"),
+        visitor.email,
+    )
+    return dash.page(request, "import_done", created=created, plan=checked)

@@ -1,0 +1,35 @@
+"""The program page: the configuration in effect, read-only, and whether the file on disk
+would load now.
+
+Only what staff need to see: libraries, staff names and roles, partnerships and how letters
+leave. Never a password, password file or staff member's address.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay import config as config_module
+from relay.errors import ConfigError
+from relay.web.dashboard import dashboard_of
+
+
+def problems_on_disk(path: Path) -> list[str]:
+    """Blocking: validate the file as it is now (it may differ from what is running)."""
+    try:
+        config_module.load(path)
+    except ConfigError as error:
+        return list(error.problems)
+    return []
+
+
+async def show_program(request: Request) -> Response:
+    dash = dashboard_of(request)
+    dash.visitor(request)
+    config = dash.context().config
+    problems = await dash.run(problems_on_disk, config.path)
+    names = {library.id: library.name for library in config.libraries}
+    return dash.page(request, "program", config=config, names=names, problems=problems)

@@ -1,0 +1,155 @@
+"""The queue pages: letters waiting for the visitor's library, and the decisions on them.
+
+Only moderators decide (coordinators see the queue too). Every decision goes through
+`relay.moderation`, the same code as the CLI and email replies, with `via="dashboard"`, so
+the rules (held letters only, a reason for every rejection) and the audit are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay import moderation
+from relay.context import Context
+from relay.errors import UserError
+from relay.web.dashboard import (
+    Dashboard,
+    PageNotFound,
+    Refused,
+    Visitor,
+    dashboard_of,
+    see_other,
+)
+from relay.web.letters import LetterView, of_library, view, waiting
+
+
+async def show_queue(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    letters = await dash.run(waiting, dash.context(), visitor.library.id)
+    return dash.page(
+        request,
+        "queue",
+        letters=letters,
+        reasons=dash.settings.reject_reasons,
+        done=request.query_params.get("done", ""),
+        done_letter=request.query_params.get("letter", ""),
+        count=request.query_params.get("count", ""),
+    )
+
+
+async def _held_view(dash: Dashboard, visitor: Visitor, letter_id: int) -> LetterView:
+    ctx = dash.context()
+    letter = await dash.run(of_library, ctx, visitor.library.id, letter_id)
+    if letter is None:
+        raise PageNotFound()
+    found: LetterView = await dash.run(view, ctx, letter)
+    return found
+
+
+async def _decider(request: Request) -> tuple[Dashboard, Visitor, dict[str, str], int]:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    form = await dash.form(request)
+    if not visitor.can_decide:
+        raise Refused()
+    letter_id = int(request.path_params["letter_id"])
+    if await dash.run(of_library, dash.context(), visitor.library.id, letter_id) is None:
+        raise PageNotFound()
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    return dash, visitor, fields, letter_id
+
+
+async def _attempt(
+    request: Request, dash: Dashboard, decide: Callable[..., object], *args: object
+) -> Response | None:
+    """Run a decision; one already taken by someone else gets a page saying so."""
+    try:
+        await dash.run(decide, *args)
+    except UserError as error:
+        return dash.page(request, "problem", status=409, problem="decided", detail=str(error))
+    return None
+
+
+async def approve(request: Request) -> Response:
+    dash, visitor, fields, letter_id = await _decider(request)
+    edited = fields.get("edited_text")
+    # Browsers submit textarea lines with CRLF; letters are stored with plain newlines.
+    edited_text = edited.replace("\r\n", "\n") if edited is not None else None
+    answer = await _attempt(
+        request, dash, _approve, dash.context(), letter_id, visitor.email, edited_text
+    )
+    if answer is not None:
+        return answer
+    done = "edited" if edited_text is not None else "approved"
+    return see_other(f"/queue?done={done}&letter={letter_id}")
+
+
+def _approve(ctx: Context, letter_id: int, by: str, edited_text: str | None) -> None:
+    moderation.approve(ctx, letter_id, by, via="dashboard", edited_text=edited_text)
+
+
+async def reject(request: Request) -> Response:
+    dash, visitor, fields, letter_id = await _decider(request)
+    reason = fields.get("reason_text", "").strip() or fields.get("reason_choice", "").strip()
+    if not reason:
+        return dash.page(request, "problem", status=400, problem="reason", detail="")
+    answer = await _attempt(
+        request, dash, moderation.reject, dash.context(), letter_id, visitor.email, reason
+    )
+    if answer is not None:
+        return answer
+    return see_other(f"/queue?done=rejected&letter={letter_id}")
+
+
+async def edit(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    if not visitor.can_decide:
+        raise Refused()
+    letter = await _held_view(dash, visitor, int(request.path_params["letter_id"]))
+    if letter.letter.status != "held":
+        return dash.page(request, "problem", status=409, problem="decided", detail="")
+    return dash.page(request, "edit", letter=letter)
+
+
+def _unflagged(ctx: Context, library_id: str) -> list[LetterView]:
+    return [letter for letter in waiting(ctx, library_id) if not letter.has_flags]
+
+
+async def bulk_confirm(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    if not visitor.can_decide:
+        raise Refused()
+    letters = await dash.run(_unflagged, dash.context(), visitor.library.id)
+    return dash.page(request, "bulk", letters=letters)
+
+
+def _approve_unflagged(ctx: Context, library_id: str, by: str, chosen: set[int]) -> int:
+    """Approve the confirmed letters that are still held and still carry no flag."""
+    approved = 0
+    for letter in ctx.store.queue(library_id):
+        if letter.id in chosen and not letter.flags:
+            try:
+                moderation.approve(ctx, letter.id, by, via="dashboard-bulk")
+            except UserError:
+                continue  # decided by someone else meanwhile
+            approved += 1
+    return approved
+
+
+async def bulk_approve(request: Request) -> Response:
+    dash = dashboard_of(request)
+    visitor = dash.visitor(request)
+    form = await dash.form(request)
+    if not visitor.can_decide:
+        raise Refused()
+    chosen = {int(v) for v in form.getlist("letter") if isinstance(v, str) and v.isdigit()}
+    count = await dash.run(
+        _approve_unflagged, dash.context(), visitor.library.id, visitor.email, chosen
+    )
+    return see_other(f"/queue?done=bulk&count={count}")
