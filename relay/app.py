@@ -38,6 +38,7 @@ from relay.intake.imap import ImapIntake
 from relay.intake.smtp import IntakeHandler, RelaySMTP
 from relay.process import process_incoming
 from relay.store.files import write_atomic
+from relay.web.app import build_app, start_web
 
 log = logging.getLogger("relay")
 
@@ -105,8 +106,19 @@ class Server:
             port=listen.port,
         )
         port = server.sockets[0].getsockname()[1]
-        self._write_ready(f"{listen.host}:{port}")
-        log.info("listening smtp=%s:%d data=%s", listen.host, port, self.ctx.config.relay.data_dir)
+        web = self.ctx.config.web
+        dashboard = build_app(self.context, web, blocking=self.store_call)
+        web_task, web_address = await start_web(
+            dashboard, web.listen_host, web.listen_port, self.stopping
+        )
+        self._write_ready(f"{listen.host}:{port}", web_address)
+        log.info(
+            "listening smtp=%s:%d web=%s data=%s",
+            listen.host,
+            port,
+            web_address,
+            self.ctx.config.relay.data_dir,
+        )
 
         for sig, action in (
             (signal.SIGTERM, self.stopping.set),
@@ -134,6 +146,7 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(imap_task, self.ctx.config.smtp.shutdown_grace_seconds)
         await self._drain_sessions()
+        await web_task  # stops on the same event; requests in flight finish first
         for task in workers:
             task.cancel()
         for task in workers:
@@ -152,10 +165,11 @@ class Server:
     def _ready_path(self) -> Path:
         return self.ctx.config.relay.data_dir / "run" / "serve.json"
 
-    def _write_ready(self, smtp: str) -> None:
+    def _write_ready(self, smtp: str, web: str) -> None:
         path = self._ready_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"pid": os.getpid(), "smtp": smtp}).encode())
+        ready = {"pid": os.getpid(), "smtp": smtp, "web": web}
+        write_atomic(path, json.dumps(ready).encode())
 
     async def _drain_sessions(self) -> None:
         grace = self.ctx.config.smtp.shutdown_grace_seconds

@@ -23,6 +23,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from relay.errors import ConfigError
+from relay.web.settings import WebSettings, parse_web_section
 
 ROLES = ("moderator", "coordinator", "newsletter")
 TRANSPORTS = ("maildir", "smtp")
@@ -186,6 +187,7 @@ class Config:
     attachments: AttachmentSettings = field(
         default_factory=lambda: AttachmentSettings(5 * 1024 * 1024, 5, ("image/*",))
     )
+    web: WebSettings = field(default_factory=WebSettings)
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -573,6 +575,13 @@ def _partnerships(root: _Section, libraries: dict[str, Library]) -> tuple[Partne
     return tuple(found)
 
 
+def _web(root: _Section) -> WebSettings:
+    section = root.section("web")
+    settings, problems = parse_web_section(section.data)
+    root.problems.extend(problems)
+    return settings
+
+
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Build a `Config` from parsed TOML, or raise `ConfigError` listing every problem."""
     problems: list[str] = []
@@ -595,6 +604,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     if not libraries:
         problems.append("libraries: at least one library is required")
     partnerships = _partnerships(root, by_id)
+    web = _web(root)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -610,6 +620,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         imap,
         screening,
         attachments,
+        web,
     )
 
 

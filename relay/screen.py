@@ -115,8 +115,9 @@ _POSTCODE_PATTERNS = (
 _POSTCODE = re.compile("|".join(f"(?:{p})" for p in _POSTCODE_PATTERNS))
 _POSTCODE_WORDS = re.compile(_POSTCODE_PATTERNS[-1], re.IGNORECASE)
 _CID_REFERENCE = re.compile(r"cid:[^\s\"'<>]*", re.IGNORECASE)
-# Digit runs phonenumbers rejects for the library's region may still be a pal's number abroad.
-_DIGIT_RUN = re.compile(r"(?<![\w+])\+?\d(?:[\s().\-/]{0,2}\d){7,14}(?!\w)")
+# Digit runs phonenumbers rejects for the library's region may still be a number: a pal's
+# abroad, or a local one written without its area code (seven digits, "555-0142").
+_DIGIT_RUN = re.compile(r"(?<![\w+])\+?\d(?:[\s().\-/]{0,2}\d){6,14}(?!\w)")
 _DATE_LIKE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
 _UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
 

@@ -116,6 +116,9 @@ def config_text(
 
         [[partnerships]]
         libraries = ["riverside", "valparaiso"]
+
+        [web]
+        listen = "127.0.0.1:0"
         """
     ) + textwrap.dedent(extra_sections)
 

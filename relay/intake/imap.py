@@ -112,7 +112,10 @@ class ImapIntake:
                     return
                 pause = delay * random.uniform(0.5, 1.0)  # noqa: S311 -- jitter
                 log.warning(
-                    "imap connection lost (%s); reconnecting in %.1fs", type(error).__name__, pause
+                    "imap connection lost (%s: %s); reconnecting in %.1fs",
+                    type(error).__name__,
+                    error,
+                    pause,
                 )
                 self.stop.wait(pause)
                 delay = min(settings.retry_max_seconds, delay * 2)
@@ -267,40 +270,39 @@ class ImapIntake:
     # --- waiting -------------------------------------------------------------------------
 
     def _idle(self, client: IMAPClient, settings: ImapSettings) -> None:
+        """Wait in IDLE until there is news or it is time to renew; a lost connection raises."""
         client.idle()
         started = time.monotonic()
-        try:
-            while not self.stop.is_set():
-                responses: list[Any] = client.idle_check(timeout=1)
-                if any(_is_bye(r) for r in responses) or _closed(client):
-                    # imapclient reads EOF as "no news": a closed connection must not look
-                    # like a quiet mailbox.
-                    raise ConnectionResetError("the IMAP server closed the connection")
-                if any(_is_new_mail(r) for r in responses):
-                    return
-                if time.monotonic() - started >= settings.idle_seconds:
-                    return  # renew: servers drop IDLE after 30 minutes, NATs sooner
-                if self.context().config.imap != settings:
-                    raise Reconnect
-        except ConnectionResetError:
-            raise
-        else:
-            if not self.stop.is_set():
-                client.idle_done()  # a silently dead connection raises here (socket timeout)
+        while not self.stop.is_set():
+            responses: list[Any] = client.idle_check(timeout=1)
+            if any(_is_bye(r) for r in responses) or _closed(client):
+                # imapclient reads EOF as "no news": a closed connection must not look like a
+                # quiet mailbox.
+                raise ConnectionResetError("the IMAP server closed the connection")
+            if any(_is_new_mail(r) for r in responses):
+                break
+            if time.monotonic() - started >= settings.idle_seconds:
+                break  # renew: servers drop IDLE after 30 minutes, NATs sooner
+            if self.context().config.imap != settings:
+                raise Reconnect
+        if not self.stop.is_set():
+            client.idle_done()  # a silently dead connection raises here (socket timeout)
+
+
+def _word(response: Any, index: int) -> str:
+    """One word of an untagged IDLE response such as (3, b'EXISTS') or (b'BYE', b'...')."""
+    if not isinstance(response, tuple) or len(response) <= index:
+        return ""
+    value = response[index]
+    return str(to_unicode(value)).upper() if isinstance(value, bytes | str) else ""
 
 
 def _is_new_mail(response: Any) -> bool:
-    return (
-        isinstance(response, tuple)
-        and len(response) >= 2
-        and to_unicode(response[1]).upper() in ("EXISTS", "RECENT")
-    )
+    return _word(response, 1) in ("EXISTS", "RECENT")
 
 
 def _is_bye(response: Any) -> bool:
-    return (
-        isinstance(response, tuple) and bool(response) and to_unicode(response[0]).upper() == "BYE"
-    )
+    return _word(response, 0) == "BYE"
 
 
 def _closed(client: IMAPClient) -> bool:

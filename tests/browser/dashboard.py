@@ -23,7 +23,7 @@ from typing import Any
 
 from tests.conftest import Relay, read_maildir, wait_for
 
-SERVE_RUNS_DASHBOARD = False
+SERVE_RUNS_DASHBOARD = True
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

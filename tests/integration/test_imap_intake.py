@@ -94,6 +94,7 @@ def test_idle_picks_up_a_new_letter_and_survives_a_server_restart(
     wait_for(lambda: "imap connected" in imap_relay.log(), what="IMAP connection")
     dovecot.append(mailbox_copy(pals.maya.email, pals.tomas.masked, "Live one"))
     imap_relay.wait_held(1)  # within seconds, through IDLE
+    assert "imap connection lost" not in imap_relay.log()  # news, not a reconnect, woke it
 
     dovecot.stop()  # the provider drops every connection
     wait_for(lambda: "imap connection lost" in imap_relay.log(), what="the drop noticed")

@@ -39,6 +39,10 @@ def test_phone_numbers_are_read_with_the_library_country(
     assert ("phone", expected) in kinds_and_texts(text, region=region)
 
 
+def test_a_local_number_without_its_area_code_is_flagged() -> None:
+    assert ("phone", "555-0142") in kinds_and_texts("Call me at 555-0142, ok?", region="US")
+
+
 def test_a_foreign_number_is_still_flagged() -> None:
     assert any(kind == "phone" for kind, _ in kinds_and_texts("call +34 612 345 678", region="GB"))
 

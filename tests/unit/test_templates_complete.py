@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from relay.wording import Templates, shipped_templates
@@ -15,7 +17,12 @@ def _names(kind: str, language: str) -> set[str]:
 
 
 def _languages(kind: str) -> list[str]:
-    return sorted(p.name for p in (ROOT / kind).iterdir() if p.is_dir())
+    """Language folders (en, es, pt-BR...); web/ also has pages/ and static/, shared by all."""
+    return sorted(
+        p.name
+        for p in (ROOT / kind).iterdir()
+        if p.is_dir() and re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)?", p.name)
+    )
 
 
 @pytest.mark.parametrize("kind", [k.name for k in ROOT.iterdir() if k.is_dir()])
