@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from relay import config as config_module
-from relay import moderation, notices, replies
+from relay import moderation, replies
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.delivery import outbox
@@ -37,6 +37,7 @@ from relay.errors import ConfigError, DeliveryError
 from relay.intake.imap import ImapIntake
 from relay.intake.smtp import IntakeHandler, RelaySMTP
 from relay.process import process_incoming
+from relay.schedule import run_scheduled
 from relay.store.files import write_atomic
 from relay.web.app import build_app, start_web
 
@@ -230,11 +231,11 @@ class Server:
                 await asyncio.wait_for(self.outbox_changed.wait(), POLL_SECONDS)
 
     async def _schedule(self) -> None:
-        """Daily reminders, caught up after a restart: each run checks what is due now."""
+        """Reminders, prompts and digests: each run sends what is due now, so work missed
+        while the relay was down is caught up, not skipped."""
         while True:
             try:
-                now = datetime.now(UTC)
-                await self.store_call(notices.send_reminders, self.ctx, now)
+                await self.store_call(run_scheduled, self.ctx, datetime.now(UTC))
                 self.outbox_changed.set()
             except Exception:
                 log.exception("scheduled work failed; trying again in a minute")

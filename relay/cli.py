@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from relay.addresses import new_masked_address, normalize
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.errors import ConfigError, NotFound, UserError
+from relay.schedule import digests, prompts, run_scheduled
+from relay.store import Store
 from relay.store.records import Participant
 
 PROG = "penpal-relay"
@@ -76,6 +79,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{path}: OK ({len(config.libraries)} libraries, {len(config.partnerships)} "
         f"partnerships, domain {config.relay.domain})"
     )
+    store_folder = config.relay.data_dir / "store"
+    enrolled = Store(store_folder).participants() if store_folder.exists() else []
+    for warning in prompts.missing_languages(config, enrolled):
+        print(f"{path}: warning: {warning}")
     return 0
 
 
@@ -284,6 +291,101 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _month(text: str | None) -> str:
+    if text is None:
+        return datetime.now(UTC).strftime("%Y-%m")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise UserError(f"--month: expected YYYY-MM, not {text!r}")
+    return text
+
+
+def cmd_prompts_preview(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    month = _month(args.month)
+    chosen = (
+        [find_participant(ctx, args.participant)] if args.participant else prompts.eligible(ctx)
+    )
+    shown = 0
+    for participant in chosen:
+        topic = ctx.config.prompts.topic_for(
+            month, prompts.partnership_of(ctx.config, participant.library)
+        )
+        if topic is None:
+            continue
+        prompt = prompts.render(ctx, participant, topic)
+        print(
+            f"=== {participant.id} {participant.name} ({participant.library}, "
+            f"{prompt.language}): {prompt.subject}"
+        )
+        print(prompt.text)
+        shown += 1
+    if not shown:
+        print(f"no topic for {month} in the config ([[prompts.topics]])")
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    print(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    if done >= total:
+        print(file=sys.stderr)
+
+
+def cmd_prompts_send(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    month = _month(args.month)
+    count = prompts.send_month(
+        ctx,
+        month,
+        prompts.eligible(ctx),
+        dry_run=args.dry_run,
+        progress=None if args.dry_run else _progress,
+    )
+    verb = "would queue" if args.dry_run else "queued"
+    print(f"{verb} the {month} prompt for {count} participant(s); nobody gets it twice")
+    return 0
+
+
+def cmd_digest_send(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    known = {p.id for p in ctx.config.partnerships}
+    if args.partnership and args.partnership not in known:
+        raise UserError(
+            f"--partnership: no partnership {args.partnership!r} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    sent = digests.send_due(
+        ctx, datetime.now(UTC), force=True, partnership_id=args.partnership, dry_run=args.dry_run
+    )
+    if not sent:
+        print("no new posts: no digest sent")
+    for where, count in sent.items():
+        verb = "would send" if args.dry_run else "sent"
+        print(f"{where}: {verb} a digest of {count} post(s)")
+    return 0
+
+
+def cmd_schedule_run(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+    except ValueError:
+        raise UserError(
+            f"--now: expected an ISO time such as 2027-01-01T09:00+13:00, not {args.now!r}"
+        ) from None
+    if now.tzinfo is None:
+        raise UserError("--now: give a time zone offset (for example +00:00)")
+    run_scheduled(ctx, now)
+    print(f"ran the work due at {now.isoformat()}")
+    return 0
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 DEMO = (
@@ -407,6 +509,38 @@ def parser() -> argparse.ArgumentParser:
         reminders_sub, "send", cmd_reminders_send, "send the daily list of waiting letters now"
     )
     remind.add_argument("--library")
+
+    prompts_cmd = commands.add_parser("prompts", help="the monthly topic emails")
+    prompts_sub = prompts_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    preview = command(
+        prompts_sub, "preview", cmd_prompts_preview, "show what each participant would get"
+    )
+    preview.add_argument("--month", help="YYYY-MM (default: this month)")
+    preview.add_argument("--participant", help="id, masked address or real email")
+    send = command(
+        prompts_sub,
+        "send",
+        cmd_prompts_send,
+        "send a month's prompt now (still once per participant)",
+    )
+    send.add_argument("--month", required=True, help="YYYY-MM")
+    send.add_argument("--dry-run", action="store_true")
+
+    digest = commands.add_parser("digest", help="staff newsletter digests")
+    digest_sub = digest.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dsend = command(digest_sub, "send", cmd_digest_send, "send the digests of new posts now")
+    dsend.add_argument("--partnership")
+    dsend.add_argument("--dry-run", action="store_true")
+
+    schedule = commands.add_parser("schedule", help="scheduled work")
+    schedule_sub = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = command(
+        schedule_sub,
+        "run",
+        cmd_schedule_run,
+        "do what the scheduler in serve would do at a given time",
+    )
+    run.add_argument("--now", help="ISO time with offset (default: now)")
 
     command(commands, "demo", cmd_demo, "seed the demo libraries with paired participants")
     return top

@@ -26,6 +26,9 @@ from relay.errors import ConfigError
 from relay.web.settings import WebSettings, parse_web_section
 
 ROLES = ("moderator", "coordinator", "newsletter")
+DIGEST_FORMATS = ("mime", "text")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 TRANSPORTS = ("maildir", "smtp")
 ENV_VAR = "PENPAL_RELAY_CONFIG"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -48,6 +51,11 @@ class Staff:
     name: str
     roles: tuple[str, ...]
     language: str
+    digest: str = "mime"  # "mime" or "text" (RFC 1153): how newsletter digests arrive
+
+    @property
+    def may_post_news(self) -> bool:
+        return "newsletter" in self.roles or "coordinator" in self.roles
 
     @property
     def is_moderator(self) -> bool:
@@ -173,6 +181,46 @@ class ImapSettings:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """One month's prompt: `month` is "YYYY-MM" for one month, or "01".."12" for every year."""
+
+    month: str
+    subject: dict[str, str]
+    body: dict[str, str]
+    partnership: str = ""  # only for this partnership (overrides the general topic)
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    day: int
+    hour: int
+    topics: tuple[Topic, ...]
+
+    def topic_for(self, month: str, partnership: str) -> Topic | None:
+        """The most specific topic: partnership before general, "YYYY-MM" before "MM"."""
+        every_year = month[5:]
+        for wanted in (
+            (month, partnership),
+            (every_year, partnership),
+            (month, ""),
+            (every_year, ""),
+        ):
+            for topic in self.topics:
+                if (topic.month, topic.partnership) == wanted:
+                    return topic
+        return None
+
+
+@dataclass(frozen=True)
+class NewsletterSettings:
+    schedule: str  # "weekly" | "monthly"
+    weekday: int  # 0 = Monday (weekly)
+    day: int  # day of month (monthly)
+    hour: int
+    name: str
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     relay: RelaySettings
@@ -188,6 +236,10 @@ class Config:
         default_factory=lambda: AttachmentSettings(5 * 1024 * 1024, 5, ("image/*",))
     )
     web: WebSettings = field(default_factory=WebSettings)
+    prompts: PromptSettings = field(default_factory=lambda: PromptSettings(1, 9, ()))
+    newsletter: NewsletterSettings = field(
+        default_factory=lambda: NewsletterSettings("monthly", 0, 1, 9, "Staff news")
+    )
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -530,11 +582,14 @@ def _staff(entry: _Section, library_language: str, seen: set[str]) -> Staff | No
         if role not in ROLES:
             entry.problem("roles", f"unknown role {role!r} (known: {', '.join(ROLES)})")
     language = _language(entry, "language", library_language)
+    digest = entry.get("digest", str, "mime") or "mime"
+    if digest not in DIGEST_FORMATS:
+        entry.problem("digest", f"must be one of {', '.join(DIGEST_FORMATS)}, not {digest!r}")
     entry.finish()
     if address in seen:
         entry.problem("email", f"{address!r} is listed twice in this library")
     seen.add(address)
-    return Staff(address, name, tuple(str(r) for r in roles), language)
+    return Staff(address, name, tuple(str(r) for r in roles), language, digest)
 
 
 def _library(entry: _Section) -> Library:
@@ -575,6 +630,82 @@ def _partnerships(root: _Section, libraries: dict[str, Library]) -> tuple[Partne
     return tuple(found)
 
 
+def _hour(section: _Section, name: str, default: int) -> int:
+    value = section.get(name, int, default)
+    if value is None or not 0 <= value <= 23:
+        section.problem(name, "must be an hour from 0 to 23")
+        return default
+    return value
+
+
+def _day(section: _Section, name: str, default: int) -> int:
+    value = section.get(name, int, default)
+    if value is None or not 1 <= value <= 28:
+        section.problem(name, "must be a day from 1 to 28 (every month has it)")
+        return default
+    return value
+
+
+def _texts(entry: _Section, name: str) -> dict[str, str]:
+    table = entry.get(name, dict, {}) or {}
+    texts: dict[str, str] = {}
+    for language, text in table.items():
+        if not _LANGUAGE.match(language) or not isinstance(text, str):
+            entry.problem(f"{name}.{language}", "must be text keyed by a language code")
+        else:
+            texts[language] = text
+    if not texts:
+        entry.problem(name, 'needs the text in at least one language, e.g. { en = "..." }')
+    return texts
+
+
+def _topic(entry: _Section, partnerships: set[str]) -> Topic:
+    month = entry.data.get("month")
+    entry.seen.add("month")
+    if isinstance(month, int) and not isinstance(month, bool) and 1 <= month <= 12:
+        key = f"{month:02d}"
+    elif isinstance(month, str) and _MONTH.match(month):
+        key = month
+    else:
+        entry.problem("month", f'must be "YYYY-MM" or a month number 1-12, not {month!r}')
+        key = "??"
+    partnership = entry.get("partnership", str, "") or ""
+    if partnership and partnership not in partnerships:
+        entry.problem("partnership", f"no partnership has id {partnership!r}")
+    topic = Topic(key, _texts(entry, "subject"), _texts(entry, "body"), partnership)
+    entry.finish()
+    return topic
+
+
+def _prompts(root: _Section, partnerships: tuple[Partnership, ...]) -> PromptSettings:
+    s = root.section("prompts")
+    ids = {p.id for p in partnerships}
+    topics = tuple(_topic(entry, ids) for entry in s.items("topics"))
+    settings = PromptSettings(_day(s, "day", 1), _hour(s, "hour", 9), topics)
+    s.finish()
+    return settings
+
+
+def _newsletter(root: _Section) -> NewsletterSettings:
+    s = root.section("newsletter")
+    schedule = s.get("schedule", str, "monthly") or "monthly"
+    if schedule not in ("weekly", "monthly"):
+        s.problem("schedule", f"must be weekly or monthly, not {schedule!r}")
+    weekday = (s.get("weekday", str, "monday") or "monday").lower()
+    if weekday not in WEEKDAYS:
+        s.problem("weekday", f"must be a day of the week in English, not {weekday!r}")
+        weekday = "monday"
+    settings = NewsletterSettings(
+        schedule=schedule,
+        weekday=WEEKDAYS.index(weekday),
+        day=_day(s, "day", 1),
+        hour=_hour(s, "hour", 9),
+        name=s.get("name", str, "Staff news") or "Staff news",
+    )
+    s.finish()
+    return settings
+
+
 def _web(root: _Section) -> WebSettings:
     section = root.section("web")
     settings, problems = parse_web_section(section.data)
@@ -605,6 +736,8 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         problems.append("libraries: at least one library is required")
     partnerships = _partnerships(root, by_id)
     web = _web(root)
+    prompts = _prompts(root, partnerships)
+    newsletter = _newsletter(root)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -621,6 +754,8 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         screening,
         attachments,
         web,
+        prompts,
+        newsletter,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from relay import by_email, moderation
+from relay import by_email, lists, moderation
 from relay.bounces import handle_bounce
 from relay.context import Context
 from relay.route import LetterRoute, OwnAddress, Refusal, is_automatic, route_letter
@@ -27,10 +27,8 @@ def process_incoming(ctx: Context, item: Item) -> None:
         decision = route_letter(
             ctx.config, mail_from, rcpt, by_masked=ctx.store.by_masked, by_email=ctx.store.by_email
         )
-        if isinstance(decision, OwnAddress) and decision.kind == "moderation":
-            by_email.handle_reply(ctx, raw, mail_from, rcpt)
-        elif isinstance(decision, OwnAddress):
-            handle_bounce(ctx, raw, decision.local)
+        if isinstance(decision, OwnAddress):
+            _own_address(ctx, item, raw, mail_from, rcpt, decision)
         elif isinstance(decision, Refusal):
             # Accepted earlier, refused now (a pairing ended in between): the original stays
             # in the spool, the log says why, nothing is delivered.
@@ -39,6 +37,21 @@ def process_incoming(ctx: Context, item: Item) -> None:
         else:
             _letter(ctx, item, raw, mail_from, decision)
     ctx.spool.processed(item.id)
+
+
+def _own_address(
+    ctx: Context, item: Item, raw: bytes, mail_from: str, rcpt: str, own: OwnAddress
+) -> None:
+    if own.kind == "moderation":
+        by_email.handle_reply(ctx, raw, mail_from, rcpt)
+    elif own.kind == "bounce":
+        handle_bounce(ctx, raw, own.local)
+    elif own.kind == "unsubscribe":
+        lists.handle_unsubscribe(ctx, own.local)
+    elif own.kind == "newsletter":
+        lists.handle_newsletter(ctx, item.id, raw, mail_from)
+    elif own.kind == "staff":
+        lists.handle_staff_list(ctx, item.id, raw, mail_from)
 
 
 def _letter(ctx: Context, item: Item, raw: bytes, mail_from: str, route: LetterRoute) -> None:

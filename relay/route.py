@@ -27,7 +27,7 @@ class LetterRoute:
 class OwnAddress:
     """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
 
-    kind: str  # "moderation" | "bounce"
+    kind: str  # "moderation" | "bounce" | "unsubscribe" | "newsletter" | "staff"
     local: str
 
 
@@ -41,6 +41,9 @@ Route = LetterRoute | OwnAddress | Refusal
 
 _TOKEN = re.compile(r"^moderate\+[0-9a-f]{32}$")
 _BOUNCE = re.compile(r"^bounce\+\d+-[0-9a-f]{12}$")
+_UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
+# Lists of the relay: staff news collected into digests, and the staff discussion list.
+LIST_ADDRESSES = ("newsletter", "staff")
 
 
 def own_address(local: str) -> OwnAddress | None:
@@ -48,6 +51,10 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("moderation", local)
     if _BOUNCE.match(local):
         return OwnAddress("bounce", local)
+    if _UNSUBSCRIBE.match(local):
+        return OwnAddress("unsubscribe", local)
+    if local in LIST_ADDRESSES:
+        return OwnAddress(local, local)
     return None
 
 

@@ -24,6 +24,7 @@ from relay.delivery.smtp import SmtpTransport
 from relay.errors import DeliveryError
 from relay.moderation import send_notice
 from relay.notices import tell_writer
+from relay.schedule import prompts
 from relay.spool import Item
 from relay.store import now_iso
 from relay.store.records import APPROVED, DELIVERED, FAILED, Letter
@@ -92,6 +93,9 @@ def after_success(ctx: Context, item: Item) -> None:
             letter.recipient_masked,
         )
     else:
+        if item.meta.get("kind") == "prompt":
+            # Recorded before the outbox entry goes, so a restart never sends it again.
+            prompts.mark_sent(ctx, str(item.meta["month"]), str(item.meta["participant"]))
         log.info("sent %s item=%s", item.meta.get("kind"), item.id)
     ctx.spool.sent(item.id)
 

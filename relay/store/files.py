@@ -54,6 +54,20 @@ def append_line(path: Path, record: dict[str, Any]) -> None:
         fsync_dir(path.parent)
 
 
+def append_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append several JSON lines with one fsync: a batch is durable together."""
+    if not records:
+        return
+    data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    new = not path.exists()
+    with open(path, "ab") as handle:
+        handle.write(data.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    if new:
+        fsync_dir(path.parent)
+
+
 def read_lines(path: Path) -> list[dict[str, Any]]:
     """Every complete JSON line of an append-only file; a torn last line is ignored."""
     try:

@@ -44,6 +44,7 @@ class Participant(_Record):
     pals: tuple[str, ...] = ()
     created_at: str = ""
     guardian: str = ""  # optional: gets a copy of every letter to and from this participant
+    prompts_paused: bool = False  # unsubscribed from the monthly topic emails only
 
     @property
     def number(self) -> int:

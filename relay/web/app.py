@@ -25,7 +25,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from relay.context import Context
-from relay.web import history, people, program, queue, sessions, signin
+from relay.web import history, people, program, queue, sessions, signin, unsubscribe
 from relay.web.dashboard import (
     Dashboard,
     PageNotFound,
@@ -133,6 +133,8 @@ ROUTES = [
     Route("/history", history.show_history),
     Route("/audit", history.show_audit),
     Route("/program", program.show_program),
+    Route("/unsubscribe/{token}", unsubscribe.confirm),
+    Route("/unsubscribe/{token}", unsubscribe.unsubscribe, methods=["POST"]),
 ]
 
 

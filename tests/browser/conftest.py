@@ -13,10 +13,8 @@ from tests.conftest import Relay
 
 
 @pytest.fixture
-def dashboard(relay: Relay) -> Iterator[Dashboard]:
-    running = start_dashboard(relay)
-    yield running
-    running.stop()
+def dashboard(relay: Relay) -> Dashboard:
+    return start_dashboard(relay)
 
 
 @pytest.fixture

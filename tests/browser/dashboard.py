@@ -1,9 +1,6 @@
-"""Running the dashboard for tests: the real relay, the real web process, a real browser.
-
-`start_dashboard` starts `serve` (SMTP intake and delivery) and the dashboard beside it,
-then returns the dashboard's base URL. Until `serve` runs the dashboard itself, the
-dashboard is `python -m relay.web`, which writes its address to `run/web.json`; once it
-does, flip `SERVE_RUNS_DASHBOARD` and the address is read from `serve.json` instead.
+"""Running the dashboard for tests: the real relay (`serve`, which runs SMTP intake, delivery
+and the dashboard in one process) and a real browser. `start_dashboard` starts `serve` and
+returns the dashboard's base URL, read from `<data_dir>/run/serve.json`.
 """
 
 from __future__ import annotations
@@ -11,8 +8,6 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,7 +18,6 @@ from typing import Any
 
 from tests.conftest import Relay, read_maildir, wait_for
 
-SERVE_RUNS_DASHBOARD = True
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -41,13 +35,7 @@ LINK = re.compile(r"https?://\S+/signin/[A-Za-z0-9_\-]+")
 class Dashboard:
     relay: Relay
     url: str
-    process: subprocess.Popen[bytes] | None = None
     seen_links: set[str] = field(default_factory=set)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(15)
 
     def sign_in_link(self, staff_email: str) -> str:
         """The newest sign-in link emailed to this address (delivered into the Maildir)."""
@@ -71,34 +59,12 @@ def _text(message: EmailMessage) -> str:
     return str(body.get_content()) if body is not None else ""
 
 
-def _web_process(relay: Relay) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "relay.web", "--config", str(relay.config_path)]
-    with open(relay.root / "web.log", "ab") as log:  # the child keeps its own copy
-        return subprocess.Popen(
-            [*command, "--listen", "127.0.0.1:0"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=relay.root,
-        )
-
-
 def start_dashboard(relay: Relay) -> Dashboard:
+    """The dashboard of the relay's own `serve` process (its address is in serve.json)."""
     if relay.process is None:
         relay.start()
-    if SERVE_RUNS_DASHBOARD:
-        info = json.loads((relay.data_dir / "run" / "serve.json").read_text())
-        return Dashboard(relay, f"http://{info['web']}")
-    process = _web_process(relay)
-    ready = relay.data_dir / "run" / "web.json"
-
-    def listening() -> dict[str, Any] | None:
-        if process.poll() is not None:
-            raise AssertionError((relay.root / "web.log").read_text())
-        info: dict[str, Any] = json.loads(ready.read_text()) if ready.exists() else {}
-        return info if info.get("pid") == process.pid else None
-
-    info = wait_for(listening, 20, "the dashboard to listen")
-    return Dashboard(relay, f"http://{info['web']}", process)
+    info = json.loads((relay.data_dir / "run" / "serve.json").read_text())
+    return Dashboard(relay, f"http://{info['web']}")
 
 
 def output_folder() -> Path:

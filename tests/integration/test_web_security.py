@@ -7,7 +7,6 @@ Plain HTTP against the real dashboard beside a real relay: what a browser would 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,10 +22,8 @@ SECURITY_HEADERS = {
 
 
 @pytest.fixture
-def dashboard(relay: Relay) -> Iterator[Dashboard]:
-    running = start_dashboard(relay)
-    yield running
-    running.stop()
+def dashboard(relay: Relay) -> Dashboard:
+    return start_dashboard(relay)
 
 
 def _held_letter(dashboard: Dashboard, pals: Pals) -> int:

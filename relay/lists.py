@@ -1,0 +1,157 @@
+"""The relay's own addresses for people rather than letters.
+
+- `newsletter@`: a staff member's news, kept for the partner libraries' next digest.
+- `staff@`: a small discussion list; a message from a listed staff member goes to every staff
+  member of the partner libraries (and the writer's colleagues), with `List-*` headers. The
+  sender's address stays visible (staff write as themselves), but `From` is the list's, so
+  receiving servers' DMARC checks pass; replies go back to the list.
+- `unsubscribe+<token>@`: the mailto half of a prompt's List-Unsubscribe; pauses the monthly
+  topic emails of one participant and nothing else.
+
+Both lists accept mail only from listed staff whose message a trusted
+`Authentication-Results` header vouches for (the `[authentication]` policy). Automatic mail
+and mail that already passed through the list are dropped, so two lists or an autoresponder
+cannot loop through the relay.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from relay import authresults, guard, notices
+from relay.config import Library, Staff
+from relay.context import Context
+from relay.route import is_automatic
+from relay.schedule import digests, prompts
+from relay.scrub import parse, scrub_letter
+from relay.store import now_iso
+
+log = logging.getLogger("relay")
+
+LOOP_HEADER = "X-Penpal-Relay-List"
+
+
+def _author(ctx: Context, message: EmailMessage) -> tuple[Library, Staff] | None:
+    try:
+        addresses = list(message["From"].addresses) if message["From"] else []
+    except (AttributeError, ValueError, IndexError):
+        return None
+    if len(addresses) != 1:
+        return None
+    hits = ctx.config.staff_libraries(str(addresses[0].addr_spec))
+    return hits[0] if hits else None
+
+
+def _accepted(
+    ctx: Context, message: EmailMessage, envelope_from: str, list_name: str
+) -> tuple[Library, Staff] | None:
+    domain = ctx.config.relay.domain
+    if is_automatic(message, envelope_from) or message.get(LOOP_HEADER) == domain:
+        ctx.store.audit(f"{list_name}-ignored", reason="automatic or looped")
+        return None
+    author = _author(ctx, message)
+    if author is None or (list_name == "newsletter" and not author[1].may_post_news):
+        ctx.store.audit(f"{list_name}-refused", reason="not-staff")
+        log.info("%s refused reason=not-staff", list_name)
+        return None
+    auth = ctx.config.authentication
+    results = [str(h) for h in message.get_all("Authentication-Results", [])]
+    if auth.required and not authresults.authenticated(
+        results, author[1].email, auth.trusted_authserv_ids
+    ):
+        ctx.store.audit(f"{list_name}-refused", reason="unauthenticated", by=author[1].email)
+        log.info("%s refused reason=unauthenticated", list_name)
+        notices.tell_staff(
+            ctx, author[1], "reply_refused", in_reply_to=None, reason="unauthenticated"
+        )
+        return None
+    return author
+
+
+def handle_newsletter(ctx: Context, item_id: str, raw: bytes, envelope_from: str) -> None:
+    message = parse(raw)
+    author = _accepted(ctx, message, envelope_from, "newsletter")
+    if author is not None:
+        library, member = author
+        digests.add_post(ctx, item_id, library, member, str(message.get("Subject", "") or ""))
+
+
+def handle_staff_list(ctx: Context, item_id: str, raw: bytes, envelope_from: str) -> None:
+    message = parse(raw)
+    author = _accepted(ctx, message, envelope_from, "staff")
+    if author is None:
+        return
+    library, member = author
+    readers = _list_members(ctx, library, member)
+    clean = scrub_letter(raw, digests.STAFF_POLICY)
+    domain = ctx.config.relay.domain
+    subject = clean.subject or "(no subject)"
+    if not subject.startswith("[Staff]"):
+        subject = f"[Staff] {subject}"
+    for index, reader in enumerate(readers):
+        outgoing = EmailMessage()
+        outgoing["From"] = Address(
+            f"{member.name} ({library.name}) via {ctx.config.relay.program_name}",
+            addr_spec=f"staff@{domain}",
+        )
+        outgoing["To"] = Address(reader.name, addr_spec=reader.email)
+        outgoing["Reply-To"] = Address(ctx.config.relay.program_name, addr_spec=f"staff@{domain}")
+        outgoing["Subject"] = subject
+        outgoing["Date"] = format_datetime(datetime.now(UTC))
+        outgoing["Message-ID"] = make_msgid(domain=domain)
+        outgoing["List-Id"] = f"{ctx.config.relay.program_name} staff <staff.{domain}>"
+        outgoing["List-Post"] = f"<mailto:staff@{domain}>"
+        outgoing["Precedence"] = "list"
+        outgoing[LOOP_HEADER] = domain
+        outgoing.set_content(
+            f"{clean.text or ''}\n\n-- {member.name}, {library.name} <{member.email}>\n"
+        )
+        if clean.html:
+            outgoing.add_alternative(clean.html, subtype="html")
+        meta = {
+            "kind": "staff-list",
+            "letter": None,
+            "from": f"bounces@{domain}",
+            "to": [reader.email],
+            "attempts": 0,
+            "queued_at": now_iso(),
+        }
+        ctx.spool.enqueue(
+            f"staff-{item_id}-{index}",
+            guard.checked(outgoing.as_bytes(), (), what="a staff message"),
+            meta,
+        )
+    ctx.store.audit("staff-list", by=member.email, readers=len(readers))
+    log.info("staff list message from library=%s readers=%d", library.id, len(readers))
+
+
+def _list_members(ctx: Context, library: Library, author: Staff) -> list[Staff]:
+    libraries = {library.id, *ctx.config.partners_of(library.id)}
+    members: dict[str, Staff] = {}
+    for library_id in sorted(libraries):
+        found = ctx.config.library(library_id)
+        for member in found.staff if found else ():
+            if member.email != author.email:
+                members.setdefault(member.email, member)
+    return list(members.values())
+
+
+def handle_unsubscribe(ctx: Context, local: str) -> None:
+    participant_id = prompts.participant_of_token(ctx, local.removeprefix("unsubscribe+"))
+    if participant_id is not None:
+        pause_prompts(ctx, participant_id, via="email")
+
+
+def pause_prompts(ctx: Context, participant_id: str, *, via: str) -> bool:
+    participant = ctx.store.participant(participant_id)
+    if participant is None:
+        return False
+    if not participant.prompts_paused:
+        ctx.store.save_participant(participant.but(prompts_paused=True))
+        ctx.store.audit("prompts-paused", participant=participant_id, via=via)
+        log.info("prompts paused participant=%s via=%s", participant_id, via)
+    return True

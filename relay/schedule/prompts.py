@@ -1,0 +1,275 @@
+"""Monthly topic prompts: each active participant gets the month's topic once, in their
+language, at the configured local hour of their library.
+
+Exactly once, across restarts and crashes. For each month a claim journal
+(`<data_dir>/prompts/YYYY-MM.jsonl`, append-only, fsynced per batch) records "claimed"
+before a participant's prompt enters the outbox and "queued" after; the outbox records
+"sent" when the transport confirmed it (before the entry is removed). A participant with a
+claim is never claimed again; a claim without "queued" (a crash in between) is queued again
+under the same outbox name and the same Message-ID, which the outbox takes only once.
+
+Scheduling is a pure decision (`due_month`) on an injected clock: the prompt is due in a
+library's month once its local time has reached `[prompts] day` at `hour`; a relay that was
+down at that hour sends on its next run the same month, it does not skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from relay import compose, guard
+from relay.config import Config, Library, PromptSettings, Topic
+from relay.context import Context
+from relay.faults import crash_point
+from relay.store.files import append_lines, read_lines
+from relay.store.records import ACTIVE, Participant
+
+log = logging.getLogger("relay")
+
+BATCH = 200
+CLAIMED, QUEUED, SENT = "claimed", "queued", "sent"
+
+
+def due_month(library: Library, settings: PromptSettings, now: datetime) -> str | None:
+    """The month ("YYYY-MM") whose prompt is due for this library at `now`, if any."""
+    local = now.astimezone(ZoneInfo(library.timezone))
+    if (local.day, local.hour) >= (settings.day, settings.hour):
+        return f"{local.year:04d}-{local.month:02d}"
+    return None
+
+
+def partnership_of(config: Config, library_id: str) -> str:
+    return next((p.id for p in config.partnerships if library_id in p.libraries), "")
+
+
+def _journal(ctx: Context, month: str) -> Path:
+    folder = ctx.config.relay.data_dir / "prompts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{month}.jsonl"
+
+
+def states(ctx: Context, month: str) -> dict[str, str]:
+    """Participant id -> furthest state reached this month."""
+    order = {CLAIMED: 0, QUEUED: 1, SENT: 2}
+    found: dict[str, str] = {}
+    for line in read_lines(_journal(ctx, month)):
+        pid, state = str(line.get("p")), str(line.get("s"))
+        if order.get(state, -1) > order.get(found.get(pid, ""), -1):
+            found[pid] = state
+    return found
+
+
+def mark_sent(ctx: Context, month: str, participant_id: str) -> None:
+    """Called by the outbox under the store lock, before it removes the prompt's entry."""
+    append_lines(_journal(ctx, month), [{"p": participant_id, "s": SENT}])
+
+
+def unsubscribe_token(ctx: Context, participant_id: str) -> str:
+    signature = hmac.new(ctx.secret, f"unsubscribe:{participant_id}".encode(), hashlib.sha256)
+    return f"{participant_id}-{signature.hexdigest()[:20]}"
+
+
+def participant_of_token(ctx: Context, token: str) -> str | None:
+    participant_id = token.rpartition("-")[0]
+    expected = unsubscribe_token(ctx, participant_id)
+    return participant_id if participant_id and hmac.compare_digest(expected, token) else None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    participant: Participant
+    subject: str
+    text: str
+    language: str
+
+
+def _pick(texts: dict[str, str], languages: Iterable[str]) -> tuple[str, str]:
+    for language in languages:
+        if language in texts:
+            return language, texts[language]
+    first = next(iter(texts))
+    return first, texts[first]
+
+
+def render(ctx: Context, participant: Participant, topic: Topic) -> Prompt:
+    """The prompt for one participant, in their language (then the library's, then English)."""
+    library = ctx.config.library(participant.library)
+    wanted = [
+        participant.language,
+        participant.language.split("-")[0],
+        library.language if library else "en",
+        "en",
+    ]
+    language, subject = _pick(topic.subject, wanted)
+    _, body = _pick(topic.body, [language, *wanted])
+    pals = [p for p in (ctx.store.participant(pid) for pid in participant.pals) if p]
+    values: dict[str, Any] = {
+        "name": participant.name,
+        "library_name": library.name if library else participant.library,
+        "pals": [
+            {
+                "name": p.name,
+                "masked": p.masked,
+                "library_name": _library_name(ctx.config, p.library),
+            }
+            for p in pals
+        ],
+        "program_name": ctx.config.relay.program_name,
+    }
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 -- plain text
+    text = environment.from_string(body).render(**values)
+    footer = ctx.templates.render("email", language, "prompt_footer.txt", **values)
+    return Prompt(participant, subject, f"{text.rstrip()}\n\n{footer}", language)
+
+
+def _library_name(config: Config, library_id: str) -> str:
+    library = config.library(library_id)
+    return library.name if library else library_id
+
+
+def compose_prompt(ctx: Context, prompt: Prompt, month: str) -> bytes:
+    config = ctx.config
+    domain = config.relay.domain
+    participant = prompt.participant
+    message = compose.compose_notice(
+        sender=Address(config.relay.program_name, addr_spec=config.program_address),
+        to=Address(participant.name, addr_spec=participant.email),
+        subject=prompt.subject,
+        text=prompt.text,
+        domain=domain,
+        date=datetime.now(UTC),
+        message_id=prompt_message_id(ctx, month, participant.id),
+    )
+    token = unsubscribe_token(ctx, participant.id)
+    base = config.web.public_url.rstrip("/") or f"http://{config.web.listen}"
+    message["List-Id"] = f"{config.relay.program_name} topics <prompts.{domain}>"
+    message["List-Unsubscribe"] = (
+        f"<mailto:unsubscribe+{token}@{domain}>, <{base}/unsubscribe/{token}>"
+    )
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return message.as_bytes()
+
+
+def prompt_message_id(ctx: Context, month: str, participant_id: str) -> str:
+    """Deterministic: the same prompt composed again after a crash is the same message."""
+    signature = hmac.new(ctx.secret, f"prompt:{month}:{participant_id}".encode(), hashlib.sha256)
+    domain = ctx.config.relay.domain
+    return f"<prompt-{month}-{participant_id}.{signature.hexdigest()[:12]}@{domain}>"
+
+
+def eligible(ctx: Context, library_ids: set[str] | None = None) -> list[Participant]:
+    return [
+        p
+        for p in ctx.store.participants()
+        if p.status == ACTIVE
+        and not p.prompts_paused
+        and ctx.config.library(p.library) is not None
+        and (library_ids is None or p.library in library_ids)
+    ]
+
+
+def send_month(
+    ctx: Context,
+    month: str,
+    participants: list[Participant],
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Queue the month's prompt for each participant who has not had it; returns how many."""
+    done = states(ctx, month)
+    queued = 0
+    todo = [p for p in participants if done.get(p.id) not in (QUEUED, SENT)]
+    for start in range(0, len(todo), BATCH):
+        batch = todo[start : start + BATCH]
+        queued += _send_batch(ctx, month, batch, done, dry_run)
+        if progress is not None:
+            progress(min(start + BATCH, len(todo)), len(todo))
+    return queued
+
+
+def _send_batch(
+    ctx: Context, month: str, batch: list[Participant], done: dict[str, str], dry_run: bool
+) -> int:
+    messages = []
+    for participant in batch:
+        topic = ctx.config.prompts.topic_for(month, partnership_of(ctx.config, participant.library))
+        if topic is None:
+            continue
+        prompt = render(ctx, participant, topic)
+        private = guard.addresses_of(ctx.store.participant(pid) for pid in participant.pals)
+        checked = guard.checked(
+            compose_prompt(ctx, prompt, month), private, what=f"the {month} prompt"
+        )
+        messages.append((participant, checked))
+    if dry_run or not messages:
+        return len(messages)
+    journal = _journal(ctx, month)
+    fresh = [p for p, _ in messages if done.get(p.id) != CLAIMED]
+    append_lines(journal, [{"p": p.id, "s": CLAIMED} for p in fresh])  # the durable claim
+    for participant, checked in messages:
+        meta = {
+            "kind": "prompt",
+            "month": month,
+            "participant": participant.id,
+            "from": f"bounces@{ctx.config.relay.domain}",
+            "to": [participant.email],
+            "attempts": 0,
+            "letter": None,
+        }
+        with ctx.store.writing():
+            # A claim left by a crash may have been delivered meanwhile by a running serve:
+            # look again, under the lock the outbox holds while it records "sent".
+            recovered = done.get(participant.id) == CLAIMED
+            if recovered and states(ctx, month).get(participant.id) == SENT:
+                continue
+            ctx.spool.enqueue(f"prompt-{month}-{participant.id}", checked, meta)
+        crash_point("prompts-after-first-enqueue")
+    append_lines(journal, [{"p": p.id, "s": QUEUED} for p, _ in messages])
+    log.info("prompts queued month=%s count=%d", month, len(messages))
+    return len(messages)
+
+
+def send_due(ctx: Context, now: datetime) -> int:
+    """The scheduler's step: every library whose local time has reached this month's hour."""
+    total = 0
+    for library in ctx.config.libraries:
+        month = due_month(library, ctx.config.prompts, now)
+        if (
+            month is None
+            or ctx.config.prompts.topic_for(month, partnership_of(ctx.config, library.id)) is None
+        ):
+            continue
+        total += send_month(ctx, month, eligible(ctx, {library.id}))
+    return total
+
+
+def missing_languages(config: Config, participants: list[Participant]) -> list[str]:
+    """For `config check`: topics lacking a language that their participants read."""
+    problems = []
+    for topic in config.prompts.topics:
+        readers = [
+            p
+            for p in participants
+            if not topic.partnership or partnership_of(config, p.library) == topic.partnership
+        ]
+        languages = sorted({p.language.split("-")[0] for p in readers})
+        for language in languages:
+            if language not in topic.subject or language not in topic.body:
+                problems.append(
+                    f"prompts.topics month {topic.month}"
+                    f"{' for ' + topic.partnership if topic.partnership else ''}: "
+                    f"no text in {language!r}, which participants read"
+                )
+    return problems
