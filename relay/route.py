@@ -58,6 +58,15 @@ def own_address(local: str) -> OwnAddress | None:
     return None
 
 
+def _check_list_sender(config: Config, own: OwnAddress, mail_from: str) -> Route:
+    """Staff lists take mail from listed staff only (authentication is checked later)."""
+    if own.kind not in LIST_ADDRESSES:
+        return own
+    members = [member for _, member in config.staff_libraries(mail_from)] if mail_from else []
+    allowed = [m for m in members if own.kind == "staff" or m.may_post_news]
+    return own if allowed else Refusal(replies.NOT_STAFF, f"{own.kind}-not-staff")
+
+
 def is_automatic(headers: Message, envelope_from: str) -> bool:
     """RFC 3834: never answer automatic mail, so two autoresponders cannot loop through us."""
     if envelope_from.strip("<> ") == "":
@@ -84,7 +93,7 @@ def route_letter(
         return Refusal(replies.RELAY_DENIED, "foreign-domain")
     own = own_address(local)
     if own is not None:
-        return own
+        return _check_list_sender(config, own, mail_from)
     recipient = by_masked(f"{local}@{domain}")
     if recipient is None or config.library(recipient.library) is None:
         return Refusal(replies.UNKNOWN_RECIPIENT, "unknown-recipient")

@@ -6,7 +6,8 @@ names; each one found there wins over the shipped one, so a library can reword o
 without copying them all. A template is looked up in the reader's language, then its base
 language (`pt` for `pt-BR`), then English.
 
-Email templates start with a `Subject:` line, a blank line, then the body.
+Templates of whole emails start with a `Subject:` line, a blank line, then the body; parts
+of emails (`*_footer.txt`, `*_contents.txt`) are only text.
 """
 
 from __future__ import annotations

@@ -169,10 +169,13 @@ def prompt_message_id(ctx: Context, month: str, participant_id: str) -> str:
 
 
 def eligible(ctx: Context, library_ids: set[str] | None = None) -> list[Participant]:
+    """Active participants with at least one pal (a topic with nobody to write to would only
+    confuse a child) who have not paused the topic emails."""
     return [
         p
         for p in ctx.store.participants()
         if p.status == ACTIVE
+        and p.pals
         and not p.prompts_paused
         and ctx.config.library(p.library) is not None
         and (library_ids is None or p.library in library_ids)
@@ -207,7 +210,17 @@ def _send_batch(
         topic = ctx.config.prompts.topic_for(month, partnership_of(ctx.config, participant.library))
         if topic is None:
             continue
-        prompt = render(ctx, participant, topic)
+        try:
+            prompt = render(ctx, participant, topic)
+        except jinja2.TemplateError as error:
+            # One participant's odd data must not hold back everyone else's prompt.
+            log.warning(
+                "prompt not written month=%s participant=%s error=%r",
+                month,
+                participant.id,
+                str(error),
+            )
+            continue
         private = guard.addresses_of(ctx.store.participant(pid) for pid in participant.pals)
         checked = guard.checked(
             compose_prompt(ctx, prompt, month), private, what=f"the {month} prompt"

@@ -10,6 +10,7 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.browser.dashboard import CHROMIUM, CHROMIUM_ARGS, Dashboard, start_dashboard
 from tests.conftest import Relay
+from tests.support.system import ensure_package
 
 
 @pytest.fixture
@@ -19,10 +20,11 @@ def dashboard(relay: Relay) -> Dashboard:
 
 @pytest.fixture
 def browser_context(tmp_path: Path) -> Iterator[BrowserContext]:
+    executable = ensure_package(CHROMIUM, "chromium")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             user_data_dir=tmp_path / "profile",
-            executable_path=CHROMIUM,
+            executable_path=executable,
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import time
@@ -17,21 +16,14 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from tests.support.system import ensure_package
+
 USER = "library"
 PASSWORD = "pen-pals-test"
 
 
 def ensure_installed() -> str:
-    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
-    if not Path(binary).exists():
-        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "dovecot-imapd"],
-            check=True,
-            timeout=900,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-    return binary
+    return ensure_package("/usr/sbin/dovecot", "dovecot-imapd")
 
 
 def free_port() -> int:
