@@ -98,6 +98,15 @@ def last_scheduled(settings: NewsletterSettings, library: Library, now: datetime
     return at_hour(previous_month.replace(day=settings.day))
 
 
+def next_digest(settings: NewsletterSettings, library: Library, now: datetime) -> datetime:
+    """The next scheduled digest time after `now`, in the library's time zone."""
+    last = last_scheduled(settings, library, now)
+    if settings.schedule == "weekly":
+        return last + timedelta(days=7)
+    following = (last.replace(day=28) + timedelta(days=4)).replace(day=settings.day)
+    return following
+
+
 def due(settings: NewsletterSettings, library: Library, now: datetime, last: str | None) -> bool:
     """Is a digest due at `now`, the previous one sent at `last` (ISO)? A run missed while the
     relay was down is caught up, not skipped."""

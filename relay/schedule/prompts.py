@@ -268,6 +268,28 @@ def send_due(ctx: Context, now: datetime) -> int:
     return total
 
 
+def next_prompt(config: Config, library: Library, now: datetime) -> tuple[datetime, str] | None:
+    """When the library's next topic email goes out (local time) and its subject."""
+    local = now.astimezone(ZoneInfo(library.timezone))
+    year, month = local.year, local.month
+    partnership = partnership_of(config, library.id)
+    for _ in range(13):
+        moment = local.replace(
+            year=year,
+            month=month,
+            day=config.prompts.day,
+            hour=config.prompts.hour,
+            minute=0,
+            second=0,
+            microsecond=0,
+        )
+        topic = config.prompts.topic_for(f"{year:04d}-{month:02d}", partnership)
+        if moment > local and topic is not None:
+            return moment, _pick(topic.subject, [library.language, "en"])[1]
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
+
+
 def missing_languages(config: Config, participants: list[Participant]) -> list[str]:
     """For `config check`: topics lacking a language that their participants read."""
     problems = []

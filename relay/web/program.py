@@ -7,6 +7,7 @@ leave. Never a password, password file or staff member's address.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.responses import Response
 
 from relay import config as config_module
 from relay.errors import ConfigError
+from relay.schedule import digests, prompts
 from relay.web.dashboard import dashboard_of
 
 
@@ -28,8 +30,19 @@ def problems_on_disk(path: Path) -> list[str]:
 
 async def show_program(request: Request) -> Response:
     dash = dashboard_of(request)
-    dash.visitor(request)
+    visitor = dash.visitor(request)
     config = dash.context().config
     problems = await dash.run(problems_on_disk, config.path)
     names = {library.id: library.name for library in config.libraries}
-    return dash.page(request, "program", config=config, names=names, problems=problems)
+    now = datetime.now(UTC)
+    upcoming = prompts.next_prompt(config, visitor.library, now)
+    digest = digests.next_digest(config.newsletter, visitor.library, now)
+    return dash.page(
+        request,
+        "program",
+        config=config,
+        names=names,
+        problems=problems,
+        next_prompt=upcoming,
+        next_digest=digest,
+    )

@@ -25,4 +25,5 @@ def test_a_chilean_moderator_sees_spanish_and_none_of_riverside_letters(
     assert pals.maya.email not in page.content()
     page.goto(dashboard.url + "/program")
     expect(page.locator("#config-check")).to_contain_text("El archivo en disco es válido.")
-    expect(page.locator("main")).to_contain_text("todavía no programado")
+    expect(page.locator("#next-prompt")).to_contain_text("no hay tema en la configuración")
+    expect(page.locator("#next-digest")).to_contain_text("America/Santiago")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from relay import config as config_module
 from relay.config import Library, NewsletterSettings, PromptSettings, Topic
-from relay.schedule.digests import due, last_scheduled
-from relay.schedule.prompts import due_month
+from relay.schedule.digests import due, last_scheduled, next_digest
+from relay.schedule.prompts import due_month, next_prompt
 
 WELLINGTON = Library("wellington", "Wellington", "NZ", "en", "Pacific/Auckland", ())
 DELAWARE = Library("dover", "Dover Public Library", "US", "en", "America/New_York", ())
@@ -63,3 +65,16 @@ def test_monthly_digest_before_the_day_looks_at_last_month() -> None:
     assert not due(MONTHLY, WELLINGTON, early, last="2027-02-15T09:30:00+13:00")
     on_the_day = datetime.fromisoformat("2027-03-15T09:00+13:00")
     assert due(MONTHLY, WELLINGTON, on_the_day, last="2027-02-15T09:30:00+13:00")
+
+
+def test_next_digest_and_next_prompt_for_the_program_page() -> None:
+    config = config_module.load(Path(__file__).resolve().parents[2] / "config.toml")
+    riverside = config.library("riverside")
+    assert riverside is not None
+    now = datetime.fromisoformat("2027-01-10T12:00-05:00")
+    upcoming = next_prompt(config, riverside, now)
+    assert upcoming is not None
+    assert upcoming[0].isoformat() == "2027-02-01T09:00:00-05:00"  # February's topic
+    assert upcoming[1] == "This month: the place where you live"
+    assert next_digest(MONTHLY, DELAWARE, now).isoformat() == "2027-01-15T09:00:00-05:00"
+    assert next_digest(WEEKLY, DELAWARE, now).isoformat() == "2027-01-11T09:00:00-05:00"
