@@ -20,15 +20,15 @@ import logging
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from relay import authresults, guard, notices
+from relay import authresults, notices, outgoing
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.route import is_automatic
 from relay.schedule import digests, prompts
 from relay.scrub import parse, scrub_letter
-from relay.store import now_iso
 
 log = logging.getLogger("relay")
 
@@ -93,37 +93,32 @@ def handle_staff_list(ctx: Context, item_id: str, raw: bytes, envelope_from: str
     if not subject.startswith("[Staff]"):
         subject = f"[Staff] {subject}"
     for index, reader in enumerate(readers):
-        outgoing = EmailMessage()
-        outgoing["From"] = Address(
+        message = EmailMessage(policy=SMTP)
+        message["From"] = Address(
             f"{member.name} ({library.name}) via {ctx.config.relay.program_name}",
             addr_spec=f"staff@{domain}",
         )
-        outgoing["To"] = Address(reader.name, addr_spec=reader.email)
-        outgoing["Reply-To"] = Address(ctx.config.relay.program_name, addr_spec=f"staff@{domain}")
-        outgoing["Subject"] = subject
-        outgoing["Date"] = format_datetime(datetime.now(UTC))
-        outgoing["Message-ID"] = make_msgid(domain=domain)
-        outgoing["List-Id"] = f"{ctx.config.relay.program_name} staff <staff.{domain}>"
-        outgoing["List-Post"] = f"<mailto:staff@{domain}>"
-        outgoing["Precedence"] = "list"
-        outgoing[LOOP_HEADER] = domain
-        outgoing.set_content(
+        message["To"] = Address(reader.name, addr_spec=reader.email)
+        message["Reply-To"] = Address(ctx.config.relay.program_name, addr_spec=f"staff@{domain}")
+        message["Subject"] = subject
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = make_msgid(domain=domain)
+        message["List-Id"] = f"{ctx.config.relay.program_name} staff <staff.{domain}>"
+        message["List-Post"] = f"<mailto:staff@{domain}>"
+        message["Precedence"] = "list"
+        message[LOOP_HEADER] = domain
+        message.set_content(
             f"{clean.text or ''}\n\n-- {member.name}, {library.name} <{member.email}>\n"
         )
         if clean.html:
-            outgoing.add_alternative(clean.html, subtype="html")
-        meta = {
-            "kind": "staff-list",
-            "letter": None,
-            "from": f"bounces@{domain}",
-            "to": [reader.email],
-            "attempts": 0,
-            "queued_at": now_iso(),
-        }
-        ctx.spool.enqueue(
+            message.add_alternative(clean.html, subtype="html")
+        outgoing.queue(
+            ctx,
             f"staff-{item_id}-{index}",
-            guard.checked(outgoing.as_bytes(), (), what="a staff message"),
-            meta,
+            message.as_bytes(),
+            kind="staff-list",
+            to=reader.email,
+            what="a staff message",
         )
     ctx.store.audit("staff-list", by=member.email, readers=len(readers))
     log.info("staff list message from library=%s readers=%d", library.id, len(readers))

@@ -17,7 +17,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
-from relay import compose, guard, notices
+from relay import compose, guard, notices, outgoing
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.errors import NotAllowed, NotFound, UserError
@@ -209,7 +209,7 @@ def approve(
     )
     # Compose before recording the decision: a letter that cannot be built is never
     # reported as approved.
-    outgoing = deliverable(ctx, approved)
+    entries = deliverable(ctx, approved)
 
     def decide(current: Letter) -> Letter:
         _must_be_held(current)  # another moderator may have decided meanwhile
@@ -220,7 +220,7 @@ def approve(
         "approved", letter=letter_id, by=member.email, via=via, edited=edited_text is not None
     )
     log.info("approved letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
-    for entry in outgoing:
+    for entry in entries:
         ctx.spool.enqueue(*entry)
     return approved
 
@@ -324,7 +324,7 @@ def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ..
     return in_reply_to, references
 
 
-Outgoing = tuple[str, CheckedMessage, dict[str, object]]
+Outgoing = tuple[str, CheckedMessage, dict[str, Any]]
 
 
 def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
@@ -361,7 +361,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
         (
             f"letter-{letter.id}",
             build(pal, letter.out_message_id, None),
-            _envelope("letter", letter.id, bounce, recipient.email),
+            outgoing.envelope(ctx, "letter", recipient.email, letter=letter.id, sender=bounce),
         ),
     ]
     for child in (sender, recipient):
@@ -372,26 +372,10 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
                 (
                     f"letter-{letter.id}-guardian-{child.id}",
                     build(reader, copy_id, child.name),
-                    _envelope(
-                        "guardian-copy",
-                        letter.id,
-                        f"bounces@{ctx.config.relay.domain}",
-                        child.guardian,
-                    ),
+                    outgoing.envelope(ctx, "guardian-copy", child.guardian, letter=letter.id),
                 )
             )
     return entries
-
-
-def _envelope(kind: str, letter_id: int, sender: str, to: str) -> dict[str, object]:
-    return {
-        "kind": kind,
-        "letter": letter_id,
-        "from": sender,
-        "to": [to],
-        "attempts": 0,
-        "queued_at": now_iso(),
-    }
 
 
 def enqueue_letter(ctx: Context, letter: Letter) -> bool:
@@ -410,25 +394,9 @@ def send_notice(
     letter: int | None = None,
 ) -> None:
     """Queue a message from the program to one person (staff or a participant)."""
-    config = ctx.config
-    message = compose.compose_notice(
-        sender=Address(config.relay.program_name, addr_spec=config.program_address),
-        to=to,
-        subject=subject,
-        text=text,
-        domain=config.relay.domain,
-        date=datetime.now(UTC),
-    )
-    meta = {
-        "kind": kind,
-        "letter": letter,
-        "from": f"bounces@{config.relay.domain}",
-        "to": [to.addr_spec],
-        "attempts": 0,
-        "queued_at": now_iso(),
-    }
-    ctx.spool.enqueue(
-        item_id or f"notice-{new_id()}", guard.checked(message.as_bytes(), (), what=kind), meta
+    message = outgoing.program_message(ctx, to, subject, text)
+    outgoing.queue(
+        ctx, item_id or f"notice-{new_id()}", message, kind=kind, to=to.addr_spec, letter=letter
     )
 
 

@@ -22,10 +22,9 @@ from email.headerregistry import Address
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from relay import compose, guard
+from relay import guard, outgoing
 from relay.config import Library, Staff
 from relay.context import Context
-from relay.store import now_iso
 from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
@@ -115,25 +114,28 @@ def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
         values = _notice_values(ctx, letter, text, member, sender, recipient)
         subject, body = ctx.templates.email(member.language, "held_notice", **values)
         html = ctx.templates.render("email", member.language, "held_notice.html", **values)
-        message = compose.compose_notice(
+        message = outgoing.program_message(
+            ctx,
+            Address(member.name, addr_spec=member.email),
+            subject,
+            body,
             sender=Address(
-                f"{ctx.config.relay.program_name}",
+                ctx.config.relay.program_name,
                 addr_spec=f"{REPLY_PREFIX}{token}@{ctx.config.relay.domain}",
             ),
-            to=Address(member.name, addr_spec=member.email),
-            subject=subject,
-            text=body,
             html=html,
-            domain=ctx.config.relay.domain,
-            date=datetime.now(UTC),
             message_id=notice_message_id(ctx, letter.id, token),
         )
-        item = f"notice-{letter.id}-{_sign(ctx, member.email)}"
-        private = _other_side(ctx, letter, library)
-        checked = guard.checked(
-            message.as_bytes(), private, what=f"the notice of letter {letter.id}"
-        )
-        if ctx.spool.enqueue(item, checked, _meta(ctx, member.email, "held-notice", letter.id)):
+        if outgoing.queue(
+            ctx,
+            f"notice-{letter.id}-{_sign(ctx, member.email)}",
+            message,
+            kind="held-notice",
+            to=member.email,
+            private=_other_side(ctx, letter, library),
+            what=f"the notice of letter {letter.id}",
+            letter=letter.id,
+        ):
             queued += 1
     return queued
 
@@ -179,17 +181,6 @@ def _library_name(ctx: Context, library_id: str) -> str:
     return library.name if library else library_id
 
 
-def _meta(ctx: Context, to: str, kind: str, letter: int | None) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "letter": letter,
-        "from": f"bounces@{ctx.config.relay.domain}",
-        "to": [to],
-        "attempts": 0,
-        "queued_at": now_iso(),
-    }
-
-
 # --- short answers to staff ----------------------------------------------------------------
 
 
@@ -204,19 +195,17 @@ def tell_staff(
         program_name=ctx.config.relay.program_name,
         **values,
     )
-    message = compose.compose_notice(
-        sender=Address(ctx.config.relay.program_name, addr_spec=ctx.config.program_address),
-        to=Address(member.name, addr_spec=member.email),
-        subject=subject,
-        text=body,
-        domain=ctx.config.relay.domain,
-        date=datetime.now(UTC),
-        in_reply_to=in_reply_to,
+    message = outgoing.program_message(
+        ctx,
+        Address(member.name, addr_spec=member.email),
+        subject,
+        body,
         auto="auto-replied",
+        in_reply_to=in_reply_to,
     )
-    item = f"staff-{template}-{secrets.token_hex(6)}"
-    checked = guard.checked(message.as_bytes(), (), what=template)
-    ctx.spool.enqueue(item, checked, _meta(ctx, member.email, template, None))
+    outgoing.queue(
+        ctx, f"staff-{template}-{secrets.token_hex(6)}", message, kind=template, to=member.email
+    )
 
 
 # --- notices to writers --------------------------------------------------------------------
@@ -234,7 +223,6 @@ def tell_writer(
     """A kind note to a patron about their own letter; False when the daily limit is reached.
 
     The pal's real addresses must not appear in it (the leak guard makes sure)."""
-    private = guard.addresses_of([pal])
     day = datetime.now(UTC).date().isoformat()
     key = f"writer-notices:{writer.id}:{day}"
     with ctx.store.writing():
@@ -256,17 +244,12 @@ def tell_writer(
             program_name=ctx.config.relay.program_name,
             **values,
         )
-        message = compose.compose_notice(
-            sender=Address(ctx.config.relay.program_name, addr_spec=ctx.config.program_address),
-            to=Address(writer.name, addr_spec=writer.email),
-            subject=subject,
-            text=body,
-            domain=ctx.config.relay.domain,
-            date=datetime.now(UTC),
-            auto="auto-replied",
+        message = outgoing.program_message(
+            ctx, Address(writer.name, addr_spec=writer.email), subject, body, auto="auto-replied"
         )
-        checked = guard.checked(message.as_bytes(), private, what=template)
-        ctx.spool.enqueue(item_id, checked, _meta(ctx, writer.email, template, None))
+        outgoing.queue(
+            ctx, item_id, message, kind=template, to=writer.email, private=guard.addresses_of([pal])
+        )
         ctx.store.set_key(key, count + 1)
         return True
 
@@ -282,18 +265,18 @@ def tell_refused_sender(ctx: Context, address: str, subject: str, reply: str) ->
         reply=reply,
         program_name=ctx.config.relay.program_name,
     )
-    message = compose.compose_notice(
+    message = outgoing.program_message(
+        ctx,
+        Address("", addr_spec=address),
+        title,
+        body,
         sender=Address("Mail Delivery", addr_spec=f"postmaster@{ctx.config.relay.domain}"),
-        to=Address("", addr_spec=address),
-        subject=title,
-        text=body,
-        domain=ctx.config.relay.domain,
-        date=datetime.now(UTC),
         auto="auto-replied",
     )
-    meta = _meta(ctx, address, "refusal", None) | {"from": ""}  # null sender: never bounced
-    checked = guard.checked(message.as_bytes(), (), what="a refusal")
-    ctx.spool.enqueue(f"refused-{secrets.token_hex(8)}", checked, meta)
+    # The null sender: a bounce of this explanation must not come back to us.
+    outgoing.queue(
+        ctx, f"refused-{secrets.token_hex(8)}", message, kind="refusal", to=address, sender=""
+    )
 
 
 # --- reminders -----------------------------------------------------------------------------
@@ -340,17 +323,11 @@ def send_reminders(
                 library_name=library.name,
                 program_name=ctx.config.relay.program_name,
             )
-            message = compose.compose_notice(
-                sender=Address(ctx.config.relay.program_name, addr_spec=ctx.config.program_address),
-                to=Address(member.name, addr_spec=member.email),
-                subject=subject,
-                text=body,
-                domain=ctx.config.relay.domain,
-                date=now,
+            message = outgoing.program_message(
+                ctx, Address(member.name, addr_spec=member.email), subject, body, date=now
             )
             item = f"reminder-{library.id}-{local.date().isoformat()}-{_sign(ctx, member.email)}"
-            checked = guard.checked(message.as_bytes(), (), what="a reminder")
-            ctx.spool.enqueue(item, checked, _meta(ctx, member.email, "reminder", None))
+            outgoing.queue(ctx, item, message, kind="reminder", to=member.email)
         ctx.store.audit("reminded", library=library.id, letters=[x.id for x in waiting])
         log.info("reminded library=%s letters=%d", library.id, len(waiting))
         reminded[library.id] = len(waiting)

@@ -39,7 +39,7 @@ MODERATOR_B = "carmen.rojas@biblioteca-severin.example.org"
 DOMAIN = "pals.example.org"
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll until `condition()` is truthy; return its value (no fixed sleeps in tests)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from relay import guard
+from relay import outgoing
 from relay.config import Library, NewsletterSettings, Partnership, Staff
 from relay.context import Context
 from relay.scrub import ScrubPolicy, scrub_letter
@@ -290,15 +290,7 @@ def _send_one(
         write_atomic(path, raw)
     reader = hashlib.sha256(member.email.encode()).hexdigest()[:10]
     item = f"digest-{partnership.id}-{library.id}-v{volume}-{issue}-{reader}"
-    meta = {
-        "kind": "digest",
-        "letter": None,
-        "from": f"bounces@{domain}",
-        "to": [member.email],
-        "attempts": 0,
-        "queued_at": now_iso(),
-    }
-    ctx.spool.enqueue(item, guard.checked(raw, (), what="a digest"), meta)
+    outgoing.queue(ctx, item, raw, kind="digest", to=member.email, what="a digest")
 
 
 def send_due(

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from relay import compose, guard
+from relay import compose, guard, outgoing
 from relay.config import Config, Library, PromptSettings, Topic
 from relay.context import Context
 from relay.faults import crash_point
@@ -232,21 +232,15 @@ def _send_batch(
     fresh = [p for p, _ in messages if done.get(p.id) != CLAIMED]
     append_lines(journal, [{"p": p.id, "s": CLAIMED} for p in fresh])  # the durable claim
     for participant, checked in messages:
-        meta = {
-            "kind": "prompt",
-            "month": month,
-            "participant": participant.id,
-            "from": f"bounces@{ctx.config.relay.domain}",
-            "to": [participant.email],
-            "attempts": 0,
-            "letter": None,
-        }
         with ctx.store.writing():
             # A claim left by a crash may have been delivered meanwhile by a running serve:
             # look again, under the lock the outbox holds while it records "sent".
             recovered = done.get(participant.id) == CLAIMED
             if recovered and states(ctx, month).get(participant.id) == SENT:
                 continue
+            meta = outgoing.envelope(
+                ctx, "prompt", participant.email, month=month, participant=participant.id
+            )
             ctx.spool.enqueue(f"prompt-{month}-{participant.id}", checked, meta)
         crash_point("prompts-after-first-enqueue")
     append_lines(journal, [{"p": p.id, "s": QUEUED} for p, _ in messages])
