@@ -182,6 +182,14 @@ def _moderator(ctx: Context, letter: Letter, by: str) -> tuple[Library, Staff]:
     return library, member
 
 
+def _decider(ctx: Context, letter_id: int, by: str) -> tuple[Library, Staff]:
+    """The library and moderator deciding on a letter, or NotFound / NotAllowed."""
+    letter = ctx.store.letter(letter_id)
+    if letter is None:
+        raise NotFound(f"letter {letter_id} not found")
+    return _moderator(ctx, letter, by)
+
+
 def _must_be_held(letter: Letter) -> None:
     if letter.status != HELD:
         raise UserError(f"letter {letter.id} is {letter.status}, not held")
@@ -228,10 +236,7 @@ def approve(
 def reject(ctx: Context, letter_id: int, by: str, reason: str, *, via: str = "cli") -> Letter:
     if not reason.strip():
         raise UserError("a rejection needs a reason; it is sent to the writer")
-    letter = ctx.store.letter(letter_id)
-    if letter is None:
-        raise NotFound(f"letter {letter_id} not found")
-    library, member = _moderator(ctx, letter, by)
+    library, member = _decider(ctx, letter_id, by)
     stamp = now_iso()
 
     def decide(current: Letter) -> Letter:
@@ -268,10 +273,7 @@ def _tell_writer_rejected(ctx: Context, letter: Letter) -> None:
 
 def keep_holding(ctx: Context, letter_id: int, by: str, *, via: str = "cli") -> Letter:
     """A moderator's "not yet": recorded, the letter stays in the queue, tokens stay valid."""
-    letter = ctx.store.letter(letter_id)
-    if letter is None:
-        raise NotFound(f"letter {letter_id} not found")
-    library, member = _moderator(ctx, letter, by)
+    library, member = _decider(ctx, letter_id, by)
     stamp = now_iso()
 
     def note(current: Letter) -> Letter:

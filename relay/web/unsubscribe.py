@@ -25,34 +25,24 @@ def _language(ctx: Context, participant_id: str) -> str:
 
 
 async def confirm(request: Request) -> Response:
-    dash = dashboard_of(request)
-    ctx = dash.context()
-    token = request.path_params["token"]
-    participant_id = participant_of_token(ctx, token)
-    if participant_id is None:
-        raise PageNotFound()
-    language = await dash.run(_language, ctx, participant_id)
-    html = dash.pages().render(
-        "unsubscribe",
-        language,
-        visitor=None,
-        csrf="",
-        path=request.url.path,
-        token=token,
-        done=False,
-    )
-    return HTMLResponse(html)
+    return await _answer(request, pause=False)
 
 
 async def unsubscribe(request: Request) -> Response:
+    await request.form()  # "List-Unsubscribe=One-Click", or the page's button
+    return await _answer(request, pause=True)
+
+
+async def _answer(request: Request, *, pause: bool) -> Response:
     dash = dashboard_of(request)
     ctx = dash.context()
     token = request.path_params["token"]
     participant_id = participant_of_token(ctx, token)
     if participant_id is None:
         raise PageNotFound()
-    await request.form()  # "List-Unsubscribe=One-Click", or the page's button
-    if not await dash.run(functools.partial(pause_prompts, via="web"), ctx, participant_id):
+    if pause and not await dash.run(
+        functools.partial(pause_prompts, via="web"), ctx, participant_id
+    ):
         raise PageNotFound()
     language = await dash.run(_language, ctx, participant_id)
     html = dash.pages().render(
@@ -62,6 +52,6 @@ async def unsubscribe(request: Request) -> Response:
         csrf="",
         path=request.url.path,
         token=token,
-        done=True,
+        done=pause,
     )
     return HTMLResponse(html)
