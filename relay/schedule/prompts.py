@@ -15,6 +15,7 @@ down at that hour sends on its next run the same month, it does not skip.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -102,7 +103,12 @@ def _pick(texts: dict[str, str], languages: Iterable[str]) -> tuple[str, str]:
     return first, texts[first]
 
 
-def render(ctx: Context, participant: Participant, topic: Topic) -> Prompt:
+Lookup = Callable[[str], Participant | None]
+
+
+def render(
+    ctx: Context, participant: Participant, topic: Topic, lookup: Lookup | None = None
+) -> Prompt:
     """The prompt for one participant, in their language (then the library's, then English)."""
     library = ctx.config.library(participant.library)
     wanted = [
@@ -113,7 +119,8 @@ def render(ctx: Context, participant: Participant, topic: Topic) -> Prompt:
     ]
     language, subject = _pick(topic.subject, wanted)
     _, body = _pick(topic.body, [language, *wanted])
-    pals = [p for p in (ctx.store.participant(pid) for pid in participant.pals) if p]
+    find = lookup or ctx.store.participant
+    pals = [p for p in (find(pid) for pid in participant.pals) if p]
     values: dict[str, Any] = {
         "name": participant.name,
         "library_name": library.name if library else participant.library,
@@ -127,10 +134,16 @@ def render(ctx: Context, participant: Participant, topic: Topic) -> Prompt:
         ],
         "program_name": ctx.config.relay.program_name,
     }
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 -- plain text
-    text = environment.from_string(body).render(**values)
+    text = _body_template(body).render(**values)
     footer = ctx.templates.render("email", language, "prompt_footer.txt", **values)
     return Prompt(participant, subject, f"{text.rstrip()}\n\n{footer}", language)
+
+
+@functools.lru_cache(maxsize=256)
+def _body_template(body: str) -> jinja2.Template:
+    """Topic bodies come from config; each is compiled once, not once per participant."""
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 -- plain text
+    return environment.from_string(body)
 
 
 def _library_name(config: Config, library_id: str) -> str:
@@ -194,16 +207,22 @@ def send_month(
     done = states(ctx, month)
     queued = 0
     todo = [p for p in participants if done.get(p.id) not in (QUEUED, SENT)]
+    people = {p.id: p for p in ctx.store.participants()} if todo else {}  # pals, read once
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
-        queued += _send_batch(ctx, month, batch, done, dry_run)
+        queued += _send_batch(ctx, month, batch, done, dry_run, people.get)
         if progress is not None:
             progress(min(start + BATCH, len(todo)), len(todo))
     return queued
 
 
 def _send_batch(
-    ctx: Context, month: str, batch: list[Participant], done: dict[str, str], dry_run: bool
+    ctx: Context,
+    month: str,
+    batch: list[Participant],
+    done: dict[str, str],
+    dry_run: bool,
+    lookup: Lookup,
 ) -> int:
     messages = []
     for participant in batch:
@@ -211,7 +230,7 @@ def _send_batch(
         if topic is None:
             continue
         try:
-            prompt = render(ctx, participant, topic)
+            prompt = render(ctx, participant, topic, lookup)
         except jinja2.TemplateError as error:
             # One participant's odd data must not hold back everyone else's prompt.
             log.warning(
@@ -221,7 +240,7 @@ def _send_batch(
                 str(error),
             )
             continue
-        private = guard.addresses_of(ctx.store.participant(pid) for pid in participant.pals)
+        private = guard.addresses_of(lookup(pid) for pid in participant.pals)
         checked = guard.checked(
             compose_prompt(ctx, prompt, month), private, what=f"the {month} prompt"
         )
