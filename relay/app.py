@@ -217,9 +217,15 @@ class Server:
                     with contextlib.suppress(Exception):
                         await self.store_call(outbox.after_failure, self.ctx, item, problem)
 
+        transport, made_for = outbox.make_transport(self.ctx.config), self.ctx.config.delivery
         while True:
             try:
-                transport = outbox.make_transport(self.ctx.config)
+                if self.ctx.config.delivery != made_for:  # reloaded: new smarthost settings
+                    await transport.close()
+                    transport, made_for = (
+                        outbox.make_transport(self.ctx.config),
+                        self.ctx.config.delivery,
+                    )
                 items = await self.thread_call(self.ctx.spool.outbox)
                 ready = outbox.due(items, time.time())
                 if ready:

@@ -48,6 +48,9 @@ class MaildirTransport:
             temp.unlink()
             fsync_dir(self.root / "new")
 
+    async def close(self) -> None:
+        """Nothing held open between deliveries."""
+
     async def send(
         self, envelope_from: str, recipients: list[str], message: bytes, item_id: str
     ) -> None:

@@ -39,6 +39,8 @@ class Transport(Protocol):
         self, envelope_from: str, recipients: list[str], message: bytes, item_id: str
     ) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 def make_transport(config: Config) -> Transport:
     if config.delivery.transport == "smtp":
