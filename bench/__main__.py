@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="intake: alternating rounds")
     parser.add_argument("--no-postfix", action="store_true", help="intake: skip Postfix")
     parser.add_argument(
+        "--workers", default="0,1", help="intake: relay variants by intake processes beside serve"
+    )
+    parser.add_argument(
         "--sizes", default="1000,10000,100000", help="store: participant counts, comma-separated"
     )
     parser.add_argument("--repeat", type=int, default=15, help="store/scrub: samples per figure")
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("intake", "all"):
         from bench import intake
 
-        intake.run(args.letters, args.rounds, postfix=not args.no_postfix)
+        workers = tuple(int(n) for n in args.workers.split(","))
+        intake.run(args.letters, args.rounds, postfix=not args.no_postfix, workers=workers)
     if args.what in ("store", "all"):
         from bench import store
 

@@ -151,10 +151,14 @@ class Installation:
 class Serve:
     """`penpal-relay serve` in its own process, as an administrator would run it."""
 
-    def __init__(self, installation: Installation, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, installation: Installation, env: dict[str, str] | None = None, workers: int = 0
+    ) -> None:
         self.installation = installation
         self.env = env or {}
+        self.workers = workers  # intake processes beside serve (bench.variant)
         self.process: subprocess.Popen[bytes] | None = None
+        self.worker_processes: list[subprocess.Popen[str]] = []
         self.port = 0
 
     def start(self, timeout: float = 60.0) -> float:
@@ -165,8 +169,9 @@ class Serve:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         begin = time.perf_counter()
         config = str(self.installation.config_path)
+        program = ["-m", "bench.variant", "serve"] if self.workers else ["-m", "relay"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "relay", "--config", config, "serve"],
+            [sys.executable, *program, "--config", config] + ([] if self.workers else ["serve"]),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.installation.root,
@@ -191,9 +196,25 @@ class Serve:
             time.sleep(0.005)
         elapsed = time.perf_counter() - begin
         self.port = int(info["smtp"].rsplit(":", 1)[1])
+        for _ in range(self.workers):
+            command = ["-m", "bench.variant", "worker", "--config", config]
+            worker = subprocess.Popen(
+                [sys.executable, *command, "--port", str(self.port)],
+                stdout=subprocess.PIPE,
+                cwd=self.installation.root,
+                env=env,
+                text=True,
+            )
+            self.worker_processes.append(worker)
+            if worker.stdout is None or worker.stdout.readline().strip() != "listening":
+                raise RuntimeError("intake worker did not start")
         return elapsed
 
     def stop(self) -> None:
+        for worker in self.worker_processes:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(60)
+        self.worker_processes = []
         if self.process is not None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -46,11 +46,11 @@ def smtp_source(port: int, count: int, sender: str, recipient: str) -> float:
     return time.perf_counter() - begin
 
 
-def relay_round(count: int, env: dict[str, str]) -> dict[str, Any]:
+def relay_round(count: int, env: dict[str, str], workers: int = 0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as temp:
         installation = Installation(Path(temp)).write_config()
         sender, recipient = installation.enroll_pals()
-        serve = Serve(installation, env)
+        serve = Serve(installation, env, workers)
         serve.start()
         try:
             elapsed = smtp_source(serve.port, count, sender, recipient)
@@ -100,14 +100,22 @@ def sink_round(count: int) -> dict[str, Any]:
 
 
 def run(
-    count: int, rounds: int, *, postfix: bool = True, env: dict[str, str] | None = None
+    count: int,
+    rounds: int,
+    *,
+    postfix: bool = True,
+    workers: tuple[int, ...] = (0, 1),
+    env: dict[str, str] | None = None,
 ) -> None:
     if shutil.which("smtp-source") is None:
         raise SystemExit("smtp-source is missing: apt-get install postfix")
-    rates: dict[str, list[float]] = {"relay": [], "postfix": [], "sink": []}
-    ratios: list[float] = []
+    names = [_relay_name(n) for n in workers]
+    rates: dict[str, list[float]] = {name: [] for name in [*names, "postfix", "sink"]}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
     for number in range(1, rounds + 1):
-        contenders: list[tuple[str, Any]] = [("relay", lambda: relay_round(count, env or {}))]
+        contenders: list[tuple[str, Any]] = [
+            (_relay_name(n), lambda n=n: relay_round(count, env or {}, n)) for n in workers
+        ]
         if postfix:
             contenders.append(("postfix", lambda: postfix_round(count)))
         contenders.append(("sink", lambda: sink_round(count)))
@@ -129,7 +137,8 @@ def run(
                 **{k: round(v, 3) if isinstance(v, float) else v for k, v in outcome.items()},
             )
         if postfix:
-            ratios.append(per_round["relay"] / per_round["postfix"])
+            for name in names:
+                ratios[name].append(per_round[name] / per_round["postfix"])
     for name, values in rates.items():
         if values:
             mid, low, high = median_spread(values)
@@ -142,12 +151,18 @@ def run(
                 rounds=len(values),
                 letters=count,
             )
-    if ratios:
-        mid, low, high = median_spread(ratios)
-        emit(
-            "intake-ratio",
-            relay_over_postfix=round(mid, 3),
-            min=round(low, 3),
-            max=round(high, 3),
-            rounds=len(ratios),
-        )
+    for name, values in ratios.items():
+        if values:
+            mid, low, high = median_spread(values)
+            emit(
+                "intake-ratio",
+                target=name,
+                relay_over_postfix=round(mid, 3),
+                min=round(low, 3),
+                max=round(high, 3),
+                rounds=len(values),
+            )
+
+
+def _relay_name(workers: int) -> str:
+    return "relay" if workers == 0 else f"relay+{workers}-intake-process"
