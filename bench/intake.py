@@ -47,6 +47,11 @@ def smtp_source(port: int, count: int, sender: str, recipient: str) -> float:
 
 
 def relay_round(count: int, env: dict[str, str], workers: int = 0) -> dict[str, Any]:
+    """Workers > 0: that many intake processes beside serve; negative: serve itself does not
+    accept SMTP, -workers intake processes do (see bench.variant)."""
+    if workers < 0:
+        env = {**env, "BENCH_SERVE_LISTENS": "0"}
+        workers = -workers
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as temp:
         installation = Installation(Path(temp)).write_config()
         sender, recipient = installation.enroll_pals()
@@ -165,4 +170,6 @@ def run(
 
 
 def _relay_name(workers: int) -> str:
+    if workers < 0:
+        return f"relay, {-workers} intake process(es) only"
     return "relay" if workers == 0 else f"relay+{workers}-intake-process"

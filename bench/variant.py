@@ -3,34 +3,51 @@
     python -m bench.variant serve --config PATH      serve, SMTP port shared (SO_REUSEPORT),
                                                      also holding what other processes spooled
     python -m bench.variant worker --config PATH --port N   an intake process that only spools
+                                                     (the same as `python -m relay.intake.smtp`)
 
+With BENCH_SERVE_LISTENS=0 in the environment, `serve` binds the port without listening, so
+every connection goes to the intake processes and `serve` only holds letters.
 `serve` itself is unchanged on disk; this module applies the proposed change to it at run time
 so that the benchmark can measure it before it is adopted.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
+import os
+import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 from relay import app
-from relay import config as config_module
 from relay.cli import main as cli_main
-from relay.context import open_context
-from relay.intake.smtp import serve_spool_only
+from relay.intake.smtp import intake_worker_main
 
 RESCAN_SECONDS = 0.1
 
 
-def _patch_serve() -> None:
+class _Reserved:
+    """Stands in for serve's SMTP server: the port is bound (SO_REUSEPORT) but not listened on."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM)]
+        self.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.sockets[0].bind((host, port))
+
+    def close(self) -> None:
+        self.sockets[0].close()
+
+
+def _patch_serve(listens: bool) -> None:
     loop_class: Any = asyncio.base_events.BaseEventLoop
     create_server = loop_class.create_server
+    first = [True]
 
     async def shared_port(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if first[0] and not listens:  # the first server `serve` makes is SMTP intake
+            first[0] = False
+            return _Reserved(kwargs["host"], kwargs["port"])
+        first[0] = False
         kwargs.setdefault("reuse_port", True)
         return await create_server(self, *args, **kwargs)
 
@@ -62,35 +79,10 @@ def _patch_serve() -> None:
     app.Server._process_one = process_one  # type: ignore[method-assign]
 
 
-async def _worker(config_path: Path, port: int) -> None:
-    ctx = open_context(config_module.load(config_path))
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    serving = asyncio.create_task(
-        serve_spool_only(lambda: ctx, ctx.config.smtp.listen.host, port, stop)
-    )
-    while not serving.done() and not _listening(port):
-        await asyncio.sleep(0.01)
-    print("listening", flush=True)
-    await serving
-
-
-def _listening(port: int) -> bool:
-    # Two sockets on the port (serve's and ours) show that ours is bound.
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    local = f":{port:04X} "
-    return sum(1 for row in rows if local in row.split()[1] + " " and row.split()[3] == "0A") >= 2
-
-
 def main() -> int:
     if sys.argv[1:2] == ["worker"]:
-        parser = argparse.ArgumentParser(prog="python -m bench.variant worker")
-        parser.add_argument("--config", type=Path, required=True)
-        parser.add_argument("--port", type=int, required=True)
-        args = parser.parse_args(sys.argv[2:])
-        asyncio.run(_worker(args.config, args.port))
-        return 0
-    _patch_serve()
+        return intake_worker_main(sys.argv[2:])
+    _patch_serve(listens=os.environ.get("BENCH_SERVE_LISTENS", "1") == "1")
     return cli_main([*sys.argv[2:], "serve"])
 
 

@@ -195,7 +195,11 @@ class IntakeHandler:
 
 
 async def serve_spool_only(
-    context: Callable[[], Context], host: str, port: int, stop: asyncio.Event
+    context: Callable[[], Context],
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    ready: Callable[[], None] = lambda: None,
 ) -> int:
     """Accept and spool mail on (host, port) beside `serve`, sharing the port (SO_REUSEPORT).
 
@@ -225,6 +229,7 @@ async def serve_spool_only(
     )
     bound: int = server.sockets[0].getsockname()[1]
     log.info("intake worker listening smtp=%s:%d", host, bound)
+    ready()
     await stop.wait()
     server.close()
     deadline = loop.time() + smtp.shutdown_grace_seconds
@@ -234,3 +239,42 @@ async def serve_spool_only(
         if session.transport is not None:
             session.transport.close()
     return bound
+
+
+def intake_worker_main(argv: list[str] | None = None) -> int:
+    """`python -m relay.intake.smtp --config PATH --port N`: one intake process beside serve.
+
+    Prints "listening" once its socket is bound, then serves until SIGTERM or SIGINT.
+    """
+    import argparse
+    import signal
+    import sys
+    from pathlib import Path
+
+    from relay import config as config_module
+    from relay.context import open_context
+
+    parser = argparse.ArgumentParser(prog="python -m relay.intake.smtp")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    ctx = open_context(config_module.load(args.config))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_spool_only(
+            lambda: ctx, ctx.config.smtp.listen.host, args.port, stop, ready=_say_listening
+        )
+
+    def _say_listening() -> None:
+        print("listening", file=sys.stdout, flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(intake_worker_main())
