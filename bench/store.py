@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.common import DOMAIN, MODERATOR_A, Installation, Serve, emit, note
 from relay import moderation
+from relay import store as store_module
 from relay.cli import enroll
 from relay.process import process_incoming
 from relay.store import (
@@ -62,7 +63,11 @@ def build(root: Path, participants: int) -> dict[str, Any]:
     """Write a store of `participants` paired participants with 10 letters each."""
     store = root / "data" / "store"
     spool = root / "data" / "spool" / "messages"
-    for folder in ("participants", "keys", "letters", "archive", "audit"):
+    # The key layout of the store under test: `lookup/NNNN` (4096 shards) or `keys/NNN` (256).
+    keys_folder, digits = (
+        ("lookup", 4) if hasattr(store_module, "LEGACY_KEY_SHARDS") else ("keys", 3)
+    )
+    for folder in ("participants", keys_folder, "letters", "archive", "audit"):
         (store / folder).mkdir(parents=True, exist_ok=True)
     spool.mkdir(parents=True, exist_ok=True)
     adjectives, animals = _words("adjectives.txt"), _words("animals.txt")
@@ -101,9 +106,10 @@ def build(root: Path, participants: int) -> dict[str, Any]:
     letter_id = 0
     for n in range(1, participants + 1):
         pal = n + 1 if n % 2 else n - 1
-        for _ in range(LETTERS_EACH):
+        for index in range(LETTERS_EACH):
             letter_id += 1
-            held = letter_id % HELD_EVERY == 0
+            # 1 letter in 100 held, from writers of both libraries.
+            held = index == 0 and n % (2 * HELD_EVERY // LETTERS_EACH) in (1, 2)
             spool_id = f"{letter_id:012x}-bench"
             message_id = f"<{letter_id}.bench@family{n % 997}.example.net>"
             token = f"{letter_id:032x}"
@@ -147,7 +153,7 @@ def build(root: Path, participants: int) -> dict[str, Any]:
     for shard, fragments in enumerate(people):
         _write_tinydb(store / "participants" / f"{shard:03d}.json", fragments)
     for shard, fragments in enumerate(keys):
-        _write_tinydb(store / "keys" / f"{shard:03d}.json", fragments)
+        _write_tinydb(store / keys_folder / f"{shard:0{digits}d}.json", fragments)
     for shard, fragments in enumerate(hot):
         _write_tinydb(store / "letters" / f"{shard:02d}.json", fragments)
     for span, lines in archive.items():

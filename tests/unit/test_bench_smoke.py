@@ -16,7 +16,7 @@ def test_store_and_scrub_parts_print_results_and_write_the_report(
 ) -> None:
     report = tmp_path / "benchmarks.md"
     report.write_text("# Benchmarks\n\nProse that a run must keep.\n")
-    assert main(["store", "--sizes", "20,40", "--repeat", "2", "--report", str(report)]) == 0
+    assert main(["store", "--sizes", "40,60", "--repeat", "2", "--report", str(report)]) == 0
     assert main(["scrub", "--repeat", "1", "--report", str(report)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {line["bench"] for line in lines} >= {"store", "store-ratio", "scrub"}
