@@ -8,6 +8,8 @@ letters is still held (the hot queue, a pessimistic day's worth), the rest are d
 archived. Every letter has the keys the relay writes for it (spool item, Message-ID,
 held-logged, the moderator's notice and its token). Held letters have their original in the
 spool; archived ones do not (nothing measured reads them). No audit history is generated.
+The generated files are synced to disk before measuring, so that their writeback does not
+slow the fsyncs being measured.
 
 Measured through the relay's own functions, in-process: (a) `enroll` as the CLI does it,
 (b) holding one incoming letter (`process_incoming` of a spooled message: route, scrub,
@@ -18,6 +20,7 @@ summaries `queue list --json` prints; and the time `serve` takes to listen at th
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import tempfile
@@ -199,6 +202,7 @@ def measure(participants: int, repeat: int, *, serve_start: bool) -> dict[str, f
         installation = Installation(Path(temp)).write_config()
         begin = time.perf_counter()
         built = build(installation.root, participants)
+        os.sync()  # the generated files' writeback must not slow the measured fsyncs
         note(
             f"store {participants}: built {built['letters']} letters in "
             f"{time.perf_counter() - begin:.1f}s"
