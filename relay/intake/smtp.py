@@ -2,7 +2,9 @@
 
 The handler has only the hooks it needs. RCPT is where a letter is refused (unknown pal,
 sender not enrolled or not paired), with a named reply. DATA answers 250 only after the
-message is durably in the spool. Anything unexpected answers 451 4.3.0 so that the sending
+message is durably in the spool; messages arriving together on several sessions are
+committed together (`GroupCommit`), so one folder fsync and one round of file fsyncs answer
+them all. Anything unexpected answers 451 4.3.0 so that the sending
 server retries: never a 5xx for our own fault, never a traceback or an address in a reply.
 """
 
@@ -67,6 +69,46 @@ class RelaySMTP(SMTP):
 
 Blocking = Callable[..., Awaitable[Any]]
 
+MAX_BATCH = 64
+
+
+class GroupCommit:
+    """Collects the messages of concurrent sessions and spools them in one durable batch.
+
+    While one batch is being written, newly arriving messages wait for the next one; each
+    caller gets its spool id only once the batch holding its message is on disk. With one
+    session at a time this is exactly one `accept_batch` of one message per letter.
+    """
+
+    def __init__(self, context: Callable[[], Context], blocking: Blocking) -> None:
+        self.context = context
+        self.blocking = blocking
+        self.waiting: list[tuple[bytes, dict[str, Any], asyncio.Future[str]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def accept(self, raw: bytes, meta: dict[str, Any]) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.waiting.append((raw, meta, future))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write_batches())
+        return await future
+
+    async def _write_batches(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            try:
+                ids = await self.blocking(
+                    self.context().spool.accept_batch, [(raw, meta) for raw, meta, _ in batch]
+                )
+            except Exception as error:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for item_id, (_, _, future) in zip(ids, batch, strict=True):
+                if not future.done():
+                    future.set_result(item_id)
+
 
 class IntakeHandler:
     def __init__(
@@ -78,6 +120,7 @@ class IntakeHandler:
         self.context = context  # the current configuration may be reloaded at any time
         self.blocking = blocking
         self.accepted = accepted
+        self.commits = GroupCommit(context, blocking)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -133,7 +176,7 @@ class IntakeHandler:
             "via": "smtp",
         }
         try:
-            item_id = await self.blocking(self.context().spool.accept, bytes(raw), meta)
+            item_id = await self.commits.accept(bytes(raw), meta)
         except Exception:
             log.exception("could not spool an incoming message")
             return replies.TRY_AGAIN
@@ -146,3 +189,92 @@ class IntakeHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error: %s", type(error).__name__)
         return replies.TRY_AGAIN
+
+
+# --- a second intake process -------------------------------------------------------------
+
+
+async def serve_spool_only(
+    context: Callable[[], Context],
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    ready: Callable[[], None] = lambda: None,
+) -> int:
+    """Accept and spool mail on (host, port) beside `serve`, sharing the port (SO_REUSEPORT).
+
+    This process only routes at RCPT and spools at DATA, with the same replies and the same
+    group commit as `serve`; holding the letters stays with `serve`, which finds what this
+    process spooled in `incoming/`. The kernel spreads new connections over every process
+    listening on the port, so intake uses a second core. Returns after `stop` is set and the
+    transactions in flight have finished.
+    """
+    loop = asyncio.get_running_loop()
+    sessions: set[RelaySMTP] = set()
+    handler = IntakeHandler(context, asyncio.to_thread, lambda item_id: None)
+    smtp = context().config.smtp
+    server = await loop.create_server(
+        lambda: RelaySMTP(
+            handler,
+            sessions,
+            data_size_limit=smtp.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=context().config.relay.domain,
+            ident="penpal-relay",
+        ),
+        host=host,
+        port=port,
+        reuse_port=True,
+    )
+    bound: int = server.sockets[0].getsockname()[1]
+    log.info("intake worker listening smtp=%s:%d", host, bound)
+    ready()
+    await stop.wait()
+    server.close()
+    deadline = loop.time() + smtp.shutdown_grace_seconds
+    while any(s.in_transaction for s in sessions) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    for session in list(sessions):
+        if session.transport is not None:
+            session.transport.close()
+    return bound
+
+
+def intake_worker_main(argv: list[str] | None = None) -> int:
+    """`python -m relay.intake.smtp --config PATH --port N`: one intake process beside serve.
+
+    Prints "listening" once its socket is bound, then serves until SIGTERM or SIGINT.
+    """
+    import argparse
+    import signal
+    import sys
+    from pathlib import Path
+
+    from relay import config as config_module
+    from relay.context import open_context
+
+    parser = argparse.ArgumentParser(prog="python -m relay.intake.smtp")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    ctx = open_context(config_module.load(args.config))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_spool_only(
+            lambda: ctx, ctx.config.smtp.listen.host, args.port, stop, ready=_say_listening
+        )
+
+    def _say_listening() -> None:
+        print("listening", file=sys.stdout, flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(intake_worker_main())

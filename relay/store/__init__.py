@@ -4,20 +4,25 @@ Layout under `<data_dir>/store/`:
 
     counters.json                next participant and letter numbers
     participants/NNN.json        256 shards, participant p<n> lives in shard n % 256
-    keys/NNN.json                256 shards of lookup keys (masked address, real email,
-                                 Message-ID, spool item), shard = hash(key) % 256
+    lookup/NNNN.json             4096 shards of lookup keys (masked address, real email,
+                                 Message-ID, spool item, tokens), shard = hash(key) % 4096
+    keys/NNN.json                the 256 key shards of stores made before `lookup/`: read
+                                 when a key is not in `lookup/`, never written again
     letters/NN.json              64 shards of *hot* letters (held, approved, in the outbox)
     archive/letters-NNNNN.jsonl  append-only final records, 10,000 letter ids per file
     audit/YYYY-MM.jsonl          append-only audit log
 
 Cost model. Every write rewrites one shard atomically (temp file, fsync, rename, fsync the
 folder); no operation on one letter or one participant rewrites more than one or two
-shards. At 100,000 participants a participant shard holds about 400 records (~120 KB) and a
-key shard about 1,200 short entries, so enrolling, pairing or holding a letter costs a few
-small rewrites whatever the size of the program. Letters leave the hot shards when they
-reach a final state (delivered, rejected, failed) and are appended to the archive, so the
-hot shards hold only the queue, and a million letters never make a hold or an approval
-slower. Looking up an archived letter reads one archive file (10,000 letters).
+shards. At 100,000 participants a participant shard holds about 400 records (~120 KB).
+Lookup keys are the bulk of the store (about five per letter: spool item, Message-ID,
+held-logged, each moderator's notice and its token), so they have 4096 shards: with a
+million letters a lookup shard holds about 1,300 entries (~150 KB), and the keys a hold or an
+approval reads and writes stay that small. (With 256 shards a key shard grew to 20,000
+entries, ~2 MB, parsed on every lookup.) Letters leave the hot shards when they reach a
+final state (delivered, rejected, failed) and are appended to the archive, so the hot
+shards hold only the queue, and a million letters never make a hold or an approval slower.
+Looking up an archived letter reads one archive file (10,000 letters).
 
 Concurrency. Reads take no lock: every file is replaced atomically. Writes take one
 exclusive file lock (`store.lock`) for the whole read-modify-write, so `serve` and CLI
@@ -50,7 +55,8 @@ from relay.store.records import (
 )
 
 PARTICIPANT_SHARDS = 256
-KEY_SHARDS = 256
+KEY_SHARDS = 4096
+LEGACY_KEY_SHARDS = 256
 LETTER_SHARDS = 64
 ARCHIVE_SPAN = 10_000
 
@@ -72,9 +78,11 @@ def _key_shard(key: str) -> int:
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
-        for folder in ("participants", "keys", "letters", "archive", "audit"):
+        for folder in ("participants", "lookup", "letters", "archive", "audit"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(root / "store.lock"), timeout=60)
+        # A store made before `lookup/` still has its keys in `keys/`; looked up as a fallback.
+        self._legacy_keys = any((root / "keys").glob("*.json"))
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -95,7 +103,11 @@ class Store:
         return self._table(self.root / "letters" / f"{letter_id % LETTER_SHARDS:02d}.json")
 
     def _key_table(self, key: str) -> Table:
-        return self._table(self.root / "keys" / f"{_key_shard(key):03d}.json")
+        return self._table(self.root / "lookup" / f"{_key_shard(key):04d}.json")
+
+    def _legacy_key_table(self, key: str) -> Table:
+        shard = _key_doc_id(key) % LEGACY_KEY_SHARDS
+        return self._table(self.root / "keys" / f"{shard:03d}.json")
 
     def _next(self, counter: str) -> int:
         table = self._table(self.root / "counters.json")
@@ -109,15 +121,21 @@ class Store:
     # --- lookup keys ---------------------------------------------------------------------
 
     def key(self, key: str) -> Any:
-        doc = self._key_table(key).get(doc_id=_key_doc_id(key))
-        if isinstance(doc, dict) and doc.get("k") == key:
-            return doc.get("v")
-        return self._key_scan(key)
+        found = self._key_in(self._key_table(key), key)
+        if found is None and self._legacy_keys:
+            return self._key_in(self._legacy_key_table(key), key)
+        return found
 
-    def _key_scan(self, key: str) -> Any:
-        for doc in self._key_table(key).all():
-            if doc.get("k") == key:
-                return doc.get("v")
+    @staticmethod
+    def _key_in(table: Table, key: str) -> Any:
+        doc = table.get(doc_id=_key_doc_id(key))
+        if not isinstance(doc, dict):
+            return None  # keys are never removed, so no collision slot can hold it either
+        if doc.get("k") == key:
+            return doc.get("v")
+        for other in table.all():  # two keys with one 64-bit hash: see `_set_key`
+            if other.get("k") == key:
+                return other.get("v")
         return None
 
     def set_key(self, key: str, value: Any) -> None:

@@ -1,0 +1,54 @@
+"""`python -m bench intake|store|scrub|all [options]`: one JSON line per result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench import common
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("what", choices=["intake", "store", "scrub", "all"])
+    parser.add_argument("--letters", type=int, default=2000, help="intake: letters per round")
+    parser.add_argument("--rounds", type=int, default=3, help="intake: alternating rounds")
+    parser.add_argument("--no-postfix", action="store_true", help="intake: skip Postfix")
+    parser.add_argument(
+        "--workers", default="0,1", help="intake: relay variants by intake processes beside serve"
+    )
+    parser.add_argument(
+        "--sizes", default="1000,10000,100000", help="store: participant counts, comma-separated"
+    )
+    parser.add_argument("--repeat", type=int, default=15, help="store/scrub: samples per figure")
+    parser.add_argument("--results", type=Path, help="also write every result line here")
+    parser.add_argument("--report", type=Path, help="write the Markdown tables (and charts) here")
+    args = parser.parse_args(argv)
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    if args.what in ("intake", "all"):
+        from bench import intake
+
+        workers = tuple(int(n) for n in args.workers.split(","))
+        intake.run(args.letters, args.rounds, postfix=not args.no_postfix, workers=workers)
+    if args.what in ("store", "all"):
+        from bench import store
+
+        store.run([int(s) for s in args.sizes.split(",")], args.repeat)
+    if args.what in ("scrub", "all"):
+        from bench import scrub
+
+        scrub.run(args.repeat)
+    if args.results:
+        args.results.write_text("".join(json.dumps(r) + "\n" for r in common.RESULTS))
+    if args.report:
+        from bench import report
+
+        report.write(args.report, common.RESULTS, command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

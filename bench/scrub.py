@@ -1,0 +1,163 @@
+"""Scrub and screen: letters per second against plain `email` parse and re-serialize.
+
+Three shapes, built here: a short text reply with quoted history; an HTML letter with an
+inline 2-megapixel JPEG photo; a text letter with five attached photos. Each is run through
+`scrub_letter` + `screen` (what holding a letter does to its bytes) and, for reference,
+through `email.message_from_bytes(raw, policy=default).as_bytes()`. The image case is
+bounded by Pillow's decode and re-encode: its share comes from a cProfile of the same runs.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import email
+import email.policy
+import io
+import pstats
+import random
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+from PIL import Image
+
+from bench.common import WRITER, emit
+from relay.screen import screen
+from relay.scrub import ScrubPolicy, scrub_letter
+
+POLICY = ScrubPolicy(private_values=(WRITER,))
+KEYWORDS = {
+    "en": ["address", "phone", "password", "secret", "meet up", "whatsapp"],
+    "es": ["dirección", "teléfono", "contraseña", "secreto", "whatsapp"],
+}
+
+
+def _photo(width: int, height: int, seed: int) -> bytes:
+    """A JPEG with gradients and noise, about as hard to code as a phone photo."""
+    rng = random.Random(seed)
+    small = Image.new("RGB", (width // 16, height // 16))
+    small.putdata(
+        [
+            (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+            for _ in range((width // 16) * (height // 16))
+        ]
+    )
+    picture = small.resize((width, height), Image.Resampling.BICUBIC)
+    noise = Image.effect_noise((width, height), 24).convert("RGB")
+    picture = Image.blend(picture, noise, 0.15)
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+def _base(subject: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = f"Maya <{WRITER}>"
+    message["To"] = "jolly-tiger-5811@pals.example.org"
+    message["Subject"] = subject
+    message["Date"] = "Mon, 04 May 2026 10:00:00 +0000"
+    message["Message-ID"] = "<bench-1@family-mail.example.net>"
+    return message
+
+
+def text_reply() -> bytes:
+    message = _base("Re: Re: Our winter holidays")
+    history = []
+    for depth in range(3, 0, -1):
+        history.append(f"{'>' * (depth - 1)} On Sun, 3 May 2026, Tomás wrote:".strip())
+        history += [
+            f"{'>' * depth} We went to the mountains and it snowed a lot, line {i}."
+            for i in range(12)
+        ]
+    body = (
+        "Hi Tomás!\n\nThank you for your letter. Here it is spring and the trees are\n"
+        "green. My cat had three kittens! What animals do you have at home?\n\n"
+        "Your friend,\nMaya\n\n" + "\n".join(history) + "\n"
+    )
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def html_with_photo() -> bytes:
+    message = _base("Look at our garden")
+    message.set_content("Hi Tomás! Here is our garden.\n")
+    message.add_alternative(
+        "<html><body><p>Hi Tomás! Here is our <b>garden</b>:</p>"
+        '<p><img src="cid:garden@bench"></p><p>Maya</p></body></html>',
+        subtype="html",
+    )
+    html = message.get_payload()[1]
+    html.add_related(
+        _photo(1632, 1224, 1), "image", "jpeg", cid="<garden@bench>", filename="garden.jpg"
+    )
+    return message.as_bytes()
+
+
+def five_attachments() -> bytes:
+    message = _base("Photos from school")
+    message.set_content("Hi Tomás! Five pictures from our school trip.\n\nMaya\n")
+    for index in range(5):
+        message.add_attachment(
+            _photo(800, 600, 10 + index),
+            maintype="image",
+            subtype="jpeg",
+            filename=f"trip-{index + 1}.jpg",
+        )
+    return message.as_bytes()
+
+
+def scrub_and_screen(raw: bytes) -> None:
+    clean = scrub_letter(raw, POLICY)
+    screen(clean, languages=["en", "es"], default_region="US", keywords=KEYWORDS)
+
+
+def parse_and_serialize(raw: bytes) -> None:
+    email.message_from_bytes(raw, policy=email.policy.default).as_bytes()
+
+
+def _rate(fn: Callable[[bytes], None], raw: bytes, repeat: int) -> float:
+    fn(raw)  # warm caches (regexes, codecs, Pillow plugins)
+    begin = time.perf_counter()
+    for _ in range(repeat):
+        fn(raw)
+    return repeat / (time.perf_counter() - begin)
+
+
+def pillow_share(raw: bytes, repeat: int) -> float:
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(repeat):
+        scrub_and_screen(raw)
+    profile.disable()
+    stats: Any = pstats.Stats(profile).stats
+    total = sum(entry[2] for entry in stats.values())
+    pillow = sum(
+        entry[2]
+        for (path, _, name), entry in stats.items()
+        if "/PIL/" in path or "Imaging" in name or "pillow_heif" in path
+    )
+    return pillow / total if total else 0.0
+
+
+def run(repeat: int) -> None:
+    shapes = {
+        "text reply with quotes": (text_reply(), 20 * repeat),
+        "HTML + 2 MP inline JPEG": (html_with_photo(), max(3, repeat // 3)),
+        "five attached photos": (five_attachments(), max(3, repeat // 3)),
+    }
+    for shape, (raw, count) in shapes.items():
+        relay_rate = _rate(scrub_and_screen, raw, count)
+        plain_rate = _rate(parse_and_serialize, raw, count)
+        fields: dict[str, Any] = {}
+        if "JPEG" in shape or "photos" in shape:
+            fields["pillow_share"] = round(pillow_share(raw, max(2, count // 2)), 3)
+        emit(
+            "scrub",
+            shape=shape,
+            bytes=len(raw),
+            scrub_screen_per_second=round(relay_rate, 1),
+            parse_serialize_per_second=round(plain_rate, 1),
+            ratio=round(relay_rate / plain_rate, 3),
+            **fields,
+        )

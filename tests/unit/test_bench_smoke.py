@@ -1,0 +1,36 @@
+"""The benchmark entry point runs end to end at tiny sizes (figures are not looked at)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+
+
+def test_store_and_scrub_parts_print_results_and_write_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nProse that a run must keep.\n")
+    assert main(["store", "--sizes", "40,60", "--repeat", "2", "--report", str(report)]) == 0
+    assert main(["scrub", "--repeat", "1", "--report", str(report)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {line["bench"] for line in lines} >= {"store", "store-ratio", "scrub"}
+    assert any(line.get("operation") == "serve_ready" for line in lines)
+    text = report.read_text()
+    assert "Prose that a run must keep." in text
+    assert "<!-- bench:store -->" in text and "<!-- bench:scrub -->" in text
+
+
+@pytest.mark.skipif(shutil.which("smtp-source") is None, reason="needs Postfix's smtp-source")
+def test_intake_part_holds_every_letter_it_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["intake", "--letters", "10", "--rounds", "1", "--no-postfix", "--workers", "0"]) == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (relay,) = [line for line in lines if line["bench"] == "intake" and line["target"] == "relay"]
+    assert relay["held"] == 10
