@@ -1,4 +1,4 @@
-"""`python -m bench intake|store|scrub|all [options]`: one JSON line per result."""
+"""`python -m bench intake|store|scrub|prompts|all [options]`: one JSON line per result."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from bench import common
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["intake", "store", "scrub", "all"])
+    parser.add_argument("what", choices=["intake", "store", "scrub", "prompts", "all"])
+    parser.add_argument(
+        "--participants", type=int, default=100_000, help="prompts: participants to prompt"
+    )
     parser.add_argument("--letters", type=int, default=2000, help="intake: letters per round")
     parser.add_argument("--rounds", type=int, default=3, help="intake: alternating rounds")
     parser.add_argument("--no-postfix", action="store_true", help="intake: skip Postfix")
@@ -37,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import store
 
         store.run([int(s) for s in args.sizes.split(",")], args.repeat)
+    if args.what in ("prompts", "all"):
+        from bench import prompts
+
+        prompts.run(args.participants)
     if args.what in ("scrub", "all"):
         from bench import scrub
 

@@ -240,10 +240,11 @@ def _send_batch(
                 str(error),
             )
             continue
-        private = guard.addresses_of(lookup(pid) for pid in participant.pals)
-        checked = guard.checked(
-            compose_prompt(ctx, prompt, month), private, what=f"the {month} prompt"
-        )
+        # A prompt holds no words a patron wrote: the coordinator's topic, first names and
+        # masked addresses. The guard still seals the bytes, but searching them for each
+        # pal's real address compiled a pattern per participant (40 ms each: over an hour
+        # for 100,000 participants) to look where no such address can come from.
+        checked = guard.checked(compose_prompt(ctx, prompt, month), (), what=f"the {month} prompt")
         messages.append((participant, checked))
     if dry_run or not messages:
         return len(messages)
