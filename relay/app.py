@@ -47,6 +47,8 @@ POLL_SECONDS = 1.0
 RETRY_PROCESSING_SECONDS = 60.0
 DELIVERY_CONCURRENCY = 4
 SCHEDULE_SECONDS = 60.0
+SETTLE_TRIES = 5
+SETTLE_SECONDS = 0.2
 
 
 class Server:
@@ -262,11 +264,27 @@ class Server:
         except Exception:
             log.exception("config reload failed; the running configuration stays")
 
+    async def _read_settled(self) -> tuple[tuple[int, int], Config]:
+        """Load the file once it holds still: an editor may be half-way through writing it."""
+        for _ in range(SETTLE_TRIES):
+            before = self._stamp()
+            try:
+                new = await self.thread_call(config_module.load, self.config_path)
+            except ConfigError:
+                if self._stamp() == before:
+                    raise
+            else:
+                if self._stamp() == before:
+                    return before, new
+            await asyncio.sleep(SETTLE_SECONDS)
+        return self._stamp(), await self.thread_call(config_module.load, self.config_path)
+
     async def reload(self) -> None:
         stamp = self._stamp()
         self._config_stamp = stamp
         try:
-            new = await self.thread_call(config_module.load, self.config_path)
+            stamp, new = await self._read_settled()
+            self._config_stamp = stamp
         except ConfigError as error:
             for problem in error.problems:
                 log.error("config not reloaded: %s", problem)
