@@ -68,10 +68,9 @@ def build(root: Path, participants: int) -> dict[str, Any]:
     """Write a store of `participants` paired participants with 10 letters each."""
     store = root / "data" / "store"
     spool = root / "data" / "spool" / "messages"
-    # The key layout of the store under test: `lookup/NNNN` (4096 shards) or `keys/NNN` (256).
-    keys_folder, digits = (
-        ("lookup", 4) if hasattr(store_module, "LEGACY_KEY_SHARDS") else ("keys", 3)
-    )
+    # The key layout of the store under test: `lookup/NNNNN` or (before it) `keys/NNN`.
+    lookup = hasattr(store_module, "LEGACY_KEY_SHARDS")
+    keys_folder, digits = ("lookup", len(str(KEY_SHARDS - 1))) if lookup else ("keys", 3)
     for folder in ("participants", keys_folder, "letters", "archive", "audit"):
         (store / folder).mkdir(parents=True, exist_ok=True)
     spool.mkdir(parents=True, exist_ok=True)
