@@ -20,7 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="intake: alternating rounds")
     parser.add_argument("--no-postfix", action="store_true", help="intake: skip Postfix")
     parser.add_argument(
-        "--workers", default="0,1", help="intake: relay variants by intake processes beside serve"
+        "--workers",
+        default="0,-1",
+        help="intake: relay layouts to load, comma-separated: 0 = serve alone; N = serve and N "
+        "intake processes all accepting; -N = serve only holds, N intake processes accept",
     )
     parser.add_argument(
         "--sizes", default="1000,10000,100000", help="store: participant counts, comma-separated"

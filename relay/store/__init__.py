@@ -4,8 +4,8 @@ Layout under `<data_dir>/store/`:
 
     counters.json                next participant and letter numbers
     participants/NNN.json        256 shards, participant p<n> lives in shard n % 256
-    lookup/NNNN.json             4096 shards of lookup keys (masked address, real email,
-                                 Message-ID, spool item, tokens), shard = hash(key) % 4096
+    lookup/NNNNN.json            16384 shards of lookup keys (masked address, real email,
+                                 Message-ID, spool item, tokens), shard = hash(key) % 16384
     keys/NNN.json                the 256 key shards of stores made before `lookup/`: read
                                  when a key is not in `lookup/`, never written again
     letters/NN.json              64 shards of *hot* letters (held, approved, in the outbox)
@@ -16,8 +16,8 @@ Cost model. Every write rewrites one shard atomically (temp file, fsync, rename,
 folder); no operation on one letter or one participant rewrites more than one or two
 shards. At 100,000 participants a participant shard holds about 400 records (~120 KB).
 Lookup keys are the bulk of the store (about five per letter: spool item, Message-ID,
-held-logged, each moderator's notice and its token), so they have 4096 shards: with a
-million letters a lookup shard holds about 1,300 entries (~150 KB), and the keys a hold or an
+held-logged, each moderator's notice and its token), so they have 16384 shards: with a
+million letters a lookup shard holds about 320 entries (~40 KB), and the keys a hold or an
 approval reads and writes stay that small. (With 256 shards a key shard grew to 20,000
 entries, ~2 MB, parsed on every lookup.) Letters leave the hot shards when they reach a
 final state (delivered, rejected, failed) and are appended to the archive, so the hot
@@ -55,7 +55,7 @@ from relay.store.records import (
 )
 
 PARTICIPANT_SHARDS = 256
-KEY_SHARDS = 4096
+KEY_SHARDS = 16384
 LEGACY_KEY_SHARDS = 256
 LETTER_SHARDS = 64
 ARCHIVE_SPAN = 10_000
@@ -103,7 +103,7 @@ class Store:
         return self._table(self.root / "letters" / f"{letter_id % LETTER_SHARDS:02d}.json")
 
     def _key_table(self, key: str) -> Table:
-        return self._table(self.root / "lookup" / f"{_key_shard(key):04d}.json")
+        return self._table(self.root / "lookup" / f"{_key_shard(key):05d}.json")
 
     def _legacy_key_table(self, key: str) -> Table:
         shard = _key_doc_id(key) % LEGACY_KEY_SHARDS
