@@ -20,6 +20,9 @@ import json
 import logging
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +47,7 @@ from relay.web.app import build_app, start_web
 log = logging.getLogger("relay")
 
 POLL_SECONDS = 1.0
+SPOOL_SCAN_SECONDS = 0.1  # how soon a letter spooled by an intake process is held
 RETRY_PROCESSING_SECONDS = 60.0
 DELIVERY_CONCURRENCY = 4
 SCHEDULE_SECONDS = 60.0
@@ -94,21 +98,31 @@ class Server:
             self.incoming.put_nowait(item.id)
 
         listen = self.ctx.config.smtp.listen
+        intake_processes = self.ctx.config.smtp.intake_processes
         handler = IntakeHandler(self.context, self.thread_call, self.incoming.put_nowait)
-        server = await loop.create_server(
-            lambda: RelaySMTP(
-                handler,
-                self.sessions,
-                data_size_limit=self.ctx.config.smtp.max_message_bytes,
-                enable_SMTPUTF8=True,
-                decode_data=False,
-                hostname=self.ctx.config.relay.domain,
-                ident="penpal-relay",
-            ),
-            host=listen.host,
-            port=listen.port,
-        )
-        port = server.sockets[0].getsockname()[1]
+        if intake_processes:
+            # Intake processes accept every connection; serve only holds (the second core).
+            reserved = _reserve_port(listen.host, listen.port)
+            server: asyncio.Server | socket.socket = reserved
+            port = reserved.getsockname()[1]
+        else:
+            server = await loop.create_server(
+                lambda: RelaySMTP(
+                    handler,
+                    self.sessions,
+                    data_size_limit=self.ctx.config.smtp.max_message_bytes,
+                    enable_SMTPUTF8=True,
+                    decode_data=False,
+                    hostname=self.ctx.config.relay.domain,
+                    ident="penpal-relay",
+                ),
+                host=listen.host,
+                port=listen.port,
+            )
+            port = server.sockets[0].getsockname()[1]
+        spoolers = []  # intake processes that only spool, on a second core
+        for _ in range(intake_processes):
+            spoolers.append(await self.thread_call(self._start_intake, port))
         web = self.ctx.config.web
         dashboard = build_app(self.context, web, blocking=self.store_call)
         web_task, web_address = await start_web(
@@ -135,6 +149,8 @@ class Server:
             asyncio.create_task(self._watch_config(), name="config"),
             asyncio.create_task(self._schedule(), name="schedule"),
         ]
+        if spoolers:
+            workers.append(asyncio.create_task(self._watch_spool(), name="spool"))
         imap_stop = threading.Event()
         imap_task = None
         if self.ctx.config.imap is not None:
@@ -143,6 +159,10 @@ class Server:
         await self.stopping.wait()
         log.info("stopping: no new connections")
         imap_stop.set()
+        for process in spoolers:
+            process.terminate()  # stops accepting, finishes its transactions in flight
+        for process in spoolers:
+            await self.thread_call(process.wait)
         server.close()
         if imap_task is not None:
             # The worker notices within a second; a message in hand is finished first.
@@ -199,9 +219,33 @@ class Server:
                 loop.call_later(RETRY_PROCESSING_SECONDS, self.incoming.put_nowait, item_id)
 
     def _process_one(self, item_id: str) -> None:
-        item = next((i for i in self.ctx.spool.pending() if i.id == item_id), None)
+        item = self.ctx.spool.pending_item(item_id)  # None: processed already
         if item is not None:
             process_incoming(self.ctx, item)
+
+    def _start_intake(self, port: int) -> subprocess.Popen[str]:
+        """An intake process sharing the SMTP port: it only routes and spools (second core)."""
+        command = ["-m", "relay.intake.smtp", "--config", str(self.config_path)]
+        process = subprocess.Popen(
+            [sys.executable, *command, "--port", str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if process.stdout is None or process.stdout.readline().strip() != "listening":
+            process.kill()
+            raise RuntimeError("an intake process did not start")
+        return process
+
+    async def _watch_spool(self) -> None:
+        """Hold what the intake processes spooled: they cannot reach this process's queue."""
+        seen: set[str] = set()
+        while True:
+            await asyncio.sleep(SPOOL_SCAN_SECONDS)
+            committed = await self.thread_call(self.ctx.spool.pending_ids)
+            for item_id in committed:
+                if item_id not in seen:
+                    self.incoming.put_nowait(item_id)
+            seen = set(committed)
 
     async def _deliver(self) -> None:
         limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
@@ -318,6 +362,14 @@ class Server:
                 kind=f"config-notice-{index}",
             )
         self.outbox_changed.set()
+
+
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """Bind (never listen on) the SMTP port so that intake processes can share it."""
+    reserved = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserved.bind((host, port))
+    return reserved
 
 
 def serve(config_path: Path, config: Config) -> None:

@@ -110,6 +110,7 @@ class SmtpSettings:
     max_message_bytes: int
     max_recipients: int
     shutdown_grace_seconds: float
+    intake_processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -400,9 +401,18 @@ def _smtp(root: _Section) -> SmtpSettings:
         max_message_bytes=_positive(s, "max_message_bytes", int, 25 * 1024 * 1024),
         max_recipients=_positive(s, "max_recipients", int, 10),
         shutdown_grace_seconds=_positive(s, "shutdown_grace_seconds", float, 30.0),
+        intake_processes=_intake_processes(s),
     )
     s.finish()
     return settings
+
+
+def _intake_processes(section: _Section) -> int:
+    value = section.get("intake_processes", int, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 8:
+        section.problem("intake_processes", "must be a whole number from 0 to 8")
+        return 0
+    return value
 
 
 def _delivery(root: _Section, base: Path) -> DeliverySettings:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import smtplib
 import socket
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +176,45 @@ def _refused(port: int) -> bool:
     except OSError:
         return True
     return False
+
+
+def test_with_an_intake_process_every_letter_is_held_and_stop_is_clean(
+    relay_factory: Callable[..., Relay],
+) -> None:
+    relay = relay_factory()
+    relay.config_path.write_text(
+        relay.config_path.read_text().replace("[smtp]\n", "[smtp]\nintake_processes = 1\n", 1)
+    )
+    pals = enroll_pals(relay)
+    relay.start()
+    assert relay.process is not None
+    assert _children_running(relay.process.pid, "relay.intake.smtp") == 1
+    for number in range(10):
+        relay.send(
+            pals.maya.email,
+            [pals.tomas.masked],
+            letter_bytes(pals.maya.email, pals.tomas.masked, subject=f"Letter {number}"),
+        )
+    with pytest.raises(smtplib.SMTPRecipientsRefused):  # the intake process routes too
+        relay.send(pals.leo.email, [pals.tomas.masked], b"Subject: x\r\n\r\nx\r\n")
+    queue = relay.wait_held(10)
+    assert sorted(q["subject"] for q in queue) == sorted(f"Letter {n}" for n in range(10))
+    assert relay.stop() == 0
+    relay.start()  # and again: nothing processed twice
+    assert len(relay.wait_held(10)) == 10
+
+
+def _children_running(parent: int, module: str) -> int:
+    """How many child processes of `parent` run `python -m <module>` (from /proc)."""
+    found = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(parent) and module.encode() in cmdline:
+            found += 1
+    return found
