@@ -13,7 +13,7 @@ import re
 import sys
 import sysconfig
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -798,5 +798,3 @@ def shipped_default() -> Path | None:
     ]
     return next((p for p in candidates if p.is_file()), None)
 
-
-Loader = Callable[[Path], Config]
