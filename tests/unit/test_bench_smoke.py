@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from bench.__main__ import main
+from tests.support.system import ensure_package
 
 
 def test_store_and_scrub_parts_print_results_and_write_the_report(
@@ -26,8 +26,8 @@ def test_store_and_scrub_parts_print_results_and_write_the_report(
     assert "<!-- bench:store -->" in text and "<!-- bench:scrub -->" in text
 
 
-@pytest.mark.skipif(shutil.which("smtp-source") is None, reason="needs Postfix's smtp-source")
 def test_intake_part_holds_every_letter_it_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    ensure_package("/usr/sbin/smtp-source", "postfix")  # Postfix's own load generator
     assert (
         main(["intake", "--letters", "10", "--rounds", "1", "--no-postfix", "--workers", "0"]) == 0
     )
