@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from relay.addresses import new_masked_address
-from relay.store import ARCHIVE_SPAN, Store
+from relay.store import ARCHIVE_SPAN, LEGACY_KEY_SHARDS, Store, _key_doc_id
 from relay.store.files import AtomicJSONStorage, append_line, read_lines
 from relay.store.records import DELIVERED, HELD, Letter
 
@@ -111,3 +111,20 @@ def test_atomic_storage_replaces_whole_files(tmp_path: Path) -> None:
     storage.write({"records": {"1": {"a": 2}}})
     assert storage.read() == {"records": {"1": {"a": 2}}}
     assert (tmp_path / "t.json").stat().st_ino != inode  # replaced, never edited in place
+
+
+def test_a_store_from_before_the_lookup_shards_still_finds_its_keys(tmp_path: Path) -> None:
+    # Keys as the first layout wrote them: 256 shards under keys/, doc id = the key's hash.
+    old = {"masked:quiet-heron-2841@pals.example.org": "p7", "email:kid@family.example.net": ["p7"]}
+    (tmp_path / "keys").mkdir()
+    for name, value in old.items():
+        doc_id = _key_doc_id(name)
+        AtomicJSONStorage(tmp_path / "keys" / f"{doc_id % LEGACY_KEY_SHARDS:03d}.json").write(
+            {"records": {str(doc_id): {"k": name, "v": value}}}
+        )
+    store = Store(tmp_path)
+    for name, value in old.items():
+        assert store.key(name) == value
+    store.set_key("masked:quiet-heron-2841@pals.example.org", "p8")  # new writes go to lookup/
+    assert store.key("masked:quiet-heron-2841@pals.example.org") == "p8"
+    assert store.key("masked:never-seen-0000@pals.example.org") is None
