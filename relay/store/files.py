@@ -44,14 +44,7 @@ def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line and fsync it: the audit log and the letter archive use this."""
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-    new = not path.exists()
-    with open(path, "ab") as handle:
-        handle.write(line.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    if new:
-        fsync_dir(path.parent)
+    append_lines(path, [record])
 
 
 def append_lines(path: Path, records: list[dict[str, Any]]) -> None:
