@@ -797,4 +797,3 @@ def shipped_default() -> Path | None:
         Path(sys.prefix) / "share" / "penpal-relay" / "config.toml",
     ]
     return next((p for p in candidates if p.is_file()), None)
-
