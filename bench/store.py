@@ -5,8 +5,8 @@ Setup writes the store's shard files directly, in the store's own format (TinyDB
 lines), because enrolling 100,000 participants and holding a million letters through the API
 would take hours of fsyncs. Each participant is paired and has written 10 letters; 1 in 100
 letters is still held (the hot queue, a pessimistic day's worth), the rest are delivered and
-archived. Every letter has the keys the relay writes for it (spool item, Message-ID,
-held-logged, the moderator's notice and its token). Held letters have their original in the
+archived. Every letter has the keys the relay writes for it (spool item, Message-ID, the
+moderator's notice and its token). Held letters have their original in the
 spool; archived ones do not (nothing measured reads them). No audit history is generated.
 Generated stores of 10,000 participants or more are synced to disk before measuring, so that
 their writeback does not slow the fsyncs being measured.
@@ -144,7 +144,6 @@ def build(root: Path, participants: int) -> dict[str, Any]:
                 archive.setdefault(letter_id // ARCHIVE_SPAN, []).append(record)
             key(f"spool:{spool_id}:p{pal}", letter_id)
             key(f"msgid:{message_id}", letter_id)
-            key(f"held-logged:{letter_id}", True)
             key(f"notice:{letter_id}:{MODERATOR_A}", token)
             key(
                 f"token:{token}",

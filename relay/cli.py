@@ -463,15 +463,18 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
+    def group(name: str, text: str) -> Any:
+        """A command with actions of its own (`queue list`, `queue approve`, ...)."""
+        parent = commands.add_parser(name, help=text)
+        return parent.add_subparsers(dest="action", required=True, metavar="ACTION")
+
     command(commands, "serve", cmd_serve, "run the relay (intake, delivery, reload)")
-    config_cmd = commands.add_parser("config", help="check or create the configuration")
-    config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    config_sub = group("config", "check or create the configuration")
     command(config_sub, "check", cmd_config_check, "validate the config file; exit 0 or 1")
     init = command(config_sub, "init", cmd_config_init, "write the commented default config.toml")
     init.add_argument("--force", action="store_true", help="replace an existing file")
 
-    people = commands.add_parser("participants", help="enrol and list participants")
-    people_sub = people.add_subparsers(dest="action", required=True, metavar="ACTION")
+    people_sub = group("participants", "enrol and list participants")
     add = command(people_sub, "add", cmd_participants_add, "enrol a participant")
     add.add_argument("--library", required=True)
     add.add_argument("--name", required=True, help="display name pals see (a first name)")
@@ -487,8 +490,7 @@ def parser() -> argparse.ArgumentParser:
     pairing.add_argument("a", help="id, masked address or real email")
     pairing.add_argument("b", help="id, masked address or real email")
 
-    queue = commands.add_parser("queue", help="letters held for a decision")
-    queue_sub = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
+    queue_sub = group("queue", "letters held for a decision")
     qlist = command(queue_sub, "list", cmd_queue_list, "letters waiting, oldest first")
     qlist.add_argument("--library")
     qlist.add_argument("--json", action="store_true")
@@ -503,15 +505,13 @@ def parser() -> argparse.ArgumentParser:
     no.add_argument("--by", required=True, help="your staff email, as listed in the config")
     no.add_argument("--reason", required=True, help="sent to the writer, kindly worded")
 
-    reminders = commands.add_parser("reminders", help="remind moderators of waiting letters")
-    reminders_sub = reminders.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reminders_sub = group("reminders", "remind moderators of waiting letters")
     remind = command(
         reminders_sub, "send", cmd_reminders_send, "send the daily list of waiting letters now"
     )
     remind.add_argument("--library")
 
-    prompts_cmd = commands.add_parser("prompts", help="the monthly topic emails")
-    prompts_sub = prompts_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    prompts_sub = group("prompts", "the monthly topic emails")
     preview = command(
         prompts_sub, "preview", cmd_prompts_preview, "show what each participant would get"
     )
@@ -526,14 +526,12 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--month", required=True, help="YYYY-MM")
     send.add_argument("--dry-run", action="store_true")
 
-    digest = commands.add_parser("digest", help="staff newsletter digests")
-    digest_sub = digest.add_subparsers(dest="action", required=True, metavar="ACTION")
+    digest_sub = group("digest", "staff newsletter digests")
     dsend = command(digest_sub, "send", cmd_digest_send, "send the digests of new posts now")
     dsend.add_argument("--partnership")
     dsend.add_argument("--dry-run", action="store_true")
 
-    schedule = commands.add_parser("schedule", help="scheduled work")
-    schedule_sub = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    schedule_sub = group("schedule", "scheduled work")
     run = command(
         schedule_sub,
         "run",

@@ -141,8 +141,8 @@ def hold(ctx: Context, item: Item, raw: bytes, route: LetterRoute) -> Letter:
         )
 
     spool_key = f"spool:{item.id}:{route.recipient.id}"
-    letter = ctx.store.hold_letter(build, spool_key=spool_key)
-    if ctx.store.key(f"held-logged:{letter.id}") is None:
+
+    def first_time(letter: Letter) -> None:
         log.info(
             "held letter=%d from=%s to=%s flags=%d notes=%d",
             letter.id,
@@ -152,7 +152,8 @@ def hold(ctx: Context, item: Item, raw: bytes, route: LetterRoute) -> Letter:
             len(letter.notes),
         )
         ctx.store.audit("held", letter=letter.id, spool=item.id)
-        ctx.store.set_key(f"held-logged:{letter.id}", True)
+
+    letter = ctx.store.hold_letter(build, spool_key=spool_key, on_new=first_time)
     notices.notify_moderators(ctx, letter, _delivered_text(clean))
     return letter
 

@@ -66,6 +66,7 @@ class Spool:
         self.root = root
         for queue in QUEUES:
             (root / queue).mkdir(parents=True, exist_ok=True)
+        self._markers: dict[Path, tuple[int, int, dict[str, Any]]] = {}
         self._fsyncs: ThreadPoolExecutor | None = None
 
     def path(self, queue: str, item_id: str, suffix: str = ".eml") -> Path:
@@ -217,13 +218,25 @@ class Spool:
     # --- recovery ------------------------------------------------------------------------
 
     def _items(self, queue: str) -> list[Item]:
+        """Every committed item of a queue. The delivery loop asks for the outbox each second,
+        so a marker is parsed again only when it was replaced (markers are never edited in
+        place: a new one has a new inode)."""
         items = []
+        seen: dict[Path, tuple[int, int, dict[str, Any]]] = {}
         for marker in sorted((self.root / queue).glob("*.json")):
             try:
-                meta = json.loads(marker.read_bytes())
+                status = marker.stat()
+                cached = self._markers.get(marker)
+                if cached and cached[:2] == (status.st_ino, status.st_mtime_ns):
+                    meta = cached[2]
+                else:
+                    meta = json.loads(marker.read_bytes())
             except (OSError, ValueError):
                 continue
+            seen[marker] = (status.st_ino, status.st_mtime_ns, meta)
             items.append(Item(marker.stem, queue, meta))
+        self._markers = {p: v for p, v in self._markers.items() if p.parent != self.root / queue}
+        self._markers.update(seen)
         return items
 
     def remove_unacknowledged(self) -> int:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -32,23 +31,12 @@ from relay import config as config_module
 from relay.cli import enroll, pair
 from relay.context import Context, open_context
 from relay.store.records import Participant
+from tests.support.waiting import wait_for
 
 MODERATOR_A = "ana.lopez@riverside-library.example.org"
 MODERATOR_A2 = "sam.lee@riverside-library.example.org"
 MODERATOR_B = "carmen.rojas@biblioteca-severin.example.org"
 DOMAIN = "pals.example.org"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll until `condition()` is truthy; return its value (no fixed sleeps in tests)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def config_text(

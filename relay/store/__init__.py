@@ -15,8 +15,8 @@ Layout under `<data_dir>/store/`:
 Cost model. Every write rewrites one shard atomically (temp file, fsync, rename, fsync the
 folder); no operation on one letter or one participant rewrites more than one or two
 shards. At 100,000 participants a participant shard holds about 400 records (~120 KB).
-Lookup keys are the bulk of the store (about five per letter: spool item, Message-ID,
-held-logged, each moderator's notice and its token), so they have 16384 shards: with a
+Lookup keys are the bulk of the store (about four per letter: spool item, Message-ID,
+each moderator's notice and its token), so they have 16384 shards: with a
 million letters a lookup shard holds about 320 entries (~40 KB), and the keys a hold or an
 approval reads and writes stay that small. (With 256 shards a key shard grew to 20,000
 entries, ~2 MB, parsed on every lookup.) Letters leave the hot shards when they reach a
@@ -239,8 +239,18 @@ class Store:
 
     # --- letters -------------------------------------------------------------------------
 
-    def hold_letter(self, build: Callable[[int], Letter], *, spool_key: str) -> Letter:
-        """Record a new held letter once per spool item and recipient (idempotent)."""
+    def hold_letter(
+        self,
+        build: Callable[[int], Letter],
+        *,
+        spool_key: str,
+        on_new: Callable[[Letter], None] | None = None,
+    ) -> Letter:
+        """Record a new held letter once per spool item and recipient (idempotent).
+
+        `on_new` runs under the lock right after a letter is first recorded, never on a
+        replay of the same spool item: the place for what must happen once (log, audit).
+        """
         with self.writing():
             existing = self.key(spool_key)
             if isinstance(existing, int):
@@ -253,6 +263,8 @@ class Store:
             if letter.message_id:
                 self.set_key(f"msgid:{letter.message_id}", letter_id)
             self._letter_table(letter_id).upsert(Document(letter.to_dict(), doc_id=letter_id))
+            if on_new is not None:
+                on_new(letter)
             return letter
 
     def letter(self, letter_id: int) -> Letter | None:

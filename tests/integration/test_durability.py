@@ -8,6 +8,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.conftest import (
     MODERATOR_A,
     MODERATOR_A2,
     TOMAS,
+    Pals,
     Received,
     Relay,
     Smarthost,
@@ -30,12 +32,10 @@ def smtp_relay(relay_factory: Callable[..., Relay], smarthost: Smarthost) -> Rel
     return relay_factory(transport="smtp", smarthost=f"127.0.0.1:{smarthost.port}")
 
 
-@pytest.mark.smarthost(
-    replies=["451 4.3.0 Try again later", "451 4.3.0 Try again later"], for_rcpt=TOMAS
-)
-def test_smarthost_451_then_250_is_retried_and_delivered_once(
+def _one_approved_letter(
     relay_factory: Callable[..., Relay], smarthost: Smarthost
-) -> None:
+) -> tuple[Relay, Pals, dict[str, Any]]:
+    """A running relay with the smarthost as transport, and Maya's letter just approved."""
     relay = smtp_relay(relay_factory, smarthost)
     pals = enroll_pals(relay)
     relay.start()
@@ -44,6 +44,16 @@ def test_smarthost_451_then_250_is_retried_and_delivered_once(
     )
     (held,) = relay.wait_held(1)
     relay.cli("queue", "approve", str(held["id"]), "--by", MODERATOR_A)
+    return relay, pals, held
+
+
+@pytest.mark.smarthost(
+    replies=["451 4.3.0 Try again later", "451 4.3.0 Try again later"], for_rcpt=TOMAS
+)
+def test_smarthost_451_then_250_is_retried_and_delivered_once(
+    relay_factory: Callable[..., Relay], smarthost: Smarthost
+) -> None:
+    relay, pals, held = _one_approved_letter(relay_factory, smarthost)
     wait_for(lambda: relay.letter(held["id"])["status"] == "delivered", what="retries")
     assert smarthost.attempts == 3
     (received,) = [r for r in smarthost.received if r.to(TOMAS)]
@@ -59,14 +69,7 @@ def test_smarthost_451_then_250_is_retried_and_delivered_once(
 def test_smarthost_550_fails_the_letter_and_tells_moderators(
     relay_factory: Callable[..., Relay], smarthost: Smarthost
 ) -> None:
-    relay = smtp_relay(relay_factory, smarthost)
-    pals = enroll_pals(relay)
-    relay.start()
-    relay.send(
-        pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked)
-    )
-    (held,) = relay.wait_held(1)
-    relay.cli("queue", "approve", str(held["id"]), "--by", MODERATOR_A)
+    relay, pals, held = _one_approved_letter(relay_factory, smarthost)
     wait_for(lambda: relay.letter(held["id"])["status"] == "failed", what="failed letter")
 
     def failure_notices() -> list[Received]:

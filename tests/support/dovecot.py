@@ -11,12 +11,12 @@ import os
 import pwd
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from imapclient import IMAPClient
 
 from tests.support.system import ensure_package
+from tests.support.waiting import wait_for
 
 USER = "library"
 PASSWORD = "pen-pals-test"
@@ -88,17 +88,20 @@ namespace inbox {{
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        process = self.process
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                log = (self.root / "dovecot.log").read_text(errors="replace")
+                raise RuntimeError(f"dovecot exited:\n{log}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
             except OSError:
-                if self.process.poll() is not None:
-                    log = (self.root / "dovecot.log").read_text(errors="replace")
-                    raise RuntimeError(f"dovecot exited:\n{log}") from None
-                time.sleep(0.05)
-        raise RuntimeError("dovecot did not start listening")
+                return False
+            return True
+
+        wait_for(listening, 20, "dovecot to listen")
+        return self
 
     def stop(self) -> None:
         if self.process is not None:
