@@ -13,7 +13,7 @@ their writeback does not slow the fsyncs being measured.
 
 Measured through the relay's own functions, in-process: (a) `enroll` as the CLI does it,
 (b) holding one incoming letter (`process_incoming` of a spooled message: route, scrub,
-screen, record, notice), (c) `moderation.approve`, (d) `store.queue(library)` with the
+screen, record, notice), (c) `letters.approve`, (d) `store.queue(library)` with the
 summaries `queue list --json` prints; and the time `serve` takes to listen at the largest size.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DOMAIN, MODERATOR_A, Installation, Serve, emit, note
-from relay import moderation
+from relay import letters
 from relay import store as store_module
 from relay.cli import enroll
 from relay.process import process_incoming
@@ -234,7 +234,7 @@ def measure(participants: int, repeat: int, *, serve_start: bool) -> dict[str, f
         held = built["held_riverside"]
 
         def approve(index: int) -> None:
-            moderation.approve(ctx, held[index], MODERATOR_A)
+            letters.approve(ctx, held[index], MODERATOR_A)
 
         def queue_list(index: int) -> None:
             [letter.summary() for letter in ctx.store.queue("riverside")]

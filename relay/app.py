@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from relay import config as config_module
-from relay import moderation, replies
+from relay import letters, notices, replies
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.delivery import outbox
@@ -93,7 +93,7 @@ class Server:
         removed = await self.store_call(self.ctx.spool.remove_unacknowledged)
         if removed:
             log.info("removed %d unacknowledged partial messages", removed)
-        await self.store_call(moderation.reconcile, self.ctx)
+        await self.store_call(letters.reconcile, self.ctx)
         for item in await self.store_call(self.ctx.spool.pending):
             self.incoming.put_nowait(item.id)
 
@@ -353,7 +353,7 @@ class Server:
                 problems=problems,
                 program_name=self.ctx.config.relay.program_name,
             )
-            moderation.send_notice(
+            notices.send_notice(
                 self.ctx,
                 None,
                 Address(coordinator.name, addr_spec=coordinator.email),

@@ -11,15 +11,16 @@ import logging
 
 from relay import compose
 from relay.context import Context
-from relay.delivery.outbox import tell_about_failure
-from relay.store import now_iso
-from relay.store.records import Letter
+from relay.letters import NotNow, bounced
 
 log = logging.getLogger("relay")
 
 
 def handle_bounce(ctx: Context, raw: bytes, local: str) -> None:
     number, _, _signature = local.removeprefix("bounce+").partition("-")
+    if not number.isdigit():
+        ctx.store.audit("bounce-ignored", reason="bad-signature")
+        return
     letter_id = int(number)
     expected = compose.bounce_address(ctx.secret, letter_id, ctx.config.relay.domain)
     if expected.partition("@")[0] != local:
@@ -28,15 +29,8 @@ def handle_bounce(ctx: Context, raw: bytes, local: str) -> None:
         return
     if ctx.store.letter(letter_id) is None:
         return
-    stamp = now_iso()
-
-    def bounced(letter: Letter) -> Letter:
-        event = {"at": stamp, "event": "bounced"}
-        return letter.but(
-            last_error="returned by the pal's mail server", history=(*letter.history, event)
-        )
-
-    letter = ctx.store.update_letter(letter_id, bounced)
-    ctx.store.audit("bounced", letter=letter_id)
-    log.warning("bounced letter=%d to=%s", letter_id, letter.recipient_masked)
-    tell_about_failure(ctx, letter, "returned by the pal's mail server")
+    try:
+        bounced(ctx, letter_id, "returned by the pal's mail server")
+    except NotNow as error:  # a second bounce, or one for a letter never sent
+        log.info("bounce ignored letter=%d status=%s", letter_id, error.letter.status)
+        ctx.store.audit("bounce-ignored", letter=letter_id, reason=error.letter.status)

@@ -17,7 +17,7 @@ import time
 from email.message import EmailMessage
 from typing import Any
 
-from relay import authresults, moderation, notices
+from relay import authresults, letters, notices
 from relay.compose import html_to_text
 from relay.config import Staff
 from relay.context import Context
@@ -169,10 +169,10 @@ def _command(ctx: Context, message: EmailMessage) -> Command:
 def _apply(ctx: Context, letter_id: int, sender: str, command: Command) -> None:
     try:
         if command.action == APPROVE:
-            moderation.approve(ctx, letter_id, sender, via="email")
+            letters.approve(ctx, letter_id, sender, via="email")
         elif command.action == REJECT:
-            moderation.reject(ctx, letter_id, sender, command.reason, via="email")
+            letters.reject(ctx, letter_id, sender, command.reason, via="email")
         else:
-            moderation.keep_holding(ctx, letter_id, sender, via="email")
+            letters.keep_holding(ctx, letter_id, sender, via="email")
     except UserError as error:
         raise Refused("not-possible", letter=letter_id, problem=str(error)) from None

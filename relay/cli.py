@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import jinja2
 
 from relay import config as config_module
-from relay import moderation, notices
+from relay import letters, notices
 from relay.addresses import new_masked_address, normalize
 from relay.config import Config
 from relay.context import Context, open_context
@@ -235,15 +236,15 @@ def _letter(ctx: Context, letter_id: int) -> Any:
 def cmd_queue_show(args: argparse.Namespace) -> int:
     ctx = _context(args)
     letter = _letter(ctx, args.id)
-    clean = moderation.scrubbed(ctx, letter)
+    clean = letters.as_delivered(ctx, letter)
     if args.json:
         _print_json(
             letter.summary()
             | {
                 "text": clean.text,
                 "html": clean.html,
-                "removed": list(letter.removed),
-                "history": list(letter.history),
+                "removed": [asdict(r) for r in letter.removed],
+                "history": [asdict(step) for step in letter.history],
             }
         )
         return 0
@@ -255,11 +256,11 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
     if letter.decided_by:
         print(f"decided:  {letter.decided_at} by {letter.decided_by} {letter.reason}".rstrip())
     for flag in letter.flags:
-        print(f"flag:     {flag.get('kind')}: {flag.get('text')!r}")
+        print(f"flag:     {flag.kind}: {flag.text!r}")
     for note in letter.notes:
         print(f"note:     {note}")
     for removal in letter.removed:
-        print(f"removed:  {removal.get('kind')}: {removal.get('detail')}")
+        print(f"removed:  {removal.kind}: {removal.detail}")
     print("--- as it will be delivered ---")
     print(clean.text if clean.text is not None else "(HTML only)\n" + (clean.html or ""))
     return 0
@@ -267,14 +268,14 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
 
 def cmd_queue_approve(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    letter = moderation.approve(ctx, args.id, args.by, via="cli")
+    letter = letters.approve(ctx, args.id, args.by, via="cli")
     print(f"letter {letter.id} approved; it is in the outbox")
     return 0
 
 
 def cmd_queue_reject(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    letter = moderation.reject(ctx, args.id, args.by, args.reason, via="cli")
+    letter = letters.reject(ctx, args.id, args.by, args.reason, via="cli")
     print(f"letter {letter.id} rejected; the writer will be told why")
     return 0
 

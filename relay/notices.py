@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 from relay import guard, outgoing
 from relay.config import Library, Staff
 from relay.context import Context
+from relay.screen import Flag
+from relay.spool import new_id
 from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
@@ -86,12 +88,10 @@ def _token_for(ctx: Context, letter: Letter, library: Library, member: Staff) ->
         return token
 
 
-def _highlighted(text: str, flags: Iterable[dict[str, Any]]) -> list[tuple[str, str | None]]:
+def _highlighted(text: str, flags: Iterable[Flag]) -> list[tuple[str, str | None]]:
     """Split the text into (piece, flag kind or None) so templates can mark flagged parts."""
     spans = sorted(
-        (int(f["start"]), int(f["end"]), str(f["kind"]))
-        for f in flags
-        if f.get("part") == "text" and 0 <= int(f.get("start", -1)) < int(f.get("end", -1))
+        (f.start, f.end, str(f.kind)) for f in flags if f.part == "text" and 0 <= f.start < f.end
     )
     pieces: list[tuple[str, str | None]] = []
     position = 0
@@ -357,3 +357,23 @@ def _tell_waiting_writers(ctx: Context, now: datetime) -> None:
             subject=letter.subject,
         ):
             ctx.store.set_key(key, True)
+
+
+# --- any notice ----------------------------------------------------------------------------
+
+
+def send_notice(
+    ctx: Context,
+    item_id: str | None,
+    to: Address,
+    subject: str,
+    text: str,
+    *,
+    kind: str,
+    letter: int | None = None,
+) -> None:
+    """Queue a message from the program to one person (staff or a participant)."""
+    message = outgoing.program_message(ctx, to, subject, text)
+    outgoing.queue(
+        ctx, item_id or f"notice-{new_id()}", message, kind=kind, to=to.addr_spec, letter=letter
+    )

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from relay import by_email, lists, moderation
+from relay import by_email, letters, lists
 from relay.bounces import handle_bounce
 from relay.context import Context
-from relay.route import LetterRoute, OwnAddress, Refusal, is_automatic, route_letter
-from relay.scrub import parse
+from relay.route import LetterRoute, OwnAddress, Refusal, route_letter
 from relay.spool import Item
 
 log = logging.getLogger("relay")
@@ -55,7 +54,8 @@ def _own_address(
 
 
 def _letter(ctx: Context, item: Item, raw: bytes, mail_from: str, route: LetterRoute) -> None:
-    if is_automatic(parse(raw), mail_from):
+    headers = letters.LetterHeaders.read(raw)
+    if headers.automatic or not mail_from.strip("<> "):
         # An out-of-office reply to a delivered letter is not a letter from the pal.
         log.info(
             "ignored automatic message spool=%s from=%s to=%s",
@@ -65,4 +65,4 @@ def _letter(ctx: Context, item: Item, raw: bytes, mail_from: str, route: LetterR
         )
         ctx.store.audit("ignored-automatic", spool=item.id, sender=route.sender.id)
         return
-    moderation.hold(ctx, item, raw, route)
+    letters.hold(ctx, item, raw, route, headers)

@@ -69,8 +69,11 @@ def _check_list_sender(config: Config, own: OwnAddress, mail_from: str) -> Route
 
 def is_automatic(headers: Message, envelope_from: str) -> bool:
     """RFC 3834: never answer automatic mail, so two autoresponders cannot loop through us."""
-    if envelope_from.strip("<> ") == "":
-        return True
+    return envelope_from.strip("<> ") == "" or automatic_headers(headers)
+
+
+def automatic_headers(headers: Message) -> bool:
+    """The header half of `is_automatic`: RFC 3834 and list or autoresponder markers."""
     auto = str(headers.get("Auto-Submitted", "no") or "no").strip().lower()
     precedence = str(headers.get("Precedence", "") or "").strip().lower()
     return (

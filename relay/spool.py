@@ -4,6 +4,8 @@
     spool/messages/<id>.eml               originals as received, kept for staff and audit
     spool/outbox/<id>.eml + <id>.json     composed messages waiting for the transport
     spool/failed/<id>.eml + <id>.json     messages the transport refused for good
+    spool/scrubbed/<id>.<pN>.json         a letter as it will be delivered, scrubbed once
+    spool/edits/letter-<n>.txt            a moderator's redaction of a letter's text
 
 In each queue the `.json` file is the commit marker: it is written (atomically, fsynced,
 folder fsynced) only after the `.eml` beside it is fsynced. An `.eml` without its `.json`
@@ -32,7 +34,7 @@ from typing import Any
 from relay.scrub.leakguard import CheckedMessage
 from relay.store.files import fsync_dir, write_atomic
 
-QUEUES = ("incoming", "messages", "outbox", "failed", "edits")
+QUEUES = ("incoming", "messages", "outbox", "failed", "edits", "scrubbed")
 FSYNC_THREADS = 8  # fsyncs of one batch in flight together (they wait on the disk, not the GIL)
 
 
@@ -182,6 +184,17 @@ class Spool:
     def edit(self, letter_id: int) -> str | None:
         path = self.path("edits", f"letter-{letter_id}", ".txt")
         return path.read_text("utf-8") if path.exists() else None
+
+    # --- scrubbed versions ----------------------------------------------------------------
+
+    def save_scrubbed(self, item_id: str, recipient: str, data: bytes) -> None:
+        write_atomic(self.path("scrubbed", f"{item_id}.{recipient}", ".json"), data)
+
+    def scrubbed(self, item_id: str, recipient: str) -> bytes | None:
+        try:
+            return self.path("scrubbed", f"{item_id}.{recipient}", ".json").read_bytes()
+        except FileNotFoundError:
+            return None
 
     # --- outbox --------------------------------------------------------------------------
 

@@ -14,20 +14,17 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from email.headerregistry import Address
 from typing import Any, Protocol, TypeVar
 
+from relay import letters
 from relay.config import Config
 from relay.context import Context
 from relay.delivery.maildir import MaildirTransport
 from relay.delivery.smtp import SmtpTransport
 from relay.errors import DeliveryError
-from relay.moderation import send_notice
-from relay.notices import tell_writer
 from relay.schedule import prompts
 from relay.spool import Item
-from relay.store import now_iso
-from relay.store.records import APPROVED, DELIVERED, FAILED, Letter
+from relay.store.records import APPROVED
 
 log = logging.getLogger("relay")
 T = TypeVar("T")
@@ -78,22 +75,7 @@ async def deliver(ctx: Context, transport: Transport, item: Item, blocking: Bloc
 def after_success(ctx: Context, item: Item) -> None:
     letter_id = item.meta.get("letter")
     if item.meta.get("kind") == "letter" and isinstance(letter_id, int):
-        stamp = now_iso()
-
-        def delivered(letter: Letter) -> Letter:
-            event = {"at": stamp, "event": "delivered"}
-            return letter.but(
-                status=DELIVERED, delivered_at=stamp, history=(*letter.history, event)
-            )
-
-        letter = ctx.store.update_letter(letter_id, delivered)
-        ctx.store.audit("delivered", letter=letter_id)
-        log.info(
-            "delivered letter=%d from=%s to=%s",
-            letter_id,
-            letter.sender_masked,
-            letter.recipient_masked,
-        )
+        letters.delivered(ctx, letter_id)
     else:
         if item.meta.get("kind") == "prompt":
             # Recorded before the outbox entry goes, so a restart never sends it again.
@@ -127,54 +109,4 @@ def after_failure(ctx: Context, item: Item, error: DeliveryError) -> None:
     ctx.spool.give_up(item.id, meta)
     log.warning("failed %s error=%r", label, str(error))
     if meta.get("kind") == "letter":
-        _letter_failed(ctx, int(meta["letter"]), str(error))
-
-
-def _letter_failed(ctx: Context, letter_id: int, reason: str) -> None:
-    stamp = now_iso()
-
-    def failed(letter: Letter) -> Letter:
-        event = {"at": stamp, "event": "failed"}
-        return letter.but(status=FAILED, last_error=reason, history=(*letter.history, event))
-
-    letter = ctx.store.update_letter(letter_id, failed)
-    ctx.store.audit("failed", letter=letter_id, error=reason)
-    tell_about_failure(ctx, letter, reason)
-
-
-def tell_about_failure(ctx: Context, letter: Letter, reason: str) -> None:
-    """The writer's moderators get the details; the writer a kind note in their language."""
-    writer = ctx.store.participant(letter.sender)
-    pal = ctx.store.participant(letter.recipient)
-    if writer is not None and pal is not None:
-        tell_writer(
-            ctx,
-            writer,
-            "not_delivered",
-            f"not-delivered-{letter.id}",
-            pal=pal,
-            pal_name=pal.name,
-            subject=letter.subject,
-        )
-    library = ctx.config.library(letter.sender_library)
-    for index, moderator in enumerate(library.moderators if library else ()):
-        subject, text = ctx.templates.email(
-            moderator.language,
-            "delivery_failed",
-            staff_name=moderator.name,
-            letter_id=letter.id,
-            subject=letter.subject,
-            sender_masked=letter.sender_masked,
-            recipient_masked=letter.recipient_masked,
-            reason=reason,
-            program_name=ctx.config.relay.program_name,
-        )
-        send_notice(
-            ctx,
-            f"failed-{letter.id}-{index}",
-            Address(moderator.name, addr_spec=moderator.email),
-            subject,
-            text,
-            kind="failure-notice",
-            letter=letter.id,
-        )
+        letters.failed(ctx, int(meta["letter"]), str(error))

@@ -289,14 +289,26 @@ class Store:
             else:
                 table.upsert(Document(letter.to_dict(), doc_id=letter.id))
 
-    def update_letter(self, letter_id: int, change: Callable[[Letter], Letter]) -> Letter:
-        """Read-modify-write one letter under the lock; `change` may raise to refuse."""
+    def update_letter(
+        self,
+        letter_id: int,
+        change: Callable[[Letter], Letter],
+        *,
+        then: Callable[[Letter], None] | None = None,
+    ) -> Letter:
+        """Read-modify-write one letter under the lock; `change` may raise to refuse.
+
+        `then` runs under the same lock once the new state is written: the place for what
+        must be recorded with it (the audit entry), so no other writer comes in between.
+        """
         with self.writing():
             letter = self.letter(letter_id)
             if letter is None:
                 raise NotFound(f"letter {letter_id} not found")
             updated = change(letter)
             self.save_letter(updated)
+            if then is not None:
+                then(updated)
             return updated
 
     def hot_letters(self) -> list[Letter]:

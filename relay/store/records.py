@@ -1,19 +1,77 @@
-"""The records the relay keeps: participants and letters, as plain frozen values."""
+"""The records the relay keeps: participants and letters, as plain frozen values.
+
+A letter's states and the events of its life are declared here as `Literal` types, once;
+which event may happen in which state is declared beside the code that applies it
+(`relay.letters.lifecycle`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Self
+from typing import Any, Final, Literal, Self
+
+from relay.screen import Flag
 
 ACTIVE = "active"
 PAUSED = "paused"
 
-HELD = "held"
-APPROVED = "approved"  # in the outbox, not yet confirmed by the transport
-DELIVERED = "delivered"
-REJECTED = "rejected"
-FAILED = "failed"
-FINAL_STATES = (DELIVERED, REJECTED, FAILED)
+LetterStatus = Literal["held", "approved", "delivered", "rejected", "failed", "bounced"]
+HELD: Final = "held"
+APPROVED: Final = "approved"  # in the outbox, not yet confirmed by the transport
+DELIVERED: Final = "delivered"
+REJECTED: Final = "rejected"
+FAILED: Final = "failed"
+BOUNCED: Final = "bounced"  # delivered, then returned by the pal's mail server
+FINAL_STATES: tuple[LetterStatus, ...] = (DELIVERED, REJECTED, FAILED, BOUNCED)
+
+# What can happen to a letter; the same word in its history, the audit log and the log file.
+LetterEvent = Literal[
+    "held", "approved", "rejected", "kept-on-hold", "delivered", "failed", "bounced"
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event in a letter's history; `by` is the moderator's display name, if any."""
+
+    at: str
+    event: LetterEvent
+    by: str = ""
+
+    @classmethod
+    def of(cls, data: Step | dict[str, Any]) -> Step:
+        if isinstance(data, Step):
+            return data
+        event = str(data.get("event", ""))
+        # Before one vocabulary, a moderator's "not yet" was written with spaces.
+        event = "kept-on-hold" if event == "kept on hold" else event
+        return cls(at=str(data.get("at", "")), event=event, by=str(data.get("by", "")))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Removed:
+    """Something scrubbing took out of a letter, described for staff."""
+
+    kind: str
+    detail: str
+
+    @classmethod
+    def of(cls, data: Removed | dict[str, Any]) -> Removed:
+        if isinstance(data, Removed):
+            return data
+        return cls(kind=str(data.get("kind", "")), detail=str(data.get("detail", "")))
+
+
+def _flag(data: Flag | dict[str, Any]) -> Flag:
+    if isinstance(data, Flag):
+        return data
+    return Flag(
+        kind=data.get("kind", "keyword"),
+        text=str(data.get("text", "")),
+        part=data.get("part", "text"),
+        start=int(data.get("start", 0)),
+        end=int(data.get("end", 0)),
+    )
 
 
 class _Record:
@@ -63,10 +121,10 @@ class Letter(_Record):
     recipient_library: str
     subject: str
     received_at: str
-    status: str = HELD
-    flags: tuple[dict[str, Any], ...] = ()
+    status: LetterStatus = HELD
+    flags: tuple[Flag, ...] = ()
     notes: tuple[str, ...] = ()
-    removed: tuple[dict[str, str], ...] = ()
+    removed: tuple[Removed, ...] = ()
     message_id: str = ""
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
@@ -77,7 +135,17 @@ class Letter(_Record):
     delivered_at: str = ""
     last_error: str = ""
     edited_by: str = ""  # set when a moderator redacted the text before approving
-    history: tuple[dict[str, str], ...] = field(default=())
+    history: tuple[Step, ...] = field(default=())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        letter = super().from_dict(data)
+        return replace(
+            letter,
+            flags=tuple(_flag(f) for f in letter.flags),
+            removed=tuple(Removed.of(r) for r in letter.removed),
+            history=tuple(Step.of(s) for s in letter.history),
+        )
 
     def summary(self) -> dict[str, Any]:
         """The fields `queue list` shows: no real address is in a letter record at all."""
@@ -90,6 +158,6 @@ class Letter(_Record):
             "to_library": self.recipient_library,
             "subject": self.subject,
             "received_at": self.received_at,
-            "flags": [dict(flag) for flag in self.flags],
+            "flags": [asdict(flag) for flag in self.flags],
             "notes": list(self.notes),
         }

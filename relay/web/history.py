@@ -20,11 +20,18 @@ from starlette.responses import Response
 
 from relay.context import Context
 from relay.store.files import read_lines
-from relay.store.records import Letter, Participant
+from relay.store.records import Letter, LetterStatus, Participant
 from relay.web.dashboard import PageNotFound, dashboard_of
-from relay.web.letters import LetterView, of_library, view
+from relay.web.letters import LetterView, TimelineStep, of_library, view
 
-STATUSES = ("held", "approved", "delivered", "rejected", "failed")
+STATUSES: tuple[LetterStatus, ...] = (
+    "held",
+    "approved",
+    "delivered",
+    "rejected",
+    "failed",
+    "bounced",
+)
 SHOWN = 500
 
 
@@ -99,15 +106,29 @@ def search(ctx: Context, library_id: str, wanted: Search) -> list[tuple[Letter, 
     return found[:SHOWN]
 
 
-def timeline(ctx: Context, letter: Letter) -> tuple[dict[str, Any], ...]:
-    """The letter's own history and the audit entries naming it, in time order."""
-    entries = [{"source": "letter", **step} for step in letter.history]
-    entries += [
-        {"source": "audit", **entry}
-        for entry in ctx.store.audit_log()
-        if entry.get("letter") == letter.id
-    ]
-    return tuple(sorted(entries, key=lambda e: str(e.get("at", ""))))
+def timeline(ctx: Context, letter: Letter) -> tuple[TimelineStep, ...]:
+    """The letter's history, each step with the details of its audit entry (the same word in
+    both), and the audit entries about the letter that are not steps of it, in time order."""
+    audit = [entry for entry in ctx.store.audit_log() if entry.get("letter") == letter.id]
+    steps = []
+    for step in letter.history:
+        same = next((e for e in audit if e.get("event") == step.event), {})
+        if same:
+            audit.remove(same)
+        steps.append(_step(step.at, step.event, step.by, same))
+    steps += [_step(str(e.get("at", "")), str(e.get("event", "")), "", e) for e in audit]
+    return tuple(sorted(steps, key=lambda s: s.at))
+
+
+def _step(at: str, event: str, by: str, audit: dict[str, Any]) -> TimelineStep:
+    return TimelineStep(
+        at=at,
+        event=event,
+        by=by or str(audit.get("by", "")),
+        via=str(audit.get("via", "")),
+        reason=str(audit.get("reason", "")),
+        edited=bool(audit.get("edited")),
+    )
 
 
 def letter_page_view(ctx: Context, library_id: str, letter_id: int) -> LetterView | None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html as html_module
 from dataclasses import dataclass, field
-from typing import Any
 
 import nh3
 
-from relay import moderation
+from relay import letters
 from relay.context import Context
+from relay.screen import Flag
 from relay.store.records import Letter
 
 _TAGS = {
@@ -29,9 +29,21 @@ _FRAME_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 @dataclass(frozen=True)
+class TimelineStep:
+    """One line of a letter's timeline: its history step with the audit entry's details."""
+
+    at: str
+    event: str
+    by: str = ""
+    via: str = ""
+    reason: str = ""
+    edited: bool = False
+
+
+@dataclass(frozen=True)
 class Segment:
     text: str
-    flag: dict[str, Any] | None = None
+    flag: Flag | None = None
 
 
 @dataclass(frozen=True)
@@ -42,40 +54,32 @@ class LetterView:
     pal_library: str
     text: str
     segments: tuple[Segment, ...]
-    other_flags: tuple[dict[str, Any], ...]  # flags not placed in the text (subject, HTML)
+    other_flags: tuple[Flag, ...]  # flags not placed in the text (subject, HTML)
     frame: str | None = None  # the sanitized HTML body, as a complete document for srcdoc
-    timeline: tuple[dict[str, Any], ...] = field(default=())
+    timeline: tuple[TimelineStep, ...] = field(default=())
 
     @property
     def has_flags(self) -> bool:
         return bool(self.letter.flags)
 
 
-def _placeable(flag: dict[str, Any], length: int) -> bool:
-    start, end = flag.get("start"), flag.get("end")
-    return (
-        flag.get("part", "text") == "text"
-        and isinstance(start, int)
-        and isinstance(end, int)
-        and 0 <= start < end <= length
-    )
+def _placeable(flag: Flag, length: int) -> bool:
+    return flag.part == "text" and 0 <= flag.start < flag.end <= length
 
 
-def segments(
-    text: str, flags: tuple[dict[str, Any], ...]
-) -> tuple[tuple[Segment, ...], tuple[dict[str, Any], ...]]:
+def segments(text: str, flags: tuple[Flag, ...]) -> tuple[tuple[Segment, ...], tuple[Flag, ...]]:
     """Cut `text` at the flags' offsets; flags that overlap or do not fit are returned apart."""
     placed: list[Segment] = []
-    elsewhere: list[dict[str, Any]] = []
+    elsewhere: list[Flag] = []
     cursor = 0
-    for flag in sorted(flags, key=lambda f: (f.get("start") or 0, f.get("end") or 0)):
-        if not _placeable(flag, len(text)) or flag["start"] < cursor:
+    for flag in sorted(flags, key=lambda f: (f.start, f.end)):
+        if not _placeable(flag, len(text)) or flag.start < cursor:
             elsewhere.append(flag)
             continue
-        if flag["start"] > cursor:
-            placed.append(Segment(text[cursor : flag["start"]]))
-        placed.append(Segment(text[flag["start"] : flag["end"]], flag))
-        cursor = flag["end"]
+        if flag.start > cursor:
+            placed.append(Segment(text[cursor : flag.start]))
+        placed.append(Segment(text[flag.start : flag.end], flag))
+        cursor = flag.end
     if cursor < len(text) or not placed:
         placed.append(Segment(text[cursor:]))
     return tuple(placed), tuple(elsewhere)
@@ -118,7 +122,7 @@ def _name(ctx: Context, participant_id: str) -> str:
 
 def view(ctx: Context, letter: Letter) -> LetterView:
     """Blocking: reads the original from the spool and scrubs it as delivery will."""
-    clean = moderation.scrubbed(ctx, letter)
+    clean = letters.as_delivered(ctx, letter)
     text = clean.text if clean.text is not None else plain_text_of(clean.html or "")
     placed, elsewhere = segments(text, letter.flags)
     library = ctx.config.library(letter.recipient_library)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from typing import Any
 
-from relay import moderation
+from relay import notices
 from relay.config import Library, Staff
 from relay.context import Context
 
@@ -62,7 +62,7 @@ def send_link(ctx: Context, email: str, base_url: str) -> bool:
         program_name=ctx.config.relay.program_name,
     )
     to = Address(staff.name, addr_spec=staff.email)
-    moderation.send_notice(ctx, None, to, subject, text, kind="sign-in-link")
+    notices.send_notice(ctx, None, to, subject, text, kind="sign-in-link")
     ctx.store.audit("sign-in-link-sent", by=staff.email, library=library.id)
     return True
 

@@ -1,7 +1,7 @@
 """The queue pages: letters waiting for the visitor's library, and the decisions on them.
 
 Only moderators decide (coordinators see the queue too). Every decision goes through
-`relay.moderation`, the same code as the CLI and email replies, with `via="dashboard"`, so
+`relay.letters`, the same code as the CLI and email replies, with `via="dashboard"`, so
 the rules (held letters only, a reason for every rejection) and the audit are the same.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import moderation
+from relay import letters
 from relay.context import Context
 from relay.errors import UserError
 from relay.web.dashboard import (
@@ -89,7 +89,7 @@ async def approve(request: Request) -> Response:
 
 
 def _approve(ctx: Context, letter_id: int, by: str, edited_text: str | None) -> None:
-    moderation.approve(ctx, letter_id, by, via="dashboard", edited_text=edited_text)
+    letters.approve(ctx, letter_id, by, via="dashboard", edited_text=edited_text)
 
 
 async def reject(request: Request) -> Response:
@@ -98,7 +98,7 @@ async def reject(request: Request) -> Response:
     if not reason:
         return dash.page(request, "problem", status=400, problem="reason", detail="")
     answer = await _attempt(
-        request, dash, moderation.reject, dash.context(), letter_id, visitor.email, reason
+        request, dash, letters.reject, dash.context(), letter_id, visitor.email, reason
     )
     if answer is not None:
         return answer
@@ -135,7 +135,7 @@ def _approve_unflagged(ctx: Context, library_id: str, by: str, chosen: set[int])
     for letter in ctx.store.queue(library_id):
         if letter.id in chosen and not letter.flags:
             try:
-                moderation.approve(ctx, letter.id, by, via="dashboard-bulk")
+                letters.approve(ctx, letter.id, by, via="dashboard-bulk")
             except UserError:
                 continue  # decided by someone else meanwhile
             approved += 1

@@ -1,0 +1,38 @@
+"""Letters: the one home of a letter's life, from held to delivered (or not).
+
+    holding     read once, scrub once, screen, record, tell moderators
+    deciding    approve (perhaps edited), reject, keep on hold: CLI, email and dashboard
+    delivering  the copies to deliver, reconcile, and the outcomes: delivered, failed, bounced
+    lifecycle   the states, the events allowed in each, and `apply`, which alone changes them
+    versions    the scrubbed version kept at hold, so approval never scrubs again
+
+To change what happens when a letter is approved, read `deciding.approve`; delivered,
+failed or bounced: `delivering`; what may happen in which state: `lifecycle.RULES`.
+"""
+
+from relay.letters.deciding import approve, keep_holding, reject
+from relay.letters.delivering import (
+    as_delivered,
+    bounced,
+    deliverable,
+    delivered,
+    failed,
+    reconcile,
+)
+from relay.letters.holding import LetterHeaders, hold
+from relay.letters.lifecycle import NotNow
+
+__all__ = [
+    "LetterHeaders",
+    "NotNow",
+    "approve",
+    "as_delivered",
+    "bounced",
+    "deliverable",
+    "delivered",
+    "failed",
+    "hold",
+    "keep_holding",
+    "reconcile",
+    "reject",
+]

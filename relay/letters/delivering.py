@@ -1,0 +1,223 @@
+"""An approved letter on its way: the copies to deliver, and what came of them.
+
+`deliverable` builds the pal's copy and one for each guardian from the letter record and
+its stored scrubbed version (nothing is parsed or scrubbed again); every copy passes the
+leak guard. `delivered`, `failed` and `bounced` are what `serve` registers with the outbox
+worker and the bounce handler: the letter learns its outcome here and nowhere else.
+
+Guarantee. An outbox entry of a letter has a fixed name, so queueing it again is harmless;
+`reconcile` queues every approved letter whose entries are missing (a CLI killed between
+its decision and its queueing, a lost outbox file) and `serve` runs it continuously.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from typing import Any
+
+from relay import compose, guard, notices, outgoing
+from relay.context import Context
+from relay.errors import NotFound
+from relay.letters import lifecycle, versions
+from relay.scrub import ScrubbedLetter
+from relay.scrub.leakguard import CheckedMessage
+from relay.store import now_iso
+from relay.store.records import Letter, Participant
+
+log = logging.getLogger("relay")
+
+Outgoing = tuple[str, CheckedMessage, dict[str, Any]]
+
+
+def _participant(ctx: Context, participant_id: str) -> Participant:
+    participant = ctx.store.participant(participant_id)
+    if participant is None:
+        raise NotFound(f"participant {participant_id} not found")
+    return participant
+
+
+def _party(ctx: Context, participant: Participant) -> compose.Party:
+    library = ctx.config.library(participant.library)
+    return compose.Party(
+        name=participant.name,
+        library_name=library.name if library else participant.library,
+        masked=participant.masked,
+        email=participant.email,
+        language=participant.language,
+    )
+
+
+def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ...]]:
+    """Rewrite threading ids into the ones the reader's mail client knows; drop the rest."""
+    domain = ctx.config.relay.domain
+
+    def mapped(message_id: str) -> str | None:
+        own = compose.letter_of_message_id(ctx.secret, message_id, domain)
+        if own is not None:
+            earlier = ctx.store.letter(own)
+            if earlier and earlier.sender == letter.recipient and earlier.message_id:
+                return earlier.message_id  # the reader's own original
+            return None
+        earlier = ctx.store.letter_by_message_id(message_id)
+        if earlier and earlier.sender == letter.sender and earlier.out_message_id:
+            return earlier.out_message_id  # what the reader received from us
+        return None
+
+    references = tuple(
+        dict.fromkeys(m for m in (mapped(r) for r in letter.references) if m is not None)
+    )
+    in_reply_to = mapped(letter.in_reply_to) if letter.in_reply_to else None
+    return in_reply_to, references
+
+
+def as_delivered(ctx: Context, letter: Letter) -> ScrubbedLetter:
+    """The letter's content exactly as it will be (or was) delivered."""
+    return versions.deliverable(ctx, letter, _participant(ctx, letter.sender))
+
+
+def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
+    """The outbox entries (id, bytes, envelope) of an approved letter: the pal's copy first,
+    then a copy for each guardian of the writer and of the pal, built from the record."""
+    sender = _participant(ctx, letter.sender)
+    recipient = _participant(ctx, letter.recipient)
+    in_reply_to, references = _map_thread(ctx, letter)
+    decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
+    clean = versions.deliverable(ctx, letter, sender)
+    private = guard.private_for_letter(ctx, letter)
+
+    def build(reader: compose.Party, message_id: str, copy_for: str | None) -> CheckedMessage:
+        message = compose.compose_letter(
+            clean,
+            sender=_party(ctx, sender),
+            recipient=reader,
+            program_name=ctx.config.relay.program_name,
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=references,
+            date=decided,
+            templates=ctx.templates,
+            copy_for=copy_for,
+        ).as_bytes()
+        return guard.checked(
+            message, guard.for_reader(private, reader.email), what=f"letter {letter.id}"
+        )
+
+    pal = _party(ctx, recipient)
+    bounce = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
+    entries: list[Outgoing] = [
+        (
+            f"letter-{letter.id}",
+            build(pal, letter.out_message_id, None),
+            outgoing.envelope(ctx, "letter", recipient.email, letter=letter.id, sender=bounce),
+        ),
+    ]
+    for child in (sender, recipient):
+        if child.guardian:
+            reader = replace(_party(ctx, child), name="", email=child.guardian)
+            copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
+            entries.append(
+                (
+                    f"letter-{letter.id}-guardian-{child.id}",
+                    build(reader, copy_id, child.name),
+                    outgoing.envelope(ctx, "guardian-copy", child.guardian, letter=letter.id),
+                )
+            )
+    return entries
+
+
+def queue(ctx: Context, entries: list[Outgoing]) -> bool:
+    """Put a letter's copies in the outbox; True when any was not there yet."""
+    return any([ctx.spool.enqueue(*entry) for entry in entries])
+
+
+def reconcile(ctx: Context) -> int:
+    """Queue again every approved letter whose outbox entries are missing."""
+    queued = 0
+    for letter in ctx.store.approved_letters():
+        if queue(ctx, deliverable(ctx, letter)):
+            log.info("requeued letter=%d", letter.id)
+            queued += 1
+    return queued
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+
+def delivered(ctx: Context, letter_id: int) -> Letter | None:
+    """The transport confirmed the pal's copy. None when the letter has moved on already
+    (a bounce outran this record); the outbox entry may then go all the same."""
+    stamp = now_iso()
+    try:
+        return lifecycle.apply(
+            ctx, letter_id, "delivered", change=lambda current: current.but(delivered_at=stamp)
+        )
+    except lifecycle.NotNow as late:
+        log.info("delivery confirmed late letter=%d status=%s", letter_id, late.letter.status)
+        return None
+
+
+def failed(ctx: Context, letter_id: int, reason: str) -> Letter:
+    """The transport refused the pal's copy for good (or for too long)."""
+    letter = lifecycle.apply(
+        ctx,
+        letter_id,
+        "failed",
+        details={"error": reason},
+        change=lambda current: current.but(last_error=reason),
+    )
+    tell_about_failure(ctx, letter, reason)
+    return letter
+
+
+def bounced(ctx: Context, letter_id: int, reason: str) -> Letter:
+    """The pal's mail server returned a letter it had accepted."""
+    letter = lifecycle.apply(
+        ctx,
+        letter_id,
+        "bounced",
+        details={"error": reason},
+        change=lambda current: current.but(last_error=reason),
+    )
+    tell_about_failure(ctx, letter, reason)
+    return letter
+
+
+def tell_about_failure(ctx: Context, letter: Letter, reason: str) -> None:
+    """The writer's moderators get the details; the writer a kind note in their language."""
+    writer = ctx.store.participant(letter.sender)
+    pal = ctx.store.participant(letter.recipient)
+    if writer is not None and pal is not None:
+        notices.tell_writer(
+            ctx,
+            writer,
+            "not_delivered",
+            f"not-delivered-{letter.id}",
+            pal=pal,
+            pal_name=pal.name,
+            subject=letter.subject,
+        )
+    library = ctx.config.library(letter.sender_library)
+    for index, moderator in enumerate(library.moderators if library else ()):
+        subject, text = ctx.templates.email(
+            moderator.language,
+            "delivery_failed",
+            staff_name=moderator.name,
+            letter_id=letter.id,
+            subject=letter.subject,
+            sender_masked=letter.sender_masked,
+            recipient_masked=letter.recipient_masked,
+            reason=reason,
+            program_name=ctx.config.relay.program_name,
+        )
+        notices.send_notice(
+            ctx,
+            f"failed-{letter.id}-{index}",
+            Address(moderator.name, addr_spec=moderator.email),
+            subject,
+            text,
+            kind="failure-notice",
+            letter=letter.id,
+        )
