@@ -24,6 +24,12 @@ final state (delivered, rejected, failed) and are appended to the archive, so th
 shards hold only the queue, and a million letters never make a hold or an approval slower.
 Looking up an archived letter reads one archive file (10,000 letters).
 
+Named operations. Callers never see a lookup key: each record kept under one (a moderation
+grant, a sign-in link, an IMAP mailbox's progress, a digest's state, reminder and notice
+counts) has its typed value in `records` and its operations here, which own the key's
+prefix and its JSON shape (unchanged from the raw keys earlier relays wrote) and do any
+read-modify-write under the lock. Each reads and writes the one lookup shard of its key.
+
 Concurrency. Reads take no lock: every file is replaced atomically. Writes take one
 exclusive file lock (`store.lock`) for the whole read-modify-write, so `serve` and CLI
 commands running beside it never lose each other's updates. Inside `serve` all writes go
@@ -251,7 +257,7 @@ class Store:
 
     def record_sign_in_link(self, secret: str, link: SignInLink) -> None:
         """Keep a link under the hash of its secret: a copy of the store signs nobody in."""
-        value: dict[str, Any] = {
+        value: dict[str, object] = {
             "email": link.email,
             "library": link.library,
             "expires": link.expires,
@@ -502,7 +508,7 @@ class Store:
         return entries
 
 
-def _grant(token: str, value: Any) -> ModerationGrant | None:
+def _grant(token: str, value: object) -> ModerationGrant | None:
     if not isinstance(value, dict):
         return None
     return ModerationGrant(
@@ -520,7 +526,7 @@ def _sign_in_key(secret: str) -> str:
     return "magic:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _sign_in_link(value: Any) -> SignInLink | None:
+def _sign_in_link(value: object) -> SignInLink | None:
     if not isinstance(value, dict):
         return None
     used_at = value.get("used_at")
