@@ -69,7 +69,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str) -> Non
         return
     member = _listed_staff(ctx, sender)
     try:
-        grant, letter_id = _check(ctx, message, token, sender)
+        letter_id = _check(ctx, message, token, sender)
         command = _command(ctx, message)
         _apply(ctx, letter_id, sender, command)
     except Refused as refusal:
@@ -96,7 +96,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str) -> Non
             )
         return
     if command.action != HOLD:
-        ctx.store.set_key(f"token:{token}", grant | {"used": True, "used_at": now_iso()})
+        ctx.store.use_grant(token, now_iso())
     if member is not None:
         notices.tell_staff(
             ctx,
@@ -119,32 +119,31 @@ def _listed_staff(ctx: Context, address: str) -> Staff | None:
     return hits[0][1] if hits else None
 
 
-def _check(
-    ctx: Context, message: EmailMessage, token: str, sender: str
-) -> tuple[dict[str, Any], int]:
-    grant = ctx.store.key(f"token:{token}")
-    if not isinstance(grant, dict):
+def _check(ctx: Context, message: EmailMessage, token: str, sender: str) -> int:
+    """The letter a reply may decide, or `Refused` saying why not."""
+    grant = ctx.store.grant(token)
+    if grant is None:
         raise Refused("unknown-token")
-    letter_id = int(grant["letter"])
-    if grant.get("used"):
+    letter_id = grant.letter
+    if grant.used:
         raise Refused("used-token", letter=letter_id)
-    if float(grant.get("expires", 0)) < time.time():
+    if grant.expires < time.time():
         raise Refused("expired-token", letter=letter_id)
     answered = [notices.letter_of_notice_id(ctx, str(v)) for v in _thread_ids(message)]
     if any(other is not None and other != letter_id for other in answered):
         raise Refused("token-for-another-letter", letter=letter_id)
-    library = ctx.config.library(str(grant["library"]))
+    library = ctx.config.library(grant.library)
     member = library.staff_member(sender) if library else None
     if member is None or not member.is_moderator:
         raise Refused("not-a-moderator", letter=letter_id)
-    if member.email != grant.get("moderator"):
+    if member.email != grant.moderator:
         raise Refused("token-of-another-moderator", letter=letter_id)
     auth = ctx.config.authentication
     if auth.required:
         headers = [str(h) for h in message.get_all("Authentication-Results", [])]
         if not authresults.authenticated(headers, sender, auth.trusted_authserv_ids):
             raise Refused("unauthenticated", letter=letter_id)
-    return grant, letter_id
+    return letter_id
 
 
 def _thread_ids(message: EmailMessage) -> list[str]:

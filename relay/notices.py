@@ -67,25 +67,13 @@ def moderators_to_notify(ctx: Context, letter: Letter) -> list[tuple[Library, St
 
 def _token_for(ctx: Context, letter: Letter, library: Library, member: Staff) -> str:
     """One token per letter and moderator; the same one when asked again (crash replay)."""
-    key = f"notice:{letter.id}:{member.email}"
-    with ctx.store.writing():
-        existing = ctx.store.key(key)
-        if isinstance(existing, str):
-            return existing
-        token = secrets.token_hex(16)  # 128 bits
-        expires = time.time() + ctx.config.moderation.token_days * 86400
-        ctx.store.set_key(
-            f"token:{token}",
-            {
-                "letter": letter.id,
-                "moderator": member.email,
-                "library": library.id,
-                "expires": expires,
-                "used": False,
-            },
-        )
-        ctx.store.set_key(key, token)
-        return token
+    return ctx.store.notice_token(
+        letter.id,
+        member.email,
+        library=library.id,
+        expires=time.time() + ctx.config.moderation.token_days * 86400,
+        new_token=lambda: secrets.token_hex(16),  # 128 bits
+    )
 
 
 def _highlighted(text: str, flags: Iterable[Flag]) -> list[tuple[str, str | None]]:
@@ -223,13 +211,12 @@ def tell_writer(
     """A kind note to a patron about their own letter; False when the daily limit is reached.
 
     The pal's real addresses must not appear in it (the leak guard makes sure)."""
-    day = datetime.now(UTC).date().isoformat()
-    key = f"writer-notices:{writer.id}:{day}"
-    with ctx.store.writing():
+    day = datetime.now(UTC).date()
+
+    def send() -> bool:
         if ctx.spool.path("outbox", item_id, ".json").exists():
             return True
-        sent = ctx.store.key(key)
-        count = int(sent) if isinstance(sent, int) else 0
+        count = ctx.store.writer_notices(writer.id, day)
         if count >= ctx.config.moderation.notices_per_writer_per_day:
             log.info(
                 "writer notice not sent (daily limit) participant=%s kind=%s", writer.id, template
@@ -250,8 +237,11 @@ def tell_writer(
         outgoing.queue(
             ctx, item_id, message, kind=template, to=writer.email, private=guard.addresses_of([pal])
         )
-        ctx.store.set_key(key, count + 1)
+        ctx.store.set_writer_notices(writer.id, day, count + 1)
         return True
+
+    # Checking the outbox, counting and queueing must not interleave with another process.
+    return ctx.store.exclusively(send)
 
 
 def tell_refused_sender(ctx: Context, address: str, subject: str, reply: str) -> None:
@@ -304,14 +294,12 @@ def send_reminders(
         if library_id not in (None, library.id):
             continue
         local = now.astimezone(ZoneInfo(library.timezone))
-        day_key = f"reminded:{library.id}"
         if not force and (
-            local.hour < settings.reminder_hour
-            or ctx.store.key(day_key) == local.date().isoformat()
+            local.hour < settings.reminder_hour or ctx.store.reminded_on(library.id) == local.date()
         ):
             continue
         waiting = _waiting(ctx.store.queue(library.id), cutoff)
-        ctx.store.set_key(day_key, local.date().isoformat())
+        ctx.store.set_reminded_on(library.id, local.date())
         if not waiting:
             continue
         for member in library.moderators:
@@ -340,8 +328,7 @@ def _tell_waiting_writers(ctx: Context, now: datetime) -> None:
     if hours <= 0:
         return
     for letter in _waiting(ctx.store.queue(), now - timedelta(hours=hours)):
-        key = f"told-waiting:{letter.id}"
-        if ctx.store.key(key):
+        if ctx.store.told_writer_waiting(letter.id):
             continue
         writer = ctx.store.participant(letter.sender)
         pal = ctx.store.participant(letter.recipient)
@@ -356,7 +343,7 @@ def _tell_waiting_writers(ctx: Context, now: datetime) -> None:
             pal_name=pal.name,
             subject=letter.subject,
         ):
-            ctx.store.set_key(key, True)
+            ctx.store.record_told_writer_waiting(letter.id)
 
 
 # --- any notice ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from relay.faults import crash_point
 from relay.intake.oauth import access_token
 from relay.route import LetterRoute, Refusal, Route, is_automatic, route_letter
 from relay.store import now_iso
+from relay.store.records import ImapState
 
 log = logging.getLogger("relay")
 
@@ -154,20 +155,18 @@ class ImapIntake:
 
     # --- catching up ---------------------------------------------------------------------
 
-    def _state_key(self, settings: ImapSettings) -> str:
-        return f"imap:{settings.username}@{settings.host}/{settings.folder}"
+    def _mailbox(self, settings: ImapSettings) -> str:
+        return f"{settings.username}@{settings.host}/{settings.folder}"
 
     def _catch_up(self, client: IMAPClient, settings: ImapSettings, validity: int) -> None:
         ctx = self.context()
-        state = ctx.store.key(self._state_key(settings)) or {}
-        if state.get("uidvalidity") == validity:
+        state = ctx.store.imap_state(self._mailbox(settings))
+        if state is not None and state.uidvalidity == validity:
             uids = [
-                u
-                for u in client.search(["UID", f"{int(state['last_uid']) + 1}:*"])
-                if u > int(state["last_uid"])
+                u for u in client.search(["UID", f"{state.last_uid + 1}:*"]) if u > state.last_uid
             ]
         else:
-            if state:
+            if state is not None:
                 log.warning(
                     "imap UIDVALIDITY changed folder=%s; checking every message by Message-ID",
                     settings.folder,
@@ -181,7 +180,7 @@ class ImapIntake:
                 continue  # expunged meanwhile by someone else
             raw = bytes(fetched[b"BODY[]"])
             self._take(client, settings, uid, raw)
-            ctx.store.set_key(self._state_key(settings), {"uidvalidity": validity, "last_uid": uid})
+            ctx.store.set_imap_state(self._mailbox(settings), ImapState(validity, uid))
 
     def _take(self, client: IMAPClient, settings: ImapSettings, uid: int, raw: bytes) -> None:
         ctx = self.context()
@@ -218,8 +217,8 @@ class ImapIntake:
     ) -> str:
         """Spool once: by content, and by Message-ID when the bytes differ (a re-upload)."""
         message_id = str(headers.get("Message-ID", "") or "").strip()
-        known = ctx.store.key(f"imap-msgid:{message_id}") if message_id else None
-        if isinstance(known, str) and ctx.spool.has(known):
+        known = ctx.store.spooled_imap_message(message_id) if message_id else None
+        if known is not None and ctx.spool.has(known):
             log.info("imap message already spooled spool=%s", known)
             return known
         item_id = message_key(raw)
@@ -234,7 +233,7 @@ class ImapIntake:
         else:
             log.info("imap message already spooled spool=%s", item_id)
         if message_id:
-            ctx.store.set_key(f"imap-msgid:{message_id}", item_id)
+            ctx.store.record_spooled_imap_message(message_id, item_id)
         return item_id
 
     def _refuse(

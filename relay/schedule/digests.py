@@ -26,7 +26,6 @@ from email.mime.text import MIMEText
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from relay import outgoing
@@ -35,6 +34,7 @@ from relay.context import Context
 from relay.scrub import ScrubPolicy, scrub_letter
 from relay.store import now_iso
 from relay.store.files import append_lines, read_lines, write_atomic
+from relay.store.records import DigestState
 
 log = logging.getLogger("relay")
 
@@ -68,12 +68,16 @@ def posts(ctx: Context) -> list[Post]:
 
 
 def add_post(ctx: Context, spool_id: str, library: Library, author: Staff, subject: str) -> Post:
-    with ctx.store.writing():
+    def append() -> Post:
+        # Numbered by position: counting and appending must not interleave with a CLI.
         number = len(posts(ctx)) + 1
         post = Post(number, spool_id, library.id, author.email, author.name, subject, now_iso())
         append_lines(_folder(ctx) / "posts.jsonl", [post.__dict__])
-    ctx.store.audit("newsletter-post", post=number, by=author.email)
-    log.info("newsletter post=%d library=%s", number, library.id)
+        return post
+
+    post = ctx.store.exclusively(append)
+    ctx.store.audit("newsletter-post", post=post.number, by=author.email)
+    log.info("newsletter post=%d library=%s", post.number, library.id)
     return post
 
 
@@ -192,10 +196,6 @@ def rfc1153_digest(
 # --- sending ------------------------------------------------------------------------------
 
 
-def _state_key(partnership: Partnership, library: Library) -> str:
-    return f"digest:{partnership.id}:{library.id}"
-
-
 def send_digest(
     ctx: Context,
     partnership: Partnership,
@@ -205,31 +205,24 @@ def send_digest(
     dry_run: bool = False,
 ) -> int:
     """One digest of the partners' new posts to `library`'s staff; returns posts included."""
-    state: dict[str, Any] = ctx.store.key(_state_key(partnership, library)) or {}
-    last = int(state.get("last_post", 0))
+    state = ctx.store.digest_state(partnership.id, library.id)
     fresh = [
         p
         for p in posts(ctx)
-        if p.number > last and p.library != library.id and p.library in partnership.libraries
+        if p.number > state.last_post
+        and p.library != library.id
+        and p.library in partnership.libraries
     ]
     if not fresh or dry_run:
         return len(fresh)
     year = now.year
-    volume = int(state.get("volume", 0)) + (1 if state.get("year") != year else 0)
-    issue = int(state.get("issue", 0)) + 1 if state.get("year") == year else 1
+    volume = state.volume + (1 if state.year != year else 0)
+    issue = state.issue + 1 if state.year == year else 1
     items = [(post, _post_message(ctx, post)) for post in fresh]
     for member in library.staff:
         _send_one(ctx, partnership, library, member, items, volume, issue, now)
-    ctx.store.set_key(
-        _state_key(partnership, library),
-        {
-            "last_post": fresh[-1].number,
-            "volume": volume,
-            "issue": issue,
-            "year": year,
-            "sent_at": now.isoformat(),
-        },
-    )
+    sent = DigestState(fresh[-1].number, volume, issue, year, now.isoformat())
+    ctx.store.set_digest_state(partnership.id, library.id, sent)
     ctx.store.audit(
         "digest",
         partnership=partnership.id,
@@ -309,8 +302,8 @@ def send_due(
             library = ctx.config.library(library_id)
             if library is None:
                 continue
-            state = ctx.store.key(_state_key(partnership, library)) or {}
-            if force or due(ctx.config.newsletter, library, now, state.get("sent_at")):
+            state = ctx.store.digest_state(partnership.id, library.id)
+            if force or due(ctx.config.newsletter, library, now, state.sent_at):
                 count = send_digest(ctx, partnership, library, now.astimezone(UTC), dry_run=dry_run)
                 if count:
                     sent[f"{partnership.id}/{library.id}"] = count

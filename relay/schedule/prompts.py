@@ -33,6 +33,7 @@ from relay import compose, guard, outgoing
 from relay.config import Config, Library, PromptSettings, Topic
 from relay.context import Context
 from relay.faults import crash_point
+from relay.scrub.leakguard import CheckedMessage
 from relay.store.files import append_lines, read_lines
 from relay.store.records import ACTIVE, Participant
 
@@ -252,20 +253,29 @@ def _send_batch(
     fresh = [p for p, _ in messages if done.get(p.id) != CLAIMED]
     append_lines(journal, [{"p": p.id, "s": CLAIMED} for p in fresh])  # the durable claim
     for participant, checked in messages:
-        with ctx.store.writing():
-            # A claim left by a crash may have been delivered meanwhile by a running serve:
-            # look again, under the lock the outbox holds while it records "sent".
-            recovered = done.get(participant.id) == CLAIMED
-            if recovered and states(ctx, month).get(participant.id) == SENT:
-                continue
-            meta = outgoing.envelope(
-                ctx, "prompt", participant.email, month=month, participant=participant.id
-            )
-            ctx.spool.enqueue(f"prompt-{month}-{participant.id}", checked, meta)
+        # A claim left by a crash may have been delivered meanwhile by a running serve:
+        # look again, under the lock the outbox holds while it records "sent".
+        recovered = done.get(participant.id) == CLAIMED
+        enqueue = functools.partial(_enqueue, ctx, month, participant, checked, recovered)
+        if not ctx.store.exclusively(enqueue):
+            continue
         crash_point("prompts-after-first-enqueue")
     append_lines(journal, [{"p": p.id, "s": QUEUED} for p, _ in messages])
     log.info("prompts queued month=%s count=%d", month, len(messages))
     return len(messages)
+
+
+def _enqueue(
+    ctx: Context, month: str, participant: Participant, checked: CheckedMessage, recovered: bool
+) -> bool:
+    """Queue one participant's prompt; False if a recovered claim was sent meanwhile."""
+    if recovered and states(ctx, month).get(participant.id) == SENT:
+        return False
+    meta = outgoing.envelope(
+        ctx, "prompt", participant.email, month=month, participant=participant.id
+    )
+    ctx.spool.enqueue(f"prompt-{month}-{participant.id}", checked, meta)
+    return True
 
 
 def send_due(ctx: Context, now: datetime) -> int:

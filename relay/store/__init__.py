@@ -24,6 +24,12 @@ final state (delivered, rejected, failed) and are appended to the archive, so th
 shards hold only the queue, and a million letters never make a hold or an approval slower.
 Looking up an archived letter reads one archive file (10,000 letters).
 
+Named operations. Callers never see a lookup key: each record kept under one (a moderation
+grant, a sign-in link, an IMAP mailbox's progress, a digest's state, reminder and notice
+counts) has its typed value in `records` and its operations here, which own the key's
+prefix and its JSON shape (unchanged from the raw keys earlier relays wrote) and do any
+read-modify-write under the lock. Each reads and writes the one lookup shard of its key.
+
 Concurrency. Reads take no lock: every file is replaced atomically. Writes take one
 exclusive file lock (`store.lock`) for the whole read-modify-write, so `serve` and CLI
 commands running beside it never lose each other's updates. Inside `serve` all writes go
@@ -36,9 +42,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock
 from tinydb import TinyDB
@@ -50,8 +57,12 @@ from relay.store.records import (
     APPROVED,
     FINAL_STATES,
     HELD,
+    DigestState,
+    ImapState,
     Letter,
+    ModerationGrant,
     Participant,
+    SignInLink,
 )
 
 PARTICIPANT_SHARDS = 256
@@ -59,6 +70,8 @@ KEY_SHARDS = 16384
 LEGACY_KEY_SHARDS = 256
 LETTER_SHARDS = 64
 ARCHIVE_SPAN = 10_000
+
+T = TypeVar("T")
 
 
 def now_iso() -> str:
@@ -87,9 +100,26 @@ class Store:
     # --- plumbing ------------------------------------------------------------------------
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
+    def _writing(self) -> Iterator[None]:
         """Hold the store's write lock (re-entrant within one thread)."""
         with self._lock:
+            yield
+
+    def exclusively(self, step: Callable[[], T]) -> T:
+        """Run `step` while no other writer of this store runs, in this process or another.
+
+        For work that must not interleave with another process and reaches beyond the
+        store's own records: checking the outbox before queueing a notice, numbering the
+        newsletter's posts, re-reading a prompt journal before enqueueing. Re-entrant.
+        """
+        with self._writing():
+            return step()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """The write lock for a caller that still takes it itself (a participant's status
+        change in `relay.web.people`, until it moves to the core); use named operations."""
+        with self._writing():
             yield
 
     def _table(self, path: Path) -> Table:
@@ -120,7 +150,7 @@ class Store:
 
     # --- lookup keys ---------------------------------------------------------------------
 
-    def key(self, key: str) -> Any:
+    def _key(self, key: str) -> Any:
         found = self._key_in(self._key_table(key), key)
         if found is None and self._legacy_keys:
             return self._key_in(self._legacy_key_table(key), key)
@@ -138,16 +168,12 @@ class Store:
                 return other.get("v")
         return None
 
-    def set_key(self, key: str, value: Any) -> None:
-        with self.writing():
-            self._set_key(key, value)
-
     def _set_key(self, key: str, value: Any) -> None:
         table = self._key_table(key)
         doc_id = _key_doc_id(key)
         existing = table.get(doc_id=doc_id)
         if isinstance(existing, dict) and existing.get("k") not in (None, key):
-            # Two keys with one 64-bit hash: keep both; `key()` falls back to a scan.
+            # Two keys with one 64-bit hash: keep both; `_key()` falls back to a scan.
             for doc in table.all():
                 if doc.get("k") == key:
                     table.upsert(Document({"k": key, "v": value}, doc_id=doc.doc_id))
@@ -155,6 +181,156 @@ class Store:
             table.insert(Document({"k": key, "v": value}, doc_id=2**64 + len(table) + 1))
             return
         table.upsert(Document({"k": key, "v": value}, doc_id=doc_id))
+
+    # --- moderation by email: notice tokens, reminders, writer notices ------------------
+    # Stored as `notice:<letter>:<moderator>` -> token and `token:<token>` -> its grant.
+
+    def notice_token(
+        self,
+        letter_id: int,
+        moderator: str,
+        *,
+        library: str,
+        expires: float,
+        new_token: Callable[[], str],
+    ) -> str:
+        """The token of a letter's notice to one moderator, granted the first time asked and
+        the same one ever after (a notice composed again after a crash carries it too)."""
+        notice = f"notice:{letter_id}:{moderator}"
+        with self._writing():
+            existing = self._key(notice)
+            if isinstance(existing, str):
+                return existing
+            token = new_token()
+            grant = {
+                "letter": letter_id,
+                "moderator": moderator,
+                "library": library,
+                "expires": expires,
+                "used": False,
+            }
+            self._set_key(f"token:{token}", grant)  # the grant first: a token never dangles
+            self._set_key(notice, token)
+            return token
+
+    def grant(self, token: str) -> ModerationGrant | None:
+        return _grant(token, self._key(f"token:{token}"))
+
+    def use_grant(self, token: str, at: str) -> ModerationGrant | None:
+        """Mark a grant used at `at` (ISO time); None, and nothing written, when the token is
+        unknown or was used already (two replies racing decide once)."""
+        with self._writing():
+            value = self._key(f"token:{token}")
+            grant = _grant(token, value)
+            if grant is None or grant.used:
+                return None
+            self._set_key(f"token:{token}", value | {"used": True, "used_at": at})
+            return replace(grant, used=True, used_at=at)
+
+    def reminded_on(self, library_id: str) -> date | None:
+        """The local day a library's moderators were last reminded of waiting letters."""
+        value = self._key(f"reminded:{library_id}")
+        return date.fromisoformat(value) if isinstance(value, str) else None
+
+    def set_reminded_on(self, library_id: str, day: date) -> None:
+        with self._writing():
+            self._set_key(f"reminded:{library_id}", day.isoformat())
+
+    def writer_notices(self, writer_id: str, day: date) -> int:
+        """How many notices a writer got on `day` (UTC), for the daily limit."""
+        value = self._key(f"writer-notices:{writer_id}:{day.isoformat()}")
+        return value if isinstance(value, int) else 0
+
+    def set_writer_notices(self, writer_id: str, day: date, count: int) -> None:
+        with self._writing():
+            self._set_key(f"writer-notices:{writer_id}:{day.isoformat()}", count)
+
+    def told_writer_waiting(self, letter_id: int) -> bool:
+        """Whether the writer of a long-held letter was told it is still waiting."""
+        return bool(self._key(f"told-waiting:{letter_id}"))
+
+    def record_told_writer_waiting(self, letter_id: int) -> None:
+        with self._writing():
+            self._set_key(f"told-waiting:{letter_id}", True)
+
+    # --- staff sign-in links (`magic:<sha256 of the link's secret>`) ---------------------
+
+    def record_sign_in_link(self, secret: str, link: SignInLink) -> None:
+        """Keep a link under the hash of its secret: a copy of the store signs nobody in."""
+        value: dict[str, object] = {
+            "email": link.email,
+            "library": link.library,
+            "expires": link.expires,
+            "used": link.used,
+        }
+        if link.used_at is not None:
+            value["used_at"] = link.used_at
+        with self._writing():
+            self._set_key(_sign_in_key(secret), value)
+
+    def sign_in_link(self, secret: str) -> SignInLink | None:
+        return _sign_in_link(self._key(_sign_in_key(secret)))
+
+    def use_sign_in_link(self, secret: str, at: float) -> SignInLink | None:
+        """The link as found (None if unknown); marked used at `at` if it was usable then.
+
+        Check and mark happen under the lock, so two clicks racing each other sign in once:
+        the second finds it used."""
+        key = _sign_in_key(secret)
+        with self._writing():
+            value = self._key(key)
+            link = _sign_in_link(value)
+            if link is not None and link.usable(at):
+                self._set_key(key, value | {"used": True, "used_at": at})
+            return link
+
+    # --- IMAP intake (`imap:<mailbox>`, `imap-msgid:<Message-ID>`) -----------------------
+
+    def imap_state(self, mailbox: str) -> ImapState | None:
+        """How far catch-up got in `mailbox` (`user@host/folder`)."""
+        value = self._key(f"imap:{mailbox}")
+        if not isinstance(value, dict) or "uidvalidity" not in value:
+            return None
+        return ImapState(uidvalidity=int(value["uidvalidity"]), last_uid=int(value["last_uid"]))
+
+    def set_imap_state(self, mailbox: str, state: ImapState) -> None:
+        value = {"uidvalidity": state.uidvalidity, "last_uid": state.last_uid}
+        with self._writing():
+            self._set_key(f"imap:{mailbox}", value)
+
+    def spooled_imap_message(self, message_id: str) -> str | None:
+        """The spool item a message taken from a mailbox went to, by its Message-ID."""
+        value = self._key(f"imap-msgid:{message_id}")
+        return value if isinstance(value, str) else None
+
+    def record_spooled_imap_message(self, message_id: str, item_id: str) -> None:
+        with self._writing():
+            self._set_key(f"imap-msgid:{message_id}", item_id)
+
+    # --- newsletter digests (`digest:<partnership>:<library>`) ---------------------------
+
+    def digest_state(self, partnership_id: str, library_id: str) -> DigestState:
+        value = self._key(f"digest:{partnership_id}:{library_id}")
+        if not isinstance(value, dict):
+            return DigestState()
+        return DigestState(
+            last_post=int(value.get("last_post", 0)),
+            volume=int(value.get("volume", 0)),
+            issue=int(value.get("issue", 0)),
+            year=value.get("year"),
+            sent_at=value.get("sent_at"),
+        )
+
+    def set_digest_state(self, partnership_id: str, library_id: str, state: DigestState) -> None:
+        value = {
+            "last_post": state.last_post,
+            "volume": state.volume,
+            "issue": state.issue,
+            "year": state.year,
+            "sent_at": state.sent_at,
+        }
+        with self._writing():
+            self._set_key(f"digest:{partnership_id}:{library_id}", value)
 
     # --- participants --------------------------------------------------------------------
 
@@ -168,9 +344,9 @@ class Store:
         new_masked: Callable[[], str],
         guardian: str = "",
     ) -> Participant:
-        with self.writing():
+        with self._writing():
             masked = new_masked()
-            while self.key(f"masked:{masked}") is not None:
+            while self._key(f"masked:{masked}") is not None:
                 masked = new_masked()
             number = self._next("participant")
             participant = Participant(
@@ -185,13 +361,13 @@ class Store:
             )
             # Keys first: a crash before the record leaves an orphan key, never a
             # participant that cannot be found.
-            self.set_key(f"masked:{masked}", participant.id)
-            self.set_key(f"email:{email}", [*self._email_ids(email), participant.id])
+            self._set_key(f"masked:{masked}", participant.id)
+            self._set_key(f"email:{email}", [*self._email_ids(email), participant.id])
             self._participant_table(number).upsert(Document(participant.to_dict(), doc_id=number))
             return participant
 
     def _email_ids(self, email: str) -> list[str]:
-        value = self.key(f"email:{email}")
+        value = self._key(f"email:{email}")
         return [str(v) for v in value] if isinstance(value, list) else []
 
     def participant(self, participant_id: str) -> Participant | None:
@@ -202,7 +378,7 @@ class Store:
         return Participant.from_dict(dict(doc)) if isinstance(doc, dict) else None
 
     def by_masked(self, address: str) -> Participant | None:
-        value = self.key(f"masked:{address.lower()}")
+        value = self._key(f"masked:{address.lower()}")
         return self.participant(value) if isinstance(value, str) else None
 
     def by_email(self, email: str) -> list[Participant]:
@@ -216,12 +392,12 @@ class Store:
         return sorted(found, key=lambda p: p.number)
 
     def save_participant(self, participant: Participant) -> None:
-        with self.writing():
+        with self._writing():
             number = participant.number
             self._participant_table(number).upsert(Document(participant.to_dict(), doc_id=number))
 
     def pair(self, first: Participant, second: Participant) -> None:
-        with self.writing():
+        with self._writing():
             for one, other in ((first, second), (second, first)):
                 fresh = self.participant(one.id)
                 if fresh is None:
@@ -230,7 +406,7 @@ class Store:
                     self.save_participant(fresh.but(pals=(*fresh.pals, other.id)))
 
     def unpair(self, first: Participant, second: Participant) -> None:
-        with self.writing():
+        with self._writing():
             for one, other in ((first, second), (second, first)):
                 fresh = self.participant(one.id)
                 if fresh is not None and other.id in fresh.pals:
@@ -251,17 +427,17 @@ class Store:
         `on_new` runs under the lock right after a letter is first recorded, never on a
         replay of the same spool item: the place for what must happen once (log, audit).
         """
-        with self.writing():
-            existing = self.key(spool_key)
+        with self._writing():
+            existing = self._key(spool_key)
             if isinstance(existing, int):
                 letter = self.letter(existing)
                 if letter is not None:
                     return letter
             letter_id = self._next("letter")
             letter = build(letter_id)
-            self.set_key(spool_key, letter_id)
+            self._set_key(spool_key, letter_id)
             if letter.message_id:
-                self.set_key(f"msgid:{letter.message_id}", letter_id)
+                self._set_key(f"msgid:{letter.message_id}", letter_id)
             self._letter_table(letter_id).upsert(Document(letter.to_dict(), doc_id=letter_id))
             if on_new is not None:
                 on_new(letter)
@@ -275,12 +451,12 @@ class Store:
         return Letter.from_dict(records[-1]) if records else None
 
     def letter_by_message_id(self, message_id: str) -> Letter | None:
-        value = self.key(f"msgid:{message_id}")
+        value = self._key(f"msgid:{message_id}")
         return self.letter(value) if isinstance(value, int) else None
 
     def save_letter(self, letter: Letter) -> None:
         """Write a letter's new state; a final state moves it from the hot shards to the archive."""
-        with self.writing():
+        with self._writing():
             table = self._letter_table(letter.id)
             if letter.status in FINAL_STATES:
                 append_line(self._archive_path(letter.id), letter.to_dict())
@@ -301,7 +477,7 @@ class Store:
         `then` runs under the same lock once the new state is written: the place for what
         must be recorded with it (the audit entry), so no other writer comes in between.
         """
-        with self.writing():
+        with self._writing():
             letter = self.letter(letter_id)
             if letter is None:
                 raise NotFound(f"letter {letter_id} not found")
@@ -334,7 +510,7 @@ class Store:
 
     def audit(self, event: str, **details: Any) -> None:
         record = {"at": now_iso(), "event": event, **details}
-        with self.writing():
+        with self._writing():
             append_line(self.root / "audit" / f"{record['at'][:7]}.jsonl", record)
 
     def audit_log(self) -> list[dict[str, Any]]:
@@ -342,6 +518,37 @@ class Store:
         for path in sorted((self.root / "audit").glob("*.jsonl")):
             entries += read_lines(path)
         return entries
+
+
+def _grant(token: str, value: object) -> ModerationGrant | None:
+    if not isinstance(value, dict):
+        return None
+    return ModerationGrant(
+        token=token,
+        letter=int(value["letter"]),
+        moderator=str(value.get("moderator", "")),
+        library=str(value.get("library", "")),
+        expires=float(value.get("expires", 0)),
+        used=bool(value.get("used")),
+        used_at=str(value.get("used_at", "")),
+    )
+
+
+def _sign_in_key(secret: str) -> str:
+    return "magic:" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _sign_in_link(value: object) -> SignInLink | None:
+    if not isinstance(value, dict):
+        return None
+    used_at = value.get("used_at")
+    return SignInLink(
+        email=str(value["email"]),
+        library=str(value["library"]),
+        expires=float(value.get("expires", 0)),
+        used=bool(value.get("used")),
+        used_at=float(used_at) if used_at is not None else None,
+    )
 
 
 def _participant_number(participant_id: str) -> int | None:

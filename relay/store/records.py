@@ -161,3 +161,53 @@ class Letter(_Record):
             "flags": [asdict(flag) for flag in self.flags],
             "notes": list(self.notes),
         }
+
+
+# --- records kept under lookup keys ------------------------------------------------------
+# Each maps one stored JSON value, field for field; the store reads and writes them.
+
+
+@dataclass(frozen=True)
+class ModerationGrant:
+    """What a held-letter notice's token allows: one moderator deciding one letter."""
+
+    token: str
+    letter: int
+    moderator: str
+    library: str
+    expires: float  # seconds since the epoch
+    used: bool = False
+    used_at: str = ""  # ISO time of the decision that used it
+
+
+@dataclass(frozen=True)
+class SignInLink:
+    """A staff sign-in link, recorded under the hash of its secret part."""
+
+    email: str
+    library: str
+    expires: float  # seconds since the epoch
+    used: bool = False
+    used_at: float | None = None
+
+    def usable(self, at: float) -> bool:
+        return not self.used and self.expires >= at
+
+
+@dataclass(frozen=True)
+class ImapState:
+    """How far catch-up got in one mailbox folder, valid while its UIDVALIDITY holds."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True)
+class DigestState:
+    """The last newsletter digest a library got from its partnership (defaults: none yet)."""
+
+    last_post: int = 0
+    volume: int = 0
+    issue: int = 0
+    year: int | None = None
+    sent_at: str | None = None  # ISO time; None: never sent

@@ -1,24 +1,23 @@
 """Sign-in links: made for listed staff, emailed through the outbox, good once for 15 minutes.
 
-A link carries 256 random bits; only their SHA-256 is stored (`magic:<hash>` in the store's
-lookup keys), so a copy of the store lets nobody sign in. Using a link marks it used under
-the store's write lock, so two clicks racing each other sign in once. Runs in the blocking
-runner: every function here touches the store or the spool.
+A link carries 256 random bits; the store keeps only their SHA-256, so a copy of the store
+lets nobody sign in. Using a link marks it used under the store's write lock, so two clicks
+racing each other sign in once. Runs in the blocking runner: every function here touches
+the store or the spool.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
 from email.headerregistry import Address
-from typing import Any
 
 from relay import notices
 from relay.config import Library, Staff
 from relay.context import Context
+from relay.store.records import SignInLink
 
 LINK_MINUTES = 15
 
@@ -30,11 +29,6 @@ class LinkUse:
     email: str = ""
     library: str = ""
     refused: str = ""  # "unknown", "used" or "expired"
-
-
-def link_key(token: str) -> str:
-    """Where a link is recorded: under its hash, never the link itself."""
-    return "magic:" + hashlib.sha256(token.encode()).hexdigest()
 
 
 def staff_member(ctx: Context, email: str) -> tuple[Library, Staff] | None:
@@ -51,8 +45,7 @@ def send_link(ctx: Context, email: str, base_url: str) -> bool:
     library, staff = member
     token = secrets.token_urlsafe(32)
     expires = time.time() + LINK_MINUTES * 60
-    record = {"email": staff.email, "library": library.id, "expires": expires, "used": False}
-    ctx.store.set_key(link_key(token), record)
+    ctx.store.record_sign_in_link(token, SignInLink(staff.email, library.id, expires))
     subject, text = ctx.templates.email(
         staff.language,
         "magic_link",
@@ -67,31 +60,27 @@ def send_link(ctx: Context, email: str, base_url: str) -> bool:
     return True
 
 
-def _judge(record: Any, now: float) -> LinkUse:
-    if not isinstance(record, dict):
+def _judge(link: SignInLink | None, now: float) -> LinkUse:
+    if link is None:
         return LinkUse(refused="unknown")
-    if record.get("used"):
+    if link.used:
         return LinkUse(refused="used")
-    if float(record.get("expires", 0)) < now:
+    if not link.usable(now):
         return LinkUse(refused="expired")
-    return LinkUse(email=str(record["email"]), library=str(record["library"]))
+    return LinkUse(email=link.email, library=link.library)
 
 
 def check_link(ctx: Context, token: str) -> LinkUse:
     """Whether a link would sign in now, without using it up (for the confirmation page)."""
-    return _judge(ctx.store.key(link_key(token)), time.time())
+    return _judge(ctx.store.sign_in_link(token), time.time())
 
 
 def use_link(ctx: Context, token: str) -> LinkUse:
-    """Use a link once: the check and the marking happen under one write lock."""
-    key = link_key(token)
-    with ctx.store.writing():
-        record = ctx.store.key(key)
-        use = _judge(record, time.time())
-        if use.refused:
-            return use
-        ctx.store.set_key(key, {**record, "used": True, "used_at": time.time()})
-    ctx.store.audit("signed-in", by=use.email, library=use.library)
+    """Use a link once: the store checks and marks it under one write lock."""
+    now = time.time()
+    use = _judge(ctx.store.use_sign_in_link(token, now), now)
+    if not use.refused:
+        ctx.store.audit("signed-in", by=use.email, library=use.library)
     return use
 
 
