@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Self
+from typing import Any, Literal, Self, get_args
 
-ACTIVE = "active"
-PAUSED = "paused"
+# A participant's status: only an active participant may write or receive letters.
+ParticipantStatus = Literal["active", "paused", "left"]
+PARTICIPANT_STATUSES: tuple[ParticipantStatus, ...] = get_args(ParticipantStatus)
+ACTIVE: ParticipantStatus = "active"
+PAUSED: ParticipantStatus = "paused"
+LEFT: ParticipantStatus = "left"  # no longer in the program; the record stays
 
 HELD = "held"
 APPROVED = "approved"  # in the outbox, not yet confirmed by the transport
@@ -40,7 +44,7 @@ class Participant(_Record):
     email: str
     language: str
     masked: str
-    status: str = ACTIVE
+    status: ParticipantStatus = ACTIVE
     pals: tuple[str, ...] = ()
     created_at: str = ""
     guardian: str = ""  # optional: gets a copy of every letter to and from this participant
