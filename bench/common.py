@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from relay import config as config_module
-from relay.cli import enroll, pair
 from relay.context import Context, open_context
+from relay.participants import enroll, pair
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "pals.example.org"
@@ -142,8 +142,8 @@ class Installation:
     def enroll_pals(self) -> tuple[str, str]:
         """Maya (riverside) paired with Tomás (valparaiso); returns (Maya's email, his mask)."""
         ctx = self.context()
-        maya = enroll(ctx, "riverside", "Maya", WRITER, None)
-        tomas = enroll(ctx, "valparaiso", "Tomás", PAL, None)
+        maya = enroll(ctx, "riverside", "Maya", WRITER)
+        tomas = enroll(ctx, "valparaiso", "Tomás", PAL)
         pair(ctx, maya, tomas)
         return maya.email, tomas.masked
 

@@ -32,7 +32,7 @@ from typing import Any
 from bench.common import DOMAIN, MODERATOR_A, Installation, Serve, emit, note
 from relay import letters
 from relay import store as store_module
-from relay.cli import enroll
+from relay.participants import enroll
 from relay.process import process_incoming
 from relay.scrub import private
 from relay.store import (
@@ -215,7 +215,7 @@ def measure(participants: int, repeat: int, *, serve_start: bool) -> dict[str, f
             raise RuntimeError("generated store has no p1/p2")
 
         def enrol(index: int) -> None:
-            enroll(ctx, "riverside", f"New {index}", f"new{index}@bench.example.net", None)
+            enroll(ctx, "riverside", f"New {index}", f"new{index}@bench.example.net")
 
         def hold(index: int) -> None:
             raw = _original(1, pal.masked, f"<hold{index}.bench@example.net>")

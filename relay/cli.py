@@ -23,16 +23,24 @@ from typing import Any
 import jinja2
 
 from relay import config as config_module
-from relay import letters, notices
-from relay.addresses import new_masked_address, normalize
+from relay import letters, notices, participants
 from relay.config import Config
 from relay.context import Context, open_context
-from relay.errors import ConfigError, NotFound, UserError
+from relay.errors import AlreadyEnrolled, ConfigError, InvalidField, NotFound, UserError
 from relay.schedule import digests, prompts, run_scheduled
 from relay.store import Store
 from relay.store.records import Participant
 
 PROG = "penpal-relay"
+REFERENCE = "id, masked address or real email"
+# How each field a participant error names was given on the command line.
+FIELD_FLAGS = {
+    "email": "--email",
+    "library": "--library",
+    "name": "--name",
+    "language": "--language",
+    "guardian": "--guardian",
+}
 
 
 def _print_json(value: Any) -> None:
@@ -106,50 +114,16 @@ def _participant_json(participant: Participant) -> dict[str, Any]:
     return participant.to_dict() | {"pals": list(participant.pals)}
 
 
-def enroll(
-    ctx: Context,
-    library_id: str,
-    name: str,
-    email: str,
-    language: str | None,
-    guardian: str | None = None,
-) -> Participant:
-    library = ctx.config.library(library_id)
-    if library is None:
-        known = ", ".join(lib.id for lib in ctx.config.libraries)
-        raise UserError(f"--library: no library {library_id!r} in the config (known: {known})")
-    if not name.strip():
-        raise UserError("--name: a display name (a first name) is required")
-    try:
-        address = normalize(email)
-    except ValueError as error:
-        raise UserError(f"--email: {error}") from None
-    domain = ctx.config.relay.domain
-    if address.endswith("@" + domain):
-        raise UserError(f"--email: {address} is an address of the relay itself")
-    for existing in ctx.store.by_email(address):
-        if existing.library == library_id and existing.name == name.strip():
-            raise UserError(f"--email: {name.strip()} is already enrolled as {existing.masked}")
-    guardian_address = ""
-    if guardian:
-        try:
-            guardian_address = normalize(guardian)
-        except ValueError as error:
-            raise UserError(f"--guardian: {error}") from None
-    return ctx.store.add_participant(
-        library=library_id,
-        name=name.strip(),
-        email=address,
-        language=language or library.language,
-        new_masked=lambda: new_masked_address(domain),
-        guardian=guardian_address,
-    )
-
-
 def cmd_participants_add(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    participant = enroll(ctx, args.library, args.name, args.email, args.language, args.guardian)
-    ctx.store.audit("enrolled", participant=participant.id, library=participant.library)
+    participant = participants.enroll(
+        ctx,
+        args.library,
+        args.name,
+        args.email,
+        language=args.language,
+        guardian=args.guardian,
+    )
     if args.json:
         _print_json(_participant_json(participant))
     else:
@@ -169,40 +143,46 @@ def cmd_participants_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_participant(ctx: Context, reference: str) -> Participant:
-    """By id (`p12`), masked address, or real email (when it names one participant)."""
-    text = reference.strip()
-    found = ctx.store.participant(text) or ctx.store.by_masked(text)
-    if found:
-        return found
-    try:
-        by_email = ctx.store.by_email(normalize(text))
-    except ValueError:
-        by_email = []
-    if len(by_email) > 1:
-        ids = ", ".join(p.id for p in by_email)
-        raise UserError(f"{reference}: several participants share this address ({ids}); use an id")
-    if not by_email:
-        raise NotFound(f"{reference}: no participant with this id or address")
-    return by_email[0]
+def cmd_participants_status(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    change = {
+        "pause": participants.pause,
+        "resume": participants.resume,
+        "leave": participants.leave,
+    }[args.action]
+    participant = change(ctx, participants.find(ctx, args.participant))
+    print(f"{participant.id} ({participant.masked}) is {participant.status}")
+    return 0
+
+
+def cmd_participants_guardian(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    if args.clear == bool(args.email):
+        raise UserError("give either a guardian's address or --clear")
+    if args.clear:
+        participants.clear_guardian(ctx, participant)
+        print(f"{participant.id} ({participant.masked}) has no guardian now")
+    else:
+        participants.set_guardian(ctx, participant, args.email)
+        print(f"{participant.id} ({participant.masked}): the guardian gets a copy of every letter")
+    return 0
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    first, second = find_participant(ctx, args.a), find_participant(ctx, args.b)
-    pair(ctx, first, second)
+    first, second = participants.find(ctx, args.a), participants.find(ctx, args.b)
+    participants.pair(ctx, first, second)
     print(f"paired {first.id} ({first.masked}) with {second.id} ({second.masked})")
     return 0
 
 
-def pair(ctx: Context, first: Participant, second: Participant) -> None:
-    if second.library not in ctx.config.partners_of(first.library):
-        raise UserError(
-            f"{first.id} ({first.library}) and {second.id} ({second.library}) are not in "
-            "partner libraries; pals come from the two libraries of a partnership"
-        )
-    ctx.store.pair(first, second)
-    ctx.store.audit("paired", participants=[first.id, second.id])
+def cmd_unpair(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    first, second = participants.find(ctx, args.a), participants.find(ctx, args.b)
+    participants.unpair(ctx, first, second)
+    print(f"unpaired {first.id} ({first.masked}) and {second.id} ({second.masked})")
+    return 0
 
 
 # --- queue ---------------------------------------------------------------------------------
@@ -304,7 +284,7 @@ def cmd_prompts_preview(args: argparse.Namespace) -> int:
     ctx = _context(args)
     month = _month(args.month)
     chosen = (
-        [find_participant(ctx, args.participant)] if args.participant else prompts.eligible(ctx)
+        [participants.find(ctx, args.participant)] if args.participant else prompts.eligible(ctx)
     )
     shown = 0
     for participant in chosen:
@@ -405,7 +385,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for left_name, left_email, right_name, right_email in DEMO:
         left = _demo_participant(ctx, left_id, left_name, left_email)
         right = _demo_participant(ctx, right_id, right_name, right_email)
-        pair(ctx, left, right)
+        participants.pair(ctx, left, right, via="demo")
         shown.append((left, right))
     listen = ctx.config.smtp.listen
     writer, pal = shown[0]
@@ -435,10 +415,10 @@ and read what {pal.name} received in {ctx.config.delivery.maildir}/new/.""")
 
 
 def _demo_participant(ctx: Context, library: str, name: str, email: str) -> Participant:
-    for existing in ctx.store.by_email(email):
-        if existing.library == library:
-            return existing
-    return enroll(ctx, library, name, email, None)
+    try:
+        return participants.enroll(ctx, library, name, email, via="demo")
+    except AlreadyEnrolled:
+        return participants.find(ctx, email)  # seeded by an earlier run
 
 
 # --- wiring --------------------------------------------------------------------------------
@@ -475,7 +455,7 @@ def parser() -> argparse.ArgumentParser:
     init = command(config_sub, "init", cmd_config_init, "write the commented default config.toml")
     init.add_argument("--force", action="store_true", help="replace an existing file")
 
-    people_sub = group("participants", "enrol and list participants")
+    people_sub = group("participants", "enrol, list, pause, resume or remove participants")
     add = command(people_sub, "add", cmd_participants_add, "enrol a participant")
     add.add_argument("--library", required=True)
     add.add_argument("--name", required=True, help="display name pals see (a first name)")
@@ -486,10 +466,28 @@ def parser() -> argparse.ArgumentParser:
     listing = command(people_sub, "list", cmd_participants_list, "list participants")
     listing.add_argument("--library")
     listing.add_argument("--json", action="store_true")
+    for action, text in (
+        ("pause", "refuse letters from and to a participant until resumed"),
+        ("resume", "make a paused participant (or one who left) active again"),
+        ("leave", "a participant leaves the program; their record stays"),
+    ):
+        changing = command(people_sub, action, cmd_participants_status, text)
+        changing.add_argument("participant", help=REFERENCE)
+    guardian = command(
+        people_sub, "guardian", cmd_participants_guardian, "set or clear a participant's guardian"
+    )
+    guardian.add_argument("participant", help=REFERENCE)
+    guardian.add_argument(
+        "email", nargs="?", help="a parent's address: gets a copy of every letter"
+    )
+    guardian.add_argument("--clear", action="store_true", help="no guardian any more")
 
     pairing = command(commands, "pair", cmd_pair, "make two participants pals")
-    pairing.add_argument("a", help="id, masked address or real email")
-    pairing.add_argument("b", help="id, masked address or real email")
+    pairing.add_argument("a", help=REFERENCE)
+    pairing.add_argument("b", help=REFERENCE)
+    unpairing = command(commands, "unpair", cmd_unpair, "end the pairing of two pals")
+    unpairing.add_argument("a", help=REFERENCE)
+    unpairing.add_argument("b", help=REFERENCE)
 
     queue_sub = group("queue", "letters held for a decision")
     qlist = command(queue_sub, "list", cmd_queue_list, "letters waiting, oldest first")
@@ -517,7 +515,7 @@ def parser() -> argparse.ArgumentParser:
         prompts_sub, "preview", cmd_prompts_preview, "show what each participant would get"
     )
     preview.add_argument("--month", help="YYYY-MM (default: this month)")
-    preview.add_argument("--participant", help="id, masked address or real email")
+    preview.add_argument("--participant", help=REFERENCE)
     send = command(
         prompts_sub,
         "send",
@@ -569,6 +567,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         for problem in error.problems:
             print(f"{PROG}: config: {problem}", file=sys.stderr)
+        return 1
+    except InvalidField as error:
+        flag = FIELD_FLAGS.get(error.field, error.field)
+        print(f"{PROG}: {flag}: {error.problem}", file=sys.stderr)
         return 1
     except UserError as error:
         print(f"{PROG}: {error}", file=sys.stderr)

@@ -25,6 +25,26 @@ class ConfigError(UserError, ValueError):
         super().__init__("; ".join(problems))
 
 
+class InvalidField(UserError, ValueError):
+    """One field of a request (`email`, `library`, `name`, `guardian`, ...) is not acceptable.
+
+    The message names the field, not the way it was entered: the CLI shows it as its flag
+    (`--email: ...`), the dashboard beside the field's label.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class AlreadyEnrolled(InvalidField):
+    """This person is already enrolled at this library under this display name."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("email", problem)
+
+
 class NotFound(UserError, LookupError):
     """A participant, letter or pairing that does not exist."""
 

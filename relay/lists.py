@@ -26,6 +26,7 @@ from email.utils import format_datetime, make_msgid
 from relay import authresults, notices, outgoing
 from relay.config import Library, Staff
 from relay.context import Context
+from relay.errors import NotFound
 from relay.route import is_automatic
 from relay.schedule import digests, prompts
 from relay.scrub import parse, scrub_letter
@@ -142,11 +143,13 @@ def handle_unsubscribe(ctx: Context, local: str) -> None:
 
 
 def pause_prompts(ctx: Context, participant_id: str, *, via: str) -> bool:
-    participant = ctx.store.participant(participant_id)
-    if participant is None:
+    try:
+        before, _ = ctx.store.update_participant(
+            participant_id, lambda p: p.but(prompts_paused=True)
+        )
+    except NotFound:
         return False
-    if not participant.prompts_paused:
-        ctx.store.save_participant(participant.but(prompts_paused=True))
+    if not before.prompts_paused:
         ctx.store.audit("prompts-paused", participant=participant_id, via=via)
         log.info("prompts paused participant=%s via=%s", participant_id, via)
     return True

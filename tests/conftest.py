@@ -2,7 +2,7 @@
 
 The relay under test is `python -m relay serve` in its own process, listening on a port the
 OS picked (written by `serve` to `<data_dir>/run/serve.json`). Participants are enrolled with
-the same functions the CLI uses; decisions go through the real CLI in a subprocess.
+`relay.participants`, as every channel does; decisions go through the real CLI in a subprocess.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay import config as config_module
-from relay.cli import enroll, pair
 from relay.context import Context, open_context
+from relay.participants import enroll, pair
 from relay.store.records import Participant
 from tests.support.waiting import wait_for
 
@@ -223,7 +223,7 @@ class Relay:
         return wait_for(enough, 15, f"{count} held letters")
 
     def enroll(self, library: str, name: str, address: str) -> Participant:
-        return enroll(self.context(), library, name, address, None)
+        return enroll(self.context(), library, name, address)
 
     def pair(self, first: Participant, second: Participant) -> None:
         pair(self.context(), first, second)

@@ -62,6 +62,7 @@ from relay.store.records import (
     Letter,
     ModerationGrant,
     Participant,
+    ParticipantStatus,
     SignInLink,
 )
 
@@ -114,13 +115,6 @@ class Store:
         """
         with self._writing():
             return step()
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """The write lock for a caller that still takes it itself (a participant's status
-        change in `relay.web.people`, until it moves to the core); use named operations."""
-        with self._writing():
-            yield
 
     def _table(self, path: Path) -> Table:
         # cache_size=0: another process may have replaced the file since our last read.
@@ -391,10 +385,35 @@ class Store:
             found += [Participant.from_dict(dict(doc)) for doc in self._table(shard).all()]
         return sorted(found, key=lambda p: p.number)
 
-    def save_participant(self, participant: Participant) -> None:
+    def _save_participant(self, participant: Participant) -> None:
         with self._writing():
             number = participant.number
             self._participant_table(number).upsert(Document(participant.to_dict(), doc_id=number))
+
+    def update_participant(
+        self, participant_id: str, change: Callable[[Participant], Participant]
+    ) -> tuple[Participant, Participant]:
+        """Read-modify-write one participant under the lock; `change` may raise to refuse.
+
+        Returns the record before and after; nothing is written when `change` changed nothing.
+        """
+        with self._writing():
+            before = self.participant(participant_id)
+            if before is None:
+                raise NotFound(f"participant {participant_id} not found")
+            after = change(before)
+            if after != before:
+                self._save_participant(after)
+            return before, after
+
+    def set_status(
+        self, participant_id: str, status: ParticipantStatus
+    ) -> tuple[Participant, Participant]:
+        return self.update_participant(participant_id, lambda p: p.but(status=status))
+
+    def set_guardian(self, participant_id: str, guardian: str) -> tuple[Participant, Participant]:
+        """`guardian` is a normalized real address, or "" for none."""
+        return self.update_participant(participant_id, lambda p: p.but(guardian=guardian))
 
     def pair(self, first: Participant, second: Participant) -> None:
         with self._writing():
@@ -403,7 +422,7 @@ class Store:
                 if fresh is None:
                     raise NotFound(f"participant {one.id} not found")
                 if other.id not in fresh.pals:
-                    self.save_participant(fresh.but(pals=(*fresh.pals, other.id)))
+                    self._save_participant(fresh.but(pals=(*fresh.pals, other.id)))
 
     def unpair(self, first: Participant, second: Participant) -> None:
         with self._writing():
@@ -411,7 +430,7 @@ class Store:
                 fresh = self.participant(one.id)
                 if fresh is not None and other.id in fresh.pals:
                     pals = tuple(p for p in fresh.pals if p != other.id)
-                    self.save_participant(fresh.but(pals=pals))
+                    self._save_participant(fresh.but(pals=pals))
 
     # --- letters -------------------------------------------------------------------------
 

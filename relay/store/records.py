@@ -8,12 +8,16 @@ which event may happen in which state is declared beside the code that applies i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, get_args
 
 from relay.screen import Flag
 
-ACTIVE = "active"
-PAUSED = "paused"
+# A participant's status: only an active participant may write or receive letters.
+ParticipantStatus = Literal["active", "paused", "left"]
+PARTICIPANT_STATUSES: tuple[ParticipantStatus, ...] = get_args(ParticipantStatus)
+ACTIVE: ParticipantStatus = "active"
+PAUSED: ParticipantStatus = "paused"
+LEFT: ParticipantStatus = "left"  # no longer in the program; the record stays
 
 LetterStatus = Literal["held", "approved", "delivered", "rejected", "failed", "bounced"]
 HELD: Final = "held"
@@ -98,7 +102,7 @@ class Participant(_Record):
     email: str
     language: str
     masked: str
-    status: str = ACTIVE
+    status: ParticipantStatus = ACTIVE
     pals: tuple[str, ...] = ()
     created_at: str = ""
     guardian: str = ""  # optional: gets a copy of every letter to and from this participant

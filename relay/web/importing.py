@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 
-from relay.addresses import normalize
-from relay.cli import enroll
+from relay import participants
 from relay.context import Context
-from relay.errors import UserError
+from relay.errors import AlreadyEnrolled, InvalidField, NotFound, UserError
 from relay.store.records import Participant
 
 MAX_ROWS = 5_000
 COLUMNS = ("name", "email", "language", "pal")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,9 @@ def _header(first: list[str]) -> dict[str, int] | None:
 
 def _pal(ctx: Context, library_id: str, reference: str) -> Participant | str:
     """The partner patron a row names, or the kind of problem with it."""
-    found = ctx.store.participant(reference) or ctx.store.by_masked(reference)
-    if found is None:
+    try:
+        found = participants.find(ctx, reference, by_real_address=False)
+    except NotFound:
         return "pal"
     if found.library not in ctx.config.partners_of(library_id):
         return "pal-library"
@@ -82,20 +80,19 @@ def _pal(ctx: Context, library_id: str, reference: str) -> Participant | str:
 
 def _row(ctx: Context, library_id: str, line: int, cells: dict[str, str]) -> Row | Problem:
     name, language, reference = cells.get("name", ""), cells.get("language", ""), cells.get("pal")
-    if not name:
-        return Problem(line, "name")
     try:
-        email = normalize(cells.get("email", ""))
-    except ValueError as error:
-        return Problem(line, "email", str(error))
-    if language and not _LANGUAGE.match(language):
-        return Problem(line, "language", language)
-    if any(p.library == library_id and p.name == name for p in ctx.store.by_email(email)):
+        checked = participants.check_enrolment(
+            ctx, library_id, name, cells.get("email", ""), language or None
+        )
+    except AlreadyEnrolled:
         return Problem(line, "enrolled", name)
+    except InvalidField as error:
+        shown = {"name": "", "language": language}.get(error.field, error.problem)
+        return Problem(line, error.field, shown)
     pal = _pal(ctx, library_id, reference) if reference else None
     if isinstance(pal, str):
         return Problem(line, pal, reference or "")
-    return Row(line, name, email, language, pal)
+    return Row(line, checked.name, checked.email, language, pal)
 
 
 def plan(ctx: Context, library_id: str, text: str) -> Plan:
@@ -131,15 +128,23 @@ def create(ctx: Context, library_id: str, text: str, by: str) -> tuple[list[Part
     created = []
     for row in checked.rows:
         try:
-            participant = enroll(ctx, library_id, row.name, row.email, row.language or None)
+            participant = participants.enroll(
+                ctx,
+                library_id,
+                row.name,
+                row.email,
+                language=row.language or None,
+                by=by,
+                via="import",
+            )
         except UserError as error:
             checked.problems.append(Problem(row.line, "failed", str(error)))
             continue
-        ctx.store.audit(
-            "enrolled", participant=participant.id, library=library_id, by=by, via="import"
-        )
-        if row.pal is not None:
-            ctx.store.pair(participant, row.pal)  # the plan checked the libraries are partners
-            ctx.store.audit("paired", participants=[participant.id, row.pal.id], by=by)
         created.append(participant)
+        if row.pal is None:
+            continue
+        try:  # the plan checked the libraries are partners; the pal may have left since
+            participants.pair(ctx, participant, row.pal, by=by, via="import")
+        except UserError as error:
+            checked.problems.append(Problem(row.line, "failed", str(error)))
     return created, checked

@@ -8,15 +8,16 @@ moderator or coordinator role and each one is written to the audit log with who 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.cli import enroll
+from relay import participants
 from relay.context import Context
-from relay.errors import UserError
-from relay.store.records import ACTIVE, PAUSED, Participant
+from relay.errors import InvalidField, UserError
+from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
 from relay.web import importing
 from relay.web.dashboard import (
     Dashboard,
@@ -106,6 +107,7 @@ async def list_participants(request: Request) -> Response:
         shown=SHOWN,
         done=request.query_params.get("done", ""),
         problem="",
+        problem_field="",
         entered={},
     )
 
@@ -139,10 +141,15 @@ async def _changer(request: Request) -> tuple[Dashboard, Visitor, dict[str, str]
 
 
 def _enroll(ctx: Context, library_id: str, fields: dict[str, str], by: str) -> Participant:
-    language = fields.get("language") or None
-    participant = enroll(ctx, library_id, fields.get("name", ""), fields.get("email", ""), language)
-    ctx.store.audit("enrolled", participant=participant.id, library=library_id, by=by)
-    return participant
+    return participants.enroll(
+        ctx,
+        library_id,
+        fields.get("name", ""),
+        fields.get("email", ""),
+        language=fields.get("language") or None,
+        by=by,
+        via="web",
+    )
 
 
 async def add_participant(request: Request) -> Response:
@@ -151,6 +158,7 @@ async def add_participant(request: Request) -> Response:
         added = await dash.run(_enroll, dash.context(), visitor.library.id, fields, visitor.email)
     except UserError as error:
         patrons = await dash.run(search_own, dash.context(), visitor.library.id, "")
+        field = error.field if isinstance(error, InvalidField) else ""
         return dash.page(
             request,
             "participants",
@@ -159,19 +167,28 @@ async def add_participant(request: Request) -> Response:
             query="",
             shown=SHOWN,
             done="",
-            problem=str(error),
+            problem=error.problem if isinstance(error, InvalidField) else str(error),
+            problem_field=field,
             entered=fields,
         )
     return see_other(f"/participants/{added.id}?done=added")
 
 
+_STATUS_CHANGES: dict[str, Callable[..., Participant]] = {
+    ACTIVE: participants.resume,
+    PAUSED: participants.pause,
+    LEFT: participants.leave,
+}
+
+
 def _set_status(ctx: Context, library_id: str, pid: str, status: str, by: str) -> bool:
-    with ctx.store.writing():
-        participant = own(ctx, library_id, pid)
-        if participant is None:
-            return False
-        ctx.store.save_participant(participant.but(status=status))
-    ctx.store.audit(status, participant=pid, library=library_id, by=by)
+    participant = own(ctx, library_id, pid)
+    if participant is None:
+        return False
+    try:
+        _STATUS_CHANGES[status](ctx, participant, by=by, via="web")
+    except UserError:
+        return False  # pausing someone who left: the page never offers it
     return True
 
 
@@ -179,7 +196,7 @@ async def change_status(request: Request) -> Response:
     dash, visitor, fields = await _changer(request)
     pid = request.path_params["pid"]
     status = fields.get("status", "")
-    if status not in (ACTIVE, PAUSED):
+    if status not in _STATUS_CHANGES:
         raise PageNotFound()
     if not await dash.run(
         _set_status, dash.context(), visitor.library.id, pid, status, visitor.email
@@ -194,14 +211,11 @@ def _pairing(ctx: Context, library_id: str, pid: str, pal_id: str, *, make: bool
     pal = ctx.store.participant(pal_id)
     if participant is None or pal is None or pal.library not in ctx.config.partners_of(library_id):
         return False
-    if make:
-        ctx.store.pair(participant, pal)
-    elif pal.id in participant.pals:
-        ctx.store.unpair(participant, pal)
-    else:
-        return False
-    event = "paired" if make else "unpaired"
-    ctx.store.audit(event, participants=[participant.id, pal.id], library=library_id, by=by)
+    change = participants.pair if make else participants.unpair
+    try:
+        change(ctx, participant, pal, by=by, via="web")
+    except UserError:
+        return False  # not pals, or one of them has left
     return True
 
 

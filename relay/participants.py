@@ -1,0 +1,256 @@
+"""Participants in one place: enrol, find, pair and unpair, pause, resume, leave, guardian.
+
+Every channel (CLI, dashboard, CSV import, demo) calls these functions and nothing else to
+change a participant. Each change is made by one named store operation under the store's
+own lock, then written once to the audit log (events: enrolled, paired, unpaired, paused,
+resumed, left, guardian-set, guardian-cleared) and logged once at INFO with ids and masked
+addresses only: a real address never reaches the log or the audit entry.
+
+Mistakes in what was asked raise `InvalidField` naming the field (`email`, `library`,
+`name`, `language`, `guardian`); each channel words the field its own way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from relay.addresses import new_masked_address, normalize
+from relay.config import Library
+from relay.context import Context
+from relay.errors import AlreadyEnrolled, InvalidField, NotFound, UserError
+from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
+
+log = logging.getLogger("relay")
+
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What a new participant would be enrolled with, every field checked and normalized."""
+
+    library: Library
+    name: str
+    email: str
+    language: str
+    guardian: str  # "" for none
+
+
+# --- enrol ---------------------------------------------------------------------------------
+
+
+def _library(ctx: Context, library_id: str) -> Library:
+    library = ctx.config.library(library_id)
+    if library is None:
+        known = ", ".join(lib.id for lib in ctx.config.libraries)
+        raise InvalidField("library", f"no library {library_id!r} in the config (known: {known})")
+    return library
+
+
+def _address(ctx: Context, field: str, text: str) -> str:
+    try:
+        address = normalize(text)
+    except ValueError as error:
+        raise InvalidField(field, str(error)) from None
+    if address.endswith("@" + ctx.config.relay.domain):
+        raise InvalidField(field, f"{address} is an address of the relay itself")
+    return address
+
+
+def check_enrolment(
+    ctx: Context,
+    library_id: str,
+    name: str,
+    email: str,
+    language: str | None = None,
+    guardian: str | None = None,
+) -> Enrolment:
+    """Blocking (reads the store): the enrolment asked for, or `InvalidField` for its first
+    bad field (`AlreadyEnrolled` when this name and address are enrolled at this library)."""
+    library = _library(ctx, library_id)
+    display_name = name.strip()
+    if not display_name:
+        raise InvalidField("name", "a display name (a first name) is required")
+    address = _address(ctx, "email", email)
+    if language and not LANGUAGE.match(language):
+        raise InvalidField("language", f"{language!r} is not a language code such as en or es")
+    for existing in ctx.store.by_email(address):
+        if existing.library == library.id and existing.name == display_name:
+            raise AlreadyEnrolled(f"{display_name} is already enrolled as {existing.masked}")
+    guardian_address = _address(ctx, "guardian", guardian) if guardian else ""
+    return Enrolment(library, display_name, address, language or library.language, guardian_address)
+
+
+def enroll(
+    ctx: Context,
+    library_id: str,
+    name: str,
+    email: str,
+    *,
+    language: str | None = None,
+    guardian: str | None = None,
+    by: str = "",
+    via: str = "cli",
+) -> Participant:
+    """Blocking: enrol a new participant with a fresh masked address."""
+    checked = check_enrolment(ctx, library_id, name, email, language, guardian)
+    domain = ctx.config.relay.domain
+    participant = ctx.store.add_participant(
+        library=checked.library.id,
+        name=checked.name,
+        email=checked.email,
+        language=checked.language,
+        new_masked=lambda: new_masked_address(domain),
+        guardian=checked.guardian,
+    )
+    _record(ctx, "enrolled", participant, by=by, via=via, masked=participant.masked)
+    return participant
+
+
+# --- find ----------------------------------------------------------------------------------
+
+
+def find(ctx: Context, reference: str, *, by_real_address: bool = True) -> Participant:
+    """By id (`p12`), masked address, or real address when it names exactly one participant.
+
+    `by_real_address=False` for references staff of another library typed: a lookup by real
+    address would confirm that someone with that address is enrolled.
+    """
+    text = reference.strip()
+    found = ctx.store.participant(text) or ctx.store.by_masked(text)
+    if found is not None:
+        return found
+    if not by_real_address:
+        raise NotFound(f"{reference}: no participant with this id or masked address")
+    try:
+        by_email = ctx.store.by_email(normalize(text))
+    except ValueError:
+        by_email = []
+    if len(by_email) > 1:
+        ids = ", ".join(p.id for p in by_email)
+        raise UserError(f"{reference}: several participants share this address ({ids}); use an id")
+    if not by_email:
+        raise NotFound(f"{reference}: no participant with this id or address")
+    return by_email[0]
+
+
+# --- pals ----------------------------------------------------------------------------------
+
+
+def _partners(ctx: Context, first: Participant, second: Participant) -> None:
+    if second.library not in ctx.config.partners_of(first.library):
+        raise UserError(
+            f"{first.id} ({first.library}) and {second.id} ({second.library}) are not in "
+            "partner libraries; pals come from the two libraries of a partnership"
+        )
+
+
+def pair(
+    ctx: Context, first: Participant, second: Participant, *, by: str = "", via: str = "cli"
+) -> None:
+    """Make two participants of partner libraries pals (again is harmless)."""
+    _partners(ctx, first, second)
+    for one in (first, second):
+        if one.status == LEFT:
+            raise UserError(f"{one.id} has left the program; resume them before pairing")
+    ctx.store.pair(first, second)
+    _record_pair(ctx, "paired", first, second, by=by, via=via)
+
+
+def unpair(
+    ctx: Context, first: Participant, second: Participant, *, by: str = "", via: str = "cli"
+) -> None:
+    """End a pairing; `NotFound` when the two are not pals."""
+    _partners(ctx, first, second)
+    if second.id not in first.pals:
+        raise NotFound(f"{first.id} and {second.id} are not pals")
+    ctx.store.unpair(first, second)
+    _record_pair(ctx, "unpaired", first, second, by=by, via=via)
+
+
+def _record_pair(
+    ctx: Context, event: str, first: Participant, second: Participant, *, by: str, via: str
+) -> None:
+    details = {"participants": [first.id, second.id], "library": first.library, "via": via}
+    ctx.store.audit(event, **details, **({"by": by} if by else {}))
+    log.info(
+        "%s participants=%s,%s masked=%s,%s via=%s",
+        event,
+        first.id,
+        second.id,
+        first.masked,
+        second.masked,
+        via,
+    )
+
+
+# --- status and guardian -------------------------------------------------------------------
+
+
+def _recorded(
+    ctx: Context, event: str, change: tuple[Participant, Participant], *, by: str, via: str
+) -> Participant:
+    """Audit and log a change the store made, only when it changed something."""
+    before, after = change
+    if after != before:
+        _record(ctx, event, after, by=by, via=via)
+    return after
+
+
+def pause(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Participant:
+    """Letters from and to a paused participant are refused until resumed."""
+
+    def paused(current: Participant) -> Participant:
+        if current.status == LEFT:
+            raise UserError(f"{current.id} has left the program; there is nothing to pause")
+        return current.but(status=PAUSED)
+
+    change = ctx.store.update_participant(participant.id, paused)
+    return _recorded(ctx, "paused", change, by=by, via=via)
+
+
+def resume(
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
+) -> Participant:
+    """Active again, from paused or from having left."""
+    change = ctx.store.set_status(participant.id, ACTIVE)
+    return _recorded(ctx, "resumed", change, by=by, via=via)
+
+
+def leave(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Participant:
+    """No longer in the program: the record and its pals stay, no letter goes either way."""
+    change = ctx.store.set_status(participant.id, LEFT)
+    return _recorded(ctx, "left", change, by=by, via=via)
+
+
+def set_guardian(
+    ctx: Context, participant: Participant, guardian: str, *, by: str = "", via: str = "cli"
+) -> Participant:
+    """A parent's address that gets a copy of every letter to and from this participant."""
+    change = ctx.store.set_guardian(participant.id, _address(ctx, "guardian", guardian))
+    return _recorded(ctx, "guardian-set", change, by=by, via=via)
+
+
+def clear_guardian(
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
+) -> Participant:
+    change = ctx.store.set_guardian(participant.id, "")
+    return _recorded(ctx, "guardian-cleared", change, by=by, via=via)
+
+
+def _record(
+    ctx: Context, event: str, participant: Participant, *, by: str, via: str, **more: str
+) -> None:
+    details = {"participant": participant.id, "library": participant.library, "via": via}
+    ctx.store.audit(event, **details, **({"by": by} if by else {}))
+    extra = "".join(f" {key}={value}" for key, value in more.items())
+    log.info(
+        "%s participant=%s library=%s%s via=%s",
+        event,
+        participant.id,
+        participant.library,
+        extra,
+        via,
+    )
