@@ -1,18 +1,39 @@
-"""Named crash points, for proving that a kill -9 at the worst moment loses nothing.
+"""Named fault points, for proving that the worst moment loses nothing.
 
 `crash_point("imap-after-spool")` kills the process with SIGKILL when the environment
 variable PENPAL_RELAY_CRASH_AT names that point; otherwise it does nothing. Tests use it to
 stop the relay exactly between two durable steps, as a power cut would.
+
+`pause_point("imap-after-search")` holds the calling thread when PENPAL_RELAY_PAUSE_AT names
+that point: it creates `<name>.paused` in the folder PENPAL_RELAY_PAUSE_DIR names and waits
+until the test creates `<name>.resume` there. Once resumed the point lets everyone through,
+so a test can do something (append a message, drop a connection) exactly at that moment.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 ENV_VAR = "PENPAL_RELAY_CRASH_AT"
+PAUSE_AT = "PENPAL_RELAY_PAUSE_AT"
+PAUSE_DIR = "PENPAL_RELAY_PAUSE_DIR"
 
 
 def crash_point(name: str) -> None:
     if os.environ.get(ENV_VAR) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def pause_point(name: str) -> None:
+    if os.environ.get(PAUSE_AT) != name:
+        return
+    folder = Path(os.environ.get(PAUSE_DIR, "."))
+    resume = folder / f"{name}.resume"
+    if resume.exists():
+        return
+    (folder / f"{name}.paused").touch()
+    while not resume.exists():
+        time.sleep(0.02)  # a test hook: the test decides when, and ends the process if not

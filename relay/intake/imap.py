@@ -5,7 +5,10 @@ thread (imapclient is blocking and not thread safe: one client, one thread), so 
 loop never waits on it.
 
 The loop: connect, catch up by UID search, then IDLE, renewed every `idle_seconds` (at most
-ten minutes). Every call has a socket timeout, so a dead connection raises instead of
+ten minutes). A server announces new mail (`* N EXISTS`) once, in whatever reply it is
+sending at the time; a notice that came during catch-up (with a SEARCH, FETCH or MOVE reply,
+or in the same packet as IDLE's "+ idling") means another catch-up at once, never a wait
+for the next renewal. Every call has a socket timeout, so a dead connection raises instead of
 looking like a quiet mailbox; on any error the worker reconnects with exponential backoff
 and jitter.
 
@@ -44,7 +47,7 @@ from relay import authresults, notices, replies
 from relay.addresses import split
 from relay.config import ImapSettings
 from relay.context import Context
-from relay.faults import crash_point
+from relay.faults import crash_point, pause_point
 from relay.intake.oauth import access_token
 from relay.route import LetterRoute, Refusal, Route, is_automatic, route_letter
 from relay.store import now_iso
@@ -150,7 +153,10 @@ class ImapIntake:
         status = client.select_folder(settings.folder)
         validity = int(status[b"UIDVALIDITY"])
         while not self.stop.is_set():
+            _take_new_mail_notices(client)  # the catch-up's search sees what they announced
             self._catch_up(client, settings, validity)
+            if _take_new_mail_notices(client):
+                continue  # announced during catch-up: IDLE will not announce it again
             self._idle(client, settings)
 
     # --- catching up ---------------------------------------------------------------------
@@ -161,6 +167,7 @@ class ImapIntake:
     def _catch_up(self, client: IMAPClient, settings: ImapSettings, validity: int) -> None:
         ctx = self.context()
         state = ctx.store.imap_state(self._mailbox(settings))
+        pause_point("imap-before-search")
         if state is not None and state.uidvalidity == validity:
             uids = [
                 u for u in client.search(["UID", f"{state.last_uid + 1}:*"]) if u > state.last_uid
@@ -172,6 +179,7 @@ class ImapIntake:
                     settings.folder,
                 )
             uids = client.search(["ALL"])
+        pause_point("imap-after-search")
         for uid in sorted(uids):
             if self.stop.is_set():
                 return
@@ -272,7 +280,7 @@ class ImapIntake:
         """Wait in IDLE until there is news or it is time to renew; a lost connection raises."""
         client.idle()
         started = time.monotonic()
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not _read_ahead(client):
             responses: list[Any] = client.idle_check(timeout=1)
             if any(_is_bye(r) for r in responses) or _closed(client):
                 # imapclient reads EOF as "no news": a closed connection must not look like a
@@ -286,6 +294,38 @@ class ImapIntake:
                 raise Reconnect
         if not self.stop.is_set():
             client.idle_done()  # a silently dead connection raises here (socket timeout)
+
+
+def _take_new_mail_notices(client: IMAPClient) -> bool:
+    """Forget the new-mail notices that came with replies to other commands; True if any did.
+
+    imaplib files every untagged line it reads while waiting for a tagged reply under
+    `untagged_responses` (`_get_response` -> `_append_untagged`); imapclient's commands take
+    out only their own (SEARCH, FETCH), and `idle_check` never looks there.
+    """
+    pending = client._imap.untagged_responses
+    taken = [pending.pop(name, []) for name in ("EXISTS", "RECENT")]
+    return any(taken)
+
+
+def _read_ahead(client: IMAPClient) -> bool:
+    """True when imaplib holds server lines in its read buffer that nobody has parsed yet.
+
+    imaplib reads the socket through a buffered file, and `idle()` parses only the
+    "+ idling" line; a server that announces mail which arrived just before IDLE in the
+    same packet leaves that notice in the buffer, where `idle_check` (which polls the
+    socket) never looks. The peek does not block: with an empty buffer it moves only what
+    the socket already has into the buffer, so the caller must treat that as news as well.
+    """
+    sock = client.socket()
+    previous = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(client._imap.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(previous)
 
 
 def _word(response: Any, index: int) -> str:
