@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from relay.config_web import WebSettings, parse_web_section
 from relay.errors import ConfigError
-from relay.web.settings import WebSettings, parse_web_section
 
 ROLES = ("moderator", "coordinator", "newsletter")
 DIGEST_FORMATS = ("mime", "text")

@@ -23,10 +23,9 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from relay import authresults, notices, outgoing
+from relay import authresults, notices, outgoing, participants
 from relay.config import Library, Staff
 from relay.context import Context
-from relay.errors import NotFound
 from relay.route import is_automatic
 from relay.schedule import digests, prompts
 from relay.scrub import parse, scrub_letter
@@ -139,17 +138,4 @@ def _list_members(ctx: Context, library: Library, author: Staff) -> list[Staff]:
 def handle_unsubscribe(ctx: Context, local: str) -> None:
     participant_id = prompts.participant_of_token(ctx, local.removeprefix("unsubscribe+"))
     if participant_id is not None:
-        pause_prompts(ctx, participant_id, via="email")
-
-
-def pause_prompts(ctx: Context, participant_id: str, *, via: str) -> bool:
-    try:
-        before, _ = ctx.store.update_participant(
-            participant_id, lambda p: p.but(prompts_paused=True)
-        )
-    except NotFound:
-        return False
-    if not before.prompts_paused:
-        ctx.store.audit("prompts-paused", participant=participant_id, via=via)
-        log.info("prompts paused participant=%s via=%s", participant_id, via)
-    return True
+        participants.pause_prompts(ctx, participant_id, via="email")

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from relay.config_web import WebSettings
 from relay.context import Context
 from relay.web import history, people, program, queue, sessions, signin, unsubscribe
 from relay.web.dashboard import (
@@ -35,7 +36,6 @@ from relay.web.dashboard import (
     see_other,
 )
 from relay.web.pages import static_folder
-from relay.web.settings import WebSettings
 
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from relay.config import Library, Staff
+from relay.config_web import WebSettings
 from relay.context import Context
 from relay.web import sessions
 from relay.web.magic import AttemptLimit
 from relay.web.pages import Pages, preferred_language
 from relay.web.sessions import Session
-from relay.web.settings import WebSettings
 
 MAX_FORM_BYTES = 2 * 1024 * 1024  # a CSV of a few thousand patrons fits comfortably
 

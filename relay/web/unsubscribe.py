@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from relay.context import Context
-from relay.lists import pause_prompts
+from relay.participants import pause_prompts
 from relay.schedule.prompts import participant_of_token
 from relay.web.dashboard import PageNotFound, dashboard_of
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
+from relay.config_web import WebSettings
 from relay.web.app import build_app, start_web
-from relay.web.settings import WebSettings
 from tests.conftest import Relay
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from relay.config_web import WebSettings, parse_web_section
 from relay.web.pages import LANGUAGES, Pages
-from relay.web.settings import WebSettings, parse_web_section
 
 
 def test_an_empty_web_table_gives_the_defaults() -> None:
