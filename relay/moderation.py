@@ -17,7 +17,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
-from relay import compose, guard, notices, outgoing
+from relay import compose, faults, guard, notices, outgoing
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.errors import NotAllowed, NotFound, UserError
@@ -229,6 +229,7 @@ def approve(
         "approved", letter=letter_id, by=member.email, via=via, edited=edited_text is not None
     )
     log.info("approved letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
+    faults.crash_point("approve-after-decision")
     for entry in entries:
         ctx.spool.enqueue(*entry)
     return approved
