@@ -278,6 +278,8 @@ class Server:
         """Queue approved letters whose outbox entries are missing: every one at start (a
         crash may have come anywhere), then every `RECONCILE_SECONDS` those whose letter copy
         is missing (a CLI killed between recording an approval and queueing the letter)."""
+        while faults.paused("reconcile"):
+            await asyncio.sleep(PAUSE_POLL_SECONDS)
         try:
             if await self.store_call(moderation.reconcile, self.ctx):
                 self.outbox_changed.set()

@@ -7,7 +7,8 @@ stop the relay exactly between two durable steps, as a power cut would.
 Named pause points, for proving what happens while one step falls behind:
 `paused("hold")` is true while PENPAL_RELAY_PAUSE_AT names that point and the file named by
 PENPAL_RELAY_PAUSE_WHILE exists; the step waits, and a test releases it by removing the file.
-Points: "hold" (serve stops holding letters that intake accepted).
+Points: "hold" (serve stops holding letters that intake accepted), "reconcile" (serve does not
+yet queue the approved letters it finds unqueued at start).
 """
 
 from __future__ import annotations
