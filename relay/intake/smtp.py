@@ -323,10 +323,16 @@ async def listen_smtp(
 
 async def finish_sessions(sessions: set[RelaySMTP], grace: float) -> None:
     """After the listener closed: let transactions in flight finish (up to `grace` seconds),
-    then tell every remaining client the relay is restarting and hang up."""
+    then tell every remaining client the relay is restarting and hang up.
+
+    A session whose transaction was in flight may also say QUIT and hear 221 (an unasked
+    421 right after its 250 would answer that QUIT instead)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    while any(s.in_transaction for s in sessions) and loop.time() < deadline:
+    finishing = {s for s in sessions if s.in_transaction}
+    while loop.time() < deadline and (
+        any(s.in_transaction for s in sessions) or finishing & sessions
+    ):
         await asyncio.sleep(0.05)
     for session in list(sessions):
         if session.transport is not None:
