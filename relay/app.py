@@ -2,9 +2,14 @@
 
 One process, one event loop. Store writes go through one worker thread (the store's single
 owner inside this process); spool writes and lookups use the default thread pool, so intake
-never waits behind a slow store write. Work that was durably accepted but not finished when
-the process stopped (incoming messages not yet held, approved letters not yet queued, queued
-messages not yet delivered) is found on disk and finished at start.
+never waits behind a slow store write.
+
+Start-up listens first: SMTP and the web app accept connections before any recovery work.
+Work that was durably accepted but not finished when the process stopped (incoming messages
+not yet held, approved letters not yet queued, queued messages not yet delivered) is then
+found on disk and finished by the workers, beside new mail. Approved letters whose outbox
+entries are missing (a CLI killed between recording the decision and queueing the letter)
+are looked for again every `RECONCILE_SECONDS`, not only at start.
 
 Signals: SIGHUP reloads the configuration (so does a change of the file on disk); SIGTERM
 and SIGINT stop accepting connections, let SMTP transactions in flight finish (up to
@@ -32,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from relay import config as config_module
-from relay import letters, notices, replies
+from relay import faults, letters, notices
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.delivery import outbox
 from relay.errors import ConfigError, DeliveryError
 from relay.intake.imap import ImapIntake
-from relay.intake.smtp import IntakeHandler, RelaySMTP
+from relay.intake.smtp import IntakeHandler, RelaySMTP, finish_sessions, listen_smtp
 from relay.process import process_incoming
 from relay.schedule import run_scheduled
 from relay.store.files import write_atomic
@@ -53,6 +58,9 @@ DELIVERY_CONCURRENCY = 4
 SCHEDULE_SECONDS = 60.0
 SETTLE_TRIES = 5
 SETTLE_SECONDS = 0.2
+RECONCILE_SECONDS = 5.0  # how soon an approved letter that was never queued is queued
+RECONCILE_SETTLE_SECONDS = 2.0  # an approval this recent may still be queueing its letter
+PAUSE_POLL_SECONDS = 0.05
 
 
 class Server:
@@ -66,6 +74,12 @@ class Server:
         self.outbox_changed = asyncio.Event()
         self._config_stamp = self._stamp()
         self._reported_bad_stamp: tuple[int, int] | None = None
+        self.smtp_server: asyncio.Server | socket.socket | None = None
+        self.intake_processes: list[subprocess.Popen[str]] = []
+        self.web_task: asyncio.Task[None] | None = None
+        self.workers: list[asyncio.Task[None]] = []
+        self.imap_stop = threading.Event()
+        self.imap_task: asyncio.Future[None] | None = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -89,95 +103,138 @@ class Server:
     # --- run -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        await self._remove_unacknowledged()
+        smtp_port = await self._listen_smtp()
+        await self._start_intake_processes(smtp_port)
+        web_address = await self._start_web()
+        self._announce(smtp_port, web_address)
+        self._handle_signals()
+        self._start_workers()
+        await self.stopping.wait()
+        await self._stop()
+
+    async def _remove_unacknowledged(self) -> None:
+        """Before listening: a body without its marker now can only be a leftover of a crash,
+        never a message being written."""
         removed = await self.store_call(self.ctx.spool.remove_unacknowledged)
         if removed:
             log.info("removed %d unacknowledged partial messages", removed)
-        await self.store_call(letters.reconcile, self.ctx)
-        for item in await self.store_call(self.ctx.spool.pending):
-            self.incoming.put_nowait(item.id)
 
+    async def _listen_smtp(self) -> int:
+        """Listen on the SMTP port; returns the port (the OS picks one for port 0)."""
         listen = self.ctx.config.smtp.listen
-        intake_processes = self.ctx.config.smtp.intake_processes
-        handler = IntakeHandler(self.context, self.thread_call, self.incoming.put_nowait)
-        if intake_processes:
+        if self.ctx.config.smtp.intake_processes:
             # Intake processes accept every connection; serve only holds (the second core).
             reserved = _reserve_port(listen.host, listen.port)
-            server: asyncio.Server | socket.socket = reserved
-            port = reserved.getsockname()[1]
-        else:
-            server = await loop.create_server(
-                lambda: RelaySMTP(
-                    handler,
-                    self.sessions,
-                    data_size_limit=self.ctx.config.smtp.max_message_bytes,
-                    enable_SMTPUTF8=True,
-                    decode_data=False,
-                    hostname=self.ctx.config.relay.domain,
-                    ident="penpal-relay",
-                ),
-                host=listen.host,
-                port=listen.port,
-            )
-            port = server.sockets[0].getsockname()[1]
-        spoolers = []  # intake processes that only spool, on a second core
-        for _ in range(intake_processes):
-            spoolers.append(await self.thread_call(self._start_intake, port))
+            self.smtp_server = reserved
+            bound: int = reserved.getsockname()[1]
+            return bound
+        handler = IntakeHandler(self.context, self.thread_call, self.incoming.put_nowait)
+        server = await listen_smtp(self.context, handler, self.sessions, listen.host, listen.port)
+        self.smtp_server = server
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    async def _start_intake_processes(self, port: int) -> None:
+        for _ in range(self.ctx.config.smtp.intake_processes):
+            self.intake_processes.append(await self._start_intake(port))
+
+    async def _start_intake(self, port: int) -> subprocess.Popen[str]:
+        """An intake process sharing the SMTP port: it only routes and spools (second core).
+
+        Started from this (the main) thread: Linux ends an intake process when the thread
+        that started it ends (see `end_with_parent`), and a pool thread may end any time.
+        """
+        command = ["-m", "relay.intake.smtp", "--config", str(self.config_path)]
+        process = subprocess.Popen(
+            [sys.executable, *command, "--port", str(port), "--parent", str(os.getpid())],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        said = await self.thread_call(process.stdout.readline) if process.stdout else ""
+        if said.strip() != "listening":
+            process.kill()
+            await self.thread_call(process.wait)
+            raise RuntimeError("an intake process did not start")
+        return process
+
+    async def _start_web(self) -> str:
         web = self.ctx.config.web
         dashboard = build_app(self.context, web, blocking=self.store_call)
-        web_task, web_address = await start_web(
+        self.web_task, address = await start_web(
             dashboard, web.listen_host, web.listen_port, self.stopping
         )
-        self._write_ready(f"{listen.host}:{port}", web_address)
+        return address
+
+    def _announce(self, smtp_port: int, web_address: str) -> None:
+        listen = self.ctx.config.smtp.listen
+        self._write_ready(f"{listen.host}:{smtp_port}", web_address)
         log.info(
             "listening smtp=%s:%d web=%s data=%s",
             listen.host,
-            port,
+            smtp_port,
             web_address,
             self.ctx.config.relay.data_dir,
         )
 
+    def _handle_signals(self) -> None:
+        loop = asyncio.get_running_loop()
         for sig, action in (
             (signal.SIGTERM, self.stopping.set),
             (signal.SIGINT, self.stopping.set),
             (signal.SIGHUP, self._reload_soon),
         ):
             loop.add_signal_handler(sig, action)
-        workers = [
+
+    def _start_workers(self) -> None:
+        """Recovery work happens here, in the workers, once intake is already listening."""
+        self.workers = [
             asyncio.create_task(self._process_incoming(), name="process"),
+            asyncio.create_task(self._reconcile(), name="reconcile"),
             asyncio.create_task(self._deliver(), name="deliver"),
             asyncio.create_task(self._watch_config(), name="config"),
             asyncio.create_task(self._schedule(), name="schedule"),
         ]
-        if spoolers:
-            workers.append(asyncio.create_task(self._watch_spool(), name="spool"))
-        imap_stop = threading.Event()
-        imap_task = None
+        if self.intake_processes:
+            self.workers.append(asyncio.create_task(self._watch_spool(), name="spool"))
         if self.ctx.config.imap is not None:
-            intake = ImapIntake(self.context, self._accepted_threadsafe(loop), imap_stop)
-            imap_task = asyncio.create_task(asyncio.to_thread(intake.run), name="imap")
-        await self.stopping.wait()
+            loop = asyncio.get_running_loop()
+            intake = ImapIntake(self.context, self._accepted_threadsafe(loop), self.imap_stop)
+            self.imap_task = asyncio.ensure_future(asyncio.to_thread(intake.run))
+
+    async def _stop(self) -> None:
         log.info("stopping: no new connections")
-        imap_stop.set()
-        for process in spoolers:
-            process.terminate()  # stops accepting, finishes its transactions in flight
-        for process in spoolers:
-            await self.thread_call(process.wait)
-        server.close()
-        if imap_task is not None:
-            # The worker notices within a second; a message in hand is finished first.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(imap_task, self.ctx.config.smtp.shutdown_grace_seconds)
-        await self._drain_sessions()
-        await web_task  # stops on the same event; requests in flight finish first
-        for task in workers:
-            task.cancel()
-        for task in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.imap_stop.set()
+        await self._stop_intake_processes()
+        if self.smtp_server is not None:
+            self.smtp_server.close()
+        await self._stop_imap()
+        await finish_sessions(self.sessions, self.ctx.config.smtp.shutdown_grace_seconds)
+        if self.web_task is not None:
+            await self.web_task  # stops on the same event; requests in flight finish first
+        await self._stop_workers()
         self.io.shutdown(wait=True)
         self._ready_path().unlink(missing_ok=True)
         log.info("stopped")
+
+    async def _stop_intake_processes(self) -> None:
+        for process in self.intake_processes:
+            process.terminate()  # stops accepting, finishes its transactions in flight
+        for process in self.intake_processes:
+            await self.thread_call(process.wait)
+
+    async def _stop_imap(self) -> None:
+        if self.imap_task is not None:
+            # The worker notices within a second; a message in hand is finished first.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.imap_task, self.ctx.config.smtp.shutdown_grace_seconds)
+
+    async def _stop_workers(self) -> None:
+        for task in self.workers:
+            task.cancel()
+        for task in self.workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _accepted_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Any:
         def accepted(item_id: str) -> None:
@@ -194,24 +251,18 @@ class Server:
         ready = {"pid": os.getpid(), "smtp": smtp, "web": web}
         write_atomic(path, json.dumps(ready).encode())
 
-    async def _drain_sessions(self) -> None:
-        grace = self.ctx.config.smtp.shutdown_grace_seconds
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while any(s.in_transaction for s in self.sessions) and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        for session in list(self.sessions):
-            if session.transport is not None:
-                with contextlib.suppress(Exception):
-                    await session.push(replies.SHUTTING_DOWN)
-                session.transport.close()
-
     # --- workers -------------------------------------------------------------------------
 
     async def _process_incoming(self) -> None:
+        """Hold every incoming message: first those left from before the start, then each
+        one as intake accepts it (a message queued twice is held once)."""
         loop = asyncio.get_running_loop()
+        for item_id in await self.thread_call(self.ctx.spool.pending_ids):
+            self.incoming.put_nowait(item_id)
         while True:
             item_id = await self.incoming.get()
+            while faults.paused("hold"):
+                await asyncio.sleep(PAUSE_POLL_SECONDS)
             try:
                 await self.store_call(self._process_one, item_id)
             except Exception:
@@ -223,18 +274,26 @@ class Server:
         if item is not None:
             process_incoming(self.ctx, item)
 
-    def _start_intake(self, port: int) -> subprocess.Popen[str]:
-        """An intake process sharing the SMTP port: it only routes and spools (second core)."""
-        command = ["-m", "relay.intake.smtp", "--config", str(self.config_path)]
-        process = subprocess.Popen(
-            [sys.executable, *command, "--port", str(port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if process.stdout is None or process.stdout.readline().strip() != "listening":
-            process.kill()
-            raise RuntimeError("an intake process did not start")
-        return process
+    async def _reconcile(self) -> None:
+        """Queue approved letters whose outbox entries are missing: every one at start (a
+        crash may have come anywhere), then every `RECONCILE_SECONDS` those whose letter copy
+        is missing (a CLI killed between recording an approval and queueing the letter)."""
+        while faults.paused("reconcile"):
+            await asyncio.sleep(PAUSE_POLL_SECONDS)
+        try:
+            if await self.store_call(letters.reconcile, self.ctx):
+                self.outbox_changed.set()
+        except Exception:
+            log.exception("queueing approved letters again failed; trying again shortly")
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            try:
+                if await self.store_call(
+                    letters.reconcile, self.ctx, settle_seconds=RECONCILE_SETTLE_SECONDS
+                ):
+                    self.outbox_changed.set()
+            except Exception:
+                log.exception("queueing approved letters again failed; trying again shortly")
 
     async def _watch_spool(self) -> None:
         """Hold what the intake processes spooled: they cannot reach this process's queue."""

@@ -111,6 +111,8 @@ class SmtpSettings:
     max_recipients: int
     shutdown_grace_seconds: float
     intake_processes: int = 0
+    max_backlog_letters: int = 2000
+    max_backlog_bytes: int = 200 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -402,6 +404,8 @@ def _smtp(root: _Section) -> SmtpSettings:
         max_recipients=_positive(s, "max_recipients", int, 10),
         shutdown_grace_seconds=_positive(s, "shutdown_grace_seconds", float, 30.0),
         intake_processes=_intake_processes(s),
+        max_backlog_letters=_positive(s, "max_backlog_letters", int, 2000),
+        max_backlog_bytes=_positive(s, "max_backlog_bytes", int, 200 * 1024 * 1024),
     )
     s.finish()
     return settings

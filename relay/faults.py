@@ -8,6 +8,12 @@ stop the relay exactly between two durable steps, as a power cut would.
 that point: it creates `<name>.paused` in the folder PENPAL_RELAY_PAUSE_DIR names and waits
 until the test creates `<name>.resume` there. Once resumed the point lets everyone through,
 so a test can do something (append a message, drop a connection) exactly at that moment.
+
+Named pause points, for proving what happens while one step falls behind:
+`paused("hold")` is true while PENPAL_RELAY_PAUSE_AT names that point and the file named by
+PENPAL_RELAY_PAUSE_WHILE exists; the step waits, and a test releases it by removing the file.
+Points: "hold" (serve stops holding letters that intake accepted), "reconcile" (serve does not
+yet queue the approved letters it finds unqueued at start).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 ENV_VAR = "PENPAL_RELAY_CRASH_AT"
 PAUSE_AT = "PENPAL_RELAY_PAUSE_AT"
 PAUSE_DIR = "PENPAL_RELAY_PAUSE_DIR"
+PAUSE_WHILE = "PENPAL_RELAY_PAUSE_WHILE"
 
 
 def crash_point(name: str) -> None:
@@ -37,3 +44,9 @@ def pause_point(name: str) -> None:
     (folder / f"{name}.paused").touch()
     while not resume.exists():
         time.sleep(0.02)  # a test hook: the test decides when, and ends the process if not
+
+
+def paused(name: str) -> bool:
+    if os.environ.get(PAUSE_AT) != name:
+        return False
+    return os.path.exists(os.environ.get(PAUSE_WHILE, ""))

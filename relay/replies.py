@@ -14,6 +14,7 @@ RECIPIENT_OK = "250 2.1.5 Recipient OK"
 TRY_AGAIN = "451 4.3.0 Temporary problem at the relay; please try again later"
 SHUTTING_DOWN = "421 4.3.2 The relay is restarting; please try again in a few minutes"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients for one letter"
+BACKLOG_FULL = "452 4.3.1 Too many letters waiting; please try again later"
 
 UNKNOWN_RECIPIENT = "550 5.1.1 No pen pal has this address"
 SENDER_NOT_ENROLLED = (

@@ -5,6 +5,7 @@
     spool/outbox/<id>.eml + <id>.json     composed messages waiting for the transport
     spool/failed/<id>.eml + <id>.json     messages the transport refused for good
     spool/scrubbed/<id>.<pN>.json         a letter as it will be delivered, scrubbed once
+    spool/sent/<id>                       an empty file: the outbox entry <id> was delivered
     spool/edits/letter-<n>.txt            a moderator's redaction of a letter's text
 
 In each queue the `.json` file is the commit marker: it is written (atomically, fsynced,
@@ -22,6 +23,7 @@ fsync makes the whole batch durable. No session is answered before its batch is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -34,7 +36,7 @@ from typing import Any
 from relay.scrub.leakguard import CheckedMessage
 from relay.store.files import fsync_dir, write_atomic
 
-QUEUES = ("incoming", "messages", "outbox", "failed", "edits", "scrubbed")
+QUEUES = ("incoming", "messages", "outbox", "failed", "edits", "scrubbed", "sent")
 FSYNC_THREADS = 8  # fsyncs of one batch in flight together (they wait on the disk, not the GIL)
 
 
@@ -203,10 +205,18 @@ class Spool:
 
         Only a `CheckedMessage` is taken: the leak guard searched exactly these bytes.
         """
-        if self.path("outbox", item_id, ".json").exists():
+        if self.queued_or_sent(item_id):
             return False
         self._write("outbox", item_id, message.data, meta)
         return True
+
+    def queued_or_sent(self, item_id: str) -> bool:
+        """Whether an outbox entry of this name is waiting, or was delivered already: entries
+        have fixed names, so queueing again after a crash never sends a copy twice."""
+        return (
+            self.path("outbox", item_id, ".json").exists()
+            or (self.root / "sent" / item_id).exists()
+        )
 
     def outbox(self) -> list[Item]:
         return self._items("outbox")
@@ -218,9 +228,23 @@ class Spool:
         write_atomic(self.path(queue, item_id, ".json"), json.dumps(meta).encode())
 
     def sent(self, item_id: str) -> None:
+        """The transport confirmed the entry: leave its name in `sent/`, then drop it."""
+        (self.root / "sent" / item_id).touch()
+        fsync_dir(self.root / "sent")
         self.path("outbox", item_id, ".json").unlink(missing_ok=True)
         self.path("outbox", item_id).unlink(missing_ok=True)
         fsync_dir(self.root / "outbox")
+
+    def forget_sent(self, before: float) -> int:
+        """Drop the names of entries delivered before `before` (a Unix time)."""
+        forgotten = 0
+        for name in os.listdir(self.root / "sent"):
+            path = self.root / "sent" / name
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < before:
+                    path.unlink()
+                    forgotten += 1
+        return forgotten
 
     def give_up(self, item_id: str, meta: dict[str, Any]) -> None:
         os.replace(self.path("outbox", item_id), self.path("failed", item_id))

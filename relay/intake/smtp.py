@@ -6,13 +6,25 @@ message is durably in the spool; messages arriving together on several sessions 
 committed together (`GroupCommit`), so one folder fsync and one round of file fsyncs answer
 them all. Anything unexpected answers 451 4.3.0 so that the sending
 server retries: never a 5xx for our own fault, never a traceback or an address in a reply.
+
+Back-pressure: while more letters (or bytes) wait in `spool/incoming/` to be held than
+`[smtp] max_backlog_letters` (`max_backlog_bytes`) allow, MAIL and RCPT answer 452 4.3.1 and
+the sender retries later (`Backlog`). Everything already accepted stays in the spool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
+import os
+import signal
+import sys
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -70,6 +82,76 @@ class RelaySMTP(SMTP):
 Blocking = Callable[..., Awaitable[Any]]
 
 MAX_BATCH = 64
+BACKLOG_RECOUNT_SECONDS = 0.5  # how stale the count of letters waiting to be held may get
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Letters accepted but not yet held: committed items in `spool/incoming/`."""
+
+    letters: int = 0
+    bytes: int = 0
+
+    def plus(self, letters: int, size: int) -> Waiting:
+        return Waiting(self.letters + letters, self.bytes + size)
+
+
+def count_waiting(incoming: Path) -> Waiting:
+    """One listing of the folder and one `stat` per committed message body."""
+    letters = size = 0
+    with os.scandir(incoming) as entries:
+        names = {entry.name: entry for entry in entries}
+    for name in names:
+        if name.endswith(".json") and not name.startswith("."):
+            letters += 1
+            body = names.get(name.removesuffix(".json") + ".eml")
+            if body is not None:
+                with contextlib.suppress(OSError):  # held and moved away meanwhile
+                    size += body.stat().st_size
+    return Waiting(letters, size)
+
+
+class Backlog:
+    """How many letters wait to be held, counted cheaply, shared by every intake process.
+
+    Each process counts what it accepted itself as it goes and recounts the spool folder
+    (which `serve` and the intake processes share) when its count is older than
+    `BACKLOG_RECOUNT_SECONDS`. A full backlog is always recounted before a sender is turned
+    away, so intake opens again as soon as holding has caught up.
+    """
+
+    def __init__(self, context: Callable[[], Context], blocking: Blocking) -> None:
+        self.context = context
+        self.blocking = blocking
+        self.waiting = Waiting()
+        self.counted_at = float("-inf")
+        self.recount: asyncio.Task[None] | None = None
+
+    def accepted(self, messages: list[bytes]) -> None:
+        self.waiting = self.waiting.plus(len(messages), sum(len(raw) for raw in messages))
+
+    def _over(self) -> bool:
+        smtp = self.context().config.smtp
+        return (
+            self.waiting.letters >= smtp.max_backlog_letters
+            or self.waiting.bytes >= smtp.max_backlog_bytes
+        )
+
+    async def full(self) -> bool:
+        stale = time.monotonic() - self.counted_at > BACKLOG_RECOUNT_SECONDS
+        if stale or self._over():
+            await self._recount()
+        return self._over()
+
+    async def _recount(self) -> None:
+        if self.recount is None or self.recount.done():
+            self.recount = asyncio.create_task(self._count())
+        await asyncio.shield(self.recount)
+
+    async def _count(self) -> None:
+        started = time.monotonic()
+        self.waiting = await self.blocking(count_waiting, self.context().spool.root / "incoming")
+        self.counted_at = started
 
 
 class GroupCommit:
@@ -80,9 +162,12 @@ class GroupCommit:
     session at a time this is exactly one `accept_batch` of one message per letter.
     """
 
-    def __init__(self, context: Callable[[], Context], blocking: Blocking) -> None:
+    def __init__(
+        self, context: Callable[[], Context], blocking: Blocking, backlog: Backlog
+    ) -> None:
         self.context = context
         self.blocking = blocking
+        self.backlog = backlog
         self.waiting: list[tuple[bytes, dict[str, Any], asyncio.Future[str]]] = []
         self.writer: asyncio.Task[None] | None = None
 
@@ -105,6 +190,7 @@ class GroupCommit:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            self.backlog.accepted([raw for raw, _, _ in batch])
             for item_id, (_, _, future) in zip(ids, batch, strict=True):
                 if not future.done():
                     future.set_result(item_id)
@@ -120,11 +206,21 @@ class IntakeHandler:
         self.context = context  # the current configuration may be reloaded at any time
         self.blocking = blocking
         self.accepted = accepted
-        self.commits = GroupCommit(context, blocking)
+        self.backlog = Backlog(context, blocking)
+        self.commits = GroupCommit(context, blocking, self.backlog)
+
+    async def _backlog_full(self) -> bool:
+        try:
+            return await self.backlog.full()
+        except Exception:
+            log.exception("could not count the letters waiting to be held")
+            return False  # never refuse mail because a count failed
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if await self._backlog_full():
+            return replies.BACKLOG_FULL
         if address not in ("", "<>"):
             try:
                 normalize(address)
@@ -140,6 +236,8 @@ class IntakeHandler:
         ctx = self.context()
         if len(envelope.rcpt_tos) >= ctx.config.smtp.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
+        if await self._backlog_full():  # filled up since this session's MAIL
+            return replies.BACKLOG_FULL
         try:
             decision = await self.blocking(
                 route_letter,
@@ -191,7 +289,86 @@ class IntakeHandler:
         return replies.TRY_AGAIN
 
 
+# --- the SMTP server, as serve and the intake processes run it ----------------------------
+
+
+async def listen_smtp(
+    context: Callable[[], Context],
+    handler: IntakeHandler,
+    sessions: set[RelaySMTP],
+    host: str,
+    port: int,
+    *,
+    share_port: bool = False,
+) -> asyncio.Server:
+    """Listen for SMTP on (host, port); every session reads the configuration current when
+    it opens (size limit, host name). `share_port`: other processes listen on it too."""
+
+    def session() -> RelaySMTP:
+        config = context().config
+        return RelaySMTP(
+            handler,
+            sessions,
+            data_size_limit=config.smtp.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=config.relay.domain,
+            ident="penpal-relay",
+        )
+
+    shared: dict[str, Any] = {"reuse_port": True} if share_port else {}
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(session, host=host, port=port, **shared)
+
+
+async def finish_sessions(sessions: set[RelaySMTP], grace: float) -> None:
+    """After the listener closed: let transactions in flight finish (up to `grace` seconds),
+    then tell every remaining client the relay is restarting and hang up.
+
+    A session whose transaction was in flight may also say QUIT and hear 221 (an unasked
+    421 right after its 250 would answer that QUIT instead)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    finishing = {s for s in sessions if s.in_transaction}
+    while loop.time() < deadline and (
+        any(s.in_transaction for s in sessions) or finishing & sessions
+    ):
+        await asyncio.sleep(0.05)
+    for session in list(sessions):
+        if session.transport is not None:
+            with contextlib.suppress(Exception):
+                await session.push(replies.SHUTTING_DOWN)
+            session.transport.close()
+
+
 # --- a second intake process -------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_CHECK_SECONDS = 1.0
+
+
+def end_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when the process that started it dies, so an
+    intake process never keeps accepting mail that no `serve` will hold (after a kill -9).
+
+    Linux sends the signal when the parent's *thread* that started this process ends, so
+    `serve` starts intake processes from its main thread. Elsewhere `watch_parent` does it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.warning("intake process: cannot ask to end with its parent; watching it instead")
+
+
+async def watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Set `stop` once the parent process is gone (this process was handed to another)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+    log.warning("intake process: serve is gone; stopping")
+    stop.set()
 
 
 async def serve_spool_only(
@@ -203,52 +380,34 @@ async def serve_spool_only(
 ) -> int:
     """Accept and spool mail on (host, port) beside `serve`, sharing the port (SO_REUSEPORT).
 
-    This process only routes at RCPT and spools at DATA, with the same replies and the same
-    group commit as `serve`; holding the letters stays with `serve`, which finds what this
-    process spooled in `incoming/`. The kernel spreads new connections over every process
-    listening on the port, so intake uses a second core. Returns after `stop` is set and the
-    transactions in flight have finished.
+    This process only routes at RCPT and spools at DATA, with the same replies, the same
+    group commit and the same back-pressure as `serve`; holding the letters stays with
+    `serve`, which finds what this process spooled in `incoming/`. The kernel spreads new
+    connections over every process listening on the port, so intake uses a second core.
+    Returns after `stop` is set and the transactions in flight have finished.
     """
-    loop = asyncio.get_running_loop()
     sessions: set[RelaySMTP] = set()
     handler = IntakeHandler(context, asyncio.to_thread, lambda item_id: None)
-    smtp = context().config.smtp
-    server = await loop.create_server(
-        lambda: RelaySMTP(
-            handler,
-            sessions,
-            data_size_limit=smtp.max_message_bytes,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            hostname=context().config.relay.domain,
-            ident="penpal-relay",
-        ),
-        host=host,
-        port=port,
-        reuse_port=True,
-    )
+    server = await listen_smtp(context, handler, sessions, host, port, share_port=True)
     bound: int = server.sockets[0].getsockname()[1]
     log.info("intake worker listening smtp=%s:%d", host, bound)
     ready()
     await stop.wait()
     server.close()
-    deadline = loop.time() + smtp.shutdown_grace_seconds
-    while any(s.in_transaction for s in sessions) and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    for session in list(sessions):
-        if session.transport is not None:
-            session.transport.close()
+    await finish_sessions(sessions, context().config.smtp.shutdown_grace_seconds)
     return bound
 
 
 def intake_worker_main(argv: list[str] | None = None) -> int:
-    """`python -m relay.intake.smtp --config PATH --port N`: one intake process beside serve.
+    """`python -m relay.intake.smtp --config PATH --port N [--parent PID]`: one intake
+    process beside serve.
 
-    Prints "listening" once its socket is bound, then serves until SIGTERM or SIGINT.
+    Prints "listening" once its socket is bound, then serves until SIGTERM or SIGINT, or
+    until its parent (`--parent`, by default the process that started it) is gone.
     """
+    parent = os.getppid()
+    end_with_parent()  # first: the parent may die at any moment from now on
     import argparse
-    import signal
-    import sys
     from pathlib import Path
 
     from relay import config as config_module
@@ -257,7 +416,10 @@ def intake_worker_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m relay.intake.smtp")
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parent", type=int, default=parent)
     args = parser.parse_args(argv)
+    if args.parent != parent:
+        return 1  # the parent died before this process could ask to end with it
     ctx = open_context(config_module.load(args.config))
 
     async def run() -> None:
@@ -265,9 +427,11 @@ def intake_worker_main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        watcher = asyncio.create_task(watch_parent(args.parent, stop))
         await serve_spool_only(
             lambda: ctx, ctx.config.smtp.listen.host, args.port, stop, ready=_say_listening
         )
+        watcher.cancel()
 
     def _say_listening() -> None:
         print("listening", file=sys.stdout, flush=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from typing import Any
 
@@ -133,14 +133,34 @@ def queue(ctx: Context, entries: list[Outgoing]) -> bool:
     return any([ctx.spool.enqueue(*entry) for entry in entries])
 
 
-def reconcile(ctx: Context) -> int:
-    """Queue again every approved letter whose outbox entries are missing."""
+def reconcile(ctx: Context, *, settle_seconds: float = 0.0) -> int:
+    """Queue the copies of every approved letter that are neither waiting in the outbox nor
+    sent already. A decision younger than `settle_seconds` is left to the process making it
+    (a CLI between recording its approval and queueing the copies). Cheap when nothing is
+    missing: it reads the hot letter shards and looks for files; it composes only a letter
+    that needs queueing."""
+    settled = datetime.now(UTC) - timedelta(seconds=settle_seconds)
     queued = 0
     for letter in ctx.store.approved_letters():
-        if queue(ctx, deliverable(ctx, letter)):
+        if letter.decided_at and datetime.fromisoformat(letter.decided_at) > settled:
+            continue
+        missing = [i for i in copy_ids(ctx, letter) if not ctx.spool.queued_or_sent(i)]
+        if not missing:
+            continue
+        if queue(ctx, [entry for entry in deliverable(ctx, letter) if entry[0] in missing]):
             log.info("requeued letter=%d", letter.id)
             queued += 1
     return queued
+
+
+def copy_ids(ctx: Context, letter: Letter) -> list[str]:
+    """The outbox names of a letter's copies (see `deliverable`), without composing them."""
+    ids = [f"letter-{letter.id}"]
+    for participant_id in (letter.sender, letter.recipient):
+        child = ctx.store.participant(participant_id)
+        if child is not None and child.guardian:
+            ids.append(f"letter-{letter.id}-guardian-{child.id}")
+    return ids
 
 
 # --- outcomes ------------------------------------------------------------------------------

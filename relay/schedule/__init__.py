@@ -1,4 +1,5 @@
-"""Scheduled work: moderator reminders, monthly prompts and newsletter digests."""
+"""Scheduled work: moderator reminders, monthly prompts, newsletter digests, and forgetting
+the names of outbox entries delivered long ago (kept so a replay never sends twice)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from relay.schedule import digests, prompts
 
 log = logging.getLogger("relay")
 
+SENT_NAMES_KEPT_DAYS = 14  # far longer than any crash, restart or retry can replay
+
+
+def forget_sent(ctx: Context, now: datetime) -> None:
+    ctx.spool.forget_sent(now.timestamp() - SENT_NAMES_KEPT_DAYS * 86400)
+
 
 def run_scheduled(ctx: Context, now: datetime) -> None:
     """Everything due at `now`; each part on its own, so one failing stops no other."""
@@ -18,6 +25,7 @@ def run_scheduled(ctx: Context, now: datetime) -> None:
         ("reminders", notices.send_reminders),
         ("prompts", prompts.send_due),
         ("digests", digests.send_due),
+        ("forgetting sent names", forget_sent),
     ):
         try:
             step(ctx, now)

@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 
-from relay import letters
+from relay import letters, participants
 from relay.context import Context
 from relay.letters.lifecycle import RULES, NotNow, apply
 from relay.store.records import Letter, LetterEvent, LetterStatus
@@ -133,7 +133,11 @@ def test_a_bounce_marks_the_letter_and_tells_its_moderators_once(relay: Relay, p
     relay.send("", [bounce_address], _dsn(bounce_address, pals.tomas.email))
     wait_for(lambda: relay.letter(held["id"])["status"] == "bounced", what="the bounce")
     told = wait_for(
-        lambda: [m for m in relay.delivered(MODERATOR_A) if f"{held['id']}" in str(m["Subject"])],
+        lambda: [
+            m
+            for m in relay.delivered(MODERATOR_A)
+            if m["Subject"] == f"Letter {held['id']} could not be delivered"
+        ],
         what="the moderators told",
     )
     assert len(told) == 1
@@ -145,6 +149,12 @@ def test_a_bounce_marks_the_letter_and_tells_its_moderators_once(relay: Relay, p
         what="the second bounce ignored",
     )
     assert relay.letter(held["id"])["status"] == "bounced"
+    told_again = [
+        m
+        for m in relay.delivered(MODERATOR_A)
+        if m["Subject"] == f"Letter {held['id']} could not be delivered"
+    ]
+    assert len(told_again) == 1
     events = [
         e["event"] for e in relay.context().store.audit_log() if e.get("letter") == held["id"]
     ]
@@ -173,3 +183,35 @@ def test_approval_composes_from_the_version_kept_at_hold(relay: Relay, pals: Pal
     body = delivered.get_body(("plain",))
     assert body is not None and "Kept once, delivered as kept." in body.get_content()
     assert letters.as_delivered(ctx, letter).text == "Kept once, delivered as kept."
+
+
+def test_reconcile_queues_only_the_copies_neither_waiting_nor_sent(
+    relay: Relay, pals: Pals
+) -> None:
+    """A guardian's copy delivered while the pal's copy waits is never queued again; a copy
+    lost from the outbox (a CLI killed before queueing) is queued once."""
+    ctx = relay.context()
+    participants.set_guardian(ctx, pals.maya, "parent.smith@family-mail.example.net")
+    relay.start()
+    relay.send(
+        pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked)
+    )
+    (held,) = relay.wait_held(1)
+    relay.stop()  # nothing delivers while the outbox is examined
+
+    letters.approve(ctx, held["id"], MODERATOR_A)
+    pal_copy, guardian_copy = f"letter-{held['id']}", f"letter-{held['id']}-guardian-{pals.maya.id}"
+    assert ctx.spool.queued_or_sent(pal_copy) and ctx.spool.queued_or_sent(guardian_copy)
+    assert letters.reconcile(ctx) == 0
+
+    ctx.spool.sent(guardian_copy)  # the guardian's copy went out
+    ctx.spool.path("outbox", pal_copy, ".json").unlink()  # the pal's copy was lost
+    ctx.spool.path("outbox", pal_copy).unlink()
+    assert letters.reconcile(ctx) == 1
+    assert [i.id for i in ctx.spool.outbox() if i.id.startswith("letter-")] == [pal_copy]
+    assert letters.reconcile(ctx) == 0
+
+    relay.start()
+    wait_for(lambda: relay.letter(held["id"])["status"] == "delivered", what="delivery")
+    assert len(relay.delivered("parent.smith@family-mail.example.net")) == 0  # not sent again
+    assert len(relay.delivered(pals.tomas.email)) == 1
