@@ -11,7 +11,7 @@ import logging
 
 from relay import compose
 from relay.context import Context
-from relay.delivery.outbox import tell_about_failure
+from relay.outcomes import tell_about_failure
 from relay.store import now_iso
 from relay.store.records import Letter
 

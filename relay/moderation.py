@@ -17,10 +17,11 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
-from relay import compose, guard, notices, outgoing
+from relay import compose, guard, notices
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.errors import NotAllowed, NotFound, UserError
+from relay.outbox import GuardianCopy, LetterCopy, Notice, OutboxEntry, door
 from relay.route import LetterRoute
 from relay.screen import screen
 from relay.scrub import ScrubbedLetter, ScrubPolicy, scrub_letter
@@ -229,8 +230,7 @@ def approve(
         "approved", letter=letter_id, by=member.email, via=via, edited=edited_text is not None
     )
     log.info("approved letter=%d by=%r library=%s via=%s", letter_id, member.name, library.id, via)
-    for entry in entries:
-        ctx.spool.enqueue(*entry)
+    door.queue_many(ctx, entries)
     return approved
 
 
@@ -327,11 +327,11 @@ def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ..
     return in_reply_to, references
 
 
-Outgoing = tuple[str, CheckedMessage, dict[str, Any]]
+Outgoing = tuple[OutboxEntry, CheckedMessage]
 
 
 def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
-    """The outbox entries (id, bytes, envelope) of an approved letter: the pal's copy first,
+    """The outbox entries (entry, sealed bytes) of an approved letter: the pal's copy first,
     then a copy for each guardian of the writer and of the pal, built from the record."""
     sender = _participant(ctx, letter.sender)
     recipient = _participant(ctx, letter.recipient)
@@ -362,9 +362,10 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     bounce = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
     entries: list[Outgoing] = [
         (
-            f"letter-{letter.id}",
+            door.entry(
+                ctx, f"letter-{letter.id}", LetterCopy(letter.id), recipient.email, sender=bounce
+            ),
             build(pal, letter.out_message_id, None),
-            outgoing.envelope(ctx, "letter", recipient.email, letter=letter.id, sender=bounce),
         ),
     ]
     for child in (sender, recipient):
@@ -373,17 +374,20 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
             copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
             entries.append(
                 (
-                    f"letter-{letter.id}-guardian-{child.id}",
+                    door.entry(
+                        ctx,
+                        f"letter-{letter.id}-guardian-{child.id}",
+                        GuardianCopy(letter.id),
+                        child.guardian,
+                    ),
                     build(reader, copy_id, child.name),
-                    outgoing.envelope(ctx, "guardian-copy", child.guardian, letter=letter.id),
                 )
             )
     return entries
 
 
 def enqueue_letter(ctx: Context, letter: Letter) -> bool:
-    queued = [ctx.spool.enqueue(*entry) for entry in deliverable(ctx, letter)]
-    return any(queued)
+    return any(door.queue_many(ctx, deliverable(ctx, letter)))
 
 
 def send_notice(
@@ -397,10 +401,8 @@ def send_notice(
     letter: int | None = None,
 ) -> None:
     """Queue a message from the program to one person (staff or a participant)."""
-    message = outgoing.program_message(ctx, to, subject, text)
-    outgoing.queue(
-        ctx, item_id or f"notice-{new_id()}", message, kind=kind, to=to.addr_spec, letter=letter
-    )
+    message = door.program_message(ctx, to, subject, text)
+    door.queue(ctx, item_id or f"notice-{new_id()}", message, Notice(kind, letter), to=to.addr_spec)
 
 
 def reconcile(ctx: Context) -> int:
