@@ -95,7 +95,7 @@ def finish(ctx: Context, outcomes: Outcomes, done: Sequence[OutboxEntry]) -> Non
         outcomes.delivered(done)
         ctx.spool.sent_many([entry.id for entry in done])
     for entry in done:
-        log.info("sent %s kind=%s", entry.label, entry.purpose.kind)
+        log.info("sent %s item=%s", entry.purpose.kind, entry.id)
 
 
 def after_failure(
