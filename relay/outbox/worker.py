@@ -152,22 +152,21 @@ class Worker:
         ctx = self.context()
         transport, made_for = make_transport(ctx.config), ctx.config.delivery
         while True:
-            found = False
             try:
                 ctx = self.context()
                 if ctx.config.delivery != made_for:  # reloaded: new smarthost settings
                     await transport.close()
                     transport, made_for = make_transport(ctx.config), ctx.config.delivery
                 pending = await self.blocking(ready, ctx, self.outcomes, time.time())
-                found = bool(pending)
                 await asyncio.gather(*(self._one(ctx, transport, e) for e in pending))
                 await self._finished()
             except Exception:
                 log.exception("delivery worker error; trying again shortly")
             self.woken.clear()
-            if not found:  # with work found, look again at once: more may have come meanwhile
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.woken.wait(), POLL_SECONDS)
+            # Listing the outbox stats every marker: not in a loop while a CLI command
+            # beside serve is still queueing (it needs the other core).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.woken.wait(), POLL_SECONDS)
 
     async def _one(self, ctx: Context, transport: Transport, entry: OutboxEntry) -> None:
         async with self.limit:

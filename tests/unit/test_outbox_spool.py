@@ -24,7 +24,9 @@ BETWEEN = "outbox-between-body-and-marker"
 
 
 def _entry(item_id: str, letter: int = 7) -> OutboxEntry:
-    return OutboxEntry(item_id, LetterCopy(letter), "bounces@pals.example.org", ("t@x.example",), "")
+    return OutboxEntry(
+        item_id, LetterCopy(letter), "bounces@pals.example.org", ("t@x.example",), ""
+    )
 
 
 def _message(text: str = "Hello") -> bytes:
