@@ -47,3 +47,11 @@ def normalize(address: str) -> str:
 def split(address: str) -> tuple[str, str]:
     local, _, domain = address.strip().strip("<>").rpartition("@")
     return local.lower(), domain.lower()
+
+
+_ANY_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
+
+
+def without_addresses(text: str) -> str:
+    """A mail server's words for the log: they often quote the recipient's real address."""
+    return _ANY_ADDRESS.sub("<address>", text)

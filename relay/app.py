@@ -29,7 +29,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -37,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from relay import config as config_module
-from relay import faults, letters, notices
+from relay import faults, letters, notices, outcomes
 from relay.config import Config
 from relay.context import Context, open_context
-from relay.delivery import outbox
-from relay.errors import ConfigError, DeliveryError
+from relay.errors import ConfigError
 from relay.intake.imap import ImapIntake
 from relay.intake.smtp import IntakeHandler, RelaySMTP, finish_sessions, listen_smtp
+from relay.outbox.worker import Worker
 from relay.process import process_incoming
 from relay.schedule import run_scheduled
 from relay.store.files import write_atomic
@@ -307,39 +306,15 @@ class Server:
             seen = set(committed)
 
     async def _deliver(self) -> None:
-        limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
-
-        async def one(transport: outbox.Transport, item: Any) -> None:
-            async with limit:
-                try:
-                    await outbox.deliver(self.ctx, transport, item, self.store_call)
-                except Exception as error:
-                    # Our own bug, not the peer's: retry later like a temporary failure.
-                    log.exception("delivery error item=%s", item.id)
-                    problem = DeliveryError(
-                        f"internal error: {type(error).__name__}", permanent=False
-                    )
-                    with contextlib.suppress(Exception):
-                        await self.store_call(outbox.after_failure, self.ctx, item, problem)
-
-        transport, made_for = outbox.make_transport(self.ctx.config), self.ctx.config.delivery
-        while True:
-            try:
-                if self.ctx.config.delivery != made_for:  # reloaded: new smarthost settings
-                    await transport.close()
-                    transport, made_for = (
-                        outbox.make_transport(self.ctx.config),
-                        self.ctx.config.delivery,
-                    )
-                items = await self.thread_call(self.ctx.spool.outbox)
-                ready = outbox.due(items, time.time())
-                if ready:
-                    await asyncio.gather(*(one(transport, item) for item in ready))
-            except Exception:
-                log.exception("delivery worker error; trying again shortly")
-            self.outbox_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.outbox_changed.wait(), POLL_SECONDS)
+        reactions = outcomes.for_relay(self.context)
+        await Worker(
+            self.context,
+            reactions,
+            self.store_call,
+            self.thread_call,
+            self.outbox_changed,
+            DELIVERY_CONCURRENCY,
+        ).run()
 
     async def _schedule(self) -> None:
         """Reminders, prompts and digests: each run sends what is due now, so work missed

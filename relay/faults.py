@@ -14,6 +14,9 @@ Named pause points, for proving what happens while one step falls behind:
 PENPAL_RELAY_PAUSE_WHILE exists; the step waits, and a test releases it by removing the file.
 Points: "hold" (serve stops holding letters that intake accepted), "reconcile" (serve does not
 yet queue the approved letters it finds unqueued at start).
+
+In-process tests can instead run their own step at a crash point (`at_point`), e.g.
+another process's start-up clean-up.
 """
 
 from __future__ import annotations
@@ -21,15 +24,31 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ENV_VAR = "PENPAL_RELAY_CRASH_AT"
 PAUSE_AT = "PENPAL_RELAY_PAUSE_AT"
 PAUSE_DIR = "PENPAL_RELAY_PAUSE_DIR"
 PAUSE_WHILE = "PENPAL_RELAY_PAUSE_WHILE"
+_steps: dict[str, Callable[[], None]] = {}
+
+
+@contextmanager
+def at_point(name: str, step: Callable[[], None]) -> Iterator[None]:
+    """Run `step` whenever this process reaches the crash point `name` (tests only)."""
+    _steps[name] = step
+    try:
+        yield
+    finally:
+        del _steps[name]
 
 
 def crash_point(name: str) -> None:
+    step = _steps.get(name)
+    if step is not None:
+        step()
     if os.environ.get(ENV_VAR) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 

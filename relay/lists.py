@@ -23,9 +23,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from relay import authresults, notices, outgoing, participants
+from relay import authresults, notices, participants
 from relay.config import Library, Staff
 from relay.context import Context
+from relay.outbox import ListPost, door
 from relay.route import is_automatic
 from relay.schedule import digests, prompts
 from relay.scrub import parse, scrub_letter
@@ -112,11 +113,11 @@ def handle_staff_list(ctx: Context, item_id: str, raw: bytes, envelope_from: str
         )
         if clean.html:
             message.add_alternative(clean.html, subtype="html")
-        outgoing.queue(
+        door.queue(
             ctx,
             f"staff-{item_id}-{index}",
             message.as_bytes(),
-            kind="staff-list",
+            ListPost(),
             to=reader.email,
             what="a staff message",
         )

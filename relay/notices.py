@@ -22,9 +22,10 @@ from email.headerregistry import Address
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from relay import guard, outgoing
+from relay import guard
 from relay.config import Library, Staff
 from relay.context import Context
+from relay.outbox import Notice, door
 from relay.screen import Flag
 from relay.spool import new_id
 from relay.store.records import Letter, Participant
@@ -102,7 +103,7 @@ def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
         values = _notice_values(ctx, letter, text, member, sender, recipient)
         subject, body = ctx.templates.email(member.language, "held_notice", **values)
         html = ctx.templates.render("email", member.language, "held_notice.html", **values)
-        message = outgoing.program_message(
+        message = door.program_message(
             ctx,
             Address(member.name, addr_spec=member.email),
             subject,
@@ -114,15 +115,14 @@ def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
             html=html,
             message_id=notice_message_id(ctx, letter.id, token),
         )
-        if outgoing.queue(
+        if door.queue(
             ctx,
             f"notice-{letter.id}-{_sign(ctx, member.email)}",
             message,
-            kind="held-notice",
+            Notice("held-notice", letter.id),
             to=member.email,
             private=_other_side(ctx, letter, library),
             what=f"the notice of letter {letter.id}",
-            letter=letter.id,
         ):
             queued += 1
     return queued
@@ -183,7 +183,7 @@ def tell_staff(
         program_name=ctx.config.relay.program_name,
         **values,
     )
-    message = outgoing.program_message(
+    message = door.program_message(
         ctx,
         Address(member.name, addr_spec=member.email),
         subject,
@@ -191,8 +191,8 @@ def tell_staff(
         auto="auto-replied",
         in_reply_to=in_reply_to,
     )
-    outgoing.queue(
-        ctx, f"staff-{template}-{secrets.token_hex(6)}", message, kind=template, to=member.email
+    door.queue(
+        ctx, f"staff-{template}-{secrets.token_hex(6)}", message, Notice(template), to=member.email
     )
 
 
@@ -231,11 +231,16 @@ def tell_writer(
             program_name=ctx.config.relay.program_name,
             **values,
         )
-        message = outgoing.program_message(
+        message = door.program_message(
             ctx, Address(writer.name, addr_spec=writer.email), subject, body, auto="auto-replied"
         )
-        outgoing.queue(
-            ctx, item_id, message, kind=template, to=writer.email, private=guard.addresses_of([pal])
+        door.queue(
+            ctx,
+            item_id,
+            message,
+            Notice(template),
+            to=writer.email,
+            private=guard.addresses_of([pal]),
         )
         ctx.store.set_writer_notices(writer.id, day, count + 1)
         return True
@@ -255,7 +260,7 @@ def tell_refused_sender(ctx: Context, address: str, subject: str, reply: str) ->
         reply=reply,
         program_name=ctx.config.relay.program_name,
     )
-    message = outgoing.program_message(
+    message = door.program_message(
         ctx,
         Address("", addr_spec=address),
         title,
@@ -264,8 +269,8 @@ def tell_refused_sender(ctx: Context, address: str, subject: str, reply: str) ->
         auto="auto-replied",
     )
     # The null sender: a bounce of this explanation must not come back to us.
-    outgoing.queue(
-        ctx, f"refused-{secrets.token_hex(8)}", message, kind="refusal", to=address, sender=""
+    door.queue(
+        ctx, f"refused-{secrets.token_hex(8)}", message, Notice("refusal"), to=address, sender=""
     )
 
 
@@ -311,11 +316,11 @@ def send_reminders(
                 library_name=library.name,
                 program_name=ctx.config.relay.program_name,
             )
-            message = outgoing.program_message(
+            message = door.program_message(
                 ctx, Address(member.name, addr_spec=member.email), subject, body, date=now
             )
             item = f"reminder-{library.id}-{local.date().isoformat()}-{_sign(ctx, member.email)}"
-            outgoing.queue(ctx, item, message, kind="reminder", to=member.email)
+            door.queue(ctx, item, message, Notice("reminder"), to=member.email)
         ctx.store.audit("reminded", library=library.id, letters=[x.id for x in waiting])
         log.info("reminded library=%s letters=%d", library.id, len(waiting))
         reminded[library.id] = len(waiting)
@@ -360,7 +365,5 @@ def send_notice(
     letter: int | None = None,
 ) -> None:
     """Queue a message from the program to one person (staff or a participant)."""
-    message = outgoing.program_message(ctx, to, subject, text)
-    outgoing.queue(
-        ctx, item_id or f"notice-{new_id()}", message, kind=kind, to=to.addr_spec, letter=letter
-    )
+    message = door.program_message(ctx, to, subject, text)
+    door.queue(ctx, item_id or f"notice-{new_id()}", message, Notice(kind, letter), to=to.addr_spec)

@@ -10,9 +10,15 @@
 
 In each queue the `.json` file is the commit marker: it is written (atomically, fsynced,
 folder fsynced) only after the `.eml` beside it is fsynced. An `.eml` without its `.json`
-was never acknowledged to anyone and is removed at start. Intake answers 250 only after
-`accept` (or `accept_batch`) returned; the outbox is emptied only after the transport
-confirmed delivery.
+was never acknowledged to anyone. Intake answers 250 only after `accept` (or
+`accept_batch`) returned; the outbox is emptied only after the transport confirmed delivery.
+
+Several processes write the spool at once (`serve`, intake processes, CLI commands such as
+an approval), so clean-up at start removes only leftovers older than `STALE_SECONDS`: a
+younger temporary file or unmarked body may belong to a writer that is committing it right
+now. Outbox bodies are written under a temporary name and renamed into place just before
+their marker, and an outbox marker whose body is missing is dropped at start with a warning
+(for a letter, the relay's reconcile queues it again).
 
 Cost model. `accept` costs two file fsyncs and one folder fsync per message. SMTP intake uses
 `accept_batch` instead (group commit): the messages of every session waiting at that moment
@@ -25,19 +31,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relay.faults import crash_point
 from relay.scrub.leakguard import CheckedMessage
 from relay.store.files import fsync_dir, write_atomic
 
+log = logging.getLogger("relay")
+
 QUEUES = ("incoming", "messages", "outbox", "failed", "edits", "scrubbed", "sent")
 FSYNC_THREADS = 8  # fsyncs of one batch in flight together (they wait on the disk, not the GIL)
+# A temporary file or an unmarked body older than this belongs to no writer still running
+# (a write takes milliseconds); younger ones may be another process's commit in progress.
+STALE_SECONDS = 600.0
 
 
 def _create(path: Path, data: bytes, mode: int) -> int:
@@ -116,12 +130,7 @@ class Spool:
                 written.append((_create(body, raw, 0o666), body))
                 meta_bytes = json.dumps(meta).encode()
                 written.append((_create(marker_temp, meta_bytes, 0o600), marker_temp))
-            fds = [fd for fd, _ in written]
-            if len(fds) > 2:
-                list(self._fsync_pool().map(os.fsync, fds))
-            else:
-                for fd in fds:
-                    os.fsync(fd)
+            self._fsync_all([fd for fd, _ in written])
         except BaseException:
             for _, path in written:
                 path.unlink(missing_ok=True)
@@ -134,10 +143,15 @@ class Spool:
         fsync_dir(folder)
         return chosen
 
-    def _fsync_pool(self) -> ThreadPoolExecutor:
-        if self._fsyncs is None:
-            self._fsyncs = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="fsync")
-        return self._fsyncs
+    def _fsync_all(self, fds: list[int]) -> None:
+        """Fsync files together: the file system merges concurrent fsyncs into few commits."""
+        if len(fds) > 2:
+            if self._fsyncs is None:
+                self._fsyncs = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="fsync")
+            list(self._fsyncs.map(os.fsync, fds))
+        else:
+            for fd in fds:
+                os.fsync(fd)
 
     def has(self, item_id: str) -> bool:
         return (
@@ -205,10 +219,60 @@ class Spool:
 
         Only a `CheckedMessage` is taken: the leak guard searched exactly these bytes.
         """
-        if self.queued_or_sent(item_id):
-            return False
-        self._write("outbox", item_id, message.data, meta)
-        return True
+        return self.enqueue_batch([(item_id, message, meta)])[0]
+
+    def enqueue_batch(
+        self, entries: Sequence[tuple[str, CheckedMessage, dict[str, Any]]]
+    ) -> list[bool]:
+        """Put several messages in the outbox with one group commit; for each, False if it
+        was already there.
+
+        Bodies and markers are written under temporary names and fsynced together; then each
+        body is renamed into place just before its marker, and one folder fsync makes the
+        batch durable. If it raises, an entry whose marker is in place is committed anyway
+        (its body is too); the others leave only temporary files behind.
+        """
+        folder = self.root / "outbox"
+        queued, wanted, fresh = [], set(), []
+        for item_id, message, meta in entries:
+            new = item_id not in wanted and not self.queued_or_sent(item_id)
+            wanted.add(item_id)
+            queued.append(new)
+            if new:
+                fresh.append((item_id, message, meta))
+        if not fresh:
+            return queued
+        written: list[tuple[int, Path]] = []
+        renames: list[tuple[Path, Path, Path, Path]] = []
+        try:
+            for item_id, message, meta in fresh:
+                token = secrets.token_hex(4)
+                body = folder / f".{item_id}.{token}.eml.tmp"
+                marker = folder / f".{item_id}.{token}.json.tmp"
+                written.append((_create(body, message.data, 0o666), body))
+                written.append((_create(marker, json.dumps(meta).encode(), 0o600), marker))
+                renames.append(
+                    (
+                        body,
+                        self.path("outbox", item_id),
+                        marker,
+                        self.path("outbox", item_id, ".json"),
+                    )
+                )
+            self._fsync_all([fd for fd, _ in written])
+        except BaseException:
+            for _, path in written:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            for fd, _ in written:
+                os.close(fd)
+        for body, body_final, marker, marker_final in renames:
+            os.replace(body, body_final)
+            crash_point("outbox-between-body-and-marker")
+            os.replace(marker, marker_final)
+        fsync_dir(folder)
+        return queued
 
     def queued_or_sent(self, item_id: str) -> bool:
         """Whether an outbox entry of this name is waiting, or was delivered already: entries
@@ -228,12 +292,20 @@ class Spool:
         write_atomic(self.path(queue, item_id, ".json"), json.dumps(meta).encode())
 
     def sent(self, item_id: str) -> None:
-        """The transport confirmed the entry: leave its name in `sent/`, then drop it."""
-        (self.root / "sent" / item_id).touch()
-        fsync_dir(self.root / "sent")
-        self.path("outbox", item_id, ".json").unlink(missing_ok=True)
-        self.path("outbox", item_id).unlink(missing_ok=True)
-        fsync_dir(self.root / "outbox")
+        self.sent_many([item_id])
+
+    def sent_many(self, item_ids: Sequence[str]) -> None:
+        """Remove delivered entries (marker first, then body) with one folder fsync; their
+        names stay in `sent/`, so queueing the same entry again is refused."""
+        for item_id in item_ids:
+            (self.root / "sent" / item_id).touch()
+        if item_ids:
+            fsync_dir(self.root / "sent")
+        for item_id in item_ids:
+            self.path("outbox", item_id, ".json").unlink(missing_ok=True)
+            self.path("outbox", item_id).unlink(missing_ok=True)
+        if item_ids:
+            fsync_dir(self.root / "outbox")
 
     def forget_sent(self, before: float) -> int:
         """Drop the names of entries delivered before `before` (a Unix time)."""
@@ -276,14 +348,34 @@ class Spool:
         self._markers.update(seen)
         return items
 
-    def remove_unacknowledged(self) -> int:
-        """At start: drop bodies whose marker was never written (never acknowledged)."""
+    def remove_unacknowledged(self, now: float | None = None) -> int:
+        """At start: drop what crashed writers left, and outbox markers without a body.
+
+        Only files older than `STALE_SECONDS` are removed: a CLI command running beside
+        `serve` may be between writing a body and its marker right now. Returns how many
+        unacknowledged bodies were removed.
+        """
+        cutoff = (time.time() if now is None else now) - STALE_SECONDS
         removed = 0
         for queue in ("incoming", "outbox"):
-            for body in (self.root / queue).glob("*.eml"):
-                if not body.with_suffix(".json").exists():
-                    body.unlink()
+            folder = self.root / queue
+            for body in folder.glob("*.eml"):
+                if not body.with_suffix(".json").exists() and _older(body, cutoff):
+                    body.unlink(missing_ok=True)
                     removed += 1
-            for temp in (self.root / queue).glob(".*.tmp"):
-                temp.unlink()
+            for temp in folder.glob(".*.tmp"):
+                if _older(temp, cutoff):
+                    temp.unlink(missing_ok=True)
+        for marker in (self.root / "outbox").glob("*.json"):
+            if not marker.with_suffix(".eml").exists():
+                log.warning("outbox entry without its message dropped item=%s", marker.stem)
+                marker.unlink(missing_ok=True)
+        fsync_dir(self.root / "outbox")
         return removed
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:  # its writer renamed or removed it meanwhile
+        return False

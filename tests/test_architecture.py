@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Top to bottom. A prefix names a module and everything under it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry", ("relay.__main__", "relay.cli", "relay.app")),
+    ("entry", ("relay.__main__", "relay.cli", "relay.app", "relay.outcomes")),
     (
         "channels",
         (
@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.bounces",
         ),
     ),
-    ("core", ("relay.participants", "relay.letters", "relay.outcomes", "relay.notices")),
+    ("core", ("relay.participants", "relay.letters", "relay.notices")),
     ("outbox", ("relay.outbox",)),
     (
         "base",

@@ -16,12 +16,12 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
-from typing import Any
 
-from relay import compose, guard, notices, outgoing
+from relay import compose, guard, notices
 from relay.context import Context
 from relay.errors import NotFound
 from relay.letters import lifecycle, versions
+from relay.outbox import GuardianCopy, LetterCopy, OutboxEntry, door
 from relay.scrub import ScrubbedLetter
 from relay.scrub.leakguard import CheckedMessage
 from relay.store import now_iso
@@ -29,7 +29,7 @@ from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
 
-Outgoing = tuple[str, CheckedMessage, dict[str, Any]]
+Outgoing = tuple[OutboxEntry, CheckedMessage]
 
 
 def _participant(ctx: Context, participant_id: str) -> Participant:
@@ -79,7 +79,7 @@ def as_delivered(ctx: Context, letter: Letter) -> ScrubbedLetter:
 
 
 def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
-    """The outbox entries (id, bytes, envelope) of an approved letter: the pal's copy first,
+    """The outbox entries (entry, sealed bytes) of an approved letter: the pal's copy first,
     then a copy for each guardian of the writer and of the pal, built from the record."""
     sender = _participant(ctx, letter.sender)
     recipient = _participant(ctx, letter.recipient)
@@ -109,9 +109,10 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     bounce = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
     entries: list[Outgoing] = [
         (
-            f"letter-{letter.id}",
+            door.entry(
+                ctx, f"letter-{letter.id}", LetterCopy(letter.id), recipient.email, sender=bounce
+            ),
             build(pal, letter.out_message_id, None),
-            outgoing.envelope(ctx, "letter", recipient.email, letter=letter.id, sender=bounce),
         ),
     ]
     for child in (sender, recipient):
@@ -120,9 +121,13 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
             copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
             entries.append(
                 (
-                    f"letter-{letter.id}-guardian-{child.id}",
+                    door.entry(
+                        ctx,
+                        f"letter-{letter.id}-guardian-{child.id}",
+                        GuardianCopy(letter.id),
+                        child.guardian,
+                    ),
                     build(reader, copy_id, child.name),
-                    outgoing.envelope(ctx, "guardian-copy", child.guardian, letter=letter.id),
                 )
             )
     return entries
@@ -130,7 +135,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
 
 def queue(ctx: Context, entries: list[Outgoing]) -> bool:
     """Put a letter's copies in the outbox; True when any was not there yet."""
-    return any([ctx.spool.enqueue(*entry) for entry in entries])
+    return any(door.queue_many(ctx, entries))
 
 
 def reconcile(ctx: Context, *, settle_seconds: float = 0.0) -> int:
@@ -147,7 +152,10 @@ def reconcile(ctx: Context, *, settle_seconds: float = 0.0) -> int:
         missing = [i for i in copy_ids(ctx, letter) if not ctx.spool.queued_or_sent(i)]
         if not missing:
             continue
-        if queue(ctx, [entry for entry in deliverable(ctx, letter) if entry[0] in missing]):
+        copies = [
+            (entry, sealed) for entry, sealed in deliverable(ctx, letter) if entry.id in missing
+        ]
+        if queue(ctx, copies):
             log.info("requeued letter=%d", letter.id)
             queued += 1
     return queued

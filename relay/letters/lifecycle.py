@@ -16,11 +16,11 @@ allowed now raises `NotNow`, whose message says the state the letter is in.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from relay.addresses import without_addresses
 from relay.config import Staff
 from relay.context import Context
 from relay.errors import UserError
@@ -28,7 +28,6 @@ from relay.store import now_iso
 from relay.store.records import Letter, LetterEvent, LetterStatus, Step
 
 log = logging.getLogger("relay")
-_ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 
 
 @dataclass(frozen=True)
@@ -134,6 +133,6 @@ def _log(
     if via:
         line += f" via={via}"
     if "error" in extra:  # a mail server's words may quote the pal's real address
-        line += f" error={_ADDRESS.sub('<address>', str(extra['error']))!r}"
+        line += f" error={without_addresses(str(extra['error']))!r}"
     level = logging.WARNING if event in ("failed", "bounced") else logging.INFO
     log.log(level, "%s", line)

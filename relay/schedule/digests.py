@@ -28,9 +28,9 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from relay import outgoing
 from relay.config import Library, NewsletterSettings, Partnership, Staff
 from relay.context import Context
+from relay.outbox import DigestIssue, door
 from relay.scrub import ScrubPolicy, scrub_letter
 from relay.store import now_iso
 from relay.store.files import append_lines, read_lines, write_atomic
@@ -283,7 +283,7 @@ def _send_one(
         write_atomic(path, raw)
     reader = hashlib.sha256(member.email.encode()).hexdigest()[:10]
     item = f"digest-{partnership.id}-{library.id}-v{volume}-{issue}-{reader}"
-    outgoing.queue(ctx, item, raw, kind="digest", to=member.email, what="a digest")
+    door.queue(ctx, item, raw, DigestIssue(), to=member.email, what="a digest")
 
 
 def send_due(

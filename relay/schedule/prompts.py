@@ -3,10 +3,11 @@ language, at the configured local hour of their library.
 
 Exactly once, across restarts and crashes. For each month a claim journal
 (`<data_dir>/prompts/YYYY-MM.jsonl`, append-only, fsynced per batch) records "claimed"
-before a participant's prompt enters the outbox and "queued" after; the outbox records
-"sent" when the transport confirmed it (before the entry is removed). A participant with a
-claim is never claimed again; a claim without "queued" (a crash in between) is queued again
-under the same outbox name and the same Message-ID, which the outbox takes only once.
+before a participant's prompt enters the outbox and "queued" after; the relay records
+"sent" when the transport confirmed it (under the store lock, before the entry is removed).
+A participant with a claim is never claimed again; a claim without "queued" (a crash in
+between) is queued again under the same outbox name and the same Message-ID, which the
+outbox takes only once. Prompts enter the outbox `BATCH` at a time, with one group commit.
 
 Scheduling is a pure decision (`due_month`) on an injected clock: the prompt is due in a
 library's month once its local time has reached `[prompts] day` at `hour`; a relay that was
@@ -29,17 +30,17 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from relay import compose, guard, outgoing
+from relay import compose, guard
 from relay.config import Config, Library, PromptSettings, Topic
 from relay.context import Context
 from relay.faults import crash_point
-from relay.scrub.leakguard import CheckedMessage
+from relay.outbox import MonthlyPrompt, door
 from relay.store.files import append_lines, read_lines
 from relay.store.records import ACTIVE, Participant
 
 log = logging.getLogger("relay")
 
-BATCH = 200
+BATCH = 500  # prompts per claim journal append and per outbox group commit
 CLAIMED, QUEUED, SENT = "claimed", "queued", "sent"
 
 
@@ -73,8 +74,17 @@ def states(ctx: Context, month: str) -> dict[str, str]:
 
 
 def mark_sent(ctx: Context, month: str, participant_id: str) -> None:
-    """Called by the outbox under the store lock, before it removes the prompt's entry."""
-    append_lines(_journal(ctx, month), [{"p": participant_id, "s": SENT}])
+    mark_sent_many(ctx, [(month, participant_id)])
+
+
+def mark_sent_many(ctx: Context, sent: Iterable[tuple[str, str]]) -> None:
+    """(month, participant id) pairs whose prompts were delivered, one fsync per month.
+    Called under the store lock, before the prompts' outbox entries are removed."""
+    months: dict[str, list[dict[str, Any]]] = {}
+    for month, participant_id in sent:
+        months.setdefault(month, []).append({"p": participant_id, "s": SENT})
+    for month, lines in months.items():
+        append_lines(_journal(ctx, month), lines)
 
 
 def unsubscribe_token(ctx: Context, participant_id: str) -> str:
@@ -252,30 +262,28 @@ def _send_batch(
     journal = _journal(ctx, month)
     fresh = [p for p, _ in messages if done.get(p.id) != CLAIMED]
     append_lines(journal, [{"p": p.id, "s": CLAIMED} for p in fresh])  # the durable claim
-    for participant, checked in messages:
-        # A claim left by a crash may have been delivered meanwhile by a running serve:
-        # look again, under the lock the outbox holds while it records "sent".
-        recovered = done.get(participant.id) == CLAIMED
-        enqueue = functools.partial(_enqueue, ctx, month, participant, checked, recovered)
-        if not ctx.store.exclusively(enqueue):
-            continue
-        crash_point("prompts-after-first-enqueue")
+    entries = [
+        (p.id, door.entry(ctx, f"prompt-{month}-{p.id}", MonthlyPrompt(month, p.id), p.email), c)
+        for p, c in messages
+    ]
+    if len(fresh) == len(messages):  # nobody claimed before: none can be sent already
+        door.queue_many(ctx, [(entry, checked) for _, entry, checked in entries])
+    else:
+
+        def unsent_only() -> None:
+            # A claim left by a crash may have been delivered meanwhile by a running serve:
+            # look again, under the lock the relay holds while it records "sent" and
+            # removes the entry (so a prompt is either still queued or marked sent here).
+            sent = states(ctx, month)
+            door.queue_many(
+                ctx, [(entry, checked) for pid, entry, checked in entries if sent.get(pid) != SENT]
+            )
+
+        ctx.store.exclusively(unsent_only)
+    crash_point("prompts-after-first-enqueue")
     append_lines(journal, [{"p": p.id, "s": QUEUED} for p, _ in messages])
     log.info("prompts queued month=%s count=%d", month, len(messages))
     return len(messages)
-
-
-def _enqueue(
-    ctx: Context, month: str, participant: Participant, checked: CheckedMessage, recovered: bool
-) -> bool:
-    """Queue one participant's prompt; False if a recovered claim was sent meanwhile."""
-    if recovered and states(ctx, month).get(participant.id) == SENT:
-        return False
-    meta = outgoing.envelope(
-        ctx, "prompt", participant.email, month=month, participant=participant.id
-    )
-    ctx.spool.enqueue(f"prompt-{month}-{participant.id}", checked, meta)
-    return True
 
 
 def send_due(ctx: Context, now: datetime) -> int:

@@ -1,1 +1,0 @@
-"""Delivery: the outbox worker and its transports (maildir, smtp)."""
