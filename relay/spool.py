@@ -274,13 +274,13 @@ class Spool:
         fsync_dir(folder)
         return queued
 
+    def was_sent(self, item_id: str) -> bool:
+        return (self.root / "sent" / item_id).exists()
+
     def queued_or_sent(self, item_id: str) -> bool:
         """Whether an outbox entry of this name is waiting, or was delivered already: entries
         have fixed names, so queueing again after a crash never sends a copy twice."""
-        return (
-            self.path("outbox", item_id, ".json").exists()
-            or (self.root / "sent" / item_id).exists()
-        )
+        return self.path("outbox", item_id, ".json").exists() or self.was_sent(item_id)
 
     def outbox(self) -> list[Item]:
         return self._items("outbox")

@@ -83,7 +83,9 @@ def ready(ctx: Context, outcomes: Outcomes, now: float) -> list[OutboxEntry]:
     found: list[OutboxEntry] = []
     unwanted: list[OutboxEntry] = []
     for entry in due(entries(ctx), now):
-        (found if outcomes.wanted(entry) else unwanted).append(entry)
+        # An entry already recorded as sent was cut short between its record and removal.
+        fresh = not ctx.spool.was_sent(entry.id) and outcomes.wanted(entry)
+        (found if fresh else unwanted).append(entry)
     for entry in unwanted:
         log.info("dropped %s: no longer to be sent", entry.label)
     ctx.spool.sent_many([entry.id for entry in unwanted])
