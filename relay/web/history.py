@@ -124,7 +124,8 @@ def _step(at: str, event: str, by: str, audit: dict[str, Any]) -> TimelineStep:
     return TimelineStep(
         at=at,
         event=event,
-        by=by or str(audit.get("by", "")),
+        by=by,
+        by_address=str(audit.get("by", "")),
         via=str(audit.get("via", "")),
         reason=str(audit.get("reason", "")),
         edited=bool(audit.get("edited")),

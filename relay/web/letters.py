@@ -34,7 +34,8 @@ class TimelineStep:
 
     at: str
     event: str
-    by: str = ""
+    by: str = ""  # the moderator's name
+    by_address: str = ""  # and staff address, from the audit entry
     via: str = ""
     reason: str = ""
     edited: bool = False
