@@ -35,6 +35,7 @@ from relay import store as store_module
 from relay.participants import enroll
 from relay.process import process_incoming
 from relay.scrub import private
+from relay.spool import FoundRoute, Incoming
 from relay.store import (
     ARCHIVE_SPAN,
     KEY_SHARDS,
@@ -219,17 +220,17 @@ def measure(participants: int, repeat: int, *, serve_start: bool) -> dict[str, f
 
         def hold(index: int) -> None:
             raw = _original(1, pal.masked, f"<hold{index}.bench@example.net>")
-            meta = {
-                "mail_from": writer.email,
-                "rcpt_tos": [pal.masked],
-                "received_at": STAMP,
-                "peer": "127.0.0.1",
-                "helo": "bench",
-                "via": "smtp",
-            }
-            item_id = ctx.spool.accept(raw, meta)
-            item = next(i for i in ctx.spool.pending() if i.id == item_id)
-            process_incoming(ctx, item)
+            incoming = Incoming(
+                mail_from=writer.email,
+                rcpt_tos=(pal.masked,),
+                received_at=STAMP,
+                via="smtp",
+                peer="127.0.0.1",
+                helo="bench",
+                routes=(FoundRoute(pal.masked, writer.id, pal.id),),
+            )
+            item_id = ctx.spool.accept(raw, incoming)
+            process_incoming(ctx, item_id, incoming)
 
         held = built["held_riverside"]
 

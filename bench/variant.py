@@ -71,9 +71,9 @@ def _patch_serve(listens: bool) -> None:
             task.cancel()
 
     def process_one(self: app.Server, item_id: str) -> None:
-        item = self.ctx.spool.pending_item(item_id)
-        if item is not None:
-            app.process_incoming(self.ctx, item)
+        incoming = self.ctx.spool.incoming(item_id)
+        if incoming is not None:
+            app.process_incoming(self.ctx, item_id, incoming)
 
     app.Server._process_incoming = with_rescan  # type: ignore[method-assign]
     app.Server._process_one = process_one  # type: ignore[method-assign]

@@ -269,9 +269,9 @@ class Server:
                 loop.call_later(RETRY_PROCESSING_SECONDS, self.incoming.put_nowait, item_id)
 
     def _process_one(self, item_id: str) -> None:
-        item = self.ctx.spool.pending_item(item_id)  # None: processed already
-        if item is not None:
-            process_incoming(self.ctx, item)
+        incoming = self.ctx.spool.incoming(item_id)  # None: processed already
+        if incoming is not None:
+            process_incoming(self.ctx, item_id, incoming)
 
     async def _reconcile(self) -> None:
         """Queue approved letters whose outbox entries are missing: every one at start (a

@@ -13,33 +13,48 @@ import logging
 from relay import by_email, letters, lists
 from relay.bounces import handle_bounce
 from relay.context import Context
-from relay.route import LetterRoute, OwnAddress, Refusal, route_letter
-from relay.spool import Item
+from relay.route import LetterRoute, OwnAddress, Refusal, Route, recheck, route_letter
+from relay.spool import Incoming
 
 log = logging.getLogger("relay")
 
 
-def process_incoming(ctx: Context, item: Item) -> None:
-    raw = ctx.spool.original(item.id)
-    mail_from = str(item.meta.get("mail_from") or "")
-    for rcpt in item.meta.get("rcpt_tos", []):
-        decision = route_letter(
-            ctx.config, mail_from, rcpt, by_masked=ctx.store.by_masked, by_email=ctx.store.by_email
-        )
+def process_incoming(ctx: Context, item_id: str, incoming: Incoming) -> None:
+    raw = ctx.spool.original(item_id)
+    mail_from = incoming.mail_from
+    for rcpt in incoming.rcpt_tos:
+        decision = _route(ctx, incoming, rcpt)
         if isinstance(decision, OwnAddress):
-            _own_address(ctx, item, raw, mail_from, rcpt, decision)
+            _own_address(ctx, item_id, raw, mail_from, rcpt, decision)
         elif isinstance(decision, Refusal):
             # Accepted earlier, refused now (a pairing ended in between): the original stays
             # in the spool, the log says why, nothing is delivered.
-            log.warning("not held spool=%s reason=%s", item.id, decision.reason)
-            ctx.store.audit("not-held", spool=item.id, reason=decision.reason)
+            log.warning("not held spool=%s reason=%s", item_id, decision.reason)
+            ctx.store.audit("not-held", spool=item_id, reason=decision.reason)
         else:
-            _letter(ctx, item, raw, mail_from, decision)
-    ctx.spool.processed(item.id)
+            _letter(ctx, item_id, incoming, raw, decision)
+    ctx.spool.processed(item_id)
+
+
+def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
+    """The route intake found at RCPT, checked against the records as they are now; routed
+    anew when intake kept none (IMAP, or an older marker)."""
+    found = incoming.route_for(rcpt)
+    if found is not None:
+        return recheck(
+            ctx.config, ctx.store.participant(found.sender), ctx.store.participant(found.recipient)
+        )
+    return route_letter(
+        ctx.config,
+        incoming.mail_from,
+        rcpt,
+        by_masked=ctx.store.by_masked,
+        by_email=ctx.store.by_email,
+    )
 
 
 def _own_address(
-    ctx: Context, item: Item, raw: bytes, mail_from: str, rcpt: str, own: OwnAddress
+    ctx: Context, item_id: str, raw: bytes, mail_from: str, rcpt: str, own: OwnAddress
 ) -> None:
     if own.kind == "moderation":
         by_email.handle_reply(ctx, raw, mail_from, rcpt)
@@ -48,21 +63,21 @@ def _own_address(
     elif own.kind == "unsubscribe":
         lists.handle_unsubscribe(ctx, own.local)
     elif own.kind == "newsletter":
-        lists.handle_newsletter(ctx, item.id, raw, mail_from)
+        lists.handle_newsletter(ctx, item_id, raw, mail_from)
     elif own.kind == "staff":
-        lists.handle_staff_list(ctx, item.id, raw, mail_from)
+        lists.handle_staff_list(ctx, item_id, raw, mail_from)
 
 
-def _letter(ctx: Context, item: Item, raw: bytes, mail_from: str, route: LetterRoute) -> None:
+def _letter(ctx: Context, item_id: str, incoming: Incoming, raw: bytes, route: LetterRoute) -> None:
     headers = letters.LetterHeaders.read(raw)
-    if headers.automatic or not mail_from.strip("<> "):
+    if headers.automatic or not incoming.mail_from.strip("<> "):
         # An out-of-office reply to a delivered letter is not a letter from the pal.
         log.info(
             "ignored automatic message spool=%s from=%s to=%s",
-            item.id,
+            item_id,
             route.sender.masked,
             route.recipient.masked,
         )
-        ctx.store.audit("ignored-automatic", spool=item.id, sender=route.sender.id)
+        ctx.store.audit("ignored-automatic", spool=item_id, sender=route.sender.id)
         return
-    letters.hold(ctx, item, raw, route, headers)
+    letters.hold(ctx, item_id, incoming, raw, route, headers)

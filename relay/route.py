@@ -1,7 +1,8 @@
 """Who is writing to whom: the decision made for each recipient of an incoming message.
 
-Pure apart from the two lookups passed in. The same decision is taken at RCPT time (to
-refuse early with a precise reply) and again when the accepted message is processed.
+Pure apart from the two lookups passed in. The decision is taken at RCPT time (to refuse
+early with a precise reply); intake keeps a letter's route with the message, and processing
+only checks it again against the current records (`recheck`).
 """
 
 from __future__ import annotations
@@ -123,3 +124,23 @@ def route_letter(
     if recipient.status != ACTIVE:
         return Refusal(replies.PARTICIPANT_PAUSED, "recipient-paused")
     return LetterRoute(sender=active[0], recipient=recipient)
+
+
+def recheck(
+    config: Config, sender: Participant | None, recipient: Participant | None
+) -> LetterRoute | Refusal:
+    """A route found at RCPT, checked again with the records as they are now: the pairing
+    may have ended, or either pal been paused, between the 250 and the hold."""
+    if sender is None or recipient is None or config.library(recipient.library) is None:
+        return Refusal(replies.UNKNOWN_RECIPIENT, "unknown-recipient")
+    if config.library(sender.library) is None:
+        return Refusal(replies.SENDER_NOT_ENROLLED, "sender-not-enrolled")
+    if recipient.id not in sender.pals or recipient.library not in config.partners_of(
+        sender.library
+    ):
+        return Refusal(replies.NOT_PAIRED, "not-paired")
+    if sender.status != ACTIVE:
+        return Refusal(replies.SENDER_PAUSED, "sender-paused")
+    if recipient.status != ACTIVE:
+        return Refusal(replies.PARTICIPANT_PAUSED, "recipient-paused")
+    return LetterRoute(sender=sender, recipient=recipient)

@@ -73,6 +73,57 @@ def new_id() -> str:
 
 
 @dataclass(frozen=True)
+class FoundRoute:
+    """A letter's route as intake found it at RCPT: the writer and the pal, by id. Processing
+    checks it again against the records (`route.recheck`) instead of looking both up anew."""
+
+    rcpt: str
+    sender: str
+    recipient: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What intake knew of an accepted message, the same for SMTP and IMAP: the commit marker
+    of an incoming spool item. `peer` and `helo` are empty for IMAP (a mailbox has neither)."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    received_at: str
+    via: str  # "smtp" or "imap"
+    peer: str = ""
+    helo: str = ""
+    routes: tuple[FoundRoute, ...] = ()
+
+    def route_for(self, rcpt: str) -> FoundRoute | None:
+        return next((r for r in self.routes if r.rcpt == rcpt), None)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "mail_from": self.mail_from,
+            "rcpt_tos": list(self.rcpt_tos),
+            "received_at": self.received_at,
+            "via": self.via,
+            "peer": self.peer,
+            "helo": self.helo,
+            "routes": [[r.rcpt, r.sender, r.recipient] for r in self.routes],
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Incoming:
+        """Markers written before routes were kept have none: they are routed anew."""
+        return cls(
+            mail_from=str(meta.get("mail_from") or ""),
+            rcpt_tos=tuple(str(r) for r in meta.get("rcpt_tos") or ()),
+            received_at=str(meta.get("received_at") or ""),
+            via=str(meta.get("via") or "smtp"),
+            peer=str(meta.get("peer") or ""),
+            helo=str(meta.get("helo") or ""),
+            routes=tuple(FoundRoute(*map(str, r)) for r in meta.get("routes") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class Item:
     id: str
     queue: str
@@ -100,7 +151,7 @@ class Spool:
 
     # --- incoming ------------------------------------------------------------------------
 
-    def accept(self, raw: bytes, envelope: dict[str, Any], item_id: str | None = None) -> str:
+    def accept(self, raw: bytes, incoming: Incoming, item_id: str | None = None) -> str:
         """Durably store a message as received; returns its spool id.
 
         With `item_id` (derived from the message by the caller) a message already in the
@@ -109,10 +160,10 @@ class Spool:
         if item_id is not None and self.has(item_id):
             return ""
         chosen = item_id or new_id()
-        self._write("incoming", chosen, raw, envelope)
+        self._write("incoming", chosen, raw, incoming.to_meta())
         return chosen
 
-    def accept_batch(self, messages: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
+    def accept_batch(self, messages: list[tuple[bytes, Incoming]]) -> list[str]:
         """Durably store several messages at once (group commit); returns their spool ids.
 
         Same guarantee as `accept` for every message once this returns: bytes and marker
@@ -124,11 +175,11 @@ class Spool:
         chosen = [new_id() for _ in messages]
         written: list[tuple[int, Path]] = []
         try:
-            for item_id, (raw, meta) in zip(chosen, messages, strict=True):
+            for item_id, (raw, incoming) in zip(chosen, messages, strict=True):
                 body = folder / f"{item_id}.eml"
                 marker_temp = folder / f".{item_id}.json.tmp"
                 written.append((_create(body, raw, 0o666), body))
-                meta_bytes = json.dumps(meta).encode()
+                meta_bytes = json.dumps(incoming.to_meta()).encode()
                 written.append((_create(marker_temp, meta_bytes, 0o600), marker_temp))
             self._fsync_all([fd for fd, _ in written])
         except BaseException:
@@ -159,21 +210,18 @@ class Spool:
             or self.path("messages", item_id).exists()
         )
 
-    def pending(self) -> list[Item]:
-        return self._items("incoming")
-
     def pending_ids(self) -> list[str]:
         """Ids of committed incoming messages, oldest first, without reading their markers."""
         names = os.listdir(self.root / "incoming")
         return sorted(n.removesuffix(".json") for n in names if n.endswith(".json"))
 
-    def pending_item(self, item_id: str) -> Item | None:
-        """One committed incoming message, or None once it has been processed."""
+    def incoming(self, item_id: str) -> Incoming | None:
+        """What intake recorded of a committed incoming message; None once it is processed."""
         try:
             meta = json.loads(self.path("incoming", item_id, ".json").read_bytes())
         except (OSError, ValueError):
             return None
-        return Item(item_id, "incoming", meta)
+        return Incoming.from_meta(meta)
 
     def original(self, item_id: str) -> bytes:
         for queue in ("incoming", "messages"):

@@ -50,6 +50,7 @@ from relay.context import Context
 from relay.faults import crash_point, pause_point
 from relay.intake.oauth import access_token
 from relay.route import LetterRoute, Refusal, Route, is_automatic, route_letter
+from relay.spool import FoundRoute, Incoming
 from relay.store import now_iso
 from relay.store.records import ImapState
 
@@ -198,7 +199,12 @@ class ImapIntake:
         if isinstance(decision, Refusal):
             self._refuse(ctx, client, settings, uid, headers, sender, decision)
             return
-        item_id = self._spool(ctx, raw, headers, sender, recipient)
+        found = (
+            (FoundRoute(recipient, decision.sender.id, decision.recipient.id),)
+            if isinstance(decision, LetterRoute)
+            else ()
+        )
+        item_id = self._spool(ctx, raw, headers, sender, recipient, found)
         crash_point("imap-after-spool")
         self._move(client, uid, settings.processed_folder)
         log.info("imap took uid=%d spool=%s", uid, item_id)
@@ -221,7 +227,13 @@ class ImapIntake:
         return decision
 
     def _spool(
-        self, ctx: Context, raw: bytes, headers: EmailMessage, sender: str, recipient: str
+        self,
+        ctx: Context,
+        raw: bytes,
+        headers: EmailMessage,
+        sender: str,
+        recipient: str,
+        routes: tuple[FoundRoute, ...],
     ) -> str:
         """Spool once: by content, and by Message-ID when the bytes differ (a re-upload)."""
         message_id = str(headers.get("Message-ID", "") or "").strip()
@@ -230,13 +242,14 @@ class ImapIntake:
             log.info("imap message already spooled spool=%s", known)
             return known
         item_id = message_key(raw)
-        meta = {
-            "mail_from": sender,
-            "rcpt_tos": [recipient],
-            "received_at": now_iso(),
-            "via": "imap",
-        }
-        if ctx.spool.accept(raw, meta, item_id=item_id):
+        incoming = Incoming(
+            mail_from=sender,
+            rcpt_tos=(recipient,),
+            received_at=now_iso(),
+            via="imap",
+            routes=routes,
+        )
+        if ctx.spool.accept(raw, incoming, item_id=item_id):
             self.accepted(item_id)
         else:
             log.info("imap message already spooled spool=%s", item_id)

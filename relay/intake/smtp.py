@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from relay import replies
 from relay.addresses import normalize
 from relay.context import Context
 from relay.route import OwnAddress, Refusal, route_letter
+from relay.spool import FoundRoute, Incoming
 from relay.store import now_iso
 
 log = logging.getLogger("relay")
@@ -168,12 +170,12 @@ class GroupCommit:
         self.context = context
         self.blocking = blocking
         self.backlog = backlog
-        self.waiting: list[tuple[bytes, dict[str, Any], asyncio.Future[str]]] = []
+        self.waiting: list[tuple[bytes, Incoming, asyncio.Future[str]]] = []
         self.writer: asyncio.Task[None] | None = None
 
-    async def accept(self, raw: bytes, meta: dict[str, Any]) -> str:
+    async def accept(self, raw: bytes, incoming: Incoming) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.waiting.append((raw, meta, future))
+        self.waiting.append((raw, incoming, future))
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write_batches())
         return await future
@@ -183,7 +185,7 @@ class GroupCommit:
             batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
             try:
                 ids = await self.blocking(
-                    self.context().spool.accept_batch, [(raw, meta) for raw, meta, _ in batch]
+                    self.context().spool.accept_batch, [(raw, inc) for raw, inc, _ in batch]
                 )
             except Exception as error:
                 for _, _, future in batch:
@@ -208,6 +210,10 @@ class IntakeHandler:
         self.accepted = accepted
         self.backlog = Backlog(context, blocking)
         self.commits = GroupCommit(context, blocking, self.backlog)
+        # Letter routes found at RCPT, per transaction (an envelope lives for one).
+        self.routes: weakref.WeakKeyDictionary[Envelope, list[FoundRoute]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def _backlog_full(self) -> bool:
         try:
@@ -259,22 +265,26 @@ class IntakeHandler:
             return decision.reply
         if isinstance(decision, OwnAddress):
             log.info("accepted for %s", decision.kind)
+        else:  # kept with the message, so processing only checks it again
+            route = FoundRoute(address, decision.sender.id, decision.recipient.id)
+            self.routes.setdefault(envelope, []).append(route)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        meta = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": list(envelope.rcpt_tos),
-            "received_at": now_iso(),
-            "peer": str(session.peer[0]) if session.peer else "",
-            "helo": session.host_name or "",
-            "via": "smtp",
-        }
+        incoming = Incoming(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            received_at=now_iso(),
+            via="smtp",
+            peer=str(session.peer[0]) if session.peer else "",
+            helo=session.host_name or "",
+            routes=tuple(self.routes.pop(envelope, ())),
+        )
         try:
-            item_id = await self.commits.accept(bytes(raw), meta)
+            item_id = await self.commits.accept(bytes(raw), incoming)
         except Exception:
             log.exception("could not spool an incoming message")
             return replies.TRY_AGAIN

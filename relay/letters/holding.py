@@ -21,7 +21,7 @@ from relay.letters import lifecycle, versions
 from relay.route import LetterRoute, automatic_headers
 from relay.screen import Flag, screen
 from relay.scrub import ScrubbedLetter
-from relay.spool import Item
+from relay.spool import Incoming
 from relay.store import now_iso
 from relay.store.records import Letter, Participant, Removed
 
@@ -90,18 +90,23 @@ def flags_for(ctx: Context, clean: ScrubbedLetter, sender: Participant) -> tuple
 
 
 def hold(
-    ctx: Context, item: Item, raw: bytes, route: LetterRoute, headers: LetterHeaders
+    ctx: Context,
+    spool_id: str,
+    incoming: Incoming,
+    raw: bytes,
+    route: LetterRoute,
+    headers: LetterHeaders,
 ) -> Letter:
     """Record a held letter for one recipient of an accepted message, and tell moderators."""
     clean = versions.scrub(raw, versions.policy(ctx, route.sender))
     flags = flags_for(ctx, clean, route.sender)
     # The version first: a recorded letter always has the text it will be delivered with.
-    versions.keep(ctx, item.id, route.recipient.id, clean)
+    versions.keep(ctx, spool_id, route.recipient.id, clean)
 
     def build(letter_id: int) -> Letter:
         return Letter(
             id=letter_id,
-            spool_id=item.id,
+            spool_id=spool_id,
             sender=route.sender.id,
             recipient=route.recipient.id,
             sender_masked=route.sender.masked,
@@ -109,7 +114,7 @@ def hold(
             sender_library=route.sender.library,
             recipient_library=route.recipient.library,
             subject=clean.subject,
-            received_at=str(item.meta.get("received_at") or now_iso()),
+            received_at=incoming.received_at or now_iso(),
             flags=flags,
             notes=(*headers.notes(route.sender.email), *clean.notes),
             removed=tuple(Removed(r.kind, r.detail) for r in clean.removed),
@@ -121,8 +126,8 @@ def hold(
 
     letter = ctx.store.hold_letter(
         build,
-        spool_key=f"spool:{item.id}:{route.recipient.id}",
-        on_new=lambda new: lifecycle.recorded(ctx, new, spool=item.id),
+        spool_key=f"spool:{spool_id}:{route.recipient.id}",
+        on_new=lambda new: lifecycle.recorded(ctx, new, spool=spool_id),
     )
     notices.notify_moderators(ctx, letter, text_of(clean))
     return letter
