@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from relay import faults, replies
+from relay import faults, participants, replies
+from relay.spool import FoundRoute, Incoming
 from tests.conftest import MODERATOR_A, Pals, Relay, enroll_pals, letter_bytes
 from tests.support.waiting import wait_for
 
@@ -226,3 +227,30 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in status
+
+
+def test_a_route_found_at_rcpt_is_checked_again_when_the_letter_is_held(
+    relay: Relay, tmp_path: Path
+) -> None:
+    """Intake keeps the route it found; a pairing ended before the hold stops the letter."""
+    pals = enroll_pals(relay)
+    holding = tmp_path / "hold-paused"
+    holding.touch()
+    env = {faults.PAUSE_AT: "hold", faults.PAUSE_WHILE: str(holding)}
+    with serving(relay, env):
+        _send_letter(relay, pals, "Before the pairing ended")
+        (marker,) = (relay.data_dir / "spool" / "incoming").glob("*.json")
+        kept = Incoming.from_meta(json.loads(marker.read_text()))
+        assert kept.via == "smtp" and kept.peer == "127.0.0.1" and kept.helo
+        assert kept.routes == (FoundRoute(pals.tomas.masked, pals.maya.id, pals.tomas.id),)
+
+        ctx = relay.context()
+        participants.unpair(ctx, pals.maya, pals.tomas)
+        holding.unlink()
+        wait_for(
+            lambda: [e for e in ctx.store.audit_log() if e["event"] == "not-held"],
+            what="the letter refused at hold",
+        )
+        (refused,) = [e for e in ctx.store.audit_log() if e["event"] == "not-held"]
+        assert refused["reason"] == "not-paired"
+        assert relay.queue() == []
