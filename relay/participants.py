@@ -164,7 +164,8 @@ def unpair(
 ) -> None:
     """End a pairing; `NotFound` when the two are not pals."""
     _partners(ctx, first, second)
-    if second.id not in first.pals:
+    current = ctx.store.participant(first.id)  # the record as stored, not as the caller saw it
+    if current is None or second.id not in current.pals:
         raise NotFound(f"{first.id} and {second.id} are not pals")
     ctx.store.unpair(first, second)
     _record_pair(ctx, "unpaired", first, second, by=by, via=via)
