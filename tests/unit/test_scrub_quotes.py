@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay.scrub.markup import clean_html
 from relay.scrub.quotes import remove_quotes, remove_signature
+
+# Lines of the kinds quotequail reads: own words, blank lines, attributions wrapped or not,
+# forwarding markers, quoted lines, and lines ending in the characters its patterns end in.
+QUOTE_LINES = [
+    "",
+    "I made a kite today.",
+    "Hello:",
+    "Op 3 mei 2024 schreef Jan <jan@example.nl>:",
+    "Op 3 mei 2024 schreef Jan",
+    "<jan@example.nl>:",
+    "On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron <q@pals.example.org> wrote:",
+    "On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron",
+    "wrote:",
+    "Den 4 mars 2024 skrev Anna:",
+    "2024/3/4 Quiet Heron <q@pals.example.org>",
+    "---------- Forwarded message ---------",
+    "---- Original Message ----",
+    "________________________________",
+    "Begin forwarded message:",
+    "> quoted line",
+    "> On Mon wrote:",
+    "see you -",
+    "x >",
+]
 
 OWN_WORDS = "I made a kite today.\nIt is red."
 
@@ -139,3 +165,26 @@ def test_html_quote_containers_and_attributions(markup: str, kept: str, gone: st
     assert kept in cleaned.html
     assert gone not in cleaned.html
     assert any(r.kind == "quoted-reply" for r in cleaned.removed)
+
+
+def test_every_quotequail_pattern_ends_where_the_relay_looks() -> None:
+    """Scrubbing asks quotequail only about lines that can end one of its patterns."""
+    from quotequail._patterns import COMPILED_PATTERN_MAP, MAX_WRAP_LINES
+
+    from relay.scrub import quotes
+
+    assert MAX_WRAP_LINES == quotes._WRAP
+    for regexes in COMPILED_PATTERN_MAP.values():
+        for regex in regexes:
+            tail = regex.pattern.removesuffix("$").rstrip("+)")
+            assert tail.endswith(quotes._PATTERN_ENDINGS), regex.pattern
+
+
+@given(st.lists(st.sampled_from(QUOTE_LINES), max_size=12))
+def test_asking_only_about_candidate_lines_finds_what_a_full_scan_finds(lines: list[str]) -> None:
+    from quotequail._enums import Position
+    from quotequail._internal import find_quote_position
+
+    from relay.scrub import quotes
+
+    assert quotes._quotequail_cut(lines) == find_quote_position(lines, 2, position=Position.Begin)
