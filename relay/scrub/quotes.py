@@ -77,6 +77,8 @@ def _attribution_lines(lines: Sequence[str], index: int) -> int:
     for count in range(1, _JOINED_LINES + 1):
         if index + count > len(lines) or not lines[index + count - 1].strip():
             break
+        if not lines[index + count - 1].rstrip().endswith((":", "：")):
+            continue  # every attribution pattern ends with a colon: no need to try it
         joined = " ".join(line.strip() for line in lines[index : index + count])
         if len(joined) <= 600 and _ATTRIBUTION.match(joined):
             return count

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.screen import Flag, screen
 from relay.scrub import ScrubbedLetter
@@ -152,3 +154,27 @@ def test_flags_are_frozen_values() -> None:
     flag = Flag("phone", "07700 900123", "text", 0, 12)
     with pytest.raises(AttributeError):
         flag.text = "x"  # type: ignore[misc]
+
+
+PHONE_PIECES = [
+    "555-0142", "(555) 123-4567", "+44 20 7946 0958", "+1 415 555 2671", "020 7946 0958",
+    "1-800-FLOWERS", "tel:+56 9 8765 4321", "call 5550142", "1.", "2024", "10/03/2024",
+    " ", "\n", "my number is ", "abc", "x", "-", "(", ")", "+", "99", "12 34 56 78",
+]  # fmt: skip
+
+
+@settings(max_examples=400)
+@given(st.lists(st.sampled_from(PHONE_PIECES), max_size=14), st.sampled_from(["US", "CL", "GB"]))
+def test_asking_phonenumbers_about_digit_regions_finds_what_the_whole_text_finds(
+    pieces: list[str], region: str
+) -> None:
+    import phonenumbers
+
+    from relay.screen import _phone_flags
+
+    text = "".join(pieces)
+    whole = {
+        (m.start, m.end)
+        for m in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID)
+    }
+    assert {(f.start, f.end) for f in _phone_flags(text, "text", region)} == whole
