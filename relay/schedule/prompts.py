@@ -23,14 +23,18 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import jinja2
 
-from relay import compose, guard
+from relay import guard
 from relay.config import Config, Library, PromptSettings, Topic
 from relay.context import Context
 from relay.faults import crash_point
@@ -39,6 +43,10 @@ from relay.store.files import append_lines, read_lines
 from relay.store.records import ACTIVE, Participant
 
 log = logging.getLogger("relay")
+
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+_WIRE = compat32.clone(linesep="\r\n")
 
 BATCH = 500  # prompts per claim journal append and per outbox group commit
 CLAIMED, QUEUED, SENT = "claimed", "queued", "sent"
@@ -163,26 +171,35 @@ def _library_name(config: Config, library_id: str) -> str:
 
 
 def compose_prompt(ctx: Context, prompt: Prompt, month: str) -> bytes:
+    """One participant's prompt as sent. Built with the standard library's compat32 message
+    classes: a month of prompts is tens of thousands of small messages, and the modern API
+    parses every header it is given back into objects (three quarters of the cost of a send).
+    Non-ASCII names and subjects are RFC 2047 encoded, the body is UTF-8 quoted-printable."""
     config = ctx.config
     domain = config.relay.domain
     participant = prompt.participant
-    message = compose.compose_notice(
-        sender=Address(config.relay.program_name, addr_spec=config.program_address),
-        to=Address(participant.name, addr_spec=participant.email),
-        subject=prompt.subject,
-        text=prompt.text,
-        domain=domain,
-        date=datetime.now(UTC),
-        message_id=prompt_message_id(ctx, month, participant.id),
-    )
     token = unsubscribe_token(ctx, participant.id)
     base = config.web.public_url.rstrip("/") or f"http://{config.web.listen}"
-    message["List-Id"] = f"{config.relay.program_name} topics <prompts.{domain}>"
+    message = Message()
+    message["MIME-Version"] = "1.0"
+    message.set_payload(prompt.text, _UTF8_QP)
+    message["From"] = formataddr((config.relay.program_name, config.program_address), "utf-8")
+    message["To"] = formataddr((participant.name, participant.email), "utf-8")
+    message["Subject"] = _header(prompt.subject)
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = prompt_message_id(ctx, month, participant.id)
+    message["Auto-Submitted"] = "auto-generated"
+    message["List-Id"] = _header(f"{config.relay.program_name} topics <prompts.{domain}>")
     message["List-Unsubscribe"] = (
         f"<mailto:unsubscribe+{token}@{domain}>, <{base}/unsubscribe/{token}>"
     )
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return message.as_bytes()
+    return message.as_bytes(policy=_WIRE)
+
+
+def _header(text: str) -> str:
+    """The compat32 API takes a `Header` for a value to encode (typeshed lists only str)."""
+    return text if text.isascii() else cast(str, Header(text, "utf-8"))
 
 
 def prompt_message_id(ctx: Context, month: str, participant_id: str) -> str:
