@@ -339,6 +339,12 @@ class Spool:
     def update(self, queue: str, item_id: str, meta: dict[str, Any]) -> None:
         write_atomic(self.path(queue, item_id, ".json"), json.dumps(meta).encode())
 
+    def drop(self, item_id: str) -> None:
+        """Remove an entry that was never sent (its message is gone); its name is not kept."""
+        self.path("outbox", item_id, ".json").unlink(missing_ok=True)
+        self.path("outbox", item_id).unlink(missing_ok=True)
+        fsync_dir(self.root / "outbox")
+
     def sent(self, item_id: str) -> None:
         self.sent_many([item_id])
 

@@ -36,6 +36,7 @@ log = logging.getLogger("relay")
 T = TypeVar("T")
 Blocking = Callable[..., Awaitable[Any]]
 POLL_SECONDS = 1.0
+READ_AHEAD = 200  # messages read from disk in one trip to a thread
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,15 @@ def ready(ctx: Context, outcomes: Outcomes, now: float) -> list[OutboxEntry]:
     for entry in unwanted:
         log.info("dropped %s: no longer to be sent", entry.label)
     ctx.spool.sent_many([entry.id for entry in unwanted])
+    return found
+
+
+def read_messages(ctx: Context, chunk: Sequence[OutboxEntry]) -> dict[str, bytes]:
+    """The messages of a chunk of entries; one whose file is gone is left out."""
+    found = {}
+    for entry in chunk:
+        with contextlib.suppress(FileNotFoundError):
+            found[entry.id] = ctx.spool.message("outbox", entry.id)
     return found
 
 
@@ -164,7 +174,13 @@ class Worker:
                     await transport.close()
                     transport, made_for = make_transport(ctx.config), ctx.config.delivery
                 pending = await self.blocking(ready, ctx, self.outcomes, time.time())
-                await asyncio.gather(*(self._one(ctx, transport, e) for e in pending))
+                for start in range(0, len(pending), READ_AHEAD):
+                    chunk = pending[start : start + READ_AHEAD]
+                    # One trip to a thread reads a chunk's messages, not one trip each.
+                    messages = await self.threads(read_messages, ctx, chunk)
+                    await asyncio.gather(
+                        *(self._one(ctx, transport, e, messages.get(e.id)) for e in chunk)
+                    )
                 await self._finished()
             except Exception:
                 log.exception("delivery worker error; trying again shortly")
@@ -174,10 +190,12 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.woken.wait(), POLL_SECONDS)
 
-    async def _one(self, ctx: Context, transport: Transport, entry: OutboxEntry) -> None:
+    async def _one(
+        self, ctx: Context, transport: Transport, entry: OutboxEntry, message: bytes | None
+    ) -> None:
         async with self.limit:
             try:
-                confirmed = await self._send(ctx, transport, entry)
+                confirmed = await self._send(ctx, transport, entry, message)
             except Exception as error:
                 # Our own bug, not the peer's: retry later like a temporary failure.
                 log.exception("delivery error %s", entry.label)
@@ -191,13 +209,14 @@ class Worker:
         if self._finishing is None or self._finishing.done():
             self._finishing = asyncio.create_task(self._finish_confirmed(ctx))
 
-    async def _send(self, ctx: Context, transport: Transport, entry: OutboxEntry) -> bool:
+    async def _send(
+        self, ctx: Context, transport: Transport, entry: OutboxEntry, message: bytes | None
+    ) -> bool:
         """True once the transport confirmed; False when already reported otherwise."""
-        try:
-            message = await self.threads(ctx.spool.message, "outbox", entry.id)
-        except FileNotFoundError:
+        if message is None:
+            # Not sent: its name is not kept, so reconciling can queue the letter again.
             log.warning("outbox entry without its message dropped %s", entry.label)
-            await self.blocking(ctx.spool.sent, entry.id)
+            await self.blocking(ctx.spool.drop, entry.id)
             return False
         try:
             await transport.send(entry.sender, list(entry.to), message, entry.id)
