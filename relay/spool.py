@@ -173,14 +173,23 @@ class Spool:
         """
         folder = self.root / "incoming"
         chosen = [new_id() for _ in messages]
+        files: list[tuple[Path, bytes, int]] = []
+        for item_id, (raw, incoming) in zip(chosen, messages, strict=True):
+            files.append((folder / f"{item_id}.eml", raw, 0o666))
+            marker = json.dumps(incoming.to_meta()).encode()
+            files.append((folder / f".{item_id}.json.tmp", marker, 0o600))
+        self._write_synced(files)
+        for item_id in chosen:
+            os.replace(folder / f".{item_id}.json.tmp", folder / f"{item_id}.json")
+        fsync_dir(folder)
+        return chosen
+
+    def _write_synced(self, files: list[tuple[Path, bytes, int]]) -> None:
+        """Create every (path, data, mode) and fsync them together; on failure none remain."""
         written: list[tuple[int, Path]] = []
         try:
-            for item_id, (raw, incoming) in zip(chosen, messages, strict=True):
-                body = folder / f"{item_id}.eml"
-                marker_temp = folder / f".{item_id}.json.tmp"
-                written.append((_create(body, raw, 0o666), body))
-                meta_bytes = json.dumps(incoming.to_meta()).encode()
-                written.append((_create(marker_temp, meta_bytes, 0o600), marker_temp))
+            for path, data, mode in files:
+                written.append((_create(path, data, mode), path))
             self._fsync_all([fd for fd, _ in written])
         except BaseException:
             for _, path in written:
@@ -189,10 +198,6 @@ class Spool:
         finally:
             for fd, _ in written:
                 os.close(fd)
-        for item_id in chosen:
-            os.replace(folder / f".{item_id}.json.tmp", folder / f"{item_id}.json")
-        fsync_dir(folder)
-        return chosen
 
     def _fsync_all(self, fds: list[int]) -> None:
         """Fsync files together: the file system merges concurrent fsyncs into few commits."""
@@ -290,31 +295,16 @@ class Spool:
                 fresh.append((item_id, message, meta))
         if not fresh:
             return queued
-        written: list[tuple[int, Path]] = []
+        files: list[tuple[Path, bytes, int]] = []
         renames: list[tuple[Path, Path, Path, Path]] = []
-        try:
-            for item_id, message, meta in fresh:
-                token = secrets.token_hex(4)
-                body = folder / f".{item_id}.{token}.eml.tmp"
-                marker = folder / f".{item_id}.{token}.json.tmp"
-                written.append((_create(body, message.data, 0o666), body))
-                written.append((_create(marker, json.dumps(meta).encode(), 0o600), marker))
-                renames.append(
-                    (
-                        body,
-                        self.path("outbox", item_id),
-                        marker,
-                        self.path("outbox", item_id, ".json"),
-                    )
-                )
-            self._fsync_all([fd for fd, _ in written])
-        except BaseException:
-            for _, path in written:
-                path.unlink(missing_ok=True)
-            raise
-        finally:
-            for fd, _ in written:
-                os.close(fd)
+        for item_id, message, meta in fresh:
+            token = secrets.token_hex(4)
+            body = folder / f".{item_id}.{token}.eml.tmp"
+            marker = folder / f".{item_id}.{token}.json.tmp"
+            files += [(body, message.data, 0o666), (marker, json.dumps(meta).encode(), 0o600)]
+            final = (self.path("outbox", item_id), self.path("outbox", item_id, ".json"))
+            renames.append((body, final[0], marker, final[1]))
+        self._write_synced(files)
         for body, body_final, marker, marker_final in renames:
             os.replace(body, body_final)
             crash_point("outbox-between-body-and-marker")

@@ -16,6 +16,7 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
+from typing import Literal
 
 from relay import compose, guard, notices
 from relay.context import Context
@@ -189,23 +190,21 @@ def delivered(ctx: Context, letter_id: int) -> Letter | None:
 
 def failed(ctx: Context, letter_id: int, reason: str) -> Letter:
     """The transport refused the pal's copy for good (or for too long)."""
-    letter = lifecycle.apply(
-        ctx,
-        letter_id,
-        "failed",
-        details={"error": reason},
-        change=lambda current: current.but(last_error=reason),
-    )
-    tell_about_failure(ctx, letter, reason)
-    return letter
+    return _not_delivered(ctx, letter_id, "failed", reason)
 
 
 def bounced(ctx: Context, letter_id: int, reason: str) -> Letter:
     """The pal's mail server returned a letter it had accepted."""
+    return _not_delivered(ctx, letter_id, "bounced", reason)
+
+
+def _not_delivered(
+    ctx: Context, letter_id: int, event: Literal["failed", "bounced"], reason: str
+) -> Letter:
     letter = lifecycle.apply(
         ctx,
         letter_id,
-        "bounced",
+        event,
         details={"error": reason},
         change=lambda current: current.but(last_error=reason),
     )
