@@ -78,14 +78,26 @@ def _flag(data: Flag | dict[str, Any]) -> Flag:
     )
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
 class _Record:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        values = {
-            k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known
-        }
-        return cls(**values)
+        return cls(**cls._values(data))
+
+    @classmethod
+    def _values(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Known fields only (a newer record read by an older relay), JSON lists as tuples."""
+        known = _field_names(cls)
+        return {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload, no-any-return]
@@ -143,13 +155,15 @@ class Letter(_Record):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        letter = super().from_dict(data)
-        return replace(
-            letter,
-            flags=tuple(_flag(f) for f in letter.flags),
-            removed=tuple(Removed.of(r) for r in letter.removed),
-            history=tuple(Step.of(s) for s in letter.history),
-        )
+        values = cls._values(data)
+        # Lists stay empty for most letters: convert only what is there.
+        if flags := values.get("flags"):
+            values["flags"] = tuple(map(_flag, flags))
+        if removed := values.get("removed"):
+            values["removed"] = tuple(map(Removed.of, removed))
+        if history := values.get("history"):
+            values["history"] = tuple(map(Step.of, history))
+        return cls(**values)
 
     def summary(self) -> dict[str, Any]:
         """The fields `queue list` shows: no real address is in a letter record at all."""
