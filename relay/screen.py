@@ -97,6 +97,19 @@ _ADDRESS_PATTERNS = (
     r"\d{1,4}丁目\d{1,4}番(?:地|\d{1,4}号)?",
 )
 _ADDRESS = re.compile("|".join(f"(?:{p})" for p in _ADDRESS_PATTERNS), re.IGNORECASE)
+# Every address pattern needs one of these words (or a Japanese place suffix), and every
+# social pattern a platform's name or an "@": a text with none is not scanned by the long
+# alternations at every digit and word (a test checks each pattern against its clue).
+_ADDRESS_CLUE = re.compile(
+    r"street|st\.?|road|rd\.?|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|close|way|"
+    r"place|pl|terrace|crescent|square|gardens|grove|parkway|circle|highway|calle|c/|avenida|"
+    r"avda|av\.|paseo|plaza|camino|carrera|ronda|travesía|carretera|rua|travessa|praça|largo|"
+    r"alameda|estrada|viale|piazza|corso|vicolo|piazzale|via|rue|bd|chemin|allée|impasse|quai|"
+    r"route|cours|passage|straße|strasse|str\.|weg|gasse|allee|platz|damm|ufer|chaussee|"
+    r"[市区町村郡]|丁目",
+    re.IGNORECASE,
+)
+_SOCIAL_CLUE = re.compile(rf"{_PLATFORMS}|@", re.IGNORECASE)
 
 _POSTCODE_PATTERNS = (
     r"〒\s?\d{3}[-－]?\d{4}",
@@ -151,6 +164,12 @@ def _phone_regions(text: str) -> Iterator[tuple[int, int]]:
         start, end = low, high
     if end >= 0:
         yield start, end
+
+
+def _clued_flags(
+    kind: FlagKind, pattern: re.Pattern[str], clue: re.Pattern[str], text: str, part: LetterPart
+) -> list[Flag]:
+    return list(_pattern_flags(kind, pattern, text, part)) if clue.search(text) else []
 
 
 def _phone_flags(text: str, part: LetterPart, region: str) -> Iterator[Flag]:
@@ -220,8 +239,8 @@ def _detail_flags(text: str, part: LetterPart, region: str) -> list[list[Flag]]:
         ],
         list(_pattern_flags("link", _LINK, text, part)),
         list(_phone_flags(text, part, region)),
-        list(_pattern_flags("social", _SOCIAL, text, part)),
-        list(_pattern_flags("address", _ADDRESS, text, part)),
+        _clued_flags("social", _SOCIAL, _SOCIAL_CLUE, text, part),
+        _clued_flags("address", _ADDRESS, _ADDRESS_CLUE, text, part),
         [
             *_pattern_flags("postcode", _POSTCODE, text, part),
             *_pattern_flags("postcode", _POSTCODE_WORDS, text, part),

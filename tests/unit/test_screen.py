@@ -178,3 +178,28 @@ def test_asking_phonenumbers_about_digit_regions_finds_what_the_whole_text_finds
         for m in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID)
     }
     assert {(f.start, f.end) for f in _phone_flags(text, "text", region)} == whole
+
+
+ADDRESS_PIECES = [
+    "123 ", "4B ", "12 ", "3 bis ", "Main ", "Elm ", "Street", "St.", "Rd", " Road", "Avenue",
+    "Calle Mayor ", "Rua das Flores, ", "Via Roma ", "via the park ", "rue de la Paix",
+    "Hauptstraße ", "Berliner Str. ", "Am Weg ", "東京都千代田区千代田", "1-1", "1丁目2番3号",
+    "Plaza ", "Piazza ", "Close", "Way", " ", ", ", "\n", "5", "10", "a", "Instagram: ",
+    "@luna_rider", "snap ", "is ", "pony_12", "discord @luna_1", "tiktok", "x",
+]  # fmt: skip
+
+
+@settings(max_examples=600)
+@given(st.lists(st.sampled_from(ADDRESS_PIECES), max_size=10))
+def test_a_text_without_a_clue_has_no_address_or_handle(pieces: list[str]) -> None:
+    """The address and social patterns are skipped on a text without their clue words; every
+    match they make must contain one."""
+    from relay import screen as screening
+
+    text = "".join(pieces)
+    for pattern, clue in (
+        (screening._ADDRESS, screening._ADDRESS_CLUE),
+        (screening._SOCIAL, screening._SOCIAL_CLUE),
+    ):
+        for found in pattern.finditer(text):
+            assert clue.search(found.group()), found.group()
