@@ -7,7 +7,8 @@ would take hours of fsyncs. Each participant is paired and has written 10 letter
 letters is still held (the hot queue, a pessimistic day's worth), the rest are delivered and
 archived. Every letter has the keys the relay writes for it (spool item, Message-ID, the
 moderator's notice and its token). Held letters have their original in the
-spool; archived ones do not (nothing measured reads them). No audit history is generated.
+spool and the scrubbed version the hold keeps (`spool/scrubbed/`); archived ones have
+neither (nothing measured reads them). No audit history is generated.
 Generated stores of 10,000 participants or more are synced to disk before measuring, so that
 their writeback does not slow the fsyncs being measured.
 
@@ -32,9 +33,10 @@ from typing import Any
 from bench.common import DOMAIN, MODERATOR_A, Installation, Serve, emit, note
 from relay import letters
 from relay import store as store_module
+from relay.letters import versions
 from relay.participants import enroll
 from relay.process import process_incoming
-from relay.scrub import private
+from relay.scrub import ScrubPolicy, private
 from relay.spool import FoundRoute, Incoming
 from relay.store import (
     ARCHIVE_SPAN,
@@ -77,6 +79,8 @@ def build(root: Path, participants: int) -> dict[str, Any]:
     for folder in ("participants", keys_folder, "letters", "archive", "audit"):
         (store / folder).mkdir(parents=True, exist_ok=True)
     spool.mkdir(parents=True, exist_ok=True)
+    scrubbed = root / "data" / "spool" / "scrubbed"
+    scrubbed.mkdir(parents=True, exist_ok=True)
     adjectives, animals = _words("adjectives.txt"), _words("animals.txt")
     people: list[list[str]] = [[] for _ in range(PARTICIPANT_SHARDS)]
     keys: list[list[str]] = [[] for _ in range(KEY_SHARDS)]
@@ -138,7 +142,9 @@ def build(root: Path, participants: int) -> dict[str, Any]:
             record = json.dumps(letter.to_dict(), separators=(",", ":"), ensure_ascii=False)
             if held:
                 hot[letter_id % LETTER_SHARDS].append(f'"{letter_id}":{record}')
-                (spool / f"{spool_id}.eml").write_bytes(_original(n, masks[pal], message_id))
+                original = _original(n, masks[pal], message_id)
+                (spool / f"{spool_id}.eml").write_bytes(original)
+                (scrubbed / f"{spool_id}.p{pal}.json").write_bytes(_version(original))
                 if n % 2:
                     held_riverside.append(letter_id)
             else:
@@ -167,6 +173,11 @@ def build(root: Path, participants: int) -> dict[str, Any]:
     counters = {"participant": participants, "letter": letter_id}
     _write_tinydb(store / "counters.json", ['"1":' + json.dumps(counters)])
     return {"letters": letter_id, "held": sum(map(len, hot)), "held_riverside": held_riverside}
+
+
+def _version(original: bytes) -> bytes:
+    """What the hold keeps for a letter (every generated letter reads the same)."""
+    return versions.encode(versions.scrub(original, ScrubPolicy()))
 
 
 def _original(n: int, to: str, message_id: str) -> bytes:

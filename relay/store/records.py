@@ -176,7 +176,10 @@ class Letter(_Record):
             "to_library": self.recipient_library,
             "subject": self.subject,
             "received_at": self.received_at,
-            "flags": [asdict(flag) for flag in self.flags],
+            "flags": [
+                {"kind": f.kind, "text": f.text, "part": f.part, "start": f.start, "end": f.end}
+                for f in self.flags
+            ],
             "notes": list(self.notes),
         }
 
