@@ -507,20 +507,25 @@ class Store:
             return updated
 
     def hot_letters(self) -> list[Letter]:
-        found = []
-        for shard in sorted((self.root / "letters").glob("*.json")):
-            found += [Letter.from_dict(dict(doc)) for doc in self._table(shard).all()]
-        return sorted(found, key=lambda letter: letter.id)
+        return self._hot(lambda record: True)
 
     def queue(self, library: str | None = None) -> list[Letter]:
-        return [
-            letter
-            for letter in self.hot_letters()
-            if letter.status == HELD and library in (None, letter.sender_library)
-        ]
+        return self._hot(
+            lambda r: r.get("status") == HELD and library in (None, r.get("sender_library"))
+        )
 
     def approved_letters(self) -> list[Letter]:
-        return [letter for letter in self.hot_letters() if letter.status == APPROVED]
+        return self._hot(lambda record: record.get("status") == APPROVED)
+
+    def _hot(self, wanted: Callable[[dict[str, Any]], bool]) -> list[Letter]:
+        """Hot letters whose stored record is `wanted`, oldest first. The shards are read as
+        the JSON they are (TinyDB's documents would copy every record twice) and only the
+        wanted records become `Letter`s: the reconcile loop asks for approved ones often."""
+        found = []
+        for shard in sorted((self.root / "letters").glob("*.json")):
+            records = (AtomicJSONStorage(shard).read() or {}).get("records", {})
+            found += [Letter.from_dict(r) for r in records.values() if wanted(r)]
+        return sorted(found, key=lambda letter: letter.id)
 
     def _archive_path(self, letter_id: int) -> Path:
         return self.root / "archive" / f"letters-{letter_id // ARCHIVE_SPAN:05d}.jsonl"
