@@ -98,18 +98,29 @@ _ADDRESS_PATTERNS = (
 )
 _ADDRESS = re.compile("|".join(f"(?:{p})" for p in _ADDRESS_PATTERNS), re.IGNORECASE)
 # Every address pattern needs one of these words (or a Japanese place suffix), and every
-# social pattern a platform's name or an "@": a text with none is not scanned by the long
-# alternations at every digit and word (a test checks each pattern against its clue).
-_ADDRESS_CLUE = re.compile(
-    r"street|st\.?|road|rd\.?|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|close|way|"
-    r"place|pl|terrace|crescent|square|gardens|grove|parkway|circle|highway|calle|c/|avenida|"
-    r"avda|av\.|paseo|plaza|camino|carrera|ronda|travesía|carretera|rua|travessa|praça|largo|"
-    r"alameda|estrada|viale|piazza|corso|vicolo|piazzale|via|rue|bd|chemin|allée|impasse|quai|"
-    r"route|cours|passage|straße|strasse|str\.|weg|gasse|allee|platz|damm|ufer|chaussee|"
-    r"[市区町村郡]|丁目",
-    re.IGNORECASE,
-)
-_SOCIAL_CLUE = re.compile(rf"{_PLATFORMS}|@", re.IGNORECASE)
+# social pattern a platform's name or an "@": a text holding none of them is not scanned by
+# the long alternations. Substring tests on the case-folded text (a test checks that each
+# match holds a clue); a regular expression of the clues would cost as much as the patterns.
+_ADDRESS_CLUES = tuple(
+    clue.casefold()
+    for clue in (
+        "st", "road", "rd", "ave", "lane", "ln", "drive", "dr", "boulevard", "blvd", "court",
+        "ct", "close", "way", "place", "pl", "terrace", "crescent", "square", "gardens",
+        "grove", "parkway", "circle", "highway", "calle", "c/", "avenida", "avda", "av.",
+        "paseo", "plaza", "camino", "carrera", "ronda", "travesía", "carretera", "rua",
+        "travessa", "praça", "largo", "alameda", "estrada", "viale", "piazza", "corso",
+        "vicolo", "via", "rue", "bd", "chemin", "allée", "impasse", "quai", "route", "cours",
+        "passage", "straße", "weg", "gasse", "allee", "platz", "damm", "ufer", "chaussee",
+        "市", "区", "町", "村", "郡", "丁目",
+    )
+)  # fmt: skip
+_SOCIAL_CLUES = (*(p.casefold() for p in _PLATFORMS.split("|")), "@")
+
+
+def _has_clue(text: str, clues: tuple[str, ...]) -> bool:
+    folded = text.casefold()
+    return any(clue in folded for clue in clues)
+
 
 _POSTCODE_PATTERNS = (
     r"〒\s?\d{3}[-－]?\d{4}",
@@ -167,9 +178,9 @@ def _phone_regions(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _clued_flags(
-    kind: FlagKind, pattern: re.Pattern[str], clue: re.Pattern[str], text: str, part: LetterPart
+    kind: FlagKind, pattern: re.Pattern[str], clues: tuple[str, ...], text: str, part: LetterPart
 ) -> list[Flag]:
-    return list(_pattern_flags(kind, pattern, text, part)) if clue.search(text) else []
+    return list(_pattern_flags(kind, pattern, text, part)) if _has_clue(text, clues) else []
 
 
 def _phone_flags(text: str, part: LetterPart, region: str) -> Iterator[Flag]:
@@ -239,8 +250,8 @@ def _detail_flags(text: str, part: LetterPart, region: str) -> list[list[Flag]]:
         ],
         list(_pattern_flags("link", _LINK, text, part)),
         list(_phone_flags(text, part, region)),
-        _clued_flags("social", _SOCIAL, _SOCIAL_CLUE, text, part),
-        _clued_flags("address", _ADDRESS, _ADDRESS_CLUE, text, part),
+        _clued_flags("social", _SOCIAL, _SOCIAL_CLUES, text, part),
+        _clued_flags("address", _ADDRESS, _ADDRESS_CLUES, text, part),
         [
             *_pattern_flags("postcode", _POSTCODE, text, part),
             *_pattern_flags("postcode", _POSTCODE_WORDS, text, part),

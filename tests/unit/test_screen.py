@@ -197,9 +197,9 @@ def test_a_text_without_a_clue_has_no_address_or_handle(pieces: list[str]) -> No
     from relay import screen as screening
 
     text = "".join(pieces)
-    for pattern, clue in (
-        (screening._ADDRESS, screening._ADDRESS_CLUE),
-        (screening._SOCIAL, screening._SOCIAL_CLUE),
+    for pattern, clues in (
+        (screening._ADDRESS, screening._ADDRESS_CLUES),
+        (screening._SOCIAL, screening._SOCIAL_CLUES),
     ):
         for found in pattern.finditer(text):
-            assert clue.search(found.group()), found.group()
+            assert screening._has_clue(found.group(), clues), found.group()
