@@ -13,10 +13,10 @@ is closed rather than reused, and one the smarthost closed while idle is replace
 from __future__ import annotations
 
 import contextlib
-import re
 
 import aiosmtplib
 
+from relay.addresses import without_addresses
 from relay.config import DeliverySettings
 from relay.errors import DeliveryError, DeliveryTimeout
 
@@ -98,7 +98,7 @@ class SmtpTransport:
             ) from None
         except aiosmtplib.SMTPResponseException as error:
             raise DeliveryError(
-                f"smarthost answered {error.code} {_without_addresses(error.message)}",
+                f"smarthost answered {error.code} {without_addresses(error.message)[:200]}",
                 permanent=error.code >= 500,
                 code=error.code,
             ) from None
@@ -109,7 +109,3 @@ class SmtpTransport:
         finally:
             if client is not None:
                 await self._release(client, healthy=healthy)
-
-
-def _without_addresses(text: str) -> str:
-    return re.sub(r"<?[^\s<>@]+@[^\s<>@]+>?", "[address]", text)[:200]
