@@ -29,7 +29,7 @@ from relay.context import Context, open_context
 from relay.errors import AlreadyEnrolled, ConfigError, InvalidField, NotFound, UserError
 from relay.schedule import digests, prompts, run_scheduled
 from relay.store import Store
-from relay.store.records import Participant
+from relay.store.records import Letter, Participant
 
 PROG = "penpal-relay"
 REFERENCE = "id, masked address or real email"
@@ -206,7 +206,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _letter(ctx: Context, letter_id: int) -> Any:
+def _letter(ctx: Context, letter_id: int) -> Letter:
     letter = ctx.store.letter(letter_id)
     if letter is None:
         raise NotFound(f"letter {letter_id} not found")
