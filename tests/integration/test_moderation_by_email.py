@@ -250,3 +250,10 @@ def test_daily_reminder_lists_exactly_the_waiting_letters(
         assert f"  {waiting}  " in body and "Still waiting" in body
         assert "Decided" not in body
     assert relay.delivered(MODERATOR_B) == []
+
+    # Asked for again the same day, after the first went out: sent again, not swallowed.
+    relay.cli("reminders", "send", "--library", "riverside")
+    wait_for(
+        lambda: len([x for x in relay.delivered(MODERATOR_A) if "waiting at" in x["Subject"]]) == 2,
+        what="the second reminder asked for",
+    )
