@@ -115,7 +115,9 @@ def _views(text: str) -> tuple[str, ...]:
     if "&" not in text and "%" not in text:
         return ()
     unescaped = html.unescape(text)
-    return (unescaped, unquote(text), unquote(unescaped))
+    views = (unescaped, unquote(text), unquote(unescaped))
+    # A view equal to the text, or to another view, would only be searched again.
+    return tuple(v for v in dict.fromkeys(views) if v != text)
 
 
 def _found(text: str, matcher: PrivateMatcher, *, runs: bool = True) -> bool:
@@ -187,12 +189,18 @@ _BASE64_LINE = re.compile(rb"^[A-Za-z0-9+/]{40,}={0,2}\r?$\n?", re.MULTILINE)
 
 def _raw_hits(message_bytes: bytes, matcher: PrivateMatcher) -> list[LeakHit]:
     """The backstop: the bytes as they are, and with quoted-printable undone throughout."""
-    for view in (message_bytes, quopri.decodestring(message_bytes)):
+    views = [message_bytes]
+    unquoted = quopri.decodestring(message_bytes)
+    if unquoted != message_bytes:  # the same bytes twice would be searched twice for nothing
+        views.append(unquoted)
+    for view in views:
         found = values_in_bytes(view, matcher)
         if found:
             return [LeakHit(value, "raw bytes", False) for value in found]
         lean = _BASE64_LINE.sub(b"", view)
-        text = lean.decode("utf-8", "replace") + "\n" + lean.decode("latin-1")
+        text = lean.decode("utf-8", "replace")
+        if not lean.isascii():  # as Latin-1 too, where the two readings differ
+            text += "\n" + lean.decode("latin-1")
         if contains_private(text, matcher, markup=True, runs=False):
             return [LeakHit(v, "raw bytes", False) for v in values_found(text, matcher)]
     return []
