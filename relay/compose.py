@@ -14,10 +14,14 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.charset import QP, Charset
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.policy import SMTP, compat32
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import cast
 
 import nh3
 
@@ -134,22 +138,62 @@ def compose_notice(
     message_id: str | None = None,
     in_reply_to: str | None = None,
     auto: str = "auto-generated",
-) -> EmailMessage:
+) -> bytes:
     """A message from the program itself, marked as automatic (RFC 3834): `auto-replied`
     when it answers someone's message, `auto-generated` otherwise."""
-    message = EmailMessage(policy=SMTP)
-    message["From"] = sender
-    message["To"] = to
+    headers = [("From", address_header(sender)), ("To", address_header(to))]
     if reply_to is not None:
-        message["Reply-To"] = reply_to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id or make_msgid(domain=domain)
+        headers.append(("Reply-To", address_header(reply_to)))
+    headers += [
+        ("Subject", text_header(subject)),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id or make_msgid(domain=domain)),
+    ]
     if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-        message["References"] = in_reply_to
-    message["Auto-Submitted"] = auto
-    message.set_content(text)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
-    return message
+        headers += [("In-Reply-To", in_reply_to), ("References", in_reply_to)]
+    headers.append(("Auto-Submitted", auto))
+    return program_bytes(headers, text, html)
+
+
+# The program's own messages (notices, prompts) are built with the standard library's compat32
+# message classes: the modern API parses each header it is given back into objects, which was
+# most of the cost of a month of prompts and of a held letter's notices.
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+_WIRE = compat32.clone(linesep="\r\n")
+
+
+def address_header(address: Address) -> str:
+    """`Name <addr>`, the name RFC 2047 encoded when it is not ASCII."""
+    return formataddr((address.display_name, address.addr_spec), "utf-8")
+
+
+def text_header(text: str) -> str:
+    """An unstructured header value, RFC 2047 encoded when it is not ASCII. (The compat32
+    API takes a `Header` for a value to encode; typeshed lists only str.)"""
+    return text if text.isascii() else cast(str, Header(text, "utf-8"))
+
+
+def _text_part(body: str, subtype: str) -> Message:
+    part = Message()
+    part.set_payload(body, _UTF8_QP)
+    if subtype != "plain":
+        part.set_type(f"text/{subtype}")
+    return part
+
+
+def program_bytes(headers: list[tuple[str, str]], text: str, html: str | None = None) -> bytes:
+    """A message of the program: the headers in order, the text as UTF-8 quoted-printable,
+    and the HTML as its alternative when there is one."""
+    if html is None:
+        message = _text_part(text, "plain")
+    else:
+        message = MIMEMultipart("alternative")
+        for part in (_text_part(text, "plain"), _text_part(html, "html")):
+            del part["MIME-Version"]  # set by the charset; it belongs to the message only
+            message.attach(part)
+    for name, value in headers:
+        message[name] = value
+    if "MIME-Version" not in message:
+        message["MIME-Version"] = "1.0"
+    return message.as_bytes(policy=_WIRE)

@@ -90,4 +90,4 @@ def program_message(
         in_reply_to=in_reply_to,
         message_id=message_id,
         auto=auto,
-    ).as_bytes()
+    )
