@@ -321,7 +321,7 @@ def send_reminders(
             )
             item = f"reminder-{library.id}-{local.date().isoformat()}-{_sign(ctx, member.email)}"
             if force:  # asked for now: a new message even if today's went out already
-                item += f"-{local:%H%M%S}"
+                item += f"-{new_id()}"
             door.queue(ctx, item, message, Notice("reminder"), to=member.email)
         ctx.store.audit("reminded", library=library.id, letters=[x.id for x in waiting])
         log.info("reminded library=%s letters=%d", library.id, len(waiting))
