@@ -214,7 +214,7 @@ def tell_writer(
     day = datetime.now(UTC).date()
 
     def send() -> bool:
-        if ctx.spool.path("outbox", item_id, ".json").exists():
+        if ctx.spool.queued_or_sent(item_id):  # queued or sent already: not counted again
             return True
         count = ctx.store.writer_notices(writer.id, day)
         if count >= ctx.config.moderation.notices_per_writer_per_day:

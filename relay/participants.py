@@ -261,12 +261,8 @@ def pause_prompts(ctx: Context, participant_id: str, *, via: str) -> bool:
     """One-click unsubscribe: only the monthly topic emails stop; letters go on.
     False when there is no such participant (a link for a record that is gone)."""
     try:
-        before, _ = ctx.store.update_participant(
-            participant_id, lambda p: p.but(prompts_paused=True)
-        )
+        change = ctx.store.update_participant(participant_id, lambda p: p.but(prompts_paused=True))
     except NotFound:
         return False
-    if not before.prompts_paused:
-        ctx.store.audit("prompts-paused", participant=participant_id, via=via)
-        log.info("prompts paused participant=%s via=%s", participant_id, via)
+    _recorded(ctx, "prompts-paused", change, by="", via=via)
     return True

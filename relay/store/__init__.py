@@ -162,6 +162,11 @@ class Store:
                 return other.get("v")
         return None
 
+    def _put(self, key: str, value: Any) -> None:
+        """Write one key under the lock (a write that reads nothing first)."""
+        with self._writing():
+            self._set_key(key, value)
+
     def _set_key(self, key: str, value: Any) -> None:
         table = self._key_table(key)
         doc_id = _key_doc_id(key)
@@ -227,8 +232,7 @@ class Store:
         return date.fromisoformat(value) if isinstance(value, str) else None
 
     def set_reminded_on(self, library_id: str, day: date) -> None:
-        with self._writing():
-            self._set_key(f"reminded:{library_id}", day.isoformat())
+        self._put(f"reminded:{library_id}", day.isoformat())
 
     def writer_notices(self, writer_id: str, day: date) -> int:
         """How many notices a writer got on `day` (UTC), for the daily limit."""
@@ -236,16 +240,14 @@ class Store:
         return value if isinstance(value, int) else 0
 
     def set_writer_notices(self, writer_id: str, day: date, count: int) -> None:
-        with self._writing():
-            self._set_key(f"writer-notices:{writer_id}:{day.isoformat()}", count)
+        self._put(f"writer-notices:{writer_id}:{day.isoformat()}", count)
 
     def told_writer_waiting(self, letter_id: int) -> bool:
         """Whether the writer of a long-held letter was told it is still waiting."""
         return bool(self._key(f"told-waiting:{letter_id}"))
 
     def record_told_writer_waiting(self, letter_id: int) -> None:
-        with self._writing():
-            self._set_key(f"told-waiting:{letter_id}", True)
+        self._put(f"told-waiting:{letter_id}", True)
 
     # --- staff sign-in links (`magic:<sha256 of the link's secret>`) ---------------------
 
@@ -259,8 +261,7 @@ class Store:
         }
         if link.used_at is not None:
             value["used_at"] = link.used_at
-        with self._writing():
-            self._set_key(_sign_in_key(secret), value)
+        self._put(_sign_in_key(secret), value)
 
     def sign_in_link(self, secret: str) -> SignInLink | None:
         return _sign_in_link(self._key(_sign_in_key(secret)))
@@ -289,8 +290,7 @@ class Store:
 
     def set_imap_state(self, mailbox: str, state: ImapState) -> None:
         value = {"uidvalidity": state.uidvalidity, "last_uid": state.last_uid}
-        with self._writing():
-            self._set_key(f"imap:{mailbox}", value)
+        self._put(f"imap:{mailbox}", value)
 
     def spooled_imap_message(self, message_id: str) -> str | None:
         """The spool item a message taken from a mailbox went to, by its Message-ID."""
@@ -298,8 +298,7 @@ class Store:
         return value if isinstance(value, str) else None
 
     def record_spooled_imap_message(self, message_id: str, item_id: str) -> None:
-        with self._writing():
-            self._set_key(f"imap-msgid:{message_id}", item_id)
+        self._put(f"imap-msgid:{message_id}", item_id)
 
     # --- newsletter digests (`digest:<partnership>:<library>`) ---------------------------
 
@@ -323,8 +322,7 @@ class Store:
             "year": state.year,
             "sent_at": state.sent_at,
         }
-        with self._writing():
-            self._set_key(f"digest:{partnership_id}:{library_id}", value)
+        self._put(f"digest:{partnership_id}:{library_id}", value)
 
     # --- participants --------------------------------------------------------------------
 
