@@ -274,25 +274,20 @@ class Server:
             process_incoming(self.ctx, item_id, incoming)
 
     async def _reconcile(self) -> None:
-        """Queue approved letters whose outbox entries are missing: every one at start (a
-        crash may have come anywhere), then every `RECONCILE_SECONDS` those whose letter copy
-        is missing (a CLI killed between recording an approval and queueing the letter)."""
+        """Queue the copies of approved letters that are neither in the outbox nor sent: at
+        start (a crash may have come anywhere), then every `RECONCILE_SECONDS` (a CLI killed
+        between recording an approval and queueing the letter)."""
         while faults.paused("reconcile"):
             await asyncio.sleep(PAUSE_POLL_SECONDS)
-        try:
-            if await self.store_call(letters.reconcile, self.ctx):
-                self.outbox_changed.set()
-        except Exception:
-            log.exception("queueing approved letters again failed; trying again shortly")
+        settle = 0.0  # at start no approval can still be on its way into the outbox
         while True:
-            await asyncio.sleep(RECONCILE_SECONDS)
             try:
-                if await self.store_call(
-                    letters.reconcile, self.ctx, settle_seconds=RECONCILE_SETTLE_SECONDS
-                ):
+                if await self.store_call(letters.reconcile, self.ctx, settle_seconds=settle):
                     self.outbox_changed.set()
             except Exception:
                 log.exception("queueing approved letters again failed; trying again shortly")
+            settle = RECONCILE_SETTLE_SECONDS
+            await asyncio.sleep(RECONCILE_SECONDS)
 
     async def _watch_spool(self) -> None:
         """Hold what the intake processes spooled: they cannot reach this process's queue."""

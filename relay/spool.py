@@ -73,6 +73,17 @@ def new_id() -> str:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """Letters accepted but not yet held: committed items in `spool/incoming/`."""
+
+    letters: int = 0
+    bytes: int = 0
+
+    def plus(self, letters: int, size: int) -> Waiting:
+        return Waiting(self.letters + letters, self.bytes + size)
+
+
+@dataclass(frozen=True)
 class FoundRoute:
     """A letter's route as intake found it at RCPT: the writer and the pal, by id. Processing
     checks it again against the records (`route.recheck`) instead of looking both up anew."""
@@ -215,6 +226,21 @@ class Spool:
             or self.path("messages", item_id).exists()
         )
 
+    def waiting(self) -> Waiting:
+        """Letters accepted but not yet held, and their bytes: one listing of `incoming/`
+        and one `stat` per committed message body (intake's back-pressure reads it)."""
+        letters = size = 0
+        with os.scandir(self.root / "incoming") as entries:
+            names = {entry.name: entry for entry in entries}
+        for name in names:
+            if name.endswith(".json") and not name.startswith("."):
+                letters += 1
+                body = names.get(name.removesuffix(".json") + ".eml")
+                if body is not None:
+                    with contextlib.suppress(OSError):  # held and moved away meanwhile
+                        size += body.stat().st_size
+        return Waiting(letters, size)
+
     def pending_ids(self) -> list[str]:
         """Ids of committed incoming messages, oldest first, without reading their markers."""
         names = os.listdir(self.root / "incoming")
@@ -331,9 +357,7 @@ class Spool:
 
     def drop(self, item_id: str) -> None:
         """Remove an entry that was never sent (its message is gone); its name is not kept."""
-        self.path("outbox", item_id, ".json").unlink(missing_ok=True)
-        self.path("outbox", item_id).unlink(missing_ok=True)
-        fsync_dir(self.root / "outbox")
+        self._remove([item_id])
 
     def sent(self, item_id: str) -> None:
         self.sent_many([item_id])
@@ -341,15 +365,18 @@ class Spool:
     def sent_many(self, item_ids: Sequence[str]) -> None:
         """Remove delivered entries (marker first, then body) with one folder fsync; their
         names stay in `sent/`, so queueing the same entry again is refused."""
+        if not item_ids:
+            return
         for item_id in item_ids:
             (self.root / "sent" / item_id).touch()
-        if item_ids:
-            fsync_dir(self.root / "sent")
+        fsync_dir(self.root / "sent")
+        self._remove(item_ids)
+
+    def _remove(self, item_ids: Sequence[str]) -> None:
         for item_id in item_ids:
             self.path("outbox", item_id, ".json").unlink(missing_ok=True)
             self.path("outbox", item_id).unlink(missing_ok=True)
-        if item_ids:
-            fsync_dir(self.root / "outbox")
+        fsync_dir(self.root / "outbox")
 
     def forget_sent(self, before: float) -> int:
         """Drop the names of entries delivered before `before` (a Unix time)."""

@@ -24,7 +24,6 @@ import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AnyStr
 
@@ -34,7 +33,7 @@ from relay import replies
 from relay.addresses import normalize
 from relay.context import Context
 from relay.route import OwnAddress, Refusal, route_letter
-from relay.spool import FoundRoute, Incoming
+from relay.spool import FoundRoute, Incoming, Waiting
 from relay.store import now_iso
 
 log = logging.getLogger("relay")
@@ -87,32 +86,6 @@ MAX_BATCH = 64
 BACKLOG_RECOUNT_SECONDS = 0.5  # how stale the count of letters waiting to be held may get
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """Letters accepted but not yet held: committed items in `spool/incoming/`."""
-
-    letters: int = 0
-    bytes: int = 0
-
-    def plus(self, letters: int, size: int) -> Waiting:
-        return Waiting(self.letters + letters, self.bytes + size)
-
-
-def count_waiting(incoming: Path) -> Waiting:
-    """One listing of the folder and one `stat` per committed message body."""
-    letters = size = 0
-    with os.scandir(incoming) as entries:
-        names = {entry.name: entry for entry in entries}
-    for name in names:
-        if name.endswith(".json") and not name.startswith("."):
-            letters += 1
-            body = names.get(name.removesuffix(".json") + ".eml")
-            if body is not None:
-                with contextlib.suppress(OSError):  # held and moved away meanwhile
-                    size += body.stat().st_size
-    return Waiting(letters, size)
-
-
 class Backlog:
     """How many letters wait to be held, counted cheaply, shared by every intake process.
 
@@ -152,7 +125,7 @@ class Backlog:
 
     async def _count(self) -> None:
         started = time.monotonic()
-        self.waiting = await self.blocking(count_waiting, self.context().spool.root / "incoming")
+        self.waiting = await self.blocking(self.context().spool.waiting)
         self.counted_at = started
 
 
@@ -418,7 +391,6 @@ def intake_worker_main(argv: list[str] | None = None) -> int:
     parent = os.getppid()
     end_with_parent()  # first: the parent may die at any moment from now on
     import argparse
-    from pathlib import Path
 
     from relay import config as config_module
     from relay.context import open_context

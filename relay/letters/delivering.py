@@ -76,7 +76,7 @@ def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ..
 
 def as_delivered(ctx: Context, letter: Letter) -> ScrubbedLetter:
     """The letter's content exactly as it will be (or was) delivered."""
-    return versions.deliverable(ctx, letter, _participant(ctx, letter.sender))
+    return versions.content(ctx, letter, _participant(ctx, letter.sender))
 
 
 def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
@@ -86,7 +86,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     recipient = _participant(ctx, letter.recipient)
     in_reply_to, references = _map_thread(ctx, letter)
     decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
-    clean = versions.deliverable(ctx, letter, sender)
+    clean = versions.content(ctx, letter, sender)
     private = guard.private_for_letter(ctx, letter)
 
     def build(reader: compose.Party, message_id: str, copy_for: str | None) -> CheckedMessage:

@@ -93,7 +93,7 @@ def keep(ctx: Context, spool_id: str, recipient: str, clean: ScrubbedLetter) -> 
     ctx.spool.save_scrubbed(spool_id, recipient, encode(clean))
 
 
-def deliverable(ctx: Context, letter: Letter, sender: Participant) -> ScrubbedLetter:
+def content(ctx: Context, letter: Letter, sender: Participant) -> ScrubbedLetter:
     """The letter exactly as it will be delivered: the stored version, with a moderator's
     edit in place of both bodies (a redaction in the text must not survive in an HTML twin).
     """
