@@ -13,7 +13,15 @@ import logging
 from relay import by_email, letters, lists
 from relay.bounces import handle_bounce
 from relay.context import Context
-from relay.route import LetterRoute, OwnAddress, Refusal, Route, recheck, route_letter
+from relay.route import (
+    LetterRoute,
+    OwnAddress,
+    Refusal,
+    Route,
+    null_sender,
+    recheck,
+    route_letter,
+)
 from relay.spool import Incoming
 
 log = logging.getLogger("relay")
@@ -70,7 +78,7 @@ def _own_address(
 
 def _letter(ctx: Context, item_id: str, incoming: Incoming, raw: bytes, route: LetterRoute) -> None:
     headers = letters.LetterHeaders.read(raw)
-    if headers.automatic or not incoming.mail_from.strip("<> "):
+    if headers.automatic or null_sender(incoming.mail_from):
         # An out-of-office reply to a delivered letter is not a letter from the pal.
         log.info(
             "ignored automatic message spool=%s from=%s to=%s",

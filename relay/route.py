@@ -70,7 +70,12 @@ def _check_list_sender(config: Config, own: OwnAddress, mail_from: str) -> Route
 
 def is_automatic(headers: Message, envelope_from: str) -> bool:
     """RFC 3834: never answer automatic mail, so two autoresponders cannot loop through us."""
-    return envelope_from.strip("<> ") == "" or automatic_headers(headers)
+    return null_sender(envelope_from) or automatic_headers(headers)
+
+
+def null_sender(envelope_from: str) -> bool:
+    """The empty return path of bounces and other automatic mail (RFC 5321 4.5.5)."""
+    return envelope_from.strip("<> ") == ""
 
 
 def automatic_headers(headers: Message) -> bool:

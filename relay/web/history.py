@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,14 +24,7 @@ from relay.store.records import Letter, LetterStatus, Participant
 from relay.web.dashboard import PageNotFound, dashboard_of
 from relay.web.letters import LetterView, TimelineStep, of_library, view
 
-STATUSES: tuple[LetterStatus, ...] = (
-    "held",
-    "approved",
-    "delivered",
-    "rejected",
-    "failed",
-    "bounced",
-)
+STATUSES: tuple[LetterStatus, ...] = get_args(LetterStatus)
 SHOWN = 500
 
 
