@@ -23,7 +23,7 @@ from relay.screen import Flag, screen
 from relay.scrub import ScrubbedLetter
 from relay.spool import Incoming
 from relay.store import now_iso
-from relay.store.records import Letter, Participant, Removed
+from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
 
@@ -117,7 +117,7 @@ def hold(
             received_at=incoming.received_at or now_iso(),
             flags=flags,
             notes=(*headers.notes(route.sender.email), *clean.notes),
-            removed=tuple(Removed(r.kind, r.detail) for r in clean.removed),
+            removed=clean.removed,
             message_id=headers.message_id,
             in_reply_to=headers.in_reply_to,
             references=headers.references,

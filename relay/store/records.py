@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final, Literal, Self, get_args
 
 from relay.screen import Flag
+from relay.scrub.model import Removal
 
 # A participant's status: only an active participant may write or receive letters.
 ParticipantStatus = Literal["active", "paused", "left"]
@@ -52,18 +53,10 @@ class Step:
         return cls(at=str(data.get("at", "")), event=event, by=str(data.get("by", "")))  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class Removed:
-    """Something scrubbing took out of a letter, described for staff."""
-
-    kind: str
-    detail: str
-
-    @classmethod
-    def of(cls, data: Removed | dict[str, Any]) -> Removed:
-        if isinstance(data, Removed):
-            return data
-        return cls(kind=str(data.get("kind", "")), detail=str(data.get("detail", "")))
+def _removal(data: Removal | dict[str, Any]) -> Removal:
+    if isinstance(data, Removal):
+        return data
+    return Removal(kind=str(data.get("kind", "")), detail=str(data.get("detail", "")))
 
 
 def _flag(data: Flag | dict[str, Any]) -> Flag:
@@ -140,7 +133,7 @@ class Letter(_Record):
     status: LetterStatus = HELD
     flags: tuple[Flag, ...] = ()
     notes: tuple[str, ...] = ()
-    removed: tuple[Removed, ...] = ()
+    removed: tuple[Removal, ...] = ()
     message_id: str = ""
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
@@ -160,7 +153,7 @@ class Letter(_Record):
         if flags := values.get("flags"):
             values["flags"] = tuple(map(_flag, flags))
         if removed := values.get("removed"):
-            values["removed"] = tuple(map(Removed.of, removed))
+            values["removed"] = tuple(map(_removal, removed))
         if history := values.get("history"):
             values["history"] = tuple(map(Step.of, history))
         return cls(**values)
