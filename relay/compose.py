@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.charset import QP, Charset
@@ -138,9 +139,11 @@ def compose_notice(
     message_id: str | None = None,
     in_reply_to: str | None = None,
     auto: str = "auto-generated",
+    extra: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """A message from the program itself, marked as automatic (RFC 3834): `auto-replied`
-    when it answers someone's message, `auto-generated` otherwise."""
+    when it answers someone's message, `auto-generated` otherwise. `extra` headers come last
+    (a prompt's list headers)."""
     headers = [("From", address_header(sender)), ("To", address_header(to))]
     if reply_to is not None:
         headers.append(("Reply-To", address_header(reply_to)))
@@ -152,7 +155,7 @@ def compose_notice(
     if in_reply_to:
         headers += [("In-Reply-To", in_reply_to), ("References", in_reply_to)]
     headers.append(("Auto-Submitted", auto))
-    return program_bytes(headers, text, html)
+    return program_bytes([*headers, *extra], text, html)
 
 
 # The program's own messages (notices, prompts) are built with the standard library's compat32

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -171,26 +170,26 @@ def compose_prompt(ctx: Context, prompt: Prompt, month: str) -> bytes:
     participant = prompt.participant
     token = unsubscribe_token(ctx, participant.id)
     base = config.web.public_url.rstrip("/") or f"http://{config.web.listen}"
-    headers = [
-        (
-            "From",
-            compose.address_header(
-                Address(config.relay.program_name, addr_spec=config.program_address)
+    return compose.compose_notice(
+        sender=Address(config.relay.program_name, addr_spec=config.program_address),
+        to=Address(participant.name, addr_spec=participant.email),
+        subject=prompt.subject,
+        text=prompt.text,
+        domain=domain,
+        date=datetime.now(UTC),
+        message_id=prompt_message_id(ctx, month, participant.id),
+        extra=(
+            (
+                "List-Id",
+                compose.text_header(f"{config.relay.program_name} topics <prompts.{domain}>"),
             ),
+            (
+                "List-Unsubscribe",
+                f"<mailto:unsubscribe+{token}@{domain}>, <{base}/unsubscribe/{token}>",
+            ),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ),
-        ("To", compose.address_header(Address(participant.name, addr_spec=participant.email))),
-        ("Subject", compose.text_header(prompt.subject)),
-        ("Date", format_datetime(datetime.now(UTC))),
-        ("Message-ID", prompt_message_id(ctx, month, participant.id)),
-        ("Auto-Submitted", "auto-generated"),
-        ("List-Id", compose.text_header(f"{config.relay.program_name} topics <prompts.{domain}>")),
-        (
-            "List-Unsubscribe",
-            f"<mailto:unsubscribe+{token}@{domain}>, <{base}/unsubscribe/{token}>",
-        ),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-    ]
-    return compose.program_bytes(headers, prompt.text)
+    )
 
 
 def prompt_message_id(ctx: Context, month: str, participant_id: str) -> str:
