@@ -7,7 +7,6 @@ import smtplib
 import socket
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from tests.conftest import (
     letter_bytes,
     wait_for,
 )
+from tests.support.system import children
 
 
 def smtp_relay(relay_factory: Callable[..., Relay], smarthost: Smarthost) -> Relay:
@@ -191,7 +191,7 @@ def test_with_an_intake_process_every_letter_is_held_and_stop_is_clean(
     pals = enroll_pals(relay)
     relay.start()
     assert relay.process is not None
-    assert _children_running(relay.process.pid, "relay.intake.smtp") == 1
+    assert len(children(relay.process.pid, "relay.intake.smtp")) == 1
     for number in range(10):
         relay.send(
             pals.maya.email,
@@ -205,19 +205,3 @@ def test_with_an_intake_process_every_letter_is_held_and_stop_is_clean(
     assert relay.stop() == 0
     relay.start()  # and again: nothing processed twice
     assert len(relay.wait_held(10)) == 10
-
-
-def _children_running(parent: int, module: str) -> int:
-    """How many child processes of `parent` run `python -m <module>` (from /proc)."""
-    found = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(
-                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
-            )
-            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == str(parent) and module.encode() in cmdline:
-            found += 1
-    return found

@@ -21,6 +21,7 @@ import pytest
 from relay import faults, participants, replies
 from relay.spool import FoundRoute, Incoming
 from tests.conftest import MODERATOR_A, Pals, Relay, enroll_pals, letter_bytes
+from tests.support.system import children
 from tests.support.waiting import wait_for
 
 
@@ -192,7 +193,7 @@ def test_intake_processes_end_when_serve_is_killed(
     with serving(relay):
         assert relay.process is not None
         serve = relay.process.pid
-        (child,) = _children(serve, "relay.intake.smtp")
+        (child,) = children(serve, "relay.intake.smtp")
         _send_letter(relay, pals, "Before the crash")
         os.kill(serve, signal.SIGKILL)  # serve only, not its process group
         relay.process.wait(30)
@@ -202,22 +203,6 @@ def test_intake_processes_end_when_serve_is_killed(
     with serving(relay):  # what it accepted is held by the next serve
         (held,) = relay.wait_held(1)
         assert held["subject"] == "Before the crash"
-
-
-def _children(parent: int, module: str) -> list[int]:
-    """Pids of the child processes of `parent` running `python -m <module>` (from /proc)."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(
-                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
-            )
-            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == str(parent) and module.encode() in cmdline:
-            found.append(int(status.parent.name))
-    return found
 
 
 def _alive(pid: int) -> bool:

@@ -1,4 +1,5 @@
-"""Debian packages the tests need: installed when missing, never a reason to skip."""
+"""The machine under the tests: Debian packages installed when missing (never a reason to
+skip), and the processes a relay started."""
 
 from __future__ import annotations
 
@@ -20,3 +21,19 @@ def ensure_package(binary: str, package: str) -> str:
     if not Path(installed).exists():
         raise RuntimeError(f"{package} was installed but {binary} is still missing")
     return installed
+
+
+def children(parent: int, module: str) -> list[int]:
+    """Pids of the child processes of `parent` running `python -m <module>` (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(parent) and module.encode() in cmdline:
+            found.append(int(status.parent.name))
+    return found
