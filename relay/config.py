@@ -8,6 +8,7 @@ silently does not apply. Relative paths are relative to the folder of the config
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -151,10 +152,36 @@ class AttachmentSettings:
     allowed_types: tuple[str, ...]
 
 
+AUTHENTICATION_MODES = ("front", "relay")
+PATRON_POLICIES = ("flag", "refuse")
+
+
 @dataclass(frozen=True)
 class AuthenticationSettings:
+    """Who vouches for a sender's address (see relay/authentication.py).
+
+    `mode` "front": the mail server in front of the relay checks SPF, DKIM and DMARC and
+    writes an Authentication-Results header with one of `trusted_authserv_ids`; only the
+    topmost such header counts, and only on mail that came from one of `front_servers`
+    (networks). `mode` "relay": the relay checks them itself, asking `resolvers` (empty: the
+    system's). `patron_policy`: what happens to a patron's letter whose sender is not
+    verified ("flag" for staff, or "refuse" at the end of DATA).
+    """
+
     required: bool
     trusted_authserv_ids: tuple[str, ...]
+    mode: str = "front"
+    front_servers: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    patron_policy: str = "flag"
+    resolvers: tuple[HostPort, ...] = ()
+
+    def from_front(self, peer: str) -> bool:
+        """Whether a connection from `peer` (an IP address) came from a front server."""
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.front_servers)
 
 
 @dataclass(frozen=True)
@@ -503,19 +530,59 @@ def _attachments(root: _Section) -> AttachmentSettings:
 
 def _authentication(root: _Section) -> AuthenticationSettings:
     s = root.section("authentication")
+    mode = s.get("mode", str, "front") or "front"
+    if mode not in AUTHENTICATION_MODES:
+        s.problem("mode", f'must be "front" or "relay", not {mode!r}')
     ids = s.get("trusted_authserv_ids", list, []) or []
     for index, value in enumerate(ids):
         if not isinstance(value, str) or not value.strip():
             s.problem(f"trusted_authserv_ids[{index}]", "must be a host name")
+    networks = []
+    for index, value in enumerate(s.get("front_servers", list, []) or []):
+        try:
+            networks.append(ipaddress.ip_network(str(value), strict=False))
+        except ValueError:
+            s.problem(f"front_servers[{index}]", f"must be an IP address or network, not {value!r}")
+    policy = s.get("patron_policy", str, "flag") or "flag"
+    if policy not in PATRON_POLICIES:
+        s.problem("patron_policy", f'must be "flag" or "refuse", not {policy!r}')
+    resolvers = []
+    for index, value in enumerate(s.get("resolvers", list, []) or []):
+        text = str(value)
+        if text.startswith("["):  # [IPv6]:port
+            host, _, rest = text[1:].partition("]")
+            port = rest.removeprefix(":") or "53"
+        elif text.count(":") == 1:  # IPv4:port
+            host, _, port = text.partition(":")
+        else:  # a bare address, IPv4 or IPv6
+            host, port = text, "53"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            s.problem(
+                f"resolvers[{index}]", f"must be an IP address (optionally :PORT), not {text!r}"
+            )
+            continue
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            s.problem(f"resolvers[{index}]", f"has a bad port: {text!r}")
+            continue
+        resolvers.append(HostPort(host, int(port)))
     required = bool(s.get("required", bool, True))
-    if required and not ids:
+    if required and mode == "front" and not ids:
         s.problem(
             "trusted_authserv_ids",
             "list the authserv-id of the mail server in front of the relay "
-            "(or set required = false on a closed test network)",
+            '(or set mode = "relay", or required = false on a closed test network)',
         )
     s.finish()
-    return AuthenticationSettings(required, tuple(str(v).lower() for v in ids))
+    return AuthenticationSettings(
+        required,
+        tuple(str(v).lower() for v in ids),
+        mode=mode,
+        front_servers=tuple(networks),
+        patron_policy=policy,
+        resolvers=tuple(resolvers),
+    )
 
 
 TLS_MODES = ("implicit", "starttls", "off")

@@ -89,6 +89,26 @@ def test_shipped_config_is_valid_and_paths_are_relative_to_it() -> None:
             "libraries[1].language: must be a language code such as 'en' or 'pt-BR', not 'Spanish'",
         ),
         (
+            '\nmode = "front"',
+            '\nmode = "trust-me"',
+            "authentication.mode: must be \"front\" or \"relay\", not 'trust-me'",
+        ),
+        (
+            "front_servers = []",
+            'front_servers = ["postfix.local"]',
+            "authentication.front_servers[0]: must be an IP address or network",
+        ),
+        (
+            'patron_policy = "flag"',
+            'patron_policy = "ignore"',
+            "authentication.patron_policy: must be \"flag\" or \"refuse\"",
+        ),
+        (
+            "# resolvers = []",
+            'resolvers = ["127.0.0.1:99999"]',
+            "authentication.resolvers[0]: has a bad port",
+        ),
+        (
             'email = "sam.lee@riverside-library.example.org"',
             'email = "sam.lee"',
             "libraries[0].staff[1].email: ",
@@ -168,3 +188,16 @@ def test_usage_errors_exit_2_and_user_errors_exit_1(tmp_path: Path) -> None:
         timeout=60,
     )
     assert env_var.returncode == 0
+
+
+def test_authentication_reads_networks_and_resolvers(tmp_path: Path) -> None:
+    text = (ROOT / "config.toml").read_text()
+    text = text.replace("front_servers = []", 'front_servers = ["127.0.0.1", "10.1.0.0/16"]')
+    text = text.replace("# resolvers = []", 'resolvers = ["127.0.0.1:5353", "[::1]:53", "::1"]')
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    auth = config_module.load(path).authentication
+    assert auth.mode == "front" and auth.patron_policy == "flag"
+    assert auth.from_front("127.0.0.1") and auth.from_front("10.1.200.3")
+    assert not auth.from_front("10.2.0.1") and not auth.from_front("") and not auth.from_front("x")
+    assert [str(r) for r in auth.resolvers] == ["127.0.0.1:5353", "::1:53", "::1:53"]
