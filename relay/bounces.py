@@ -1,15 +1,18 @@
-"""Bounces of delivered letters, found by their VERP address `bounce+<letter>-<hmac>@`.
+"""Bounces of delivered letters, found by their VERP address (`relay.verp`).
 
-The address is signed, so a forged bounce cannot mark a letter. A bounce after delivery is
-recorded in the letter's history and the audit log, and the moderators of the writer's
-library are told, as for a letter the smarthost refused.
+The address is signed and dated, so a forged bounce cannot mark a letter and an old
+address stops working; intake refuses such an address at RCPT, and it is checked again here
+(mail taken over IMAP was not routed at RCPT). A bounce after delivery is recorded in the
+letter's history and the audit log, and the moderators of the writer's library are told, as
+for a letter the smarthost refused.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
-from relay import compose
+from relay import verp
 from relay.context import Context
 from relay.letters import NotNow, bounced
 
@@ -17,15 +20,10 @@ log = logging.getLogger("relay")
 
 
 def handle_bounce(ctx: Context, raw: bytes, local: str) -> None:
-    number, _, _signature = local.removeprefix("bounce+").partition("-")
-    if not number.isdigit():
-        ctx.store.audit("bounce-ignored", reason="bad-signature")
-        return
-    letter_id = int(number)
-    expected = compose.bounce_address(ctx.secret, letter_id, ctx.config.relay.domain)
-    if expected.partition("@")[0] != local:
-        log.info("bounce ignored reason=bad-signature")
-        ctx.store.audit("bounce-ignored", reason="bad-signature")
+    letter_id = verp.letter_of_address(ctx, local, datetime.now(UTC))
+    if letter_id is None:
+        log.info("bounce ignored reason=bad-or-expired-address")
+        ctx.store.audit("bounce-ignored", reason="bad-or-expired-address")
         return
     if ctx.store.letter(letter_id) is None:
         return

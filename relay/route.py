@@ -41,7 +41,8 @@ class Refusal:
 Route = LetterRoute | OwnAddress | Refusal
 
 _TOKEN = re.compile(r"^moderate\+[0-9a-f]{32}$")
-_BOUNCE = re.compile(r"^bounce\+\d+-[0-9a-f]{12}$")
+# A letter's VERP address, dated and signed (`relay.verp`), or its older undated form.
+_BOUNCE = re.compile(r"^bounce\+\d+-(?:[0-9a-z]+-[0-9a-f]{16}|[0-9a-f]{12})$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
 LIST_ADDRESSES = ("newsletter", "staff")

@@ -1,0 +1,111 @@
+"""What comes back to a delivered letter's VERP address, sent over SMTP to a running relay:
+forged and expired addresses refused at RCPT."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from relay import replies, verp
+from tests.conftest import (
+    DOMAIN,
+    MAYA,
+    MODERATOR_A,
+    Pals,
+    Relay,
+    letter_bytes,
+    wait_for,
+)
+
+RETURNED = Path(__file__).resolve().parents[1] / "messages" / "returned"
+FAILURES = [
+    "postfix-dsn-failed.eml",
+    "postfix-text-failed.eml",
+    "exim-text-failed.eml",
+    "qmail-text-failed.eml",
+    "gmail-dsn-failed.eml",
+    "microsoft-ndr-failed.eml",
+]
+NOT_FAILURES = ["postfix-dsn-delayed.eml", "outlook-out-of-office.eml", "vacation-reply.eml"]
+
+
+def returned(name: str, return_path: str) -> bytes:
+    """A sample as the pal's mail system wrote it, sent back to this letter's address."""
+    raw = (RETURNED / name).read_bytes().replace(b"@@RETURN_PATH@@", return_path.encode())
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def deliver(relay: Relay, pals: Pals, subject: str) -> tuple[int, str]:
+    """A letter from Maya to Tomás, approved and delivered; its number and return path."""
+    relay.send(
+        pals.maya.email,
+        [pals.tomas.masked],
+        letter_bytes(pals.maya.email, pals.tomas.masked, subject=subject),
+    )
+    (held,) = relay.wait_held(1)
+    relay.cli("queue", "approve", str(held["id"]), "--by", MODERATOR_A)
+    (delivered,) = wait_for(
+        lambda: [m for m in relay.delivered(pals.tomas.email) if m["Subject"] == subject],
+        what="delivery",
+    )
+    return held["id"], delivered["Return-Path"].strip("<>")
+
+
+def status(relay: Relay, letter_id: int) -> str:
+    letter = relay.context().store.letter(letter_id)
+    assert letter is not None
+    return letter.status
+
+
+def audited(relay: Relay, event: str, **details: Any) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in relay.context().store.audit_log()
+        if e["event"] == event and all(e.get(k) == v for k, v in details.items())
+    ]
+
+
+def told_writer(relay: Relay) -> list[EmailMessage]:
+    return [m for m in relay.delivered(MAYA) if "did not arrive" in str(m["Subject"])]
+
+
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def _rcpt(relay: Relay, address: str) -> str:
+    with relay.smtp() as client:
+        client.ehlo()
+        client.mail("")
+        code, text = client.rcpt(address)
+        return f"{code} {text.decode()}"
+
+
+def test_forged_and_expired_bounce_addresses_are_refused_at_rcpt(relay: Relay, pals: Pals) -> None:
+    relay.start()
+    letter_id, return_path = deliver(relay, pals, "Hello")
+    local = return_path.partition("@")[0]
+    assert _rcpt(relay, return_path) == replies.RECIPIENT_OK
+
+    forged = local[:-4] + ("0000" if not local.endswith("0000") else "1111")
+    assert _rcpt(relay, f"{forged}@{DOMAIN}") == replies.UNKNOWN_RECIPIENT
+    other_letter = local.replace(f"bounce+{letter_id}-", f"bounce+{letter_id + 1}-")
+    assert _rcpt(relay, f"{other_letter}@{DOMAIN}") == replies.UNKNOWN_RECIPIENT
+
+    secret = relay.context().secret
+    long_ago = datetime.now(UTC).date() - timedelta(days=verp.VALID_DAYS + 1)
+    expired = verp.bounce_address(secret, letter_id, DOMAIN, long_ago)
+    assert _rcpt(relay, expired) == replies.UNKNOWN_RECIPIENT
+
+    # The older, undated form: taken for a letter approved within the same window only.
+    signature = hmac.new(secret, f"bounce-{letter_id}".encode(), hashlib.sha256).hexdigest()[:12]
+    assert _rcpt(relay, f"bounce+{letter_id}-{signature}@{DOMAIN}") == replies.RECIPIENT_OK
+    assert _rcpt(relay, f"bounce+{letter_id}-{'0' * 12}@{DOMAIN}") == replies.UNKNOWN_RECIPIENT
+    assert "refused reason=bad-bounce-address" in relay.log()
+    assert status(relay, letter_id) == "delivered"
