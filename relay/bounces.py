@@ -1,10 +1,16 @@
-"""Bounces of delivered letters, found by their VERP address (`relay.verp`).
+"""What comes back to a delivered letter's envelope sender: its bounces.
 
-The address is signed and dated, so a forged bounce cannot mark a letter and an old
-address stops working; intake refuses such an address at RCPT, and it is checked again here
-(mail taken over IMAP was not routed at RCPT). A bounce after delivery is recorded in the
-letter's history and the audit log, and the moderators of the writer's library are told, as
-for a letter the smarthost refused.
+A delivered letter's envelope sender is its signed, dated VERP address (`relay.verp`);
+intake refuses a forged or expired one at RCPT, and it is checked again here (mail taken
+over IMAP was not routed at RCPT). What came back is read by `relay.dsn`:
+
+- a permanent failure: the letter goes to `bounced` through its lifecycle (its writer gets a
+  kind note, the writer's moderators the details, without the pal's real address);
+- a delay (`Action: delayed`, a 4.x.x status): logged and audited, nobody is told;
+- a report of delivery: logged and audited;
+- an automatic reply (out of office, vacation) or anything unrecognised: logged and dropped.
+
+Nothing here ever answers a message: an answer to a bounce is how mail loops start.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from relay import verp
+from relay import dsn, verp
 from relay.context import Context
 from relay.letters import NotNow, bounced
+from relay.store.records import Letter
 
 log = logging.getLogger("relay")
 
@@ -25,10 +32,31 @@ def handle_bounce(ctx: Context, raw: bytes, local: str) -> None:
         log.info("bounce ignored reason=bad-or-expired-address")
         ctx.store.audit("bounce-ignored", reason="bad-or-expired-address")
         return
-    if ctx.store.letter(letter_id) is None:
+    letter = ctx.store.letter(letter_id)
+    if letter is None:
         return
+    returned = dsn.read(raw)
+    if returned.outcome == "failed":
+        _failed(ctx, letter, returned)
+    elif returned.outcome == "delayed":
+        log.info("delivery delayed letter=%d status=%s", letter.id, returned.status)
+        ctx.store.audit("delivery-delayed", letter=letter.id, status=returned.status)
+    elif returned.outcome == "delivered":
+        log.info("delivery reported letter=%d", letter.id)
+        ctx.store.audit("delivery-reported", letter=letter.id)
+    else:
+        reason = "auto-reply" if returned.outcome == "auto-reply" else "not-a-bounce"
+        log.info("bounce ignored letter=%d reason=%s", letter.id, reason)
+        ctx.store.audit("bounce-ignored", letter=letter.id, reason=reason)
+
+
+def _failed(ctx: Context, letter: Letter, returned: dsn.Returned) -> None:
+    # The reason is read by the writer's moderators: a status code, never the server's
+    # text, which names the pal's real address.
+    reason = f"returned by the pal's mail server ({returned.status})"
     try:
-        bounced(ctx, letter_id, "returned by the pal's mail server")
+        bounced(ctx, letter.id, reason)
     except NotNow as error:  # a second bounce, or one for a letter never sent
-        log.info("bounce ignored letter=%d status=%s", letter_id, error.letter.status)
-        ctx.store.audit("bounce-ignored", letter=letter_id, reason=error.letter.status)
+        log.info("bounce ignored letter=%d status=%s", letter.id, error.letter.status)
+        ctx.store.audit("bounce-ignored", letter=letter.id, reason=error.letter.status)
+        return

@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.errors",
             "relay.replies",
             "relay.faults",
+            "relay.dsn",
         ),
     ),
 )

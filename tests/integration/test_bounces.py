@@ -1,4 +1,5 @@
 """What comes back to a delivered letter's VERP address, sent over SMTP to a running relay:
+real failures in each common format, delays and out-of-office replies that are not failures,
 forged and expired addresses refused at RCPT."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from relay import replies, verp
 from tests.conftest import (
@@ -77,6 +80,44 @@ def text_of(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
     return str(body.get_content())
+
+
+def test_delays_and_out_of_office_replies_tell_nobody(relay: Relay, pals: Pals) -> None:
+    relay.start()
+    letter_id, return_path = deliver(relay, pals, "Hello")
+    for name in NOT_FAILURES:
+        sender = "" if "dsn" in name else pals.tomas.email
+        relay.send(sender, [return_path], returned(name, return_path))
+    wait_for(lambda: audited(relay, "delivery-delayed", letter=letter_id), what="delay audited")
+    wait_for(
+        lambda: len(audited(relay, "bounce-ignored", letter=letter_id, reason="auto-reply")) == 2,
+        what="both automatic replies dropped",
+    )
+    assert status(relay, letter_id) == "delivered"
+    assert not told_writer(relay)
+    assert not [m for m in relay.delivered(MODERATOR_A) if "could not be delivered" in m["Subject"]]
+    assert f"delivery delayed letter={letter_id}" in relay.log()
+
+
+@pytest.mark.parametrize("name", FAILURES)
+def test_a_returned_letter_is_bounced_and_its_writer_told_kindly(
+    relay: Relay, pals: Pals, name: str
+) -> None:
+    relay.start()
+    letter_id, return_path = deliver(relay, pals, "Hello")
+    relay.send("", [return_path], returned(name, return_path))
+    wait_for(lambda: status(relay, letter_id) == "bounced", what="the bounce")
+    (note,) = wait_for(lambda: told_writer(relay), what="the writer told")
+    assert note["Subject"] == "Your letter to Tomás did not arrive"
+    assert "nothing you did wrong" in text_of(note)
+    # What Maya's library gets names the letter and the code, never Tomás's real address.
+    (ana,) = wait_for(
+        lambda: [
+            m for m in relay.delivered(MODERATOR_A) if "could not be delivered" in m["Subject"]
+        ],
+        what="the writer's moderators told",
+    )
+    assert "5.1." in text_of(ana) and pals.tomas.email not in ana.as_string()
 
 
 def _rcpt(relay: Relay, address: str) -> str:
