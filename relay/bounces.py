@@ -5,9 +5,12 @@ intake refuses a forged or expired one at RCPT, and it is checked again here (ma
 over IMAP was not routed at RCPT). What came back is read by `relay.dsn`:
 
 - a permanent failure: the letter goes to `bounced` through its lifecycle (its writer gets a
-  kind note, the writer's moderators the details, without the pal's real address);
+  kind note, the writer's moderators the details, without the pal's real address); the pal's
+  count of returned letters goes up, their own library's moderators are told, and after
+  `[delivery] pause_after_bounces` in a row letters to the pal are paused and the writer's
+  library is told that too;
 - a delay (`Action: delayed`, a 4.x.x status): logged and audited, nobody is told;
-- a report of delivery: logged and audited;
+- a report of delivery: the pal's count starts over;
 - an automatic reply (out of office, vacation) or anything unrecognised: logged and dropped.
 
 Nothing here ever answers a message: an answer to a bounce is how mail loops start.
@@ -18,10 +21,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from relay import dsn, verp
+from relay import dsn, guard, notices, participants, verp
 from relay.context import Context
 from relay.letters import NotNow, bounced
-from relay.store.records import Letter
+from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
 
@@ -44,6 +47,9 @@ def handle_bounce(ctx: Context, raw: bytes, local: str) -> None:
     elif returned.outcome == "delivered":
         log.info("delivery reported letter=%d", letter.id)
         ctx.store.audit("delivery-reported", letter=letter.id)
+        pal = ctx.store.participant(letter.recipient)
+        if pal is not None:
+            participants.mail_works(ctx, pal)
     else:
         reason = "auto-reply" if returned.outcome == "auto-reply" else "not-a-bounce"
         log.info("bounce ignored letter=%d reason=%s", letter.id, reason)
@@ -60,3 +66,54 @@ def _failed(ctx: Context, letter: Letter, returned: dsn.Returned) -> None:
         log.info("bounce ignored letter=%d status=%s", letter.id, error.letter.status)
         ctx.store.audit("bounce-ignored", letter=letter.id, reason=error.letter.status)
         return
+    pal = ctx.store.participant(letter.recipient)
+    if pal is None:
+        return
+    pal, paused = participants.mail_returned(ctx, pal)
+    limit = ctx.config.delivery.pause_after_bounces
+    log.warning(
+        "mail returned participant=%s masked=%s count=%d letter=%d",
+        pal.id,
+        pal.masked,
+        pal.bounces,
+        letter.id,
+    )
+    ctx.store.audit(
+        "mail-returned",
+        participant=pal.id,
+        letter=letter.id,
+        count=pal.bounces,
+        status=returned.status,
+    )
+    notices.tell_moderators(
+        ctx,
+        pal.library,
+        "pal_mail_returned",
+        f"mail-returned-{letter.id}",
+        letter=letter.id,
+        pal_name=pal.name,
+        pal_masked=pal.masked,
+        pal_email=pal.email,
+        status=returned.status,
+        count=pal.bounces,
+        limit=limit,
+        paused=paused,
+    )
+    if paused:
+        _tell_writer_library(ctx, letter, pal)
+
+
+def _tell_writer_library(ctx: Context, letter: Letter, pal: Participant) -> None:
+    library = ctx.config.library(pal.library)
+    notices.tell_moderators(
+        ctx,
+        letter.sender_library,
+        "pal_paused",
+        f"pal-paused-{letter.id}",
+        private=guard.addresses_of([pal]),
+        letter=letter.id,
+        pal_name=pal.name,
+        pal_masked=pal.masked,
+        pal_library=library.name if library else pal.library,
+        count=pal.bounces,
+    )

@@ -1,11 +1,13 @@
 """What comes back to a delivered letter's VERP address, sent over SMTP to a running relay:
 real failures in each common format, delays and out-of-office replies that are not failures,
-forged and expired addresses refused at RCPT."""
+a pal paused after repeated failures with both libraries told, forged and expired addresses
+refused at RCPT."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import smtplib
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,10 +16,13 @@ from typing import Any
 import pytest
 
 from relay import replies, verp
+from relay.store.records import PAUSED
 from tests.conftest import (
     DOMAIN,
     MAYA,
     MODERATOR_A,
+    MODERATOR_A2,
+    MODERATOR_B,
     Pals,
     Relay,
     letter_bytes,
@@ -97,6 +102,7 @@ def test_delays_and_out_of_office_replies_tell_nobody(relay: Relay, pals: Pals) 
     assert not told_writer(relay)
     assert not [m for m in relay.delivered(MODERATOR_A) if "could not be delivered" in m["Subject"]]
     assert f"delivery delayed letter={letter_id}" in relay.log()
+    assert relay.context().store.participant(pals.tomas.id).bounces == 0  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("name", FAILURES)
@@ -110,6 +116,12 @@ def test_a_returned_letter_is_bounced_and_its_writer_told_kindly(
     (note,) = wait_for(lambda: told_writer(relay), what="the writer told")
     assert note["Subject"] == "Your letter to Tomás did not arrive"
     assert "nothing you did wrong" in text_of(note)
+    tomas = relay.context().store.participant(pals.tomas.id)
+    assert tomas is not None and tomas.bounces == 1 and tomas.status == "active"
+    # Tomás's own library learns that their patron's mailbox is failing, in Spanish.
+    (carmen,) = wait_for(lambda: relay.delivered(MODERATOR_B), what="the pal's library told")
+    assert carmen["Subject"] == "El buzón de Tomás está devolviendo cartas"
+    assert pals.tomas.email in text_of(carmen) and "5.1." in text_of(carmen)
     # What Maya's library gets names the letter and the code, never Tomás's real address.
     (ana,) = wait_for(
         lambda: [
@@ -118,6 +130,57 @@ def test_a_returned_letter_is_bounced_and_its_writer_told_kindly(
         what="the writer's moderators told",
     )
     assert "5.1." in text_of(ana) and pals.tomas.email not in ana.as_string()
+
+
+def test_a_pal_whose_mailbox_is_gone_is_paused_and_both_libraries_told(
+    relay: Relay, pals: Pals
+) -> None:
+    relay.start()
+    for number in range(1, 4):
+        letter_id, return_path = deliver(relay, pals, f"Letter {number}")
+        relay.send("", [return_path], returned("postfix-dsn-failed.eml", return_path))
+        wait_for(lambda: status(relay, letter_id) == "bounced", what=f"bounce {number}")  # noqa: B023
+
+    tomas = wait_for(
+        lambda: (
+            (p := relay.context().store.participant(pals.tomas.id)) and p.status == PAUSED and p
+        ),
+        what="Tomás paused",
+    )
+    assert tomas.bounces == 3
+    (paused,) = audited(relay, "paused", participant=pals.tomas.id)
+    assert paused["reason"] == "mailbox-failing" and paused["via"] == "bounces"
+
+    # Tomás's library: one notice per returned letter, the last saying letters are paused.
+    to_carmen = wait_for(
+        lambda: len(relay.delivered(MODERATOR_B)) == 3 and relay.delivered(MODERATOR_B),
+        what="three notices to the pal's library",
+    )
+    assert "quedan en pausa" in text_of(to_carmen[-1])
+
+    # Maya's library: told the pal is paused, in English, without Tomás's real address.
+    def paused_notes(moderator: str) -> list[EmailMessage]:
+        return [
+            m for m in relay.delivered(moderator) if m["Subject"] == "Letters to Tomás are paused"
+        ]
+
+    for moderator in (MODERATOR_A, MODERATOR_A2):
+        wait_for(lambda: len(paused_notes(moderator)) == 1, what="the pause told")  # noqa: B023
+    for message in relay.delivered(MODERATOR_A) + relay.delivered(MODERATOR_A2):
+        assert pals.tomas.email not in message.as_string()
+    for message in relay.delivered(MAYA):
+        assert pals.tomas.email not in message.as_string()
+
+    # No fourth letter goes astray: Maya is told at once that her pal is not receiving.
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        relay.send(pals.maya.email, [pals.tomas.masked], letter_bytes(MAYA, pals.tomas.masked))
+    code, text = refused.value.recipients[pals.tomas.masked]
+    assert f"{code} {text.decode()}" == replies.PARTICIPANT_PAUSED
+
+    # Resuming Tomás (his library fixed the address) starts the count again.
+    relay.cli("participants", "resume", pals.tomas.masked)
+    resumed = relay.context().store.participant(pals.tomas.id)
+    assert resumed is not None and resumed.status == "active" and resumed.bounces == 0
 
 
 def _rcpt(relay: Relay, address: str) -> str:
