@@ -1,4 +1,4 @@
-"""What comes back to a delivered letter's envelope sender: its bounces.
+"""What comes back to our envelope senders: bounces of letters and of notices.
 
 A delivered letter's envelope sender is its signed, dated VERP address (`relay.verp`);
 intake refuses a forged or expired one at RCPT, and it is checked again here (mail taken
@@ -13,7 +13,9 @@ over IMAP was not routed at RCPT). What came back is read by `relay.dsn`:
 - a report of delivery: the pal's count starts over;
 - an automatic reply (out of office, vacation) or anything unrecognised: logged and dropped.
 
-Nothing here ever answers a message: an answer to a bounce is how mail loops start.
+Notices go out from `bounces@<domain>`; a permanent failure of one is logged and audited
+with the masked address or the staff role it was for. Nothing here ever answers a message:
+an answer to a bounce is how mail loops start.
 """
 
 from __future__ import annotations
@@ -117,3 +119,38 @@ def _tell_writer_library(ctx: Context, letter: Letter, pal: Participant) -> None
         pal_library=library.name if library else pal.library,
         count=pal.bounces,
     )
+
+
+# --- bounces of notices ---------------------------------------------------------------------
+
+
+def handle_notice_bounce(ctx: Context, raw: bytes) -> None:
+    """Mail to `bounces@`: a notice that could not be delivered, logged and audited."""
+    returned = dsn.read(raw)
+    if returned.outcome != "failed":
+        log.info("notice bounce ignored reason=%s", returned.outcome)
+        ctx.store.audit("notice-bounce-ignored", reason=returned.outcome)
+        return
+    for address in returned.recipients or ("",):
+        reader = _reader(ctx, address)
+        log.warning("notice not delivered to=%s status=%s", reader, returned.status)
+        ctx.store.audit("notice-not-delivered", to=reader, status=returned.status)
+
+
+def _reader(ctx: Context, address: str) -> str:
+    """Who a real address belongs to, in words that may be logged: a staff role, a masked
+    address, or "unknown"."""
+    if not address:
+        return "unknown"
+    staff = ctx.config.staff_libraries(address)
+    if staff:
+        library, member = staff[0]
+        role = "moderator" if member.is_moderator else "staff"
+        return f"{role}:{library.id}"
+    try:
+        enrolled = ctx.store.by_email(address)
+    except ValueError:
+        enrolled = []
+    if enrolled:
+        return enrolled[0].masked
+    return "unknown"

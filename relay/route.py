@@ -28,7 +28,7 @@ class LetterRoute:
 class OwnAddress:
     """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
 
-    kind: str  # "moderation" | "bounce" | "unsubscribe" | "newsletter" | "staff"
+    kind: str  # "moderation" | "bounce" | "bounces" | "unsubscribe" | "newsletter" | "staff"
     local: str
 
 
@@ -53,6 +53,8 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("moderation", local)
     if _BOUNCE.match(local):
         return OwnAddress("bounce", local)
+    if local == "bounces":  # the envelope sender of notices
+        return OwnAddress("bounces", local)
     if _UNSUBSCRIBE.match(local):
         return OwnAddress("unsubscribe", local)
     if local in LIST_ADDRESSES:

@@ -1,7 +1,7 @@
 """What comes back to a delivered letter's VERP address, sent over SMTP to a running relay:
 real failures in each common format, delays and out-of-office replies that are not failures,
 a pal paused after repeated failures with both libraries told, forged and expired addresses
-refused at RCPT."""
+refused at RCPT, and bounces of notices to `bounces@`."""
 
 from __future__ import annotations
 
@@ -213,3 +213,21 @@ def test_forged_and_expired_bounce_addresses_are_refused_at_rcpt(relay: Relay, p
     assert _rcpt(relay, f"bounce+{letter_id}-{'0' * 12}@{DOMAIN}") == replies.UNKNOWN_RECIPIENT
     assert "refused reason=bad-bounce-address" in relay.log()
     assert status(relay, letter_id) == "delivered"
+
+
+def test_a_returned_notice_is_logged_with_the_readers_role_and_never_answered(
+    relay: Relay, pals: Pals
+) -> None:
+    relay.start()
+    bounces = f"bounces@{DOMAIN}"
+    for reader in (MODERATOR_B, pals.tomas.email):
+        sample = returned("postfix-dsn-failed.eml", bounces).replace(
+            pals.tomas.email.encode(), reader.encode()
+        )
+        relay.send("", [bounces], sample)
+    wait_for(lambda: len(audited(relay, "notice-not-delivered")) == 2, what="both returned notices")
+    readers = sorted(e["to"] for e in audited(relay, "notice-not-delivered"))
+    assert readers == sorted(["moderator:valparaiso", pals.tomas.masked])
+    assert "notice not delivered to=moderator:valparaiso status=5.1.1" in relay.log()
+    assert pals.tomas.email not in relay.log() and MODERATOR_B not in relay.log()
+    assert relay.delivered() == []  # nothing answered, nobody told
