@@ -62,11 +62,6 @@ def letter_of_message_id(secret: bytes, message_id: str, domain: str) -> int | N
     return letter_id if hmac.compare_digest(expected, match.group(2)) else None
 
 
-def bounce_address(secret: bytes, letter_id: int, domain: str) -> str:
-    """VERP envelope sender: a bounce names its letter, and cannot be forged."""
-    return f"bounce+{letter_id}-{_sign(secret, f'bounce-{letter_id}')}@{domain}"
-
-
 def html_to_text(html: str) -> str:
     text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</h\d>", "\n", html)
     text = nh3.clean(text, tags=set())

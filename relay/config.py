@@ -128,6 +128,7 @@ class DeliverySettings:
     retry_first_seconds: float
     retry_max_seconds: float
     give_up_after_hours: float
+    pause_after_bounces: int = 3  # 0: never pause a pal whose mail keeps coming back
 
 
 @dataclass(frozen=True)
@@ -465,11 +466,20 @@ def _delivery(root: _Section, base: Path) -> DeliverySettings:
         retry_first_seconds=_positive(s, "retry_first_seconds", float, 60.0),
         retry_max_seconds=_positive(s, "retry_max_seconds", float, 3600.0),
         give_up_after_hours=_positive(s, "give_up_after_hours", float, 72.0),
+        pause_after_bounces=_pause_after_bounces(s),
     )
     if settings.username and settings.password_file is None:
         s.problem("password_file", "is required when username is set")
     s.finish()
     return settings
+
+
+def _pause_after_bounces(section: _Section) -> int:
+    value = section.get("pause_after_bounces", int, 3)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        section.problem("pause_after_bounces", "must be a whole number, 0 or more")
+        return 3
+    return value
 
 
 def _moderation(root: _Section) -> ModerationSettings:

@@ -353,6 +353,46 @@ def _tell_waiting_writers(ctx: Context, now: datetime) -> None:
             ctx.store.record_told_writer_waiting(letter.id)
 
 
+# --- notices to one library's moderators ---------------------------------------------------
+
+
+def tell_moderators(
+    ctx: Context,
+    library_id: str,
+    template: str,
+    item_id: str,
+    *,
+    private: Iterable[str] = (),
+    letter: int | None = None,
+    **values: Any,
+) -> int:
+    """One notice to each moderator of a library, each in their own language, queued once
+    under `item_id-<n>`; `private` addresses must not appear in it (the leak guard checks).
+    Returns how many were queued."""
+    library = ctx.config.library(library_id)
+    hidden = set(private)
+    for index, moderator in enumerate(library.moderators if library else ()):
+        subject, text = ctx.templates.email(
+            moderator.language,
+            template,
+            staff_name=moderator.name,
+            library_name=library.name if library else library_id,
+            program_name=ctx.config.relay.program_name,
+            **values,
+        )
+        to = Address(moderator.name, addr_spec=moderator.email)
+        message = door.program_message(ctx, to, subject, text)
+        door.queue(
+            ctx,
+            f"{item_id}-{index}",
+            message,
+            Notice(template, letter),
+            to=moderator.email,
+            private=hidden,
+        )
+    return len(library.moderators) if library else 0
+
+
 # --- any notice ----------------------------------------------------------------------------
 
 

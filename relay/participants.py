@@ -191,17 +191,26 @@ def _record_pair(
 
 
 def _recorded(
-    ctx: Context, event: str, change: tuple[Participant, Participant], *, by: str, via: str
+    ctx: Context,
+    event: str,
+    change: tuple[Participant, Participant],
+    *,
+    by: str,
+    via: str,
+    **more: str,
 ) -> Participant:
     """Audit and log a change the store made, only when it changed something."""
     before, after = change
     if after != before:
-        _record(ctx, event, after, by=by, via=via)
+        _record(ctx, event, after, by=by, via=via, **more)
     return after
 
 
-def pause(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Participant:
-    """Letters from and to a paused participant are refused until resumed."""
+def pause(
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli", reason: str = ""
+) -> Participant:
+    """Letters from and to a paused participant are refused until resumed; `reason` (a word
+    such as "mailbox-failing") goes to the audit log and the log when the relay paused."""
 
     def paused(current: Participant) -> Participant:
         if current.status == LEFT:
@@ -209,13 +218,33 @@ def pause(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         return current.but(status=PAUSED)
 
     change = ctx.store.update_participant(participant.id, paused)
-    return _recorded(ctx, "paused", change, by=by, via=via)
+    return _recorded(
+        ctx, "paused", change, by=by, via=via, **({"reason": reason} if reason else {})
+    )
+
+
+def mail_returned(ctx: Context, participant: Participant) -> tuple[Participant, bool]:
+    """A letter to this participant came back for good from their mail server: counted, and
+    after `[delivery] pause_after_bounces` in a row letters to them are paused. Returns the
+    record and whether this return paused them."""
+    _, counted = ctx.store.count_bounce(participant.id)
+    limit = ctx.config.delivery.pause_after_bounces
+    if not limit or counted.bounces < limit or counted.status != ACTIVE:
+        return counted, False
+    return pause(ctx, counted, via="bounces", reason="mailbox-failing"), True
+
+
+def mail_works(ctx: Context, participant: Participant) -> Participant:
+    """Their mail server reported a letter delivered: returned letters count from 0 again."""
+    return ctx.store.clear_bounces(participant.id)[1]
 
 
 def resume(
     ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
 ) -> Participant:
-    """Active again, from paused or from having left."""
+    """Active again, from paused or from having left; letters returned before no longer
+    count towards pausing them (staff have looked at their address)."""
+    ctx.store.clear_bounces(participant.id)
     change = ctx.store.set_status(participant.id, ACTIVE)
     return _recorded(ctx, "resumed", change, by=by, via=via)
 
@@ -245,7 +274,7 @@ def _record(
     ctx: Context, event: str, participant: Participant, *, by: str, via: str, **more: str
 ) -> None:
     details = {"participant": participant.id, "library": participant.library, "via": via}
-    ctx.store.audit(event, **details, **({"by": by} if by else {}))
+    ctx.store.audit(event, **details, **({"by": by} if by else {}), **more)
     extra = "".join(f" {key}={value}" for key, value in more.items())
     log.info(
         "%s participant=%s library=%s%s via=%s",

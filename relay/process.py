@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from relay import by_email, letters, lists
-from relay.bounces import handle_bounce
+from relay.bounces import handle_bounce, handle_notice_bounce
 from relay.context import Context
 from relay.route import (
     LetterRoute,
@@ -68,6 +68,8 @@ def _own_address(
         by_email.handle_reply(ctx, raw, mail_from, rcpt)
     elif own.kind == "bounce":
         handle_bounce(ctx, raw, own.local)
+    elif own.kind == "bounces":
+        handle_notice_bounce(ctx, raw)
     elif own.kind == "unsubscribe":
         lists.handle_unsubscribe(ctx, own.local)
     elif own.kind == "newsletter":

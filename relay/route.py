@@ -28,7 +28,7 @@ class LetterRoute:
 class OwnAddress:
     """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
 
-    kind: str  # "moderation" | "bounce" | "unsubscribe" | "newsletter" | "staff"
+    kind: str  # "moderation" | "bounce" | "bounces" | "unsubscribe" | "newsletter" | "staff"
     local: str
 
 
@@ -41,7 +41,8 @@ class Refusal:
 Route = LetterRoute | OwnAddress | Refusal
 
 _TOKEN = re.compile(r"^moderate\+[0-9a-f]{32}$")
-_BOUNCE = re.compile(r"^bounce\+\d+-[0-9a-f]{12}$")
+# A letter's VERP address, dated and signed (`relay.verp`), or its older undated form.
+_BOUNCE = re.compile(r"^bounce\+\d+-(?:[0-9a-z]+-[0-9a-f]{16}|[0-9a-f]{12})$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
 LIST_ADDRESSES = ("newsletter", "staff")
@@ -52,6 +53,8 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("moderation", local)
     if _BOUNCE.match(local):
         return OwnAddress("bounce", local)
+    if local == "bounces":  # the envelope sender of notices
+        return OwnAddress("bounces", local)
     if _UNSUBSCRIBE.match(local):
         return OwnAddress("unsubscribe", local)
     if local in LIST_ADDRESSES:

@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.addresses",
             "relay.authresults",
             "relay.decisions",
+            "relay.verp",
         ),
     ),
     (
@@ -54,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.errors",
             "relay.replies",
             "relay.faults",
+            "relay.dsn",
         ),
     ),
 )

@@ -24,12 +24,13 @@ import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from relay import replies
+from relay import replies, verp
 from relay.addresses import normalize
 from relay.context import Context
 from relay.route import OwnAddress, Refusal, route_letter
@@ -229,6 +230,8 @@ class IntakeHandler:
         except Exception:
             log.exception("lookup failed at RCPT")
             return replies.TRY_AGAIN
+        if isinstance(decision, OwnAddress) and decision.kind == "bounce":
+            decision = await self._bounce_address(ctx, decision)
         if isinstance(decision, Refusal):
             # Only an address on our own domain is logged: a foreign one may be a person's.
             shown = (
@@ -244,6 +247,15 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK
+
+    async def _bounce_address(self, ctx: Context, own: OwnAddress) -> OwnAddress | Refusal:
+        """A forged or expired VERP address is refused like an address nobody has."""
+        try:
+            valid = await self.blocking(verp.address_valid, ctx, own.local, datetime.now(UTC))
+        except Exception:
+            log.exception("bounce address check failed at RCPT")
+            valid = True  # processing checks it again; never refuse mail because a read failed
+        return own if valid else Refusal(replies.UNKNOWN_RECIPIENT, "bad-bounce-address")
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""

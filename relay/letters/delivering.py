@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from typing import Literal
 
-from relay import compose, guard, notices
+from relay import compose, guard, notices, verp
 from relay.context import Context
 from relay.errors import NotFound
 from relay.letters import lifecycle, versions
@@ -107,7 +107,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
         )
 
     pal = _party(ctx, recipient)
-    bounce = compose.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain)
+    bounce = verp.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain, decided.date())
     entries: list[Outgoing] = [
         (
             door.entry(

@@ -413,6 +413,14 @@ class Store:
         """`guardian` is a normalized real address, or "" for none."""
         return self.update_participant(participant_id, lambda p: p.but(guardian=guardian))
 
+    def count_bounce(self, participant_id: str) -> tuple[Participant, Participant]:
+        """One more letter to this participant returned for good by their mail server."""
+        return self.update_participant(participant_id, lambda p: p.but(bounces=p.bounces + 1))
+
+    def clear_bounces(self, participant_id: str) -> tuple[Participant, Participant]:
+        """Their mail works again: the count of returned letters starts over."""
+        return self.update_participant(participant_id, lambda p: p.but(bounces=0))
+
     def pair(self, first: Participant, second: Participant) -> None:
         with self._writing():
             for one, other in ((first, second), (second, first)):

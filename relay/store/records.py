@@ -112,6 +112,9 @@ class Participant(_Record):
     created_at: str = ""
     guardian: str = ""  # optional: gets a copy of every letter to and from this participant
     prompts_paused: bool = False  # unsubscribed from the monthly topic emails only
+    # Letters to this participant returned for good by their mail server, one after another;
+    # back to 0 when their mail is seen to work again (see relay.bounces).
+    bounces: int = 0
 
     @property
     def number(self) -> int:

@@ -90,7 +90,7 @@ def test_smarthost_550_fails_the_letter_and_tells_moderators(
     assert pals.tomas.email not in relay.log()
     # Maya hears, kindly and in her language, that her letter did not arrive.
     (note,) = wait_for(lambda: [r for r in smarthost.received if r.to(MAYA)])
-    assert note.message["Subject"] == "Your letter to Tomás could not be delivered"
+    assert note.message["Subject"] == "Your letter to Tomás did not arrive"
 
 
 @pytest.mark.smarthost(replies=["451 4.3.0 busy"] * 1000, for_rcpt=TOMAS)

@@ -5,7 +5,7 @@ same door; approval composes from the version kept at hold."""
 from __future__ import annotations
 
 import itertools
-from email.message import EmailMessage
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -17,6 +17,7 @@ from relay.store.records import Letter, LetterEvent, LetterStatus
 from relay.web.history import timeline
 from tests.conftest import MODERATOR_A, Pals, Relay, letter_bytes, wait_for
 
+RETURNED = Path(__file__).resolve().parents[1] / "messages" / "returned"
 STATES: tuple[LetterStatus, ...] = get_args(LetterStatus)
 EVENTS: tuple[LetterEvent, ...] = tuple(RULES)
 
@@ -110,13 +111,11 @@ def test_a_record_from_before_one_vocabulary_reads_kept_on_hold(relay: Relay, pa
 
 
 def _dsn(bounce_address: str, pal_email: str) -> bytes:
-    report = EmailMessage()
-    report["From"] = "Mail Delivery System <MAILER-DAEMON@correo.example.net>"
-    report["To"] = bounce_address
-    report["Subject"] = "Undelivered Mail Returned to Sender"
-    report["Auto-Submitted"] = "auto-replied"
-    report.set_content(f"<{pal_email}>: host said: 550 5.1.1 mailbox unavailable\n")
-    return bytes(report)
+    """Postfix's RFC 3464 report for a mailbox that does not exist (tests/messages/returned)."""
+    raw = (RETURNED / "postfix-dsn-failed.eml").read_bytes()
+    raw = raw.replace(b"@@RETURN_PATH@@", bounce_address.encode())
+    raw = raw.replace(b"tomas.perez@correo.example.net", pal_email.encode())
+    return raw.replace(b"\n", b"\r\n")
 
 
 def test_a_bounce_marks_the_letter_and_tells_its_moderators_once(relay: Relay, pals: Pals) -> None:

@@ -37,11 +37,22 @@ def test_shipped_config_is_valid_and_paths_are_relative_to_it() -> None:
     assert [lib.id for lib in config.libraries] == ["riverside", "valparaiso"]
     assert config.partners_of("riverside") == ("valparaiso",)
     assert all(lib.moderators for lib in config.libraries)
+    assert config.delivery.pause_after_bounces == 3
 
 
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
+        (
+            "pause_after_bounces = 3",
+            "pause_after_bounces = -1",
+            "delivery.pause_after_bounces: must be a whole number, 0 or more",
+        ),
+        (
+            "pause_after_bounces = 3",
+            'pause_after_bounces = "three"',
+            "delivery.pause_after_bounces: must be",
+        ),
         (
             'timezone = "America/Santiago"',
             'timezone = "Mars/Base"',
