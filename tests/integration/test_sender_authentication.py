@@ -223,6 +223,32 @@ def test_e_a_patrons_unverified_letter_is_held_with_a_flag_staff_see(front: Rela
     assert "not verified" not in _notice(front, good_id)["Subject"]
 
 
+def test_e_the_dashboard_shows_the_flag_on_the_queue_card_and_the_letter_page(
+    front: Relay,
+) -> None:
+    from tests.browser.dashboard import Visitor, start_dashboard
+
+    pals = enroll_pals(front)
+    dashboard = start_dashboard(front)
+    forged = {"Authentication-Results": _results(FAMILY, spf="fail", dmarc="fail")}
+    letter_id = _hold_one(front, pals, "Forged", headers=forged)
+    good = {"Authentication-Results": _results(FAMILY, dmarc="pass")}
+    good_id = _hold_one(front, pals, "Genuine", headers=good)
+    visitor = Visitor(dashboard)
+    visitor.sign_in(MODERATOR_A)
+    explanation = (
+        "We could not confirm this letter really comes from Maya's email account. "
+        "Check with the family before approving."
+    )
+    queue = visitor.request("/queue").text
+    card = queue.split(f'id="letter-{letter_id}"')[1].split("</article>")[0]
+    assert "Sender not verified" in card and explanation in card
+    good_card = queue.split(f'id="letter-{good_id}"')[1].split("</article>")[0]
+    assert "Sender not verified" not in good_card
+    page = visitor.request(f"/letters/{letter_id}").text
+    assert "Sender not verified" in page and explanation in page
+
+
 def test_e_under_refuse_an_unverified_letter_is_refused_at_data_and_not_spooled(
     relay_factory: Callable[..., Relay],
 ) -> None:

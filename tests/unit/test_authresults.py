@@ -105,3 +105,13 @@ def test_a_verdict_survives_the_spool_marker_and_old_markers_read_unchecked() ->
     assert verdict.vouches_for(ANA)
     assert Verdict.from_meta(None) == UNCHECKED and not UNCHECKED.vouches_for(ANA)
     assert Verdict("relay", ANA, "pals.example.org; dmarc=temperror").temporary
+
+
+def test_the_spool_marker_keeps_the_verdict_and_older_markers_read_unchecked() -> None:
+    from relay.spool import Incoming
+
+    verdict = Verdict("front", ANA, "mx.pals.example.org; dmarc=fail header.from=x.org")
+    incoming = Incoming(ANA, ("a@pals.example.org",), "2026-01-01", "smtp", verdict=verdict)
+    assert Incoming.from_meta(incoming.to_meta()) == incoming
+    older = {k: v for k, v in incoming.to_meta().items() if k != "verdict"}
+    assert Incoming.from_meta(older).verdict == UNCHECKED
