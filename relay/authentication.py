@@ -32,7 +32,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
+from email.policy import compat32
+from email.utils import getaddresses
 from typing import Any
 
 import dkim
@@ -68,7 +69,7 @@ DNS_LIFETIME = 3.0  # seconds for one lookup, retries and every server included
 def verdict(config: Config, raw: bytes, incoming: Incoming) -> Verdict:
     """The one verdict on a message accepted by SMTP or IMAP (blocking in mode "relay")."""
     settings = config.authentication
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)  # only two fields: cheap
     sender = from_address(headers.get_all("From", []))
     if settings.mode == "relay" and incoming.via == "smtp":
         results = checked_here(settings, config.relay.domain, raw, incoming, sender)
@@ -105,14 +106,13 @@ def refusal(config: Config, verdict: Verdict, senders: list[str]) -> str:
 
 
 def from_address(values: list[Any]) -> str:
-    """The From line's one address, lower case; "" when there is none or more than one."""
-    try:
-        addresses = [a for value in values for a in getattr(value, "addresses", ())]
-    except Exception:  # garbled beyond what the parser tolerates
-        return ""
+    """The From line's one address, normalized; "" when there is none or more than one."""
+    addresses = [a for _, a in getaddresses([str(v) for v in values]) if a]
     if len(addresses) != 1:
         return ""
-    written_as = str(addresses[0].addr_spec)
+    written_as = addresses[0]
+    if written_as.isascii():  # what normalizing an ASCII address does, without its cost
+        return written_as.lower()
     try:
         return normalize(written_as)
     except ValueError:
@@ -261,10 +261,13 @@ class _KeyLookup:
 def check_dkim(lookups: Dns, raw: bytes) -> list[Result]:
     """Every DKIM signature of the message, in order (RFC 6376)."""
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    results = []
-    for index in range(len(_DKIM_SIGNATURE.findall(head))):
+    results: list[Result] = []
+    count = len(_DKIM_SIGNATURE.findall(head))
+    if not count:
+        return [Result("dkim", "none", {})]
+    checker = dkim.DKIM(raw, timeout=int(DNS_LIFETIME))  # parsed once for every signature
+    for index in range(count):
         lookup = _KeyLookup(lookups)
-        checker = dkim.DKIM(raw, timeout=int(DNS_LIFETIME))
         try:
             good = bool(checker.verify(idx=index, dnsfunc=lookup))
         except Exception:  # dkimpy raises on some malformed signatures
