@@ -1,17 +1,23 @@
-"""Is this message really from the address in its From line? Read from RFC 8601 headers.
+"""Reading RFC 8601 Authentication-Results, and what a result vouches for. Pure functions.
 
-Only `Authentication-Results` headers whose authserv-id is one we trust count: the mail server
-in front of the relay (or the hosted mailbox provider) writes its own, and anyone can write
-one claiming anything, so the others are ignored. A message is authenticated for an address
-when a trusted header says `dmarc=pass` for that address's domain, or `dkim=pass` with a
-signing domain (`header.d`, or the domain of `header.i`) equal to it or a parent of it, or
-`spf=pass` for that address (or its domain). Pure functions.
+`topmost_trusted` picks the one header that counts: the topmost with an authserv-id we trust
+(the server nearest to us writes its header on top; anything below it, or written by the
+sender, may claim anything). `vouches` says whether that header's results prove a message
+comes from one address: its From line is that address, and `dmarc=pass` with `header.from`
+equal to the address's domain, or, when there is no DMARC result (or `dmarc=none`: the
+domain publishes no policy), `spf=pass` for a MAIL FROM in that domain or `dkim=pass` with
+`header.d` equal to it. Never a parent domain: `example.org` signing is not
+`library.example.org` vouching.
+
+`Verdict` is what intake decided for one message (relay/authentication.py builds it), kept
+on the spool marker so every later stage reads the same one.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 _COMMENT = re.compile(r"\([^()]*\)")
 
@@ -74,35 +80,96 @@ def parse(header: str) -> AuthenticationResults | None:
 
 
 def _domain_of(value: str) -> str:
-    return value.rpartition("@")[2].lower()
+    return value.rpartition("@")[2].lower().rstrip(".")
 
 
-def _aligned(signer: str, domain: str) -> bool:
-    return bool(signer) and (domain == signer or domain.endswith("." + signer))
+def topmost_trusted(
+    headers: list[str], trusted: tuple[str, ...]
+) -> tuple[AuthenticationResults | None, int]:
+    """The topmost header whose authserv-id is trusted, and how many others claimed one."""
+    found: AuthenticationResults | None = None
+    others = 0
+    wanted = {t.lower() for t in trusted}
+    for header in headers:
+        parsed = parse(header)
+        if parsed is None or parsed.authserv_id not in wanted:
+            continue
+        if found is None:
+            found = parsed
+        else:
+            others += 1
+    return found, others
 
 
-def passes(result: Result, address: str) -> bool:
-    domain = _domain_of(address)
+def _passes_for(result: Result, domain: str) -> bool:
     props = result.properties
     if result.result != "pass":
         return False
     if result.method == "dmarc":
-        return props.get("header.from", domain) == domain
+        return props.get("header.from", "") == domain
     if result.method == "dkim":
-        signer = props.get("header.d") or _domain_of(props.get("header.i", ""))
-        return _aligned(signer, domain)
+        return props.get("header.d", "").rstrip(".") == domain
     if result.method == "spf":
-        checked = props.get("smtp.mailfrom", "")
-        return checked == address.lower() or checked == domain
+        return _domain_of(props.get("smtp.mailfrom", "")) == domain
     return False
 
 
-def authenticated(headers: list[str], address: str, trusted: tuple[str, ...]) -> bool:
-    """True when a header from a trusted authserv-id vouches for `address`."""
-    for header in headers:
-        parsed = parse(header)
-        if parsed is None or parsed.authserv_id not in trusted:
-            continue
-        if any(passes(result, address) for result in parsed.results):
-            return True
-    return False
+def vouches(results: AuthenticationResults | None, from_address: str, address: str) -> bool:
+    """True when `results` prove a message whose From line is `from_address` comes from
+    `address` (both as stored: normalized, lower case)."""
+    if results is None or not address or from_address.lower() != address.lower():
+        return False
+    domain = _domain_of(address)
+    dmarc = [r for r in results.results if r.method == "dmarc"]
+    if any(_passes_for(r, domain) for r in dmarc):
+        return True
+    if any(r.result != "none" for r in dmarc):
+        return False  # a DMARC failure, or a pass for another (or no) From domain
+    return any(_passes_for(r, domain) for r in results.results if r.method in ("spf", "dkim"))
+
+
+def written(authserv_id: str, results: list[Result]) -> str:
+    """The value of an Authentication-Results header for `results` (read back by `parse`)."""
+    parts = [authserv_id]
+    for result in results:
+        props = " ".join(f"{key}={value}" for key, value in result.properties.items())
+        parts.append(f"{result.method}={result.result}" + (f" {props}" if props else ""))
+    return "; ".join(parts) if results else f"{authserv_id}; none"
+
+
+CheckedBy = Literal["front", "relay", "unchecked"]  # unchecked: spooled before verdicts
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What is known of a message's sender: the From line's one address and the
+    Authentication-Results that count ("" when none did). Kept on the spool marker."""
+
+    checked_by: CheckedBy
+    from_address: str = ""
+    results: str = ""
+
+    def vouches_for(self, address: str) -> bool:
+        """Whether the message verifiably comes from `address` (a normalized address)."""
+        parsed = parse(self.results) if self.results else None
+        return vouches(parsed, self.from_address, address)
+
+    @property
+    def temporary(self) -> bool:
+        """A DNS failure kept the relay from knowing: asking again later may succeed."""
+        parsed = parse(self.results) if self.results else None
+        return parsed is not None and any(r.result == "temperror" for r in parsed.results)
+
+    def to_meta(self) -> dict[str, str]:
+        return {"by": self.checked_by, "from": self.from_address, "results": self.results}
+
+    @classmethod
+    def from_meta(cls, meta: Any) -> Verdict:
+        """Markers written before verdicts were kept read as not checked."""
+        if not isinstance(meta, dict) or meta.get("by") not in ("front", "relay"):
+            return UNCHECKED
+        by: CheckedBy = "front" if meta["by"] == "front" else "relay"
+        return cls(by, str(meta.get("from") or ""), str(meta.get("results") or ""))
+
+
+UNCHECKED = Verdict("unchecked")

@@ -3,8 +3,9 @@
 A reply counts only when every check passes: the token in the address exists, is unused and
 unexpired, and belongs to the letter the reply answers; the reply's From is a listed
 moderator of the letter's library and the person the token was sent to; and, unless
-`[authentication] required = false`, a trusted `Authentication-Results` header vouches for
-that address. Every decision and every refused attempt goes to the audit log. The moderator
+`[authentication] required = false`, the message's verdict (relay/authentication.py: the
+front server's or the relay's own SPF, DKIM and DMARC results) vouches for that address.
+Every decision and every refused attempt goes to the audit log. The moderator
 gets a short confirmation, or an explanation when a reply was not accepted; a sender who is
 not listed staff gets nothing back (no backscatter to forged addresses), and automatic mail
 (out-of-office replies) is never answered.
@@ -17,7 +18,8 @@ import time
 from email.message import EmailMessage
 from typing import Any
 
-from relay import authresults, letters, notices
+from relay import letters, notices
+from relay.authresults import Verdict
 from relay.compose import html_to_text
 from relay.config import Staff
 from relay.context import Context
@@ -59,7 +61,7 @@ def _from_address(message: EmailMessage) -> str:
     return str(addresses[0].addr_spec).lower() if len(addresses) == 1 else ""
 
 
-def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str) -> None:
+def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdict: Verdict) -> None:
     message = parse(raw)
     token = rcpt.partition("@")[0].lower().removeprefix(notices.REPLY_PREFIX)
     sender = _from_address(message)
@@ -69,7 +71,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str) -> Non
         return
     member = _listed_staff(ctx, sender)
     try:
-        letter_id = _check(ctx, message, token, sender)
+        letter_id = _check(ctx, message, token, sender, verdict)
         command = _command(ctx, message)
         _apply(ctx, letter_id, sender, command)
     except Refused as refusal:
@@ -119,7 +121,7 @@ def _listed_staff(ctx: Context, address: str) -> Staff | None:
     return hits[0][1] if hits else None
 
 
-def _check(ctx: Context, message: EmailMessage, token: str, sender: str) -> int:
+def _check(ctx: Context, message: EmailMessage, token: str, sender: str, verdict: Verdict) -> int:
     """The letter a reply may decide, or `Refused` saying why not."""
     grant = ctx.store.grant(token)
     if grant is None:
@@ -138,11 +140,8 @@ def _check(ctx: Context, message: EmailMessage, token: str, sender: str) -> int:
         raise Refused("not-a-moderator", letter=letter_id)
     if member.email != grant.moderator:
         raise Refused("token-of-another-moderator", letter=letter_id)
-    auth = ctx.config.authentication
-    if auth.required:
-        headers = [str(h) for h in message.get_all("Authentication-Results", [])]
-        if not authresults.authenticated(headers, sender, auth.trusted_authserv_ids):
-            raise Refused("unauthenticated", letter=letter_id)
+    if ctx.config.authentication.required and not verdict.vouches_for(sender):
+        raise Refused("unauthenticated", letter=letter_id)
     return letter_id
 
 

@@ -197,7 +197,8 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
     if not letters:
         print("no letters waiting")
     for letter in letters:
-        marks = f" flags={len(letter.flags)}" if letter.flags else ""
+        marks = " SENDER-NOT-VERIFIED" if letter.sender_unverified else ""
+        marks += f" flags={len(letter.flags)}" if letter.flags else ""
         marks += f" notes={len(letter.notes)}" if letter.notes else ""
         sender = f"{letter.sender_masked} ({letter.sender_library})"
         recipient = f"{letter.recipient_masked} ({letter.recipient_library})"
@@ -211,6 +212,12 @@ def _letter(ctx: Context, letter_id: int) -> Letter:
     if letter is None:
         raise NotFound(f"letter {letter_id} not found")
     return letter
+
+
+SENDER_NOT_VERIFIED = (
+    "SENDER NOT VERIFIED: we could not confirm this letter really comes from the writer's "
+    "own email account; check with the family before approving."
+)
 
 
 def cmd_queue_show(args: argparse.Namespace) -> int:
@@ -235,6 +242,10 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
     print(f"received: {letter.received_at}")
     if letter.decided_by:
         print(f"decided:  {letter.decided_at} by {letter.decided_by} {letter.reason}".rstrip())
+    if letter.sender_unverified:
+        print(f"flag:     {SENDER_NOT_VERIFIED}")
+    if letter.sender_results:
+        print(f"checked:  {letter.sender_results}")
     for flag in letter.flags:
         print(f"flag:     {flag.kind}: {flag.text!r}")
     for note in letter.notes:

@@ -8,8 +8,8 @@
 - `unsubscribe+<token>@`: the mailto half of a prompt's List-Unsubscribe; pauses the monthly
   topic emails of one participant and nothing else.
 
-Both lists accept mail only from listed staff whose message a trusted
-`Authentication-Results` header vouches for (the `[authentication]` policy). Automatic mail
+Both lists accept mail only from listed staff whose message's verdict vouches for them
+(relay/authentication.py, the `[authentication]` policy). Automatic mail
 and mail that already passed through the list are dropped, so two lists or an autoresponder
 cannot loop through the relay.
 """
@@ -23,7 +23,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from relay import authresults, notices, participants
+from relay import notices, participants
+from relay.authresults import Verdict
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.outbox import ListPost, door
@@ -48,7 +49,7 @@ def _author(ctx: Context, message: EmailMessage) -> tuple[Library, Staff] | None
 
 
 def _accepted(
-    ctx: Context, message: EmailMessage, envelope_from: str, list_name: str
+    ctx: Context, message: EmailMessage, envelope_from: str, list_name: str, verdict: Verdict
 ) -> tuple[Library, Staff] | None:
     domain = ctx.config.relay.domain
     if is_automatic(message, envelope_from) or message.get(LOOP_HEADER) == domain:
@@ -59,11 +60,7 @@ def _accepted(
         ctx.store.audit(f"{list_name}-refused", reason="not-staff")
         log.info("%s refused reason=not-staff", list_name)
         return None
-    auth = ctx.config.authentication
-    results = [str(h) for h in message.get_all("Authentication-Results", [])]
-    if auth.required and not authresults.authenticated(
-        results, author[1].email, auth.trusted_authserv_ids
-    ):
+    if ctx.config.authentication.required and not verdict.vouches_for(author[1].email):
         ctx.store.audit(f"{list_name}-refused", reason="unauthenticated", by=author[1].email)
         log.info("%s refused reason=unauthenticated", list_name)
         notices.tell_staff(
@@ -73,17 +70,21 @@ def _accepted(
     return author
 
 
-def handle_newsletter(ctx: Context, item_id: str, raw: bytes, envelope_from: str) -> None:
+def handle_newsletter(
+    ctx: Context, item_id: str, raw: bytes, envelope_from: str, verdict: Verdict
+) -> None:
     message = parse(raw)
-    author = _accepted(ctx, message, envelope_from, "newsletter")
+    author = _accepted(ctx, message, envelope_from, "newsletter", verdict)
     if author is not None:
         library, member = author
         digests.add_post(ctx, item_id, library, member, str(message.get("Subject", "") or ""))
 
 
-def handle_staff_list(ctx: Context, item_id: str, raw: bytes, envelope_from: str) -> None:
+def handle_staff_list(
+    ctx: Context, item_id: str, raw: bytes, envelope_from: str, verdict: Verdict
+) -> None:
     message = parse(raw)
-    author = _accepted(ctx, message, envelope_from, "staff")
+    author = _accepted(ctx, message, envelope_from, "staff", verdict)
     if author is None:
         return
     library, member = author

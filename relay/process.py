@@ -29,11 +29,10 @@ log = logging.getLogger("relay")
 
 def process_incoming(ctx: Context, item_id: str, incoming: Incoming) -> None:
     raw = ctx.spool.original(item_id)
-    mail_from = incoming.mail_from
     for rcpt in incoming.rcpt_tos:
         decision = _route(ctx, incoming, rcpt)
         if isinstance(decision, OwnAddress):
-            _own_address(ctx, item_id, raw, mail_from, rcpt, decision)
+            _own_address(ctx, item_id, raw, incoming, rcpt, decision)
         elif isinstance(decision, Refusal):
             # Accepted earlier, refused now (a pairing ended in between): the original stays
             # in the spool, the log says why, nothing is delivered.
@@ -62,10 +61,11 @@ def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
 
 
 def _own_address(
-    ctx: Context, item_id: str, raw: bytes, mail_from: str, rcpt: str, own: OwnAddress
+    ctx: Context, item_id: str, raw: bytes, incoming: Incoming, rcpt: str, own: OwnAddress
 ) -> None:
+    mail_from, verdict = incoming.mail_from, incoming.verdict
     if own.kind == "moderation":
-        by_email.handle_reply(ctx, raw, mail_from, rcpt)
+        by_email.handle_reply(ctx, raw, mail_from, rcpt, verdict)
     elif own.kind == "bounce":
         handle_bounce(ctx, raw, own.local)
     elif own.kind == "bounces":
@@ -73,9 +73,9 @@ def _own_address(
     elif own.kind == "unsubscribe":
         lists.handle_unsubscribe(ctx, own.local)
     elif own.kind == "newsletter":
-        lists.handle_newsletter(ctx, item_id, raw, mail_from)
+        lists.handle_newsletter(ctx, item_id, raw, mail_from, verdict)
     elif own.kind == "staff":
-        lists.handle_staff_list(ctx, item_id, raw, mail_from)
+        lists.handle_staff_list(ctx, item_id, raw, mail_from, verdict)
 
 
 def _letter(ctx: Context, item_id: str, incoming: Incoming, raw: bytes, route: LetterRoute) -> None:

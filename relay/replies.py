@@ -34,4 +34,8 @@ NEED_MAIL = "503 5.5.1 Send MAIL FROM first"
 NEED_RCPT = "503 5.5.1 Send RCPT TO first"
 NESTED_MAIL = "503 5.5.1 A transaction is already open; send RSET first"
 SENDER_UNVERIFIED = "550 5.7.26 The sender's address could not be verified"
+# A DNS failure while checking SPF, DKIM or DMARC: the sender's server tries again later.
+SENDER_UNVERIFIED_TRY_LATER = (
+    "451 4.7.26 The sender's address could not be verified now; please try again later"
+)
 NOT_STAFF = "550 5.7.1 Only listed library staff may write to this address"

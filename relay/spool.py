@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relay.authresults import UNCHECKED, Verdict
 from relay.faults import crash_point
 from relay.scrub.leakguard import CheckedMessage
 from relay.store.files import fsync_dir, write_atomic
@@ -105,6 +106,7 @@ class Incoming:
     peer: str = ""
     helo: str = ""
     routes: tuple[FoundRoute, ...] = ()
+    verdict: Verdict = UNCHECKED  # who vouches for the sender (relay/authentication.py)
 
     def route_for(self, rcpt: str) -> FoundRoute | None:
         return next((r for r in self.routes if r.rcpt == rcpt), None)
@@ -118,11 +120,13 @@ class Incoming:
             "peer": self.peer,
             "helo": self.helo,
             "routes": [[r.rcpt, r.sender, r.recipient] for r in self.routes],
+            "verdict": self.verdict.to_meta(),
         }
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> Incoming:
-        """Markers written before routes were kept have none: they are routed anew."""
+        """Markers written before routes were kept have none: they are routed anew; those
+        written before verdicts were kept read as not checked."""
         return cls(
             mail_from=str(meta.get("mail_from") or ""),
             rcpt_tos=tuple(str(r) for r in meta.get("rcpt_tos") or ()),
@@ -131,6 +135,7 @@ class Incoming:
             peer=str(meta.get("peer") or ""),
             helo=str(meta.get("helo") or ""),
             routes=tuple(FoundRoute(*map(str, r)) for r in meta.get("routes") or ()),
+            verdict=Verdict.from_meta(meta.get("verdict")),
         )
 
 

@@ -37,6 +37,7 @@ MODERATOR_A = "ana.lopez@riverside-library.example.org"
 MODERATOR_A2 = "sam.lee@riverside-library.example.org"
 MODERATOR_B = "carmen.rojas@biblioteca-severin.example.org"
 DOMAIN = "pals.example.org"
+FRONT_AUTHSERV_ID = "mx.test.example.org"  # the front server the tests play (from 127.0.0.1)
 
 
 def config_text(
@@ -48,6 +49,7 @@ def config_text(
     extra_libraries: str = "",
     extra_moderation: str = "",
     extra_sections: str = "",
+    authentication: str = 'front_servers = ["127.0.0.1"]',
 ) -> str:
     return textwrap.dedent(
         f"""
@@ -78,7 +80,8 @@ def config_text(
         {extra_moderation}
 
         [authentication]
-        trusted_authserv_ids = ["mx.test.example.org"]
+        trusted_authserv_ids = ["{FRONT_AUTHSERV_ID}"]
+        {authentication}
 
         [[libraries]]
         id = "riverside"
@@ -372,8 +375,16 @@ def letter_bytes(
     subject: str = "Hello",
     body: str = "Hi! What is school like for you?",
     headers: dict[str, str] | None = None,
+    *,
+    verified: bool = True,
 ) -> bytes:
+    """A patron's letter; `verified`: as the front server passes it on (its own
+    Authentication-Results on top, DMARC passing for the sender's domain)."""
     message = EmailMessage()
+    if verified:
+        message["Authentication-Results"] = (
+            f"{FRONT_AUTHSERV_ID}; dmarc=pass header.from={sender.rpartition('@')[2]}"
+        )
     message["From"] = f"Maya Smith <{sender}>"
     message["To"] = to
     message["Subject"] = subject

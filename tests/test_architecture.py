@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.route",
             "relay.addresses",
             "relay.authresults",
+            "relay.authentication",
             "relay.decisions",
             "relay.verp",
         ),

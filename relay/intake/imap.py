@@ -14,7 +14,10 @@ and jitter.
 
 Each message takes the SMTP path: the envelope recipient comes from `Delivered-To` /
 `X-Original-To` (a mailbox has no envelope), the sender from `From`, trusted only as far as
-a trusted `Authentication-Results` header allows. A refused message moves to
+the provider's `Authentication-Results` allows: the mailbox provider is the front, so its
+topmost header with a trusted authserv-id is the message's verdict (relay/authentication.py),
+kept on the spool marker. A letter its verdict does not vouch for is refused under
+`patron_policy = "refuse"` and held with a flag for staff otherwise. A refused message moves to
 `failed_folder` and its (authenticated) sender gets the explanation an SMTP sender would
 have got. An accepted one is spooled durably first and only then moved to
 `processed_folder` (MOVE, or COPY + \\Deleted + UID EXPUNGE; never a plain EXPUNGE).
@@ -43,8 +46,9 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.util import to_unicode
 
-from relay import authresults, notices, replies
+from relay import authentication, notices, replies
 from relay.addresses import split
+from relay.authresults import Verdict
 from relay.config import ImapSettings
 from relay.context import Context
 from relay.faults import crash_point, pause_point
@@ -195,7 +199,9 @@ class ImapIntake:
         ctx = self.context()
         headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
         sender, recipient = envelope_of(headers, settings, ctx.config.relay.domain)
-        decision = self._route(ctx, headers, sender, recipient)
+        # The mailbox provider is the front: the topmost header with a trusted id counts.
+        verdict = authentication.verdict(ctx.config, raw, Incoming(sender, (), "", via="imap"))
+        decision = self._route(ctx, verdict, sender, recipient)
         if isinstance(decision, Refusal):
             self._refuse(ctx, client, settings, uid, headers, sender, decision)
             return
@@ -204,12 +210,12 @@ class ImapIntake:
             if isinstance(decision, LetterRoute)
             else ()
         )
-        item_id = self._spool(ctx, raw, headers, sender, recipient, found)
+        item_id = self._spool(ctx, raw, headers, sender, recipient, found, verdict)
         crash_point("imap-after-spool")
         self._move(client, uid, settings.processed_folder)
         log.info("imap took uid=%d spool=%s", uid, item_id)
 
-    def _route(self, ctx: Context, headers: EmailMessage, sender: str, recipient: str) -> Route:
+    def _route(self, ctx: Context, verdict: Verdict, sender: str, recipient: str) -> Route:
         if not recipient:
             return Refusal(replies.UNKNOWN_RECIPIENT, "no-recipient-header")
         decision = route_letter(
@@ -219,11 +225,10 @@ class ImapIntake:
             by_masked=ctx.store.by_masked,
             by_email=ctx.store.by_email,
         )
-        auth = ctx.config.authentication
-        if isinstance(decision, LetterRoute) and auth.required:
-            results = [str(h) for h in headers.get_all("Authentication-Results", [])]
-            if not authresults.authenticated(results, sender, auth.trusted_authserv_ids):
-                return UNVERIFIED
+        if isinstance(decision, LetterRoute) and authentication.refusal(
+            ctx.config, verdict, [decision.sender.email]
+        ):
+            return UNVERIFIED
         return decision
 
     def _spool(
@@ -234,6 +239,7 @@ class ImapIntake:
         sender: str,
         recipient: str,
         routes: tuple[FoundRoute, ...],
+        verdict: Verdict,
     ) -> str:
         """Spool once: by content, and by Message-ID when the bytes differ (a re-upload)."""
         message_id = str(headers.get("Message-ID", "") or "").strip()
@@ -248,6 +254,7 @@ class ImapIntake:
             received_at=now_iso(),
             via="imap",
             routes=routes,
+            verdict=verdict,
         )
         if ctx.spool.accept(raw, incoming, item_id=item_id):
             self.accepted(item_id)

@@ -32,6 +32,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay import replies, verp
 from relay.addresses import normalize
+from relay.authentication import verify_sender
 from relay.context import Context
 from relay.route import OwnAddress, Refusal, route_letter
 from relay.spool import FoundRoute, Incoming, Waiting
@@ -268,6 +269,17 @@ class IntakeHandler:
             helo=session.host_name or "",
             routes=tuple(self.routes.pop(envelope, ())),
         )
+        try:
+            checked: tuple[Incoming, str] = await self.blocking(
+                verify_sender, self.context(), raw, incoming
+            )
+        except Exception:
+            log.exception("could not verify a sender")
+            return replies.TRY_AGAIN
+        incoming, refusal = checked
+        if refusal:
+            log.info("refused reason=sender-unverified peer=%s", incoming.peer or "-")
+            return refusal
         try:
             item_id = await self.commits.accept(bytes(raw), incoming)
         except Exception:

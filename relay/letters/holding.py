@@ -1,5 +1,9 @@
 """Holding a letter: read it once, scrub it once, screen it, record it, tell moderators.
 
+A letter whose verdict (relay/authentication.py, kept on the spool marker) does not vouch
+for the writer's enrolled address is held with `sender_check = "unverified"`, which staff
+see first wherever a letter's flags are shown.
+
 A letter's header is parsed once (`LetterHeaders.read`) for everything the hold needs
 (threading ids, the From line, automatic replies), its body once by scrubbing; the
 scrubbed version is kept (`versions`) so approval never scrubs again. Recording is
@@ -23,7 +27,7 @@ from relay.screen import Flag, screen
 from relay.scrub import ScrubbedLetter
 from relay.spool import Incoming
 from relay.store import now_iso
-from relay.store.records import Letter, Participant
+from relay.store.records import Letter, Participant, SenderCheck
 
 log = logging.getLogger("relay")
 
@@ -89,6 +93,13 @@ def flags_for(ctx: Context, clean: ScrubbedLetter, sender: Participant) -> tuple
     )
 
 
+def sender_check(incoming: Incoming, sender: Participant) -> SenderCheck:
+    """Whether the message's verdict vouches for the writer's own enrolled address."""
+    if incoming.verdict.checked_by == "unchecked":
+        return "unchecked"
+    return "verified" if incoming.verdict.vouches_for(sender.email) else "unverified"
+
+
 def hold(
     ctx: Context,
     spool_id: str,
@@ -122,6 +133,8 @@ def hold(
             in_reply_to=headers.in_reply_to,
             references=headers.references,
             history=(lifecycle.first_step(),),
+            sender_check=sender_check(incoming, route.sender),
+            sender_results=incoming.verdict.results,
         )
 
     letter = ctx.store.hold_letter(

@@ -29,6 +29,10 @@ FAILED: Final = "failed"
 BOUNCED: Final = "bounced"  # delivered, then returned by the pal's mail server
 FINAL_STATES: tuple[LetterStatus, ...] = (DELIVERED, REJECTED, FAILED, BOUNCED)
 
+# Whether the letter verifiably came from its writer's own mailbox (relay/authentication.py);
+# "unchecked" for letters held before the relay checked.
+SenderCheck = Literal["verified", "unverified", "unchecked"]
+
 # What can happen to a letter; the same word in its history, the audit log and the log file.
 LetterEvent = Literal[
     "held", "approved", "rejected", "kept-on-hold", "delivered", "failed", "bounced"
@@ -148,6 +152,12 @@ class Letter(_Record):
     last_error: str = ""
     edited_by: str = ""  # set when a moderator redacted the text before approving
     history: tuple[Step, ...] = field(default=())
+    sender_check: SenderCheck = "unchecked"
+    sender_results: str = ""  # the Authentication-Results the check read (no address in it)
+
+    @property
+    def sender_unverified(self) -> bool:
+        return self.sender_check == "unverified"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -177,6 +187,8 @@ class Letter(_Record):
                 for f in self.flags
             ],
             "notes": list(self.notes),
+            "sender_check": self.sender_check,
+            "sender_results": self.sender_results,
         }
 
 

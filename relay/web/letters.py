@@ -61,7 +61,7 @@ class LetterView:
 
     @property
     def has_flags(self) -> bool:
-        return bool(self.letter.flags)
+        return bool(self.letter.flags) or self.letter.sender_unverified
 
 
 def _placeable(flag: Flag, length: int) -> bool:

@@ -174,6 +174,10 @@ def test_uidvalidity_change_neither_repeats_nor_skips(imap_relay: Relay, dovecot
 def test_refused_message_goes_to_failed_and_the_sender_is_told(
     imap_relay: Relay, dovecot: Dovecot
 ) -> None:
+    config = imap_relay.config_path.read_text()
+    imap_relay.config_path.write_text(
+        config.replace('front_servers = ["127.0.0.1"]', 'patron_policy = "refuse"')
+    )
     pals = enroll_pals(imap_relay)
     dovecot.append(mailbox_copy(pals.leo.email, pals.tomas.masked, "Not my pal"))
     dovecot.append(mailbox_copy(pals.maya.email, pals.tomas.masked, "Forged", authenticated=False))
@@ -188,6 +192,25 @@ def test_refused_message_goes_to_failed_and_the_sender_is_told(
     # No answer to an unverified sender (it may be forged) or to an unknown one.
     assert imap_relay.delivered(pals.maya.email) == []
     assert "imap refused uid=2 reason=sender-unverified" in imap_relay.log()
+
+
+def test_unverified_letter_is_held_with_the_flag_under_the_default_policy(
+    imap_relay: Relay, dovecot: Dovecot
+) -> None:
+    """The mailbox provider is the front: its topmost header is the verdict."""
+    pals = enroll_pals(imap_relay)
+    forged = mailbox_copy(pals.maya.email, pals.tomas.masked, "Forged", authenticated=False)
+    on_top = f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=family-mail.example.net"
+    dovecot.append(
+        on_top.encode() + b"\r\n" + mailbox_copy(pals.maya.email, pals.tomas.masked, "Checked")
+    )
+    dovecot.append(forged)
+    dovecot.append(mailbox_copy(pals.maya.email, pals.tomas.masked, "Genuine"))
+    imap_relay.start()
+    held = {q["subject"]: q for q in imap_relay.wait_held(3)}
+    for subject in ("Checked", "Forged"):  # a DMARC fail on top wins over a pass below
+        assert imap_relay.letter(held[subject]["id"])["sender_check"] == "unverified"
+    assert imap_relay.letter(held["Genuine"]["id"])["sender_check"] == "verified"
 
 
 def test_kill_between_spool_and_move_leaves_no_duplicate(
