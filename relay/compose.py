@@ -67,6 +67,19 @@ def bounce_address(secret: bytes, letter_id: int, domain: str) -> str:
     return f"bounce+{letter_id}-{_sign(secret, f'bounce-{letter_id}')}@{domain}"
 
 
+def unsubscribe_token(secret: bytes, participant_id: str) -> str:
+    """The signed part of a participant's `unsubscribe+<token>@` address (prompts' footer)."""
+    signature = hmac.new(secret, f"unsubscribe:{participant_id}".encode(), hashlib.sha256)
+    return f"{participant_id}-{signature.hexdigest()[:20]}"
+
+
+def participant_of_unsubscribe(secret: bytes, token: str) -> str | None:
+    """The participant an unsubscribe token was made for; None when it is not signed by us."""
+    participant_id = token.rpartition("-")[0]
+    expected = unsubscribe_token(secret, participant_id)
+    return participant_id if participant_id and hmac.compare_digest(expected, token) else None
+
+
 def html_to_text(html: str) -> str:
     text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</h\d>", "\n", html)
     text = nh3.clean(text, tags=set())

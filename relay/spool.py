@@ -10,8 +10,9 @@
 
 In each queue the `.json` file is the commit marker: it is written (atomically, fsynced,
 folder fsynced) only after the `.eml` beside it is fsynced. An `.eml` without its `.json`
-was never acknowledged to anyone. Intake answers 250 only after `accept` (or
-`accept_batch`) returned; the outbox is emptied only after the transport confirmed delivery.
+was never acknowledged to anyone. SMTP intake writes a body while it arrives, as a
+temporary file (`Draft`), and answers 250 only after `accept_drafts` (IMAP: `accept`)
+returned; the outbox is emptied only after the transport confirmed delivery.
 
 Several processes write the spool at once (`serve`, intake processes, CLI commands such as
 an approval), so clean-up at start removes only leftovers older than `STALE_SECONDS`: a
@@ -21,10 +22,11 @@ their marker, and an outbox marker whose body is missing is dropped at start wit
 (for a letter, the relay's reconcile queues it again).
 
 Cost model. `accept` costs two file fsyncs and one folder fsync per message. SMTP intake uses
-`accept_batch` instead (group commit): the messages of every session waiting at that moment
-are written, all their files are fsynced together (the file system merges concurrent
-fsyncs into few journal commits), their markers are renamed into place, and one folder
-fsync makes the whole batch durable. No session is answered before its batch is.
+`accept_drafts` instead (group commit): the bodies of every session waiting at that moment,
+already written while they arrived, and their markers are fsynced together (the file system
+merges concurrent fsyncs into few journal commits), bodies and markers are renamed into
+place, and one folder fsync makes the whole batch durable. No session is answered before its
+batch is.
 """
 
 from __future__ import annotations
@@ -70,6 +72,45 @@ def _create(path: Path, data: bytes, mode: int) -> int:
 def new_id() -> str:
     """Sortable by arrival, unique without coordination."""
     return f"{time.time_ns():x}-{secrets.token_hex(4)}"
+
+
+class Draft:
+    """A message body written to the spool while it is received; not yet acknowledged.
+
+    The file is `incoming/.<id>.eml.tmp` until `Spool.accept_drafts` renames it into place;
+    `discard` removes it (a refused or aborted transaction leaves nothing behind, and the
+    start-up clean-up removes a temporary file a crash left)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.id = new_id()
+        self.folder = folder
+        self.path = folder / f".{self.id}.eml.tmp"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self.size = 0
+        self.committed = False
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+
+    def commit(self) -> None:
+        """Give the body its final name (its marker follows); the descriptor is closed."""
+        os.replace(self.path, self.folder / f"{self.id}.eml")
+        self.committed = True
+        self._close()
+
+    def discard(self) -> None:
+        """Remove the body unless it was committed; safe to call more than once."""
+        self._close()
+        if not self.committed:
+            self.path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 @dataclass(frozen=True)
@@ -174,26 +215,42 @@ class Spool:
         self._write("incoming", chosen, raw, incoming.to_meta())
         return chosen
 
-    def accept_batch(self, messages: list[tuple[bytes, Incoming]]) -> list[str]:
-        """Durably store several messages at once (group commit); returns their spool ids.
+    def draft(self) -> Draft:
+        """A new message body being received, written as it arrives (`incoming/.<id>.eml.tmp`)
+        so that intake never holds a whole message in memory."""
+        return Draft(self.root / "incoming")
 
-        Same guarantee as `accept` for every message once this returns: bytes and marker
-        fsynced, marker renamed into place, folder fsynced. If it raises, none of the batch
-        may be acknowledged (a marker already in place is processed anyway: harmless, since
-        the sender will retry and duplicates of unacknowledged mail are allowed by SMTP).
+    def accept_drafts(self, messages: list[tuple[Draft, Incoming]]) -> list[str]:
+        """Durably store several received bodies at once (group commit); returns their ids.
+
+        Same guarantee as `accept` for every message once this returns: bodies and markers
+        fsynced, bodies renamed into place, then markers, then one folder fsync. If it
+        raises, none of the batch may be acknowledged (a marker already in place is
+        processed anyway: harmless, the sender will retry and SMTP allows duplicates of
+        unacknowledged mail); the bodies not yet renamed are removed by their sessions.
         """
         folder = self.root / "incoming"
-        chosen = [new_id() for _ in messages]
-        files: list[tuple[Path, bytes, int]] = []
-        for item_id, (raw, incoming) in zip(chosen, messages, strict=True):
-            files.append((folder / f"{item_id}.eml", raw, 0o666))
-            marker = json.dumps(incoming.to_meta()).encode()
-            files.append((folder / f".{item_id}.json.tmp", marker, 0o600))
-        self._write_synced(files)
-        for item_id in chosen:
-            os.replace(folder / f".{item_id}.json.tmp", folder / f"{item_id}.json")
+        markers: list[tuple[Path, bytes, int]] = []
+        for draft, incoming in messages:
+            meta = json.dumps(incoming.to_meta()).encode()
+            markers.append((folder / f".{draft.id}.json.tmp", meta, 0o600))
+        written: list[tuple[int, Path]] = []
+        try:
+            for path, data, mode in markers:
+                written.append((_create(path, data, mode), path))
+            self._fsync_all([draft.fd for draft, _ in messages] + [fd for fd, _ in written])
+        except BaseException:
+            for _, path in written:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            for fd, _ in written:
+                os.close(fd)
+        for draft, _ in messages:
+            draft.commit()
+            os.replace(folder / f".{draft.id}.json.tmp", folder / f"{draft.id}.json")
         fsync_dir(folder)
-        return chosen
+        return [draft.id for draft, _ in messages]
 
     def _write_synced(self, files: list[tuple[Path, bytes, int]]) -> None:
         """Create every (path, data, mode) and fsync them together; on failure none remain."""
