@@ -22,6 +22,7 @@ from relay.route import (
     recheck,
     route_letter,
 )
+from relay.scrub.mime import too_many_parts
 from relay.spool import Incoming
 
 log = logging.getLogger("relay")
@@ -61,9 +62,20 @@ def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
     )
 
 
+# Own addresses whose mail is parsed whole (the others read no more than the header).
+_PARSED = ("moderation", "newsletter", "staff")
+
+
 def _own_address(
     ctx: Context, item_id: str, raw: bytes, mail_from: str, rcpt: str, own: OwnAddress
 ) -> None:
+    if own.kind in _PARSED and too_many_parts(raw):
+        # Too deep or too many parts to parse safely: no reply, list post or report is.
+        log.warning(
+            "control mail dropped spool=%s address=%s reason=too-complex", item_id, own.kind
+        )
+        ctx.store.audit("control-dropped", spool=item_id, address=own.kind, reason="too-complex")
+        return
     if own.kind == "moderation":
         by_email.handle_reply(ctx, raw, mail_from, rcpt)
     elif own.kind == "bounce":

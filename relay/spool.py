@@ -4,6 +4,8 @@
     spool/messages/<id>.eml               originals as received, kept for staff and audit
     spool/outbox/<id>.eml + <id>.json     composed messages waiting for the transport
     spool/failed/<id>.eml + <id>.json     messages the transport refused for good
+    spool/attempts/<id>                   how often processing an incoming message failed
+    spool/unprocessed/<id>.eml + .json    incoming messages set aside after failing too often
     spool/scrubbed/<id>.<pN>.json         a letter as it will be delivered, scrubbed once
     spool/sent/<id>                       an empty file: the outbox entry <id> was delivered
     spool/edits/letter-<n>.txt            a moderator's redaction of a letter's text
@@ -49,7 +51,17 @@ from relay.store.files import fsync_dir, write_atomic
 
 log = logging.getLogger("relay")
 
-QUEUES = ("incoming", "messages", "outbox", "failed", "edits", "scrubbed", "sent")
+QUEUES = (
+    "incoming",
+    "messages",
+    "outbox",
+    "failed",
+    "edits",
+    "scrubbed",
+    "sent",
+    "attempts",
+    "unprocessed",
+)
 FSYNC_THREADS = 8  # fsyncs of one batch in flight together (they wait on the disk, not the GIL)
 # A temporary file or an unmarked body older than this belongs to no writer still running
 # (a write takes milliseconds); younger ones may be another process's commit in progress.
@@ -326,6 +338,40 @@ class Spool:
             fsync_dir(self.root / "messages")
         self.path("incoming", item_id, ".json").unlink(missing_ok=True)
         fsync_dir(self.root / "incoming")
+        (self.root / "attempts" / item_id).unlink(missing_ok=True)
+
+    def failed_attempt(self, item_id: str) -> int:
+        """Count one more failed attempt at processing an incoming message; returns the count
+        (kept on disk, so a message that crashes `serve` is counted across restarts)."""
+        path = self.root / "attempts" / item_id
+        try:
+            count = int(path.read_text() or 0)
+        except (OSError, ValueError):
+            count = 0
+        write_atomic(path, str(count + 1).encode())
+        return count + 1
+
+    def set_aside(self, item_id: str) -> None:
+        """Move an incoming message that cannot be processed to `unprocessed/`, where staff
+        can look at it; it is never tried again."""
+        for suffix in (".eml", ".json"):
+            source = self.path("incoming", item_id, suffix)
+            if source.exists():
+                os.replace(source, self.path("unprocessed", item_id, suffix))
+        fsync_dir(self.root / "unprocessed")
+        fsync_dir(self.root / "incoming")
+        (self.root / "attempts" / item_id).unlink(missing_ok=True)
+
+    def received_at(self, item_id: str) -> str:
+        """When an incoming message was accepted, read from its marker ("" if unreadable)."""
+        try:
+            meta = json.loads(self.path("incoming", item_id, ".json").read_bytes())
+            return str(meta.get("received_at") or "")
+        except (OSError, ValueError, AttributeError):
+            return ""
+
+    def set_aside_ids(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "unprocessed").glob("*.json"))
 
     # --- moderators' edits ---------------------------------------------------------------
 

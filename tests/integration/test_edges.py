@@ -17,6 +17,7 @@ from relay.participants import leave
 from relay.schedule.prompts import unsubscribe_token
 from tests.conftest import (
     MODERATOR_A,
+    MODERATOR_B,
     Pals,
     Relay,
     enroll_pals,
@@ -41,6 +42,17 @@ def _audit(relay: Relay, event: str) -> list[dict[str, object]]:
 
 def _spool_files(relay: Relay, queue: str = "incoming") -> list[Path]:
     return sorted((relay.data_dir / "spool" / queue).iterdir())
+
+
+def _deep(sender: str, to: str, depth: int = 1000) -> bytes:
+    """A message nested `depth` multipart levels deep (about 60 bytes a level)."""
+    head = f"From: <{sender}>\r\nTo: {to}\r\nSubject: Deep\r\nMIME-Version: 1.0\r\n".encode()
+    opening = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+        for i in range(depth)
+    )
+    closing = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(depth)))
+    return head + opening + b"Content-Type: text/plain\r\n\r\napprove\r\n" + closing
 
 
 def _notice_sender(relay: Relay, moderator: str) -> str:
@@ -139,6 +151,58 @@ def test_an_aborted_data_leaves_nothing_in_the_spool(relay: Relay, pals: Pals) -
         raw.shutdown(socket.SHUT_RDWR)  # the client goes away in the middle of DATA
     wait_for(lambda: _spool_files(relay) == [], what="the partial message gone")
     assert relay.queue() == []
+
+
+# --- 4. hostile structure --------------------------------------------------------------------
+
+
+def test_a_thousand_levels_deep_letter_is_held_with_a_note(relay: Relay, pals: Pals) -> None:
+    relay.start()
+    relay.send(pals.maya.email, [pals.tomas.masked], _deep(pals.maya.email, pals.tomas.masked))
+    (held,) = relay.wait_held(1)
+    assert any("nested more than" in n for n in held["notes"]), held["notes"]
+    wait_for(lambda: _spool_files(relay) == [], what="the spool item processed")
+
+
+def test_deep_control_mail_is_dropped_and_audited(relay: Relay, pals: Pals) -> None:
+    relay.start()
+    relay.send(
+        pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked)
+    )
+    token_address = _notice_sender(relay, MODERATOR_A)
+    relay.send(MODERATOR_A, [token_address], _deep(MODERATOR_A, token_address))
+    (dropped,) = wait_for(lambda: _audit(relay, "control-dropped"), what="the drop audited")
+    assert dropped["reason"] == "too-complex"
+    wait_for(lambda: _spool_files(relay) == [], what="the spool item gone")
+    assert relay.queue()[0]["status"] == "held"
+
+
+def test_a_message_that_keeps_failing_is_set_aside_and_coordinators_told(
+    relay: Relay, pals: Pals
+) -> None:
+    incoming = relay.data_dir / "spool" / "incoming"
+    (incoming / "0-corrupt.eml").write_bytes(b"Subject: x\r\n\r\ny\r\n")
+    # A marker no version of the relay could have written: processing it fails every time.
+    (incoming / "0-corrupt.json").write_text(
+        '{"rcpt_tos": ["x@pals.example.org"], "routes": [[1]]}'
+    )
+    for attempt in (1, 2):
+        relay.start()
+        wait_for(
+            lambda n=attempt: relay.log().count("processing failed spool=0-corrupt") == n,
+            what=f"failed attempt {attempt}",
+        )
+        relay.stop()
+    relay.start()
+    for coordinator in (MODERATOR_A, MODERATOR_B):
+        wait_for(lambda c=coordinator: relay.delivered(c), what=f"{coordinator} told")
+    assert "ERROR set aside spool=0-corrupt attempts=3" in relay.log()
+    assert _audit(relay, "set-aside")[0]["spool"] == "0-corrupt"
+    assert _spool_files(relay) == []
+    assert [p.name for p in _spool_files(relay, "unprocessed")] == [
+        "0-corrupt.eml",
+        "0-corrupt.json",
+    ]
 
 
 # --- 5. an over-long command line ------------------------------------------------------------
