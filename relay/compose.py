@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -213,3 +214,30 @@ def program_bytes(headers: list[tuple[str, str]], text: str, html: str | None = 
     if "MIME-Version" not in message:
         message["MIME-Version"] = "1.0"
     return message.as_bytes(policy=_WIRE)
+
+
+def forward_bytes(headers: list[tuple[str, str]], text: str, attached: bytes) -> bytes:
+    """A program message with a received message attached as it arrived (message/rfc822).
+
+    The attachment is not parsed: its bytes are put in place of a placeholder after the
+    program's part is generated, so a message too odd to parse still reaches staff
+    unchanged. The boundary is one the attached bytes do not contain."""
+    message = MIMEMultipart("mixed")
+    boundary = f"forwarded-{secrets.token_hex(16)}"
+    while boundary.encode() in attached:  # pragma: no cover - 128 random bits
+        boundary = f"forwarded-{secrets.token_hex(16)}"
+    message.set_boundary(boundary)
+    body = _text_part(text, "plain")
+    del body["MIME-Version"]
+    message.attach(body)
+    original = Message()
+    original["Content-Type"] = "message/rfc822"
+    original["Content-Disposition"] = "attachment"
+    original["Content-Transfer-Encoding"] = "7bit" if attached.isascii() else "8bit"
+    placeholder = f"attached-{secrets.token_hex(16)}"
+    original.set_payload(placeholder)
+    message.attach(original)
+    for name, value in headers:
+        message[name] = value
+    crlf = attached.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").rstrip(b"\r\n")
+    return message.as_bytes(policy=_WIRE).replace(placeholder.encode(), crlf, 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from relay import by_email, letters, lists
+from relay import by_email, letters, lists, own_mail
 from relay.bounces import handle_bounce
 from relay.context import Context
 from relay.route import (
@@ -86,6 +86,12 @@ def _own_address(
         lists.handle_newsletter(ctx, item_id, raw, mail_from)
     elif own.kind == "staff":
         lists.handle_staff_list(ctx, item_id, raw, mail_from)
+    elif own.kind in ("postmaster", "abuse"):
+        own_mail.forward_to_coordinators(ctx, item_id, raw, own.kind)
+    elif own.kind == "program":
+        own_mail.answer_program_mail(ctx, item_id, raw, mail_from)
+    elif own.kind == "bounces":
+        own_mail.bounce_received(ctx, item_id)
 
 
 def _letter(ctx: Context, item_id: str, incoming: Incoming, raw: bytes, route: LetterRoute) -> None:

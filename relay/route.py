@@ -28,7 +28,7 @@ class LetterRoute:
 class OwnAddress:
     """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
 
-    kind: str  # "moderation" | "bounce" | "unsubscribe" | "newsletter" | "staff"
+    kind: str  # one of OWN_KINDS
     local: str
 
 
@@ -45,6 +45,20 @@ _BOUNCE = re.compile(r"^bounce\+\d+-[0-9a-f]{12}$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
 LIST_ADDRESSES = ("newsletter", "staff")
+# Addresses every mail domain answers (RFC 5321 4.5.1, RFC 2142): forwarded to coordinators.
+ROLE_ADDRESSES = ("postmaster", "abuse")
+# The From of notices (a person may answer it) and their envelope sender (bounces come back).
+PROGRAM_ADDRESS = "program"
+BOUNCES_ADDRESS = "bounces"
+OWN_KINDS = (
+    "moderation",
+    "bounce",
+    "unsubscribe",
+    *LIST_ADDRESSES,
+    *ROLE_ADDRESSES,
+    PROGRAM_ADDRESS,
+    BOUNCES_ADDRESS,
+)
 
 
 def own_address(local: str) -> OwnAddress | None:
@@ -54,7 +68,9 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("bounce", local)
     if _UNSUBSCRIBE.match(local):
         return OwnAddress("unsubscribe", local)
-    if local in LIST_ADDRESSES:
+    if local in LIST_ADDRESSES or local in ROLE_ADDRESSES:
+        return OwnAddress(local, local)
+    if local in (PROGRAM_ADDRESS, BOUNCES_ADDRESS):
         return OwnAddress(local, local)
     return None
 

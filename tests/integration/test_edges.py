@@ -275,3 +275,59 @@ def test_a_client_refused_too_often_is_slowed_then_disconnected(
     # A letter from the same client is turned away for now too.
     assert _rcpt(relay, pals.maya.email, pals.tomas.masked) == replies.RATE_LIMITED
     assert relay.log().count("client limited peer=127.0.0.1") == 1
+
+
+# --- 8. the relay's own addresses ------------------------------------------------------------
+
+
+def test_postmaster_and_abuse_reach_every_coordinator(relay: Relay, pals: Pals) -> None:
+    relay.start()
+    for local in ("postmaster", "abuse"):
+        report = EmailMessage()
+        report["From"] = STRANGER
+        report["To"] = f"{local}@pals.example.org"
+        report["Subject"] = f"Report to {local}"
+        report.set_content("Your server sent us something odd.")
+        relay.send(STRANGER, [f"{local}@pals.example.org"], report.as_bytes())
+    for coordinator in (MODERATOR_A, MODERATOR_B):
+        forwarded = wait_for(
+            lambda c=coordinator: (
+                [m for m in relay.delivered(c) if "Report to" in str(m["Subject"])]
+                if len(relay.delivered(c)) >= 2
+                else None
+            ),
+            what=f"forwards to {coordinator}",
+        )
+        assert len(forwarded) == 2
+        for message in forwarded:
+            (attached,) = [p for p in message.walk() if p.get_content_type() == "message/rfc822"]
+            assert "Your server sent us something odd." in attached.as_string()
+    assert relay.delivered(STRANGER) == []  # nothing goes back to the reporter
+
+
+def test_program_address_answers_people_once_a_day_and_never_machines(
+    relay: Relay, pals: Pals
+) -> None:
+    relay.start()
+    question = letter_bytes(STRANGER, "program@pals.example.org", subject="What is this?")
+    relay.send(STRANGER, ["program@pals.example.org"], question)
+    relay.send(STRANGER, ["program@pals.example.org"], question)
+    automatic = letter_bytes(
+        "robot@elsewhere.example.net",
+        "program@pals.example.org",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    relay.send("robot@elsewhere.example.net", ["program@pals.example.org"], automatic)
+    relay.send("", ["program@pals.example.org"], question)
+    wait_for(lambda: len(_audit(relay, "program-mail")) == 4, what="four messages seen")
+    answers = wait_for(lambda: relay.delivered(STRANGER), what="the help text")
+    assert len(answers) == 1
+    assert answers[0]["Auto-Submitted"] == "auto-replied"
+    assert relay.delivered("robot@elsewhere.example.net") == []
+
+
+def test_bounces_address_is_accepted_and_audited(relay: Relay, pals: Pals) -> None:
+    relay.start()
+    relay.send("", ["bounces@pals.example.org"], b"Subject: Undelivered\r\n\r\nsorry\r\n")
+    wait_for(lambda: _audit(relay, "bounce-received"), what="the bounce audited")
+    wait_for(lambda: _spool_files(relay) == [])
