@@ -400,6 +400,7 @@ class IntakeHandler:
             )
             log.info("refused reason=%s to=%s peer=%s", decision.reason, shown, peer)
             self.limiter.refused(peer)
+            await self._audit_refusal(decision.reason, shown, peer)
             return decision.reply
         if isinstance(decision, OwnAddress):
             log.info("accepted for %s", decision.kind)
@@ -409,6 +410,16 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK
+
+    async def _audit_refusal(self, reason: str, shown: str, peer: str) -> None:
+        """The reason in the audit log too (the reply says the same for every reason); a
+        limited client's refusals stop here, so the audit grows no faster than the limit."""
+        try:
+            await self.blocking(
+                self.context().store.audit, "refused-recipient", reason=reason, to=shown, peer=peer
+            )
+        except Exception:
+            log.exception("could not audit a refused recipient")
 
     @staticmethod
     def _route(ctx: Context, mail_from: str, address: str) -> Route:

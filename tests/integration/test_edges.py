@@ -234,6 +234,9 @@ def test_refusals_do_not_tell_who_is_enrolled(relay: Relay, pals: Pals) -> None:
     }
     assert answers == {replies.UNKNOWN_ADDRESS}
     assert pals.tomas.email not in relay.log() and STRANGER not in relay.log()
+    reasons = [e["reason"] for e in _audit(relay, "refused-recipient")]
+    unknown = "unknown-recipient"
+    assert sorted(reasons) == ["not-paired", "sender-not-enrolled", unknown, unknown]
 
 
 def test_a_pal_who_left_is_explained_only_to_their_paired_writer(relay: Relay, pals: Pals) -> None:
