@@ -1,4 +1,4 @@
-"""`python -m bench intake|store|scrub|prompts|all [options]`: one JSON line per result."""
+"""`python -m bench intake|store|scrub|prompts|memory|all [options]`: one JSON line per result."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bench import common
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["intake", "store", "scrub", "prompts", "all"])
+    parser.add_argument("what", choices=["intake", "store", "scrub", "prompts", "memory", "all"])
     parser.add_argument(
         "--participants", type=int, default=100_000, help="prompts: participants to prompt"
     )
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", default="1000,10000,100000", help="store: participant counts, comma-separated"
     )
     parser.add_argument("--repeat", type=int, default=15, help="store/scrub: samples per figure")
+    parser.add_argument(
+        "--relay-root", type=Path, help="memory: the checkout whose relay package serve runs"
+    )
     parser.add_argument("--results", type=Path, help="also write every result line here")
     parser.add_argument("--report", type=Path, help="write the Markdown tables (and charts) here")
     args = parser.parse_args(argv)
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scrub
 
         scrub.run(args.repeat)
+    if args.what in ("memory", "all"):
+        from bench import memory
+
+        memory.run(args.relay_root)
     if args.results:
         args.results.write_text("".join(json.dumps(r) + "\n" for r in common.RESULTS))
     if args.report:

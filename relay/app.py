@@ -53,6 +53,9 @@ log = logging.getLogger("relay")
 POLL_SECONDS = 1.0
 SPOOL_SCAN_SECONDS = 0.1  # how soon a letter spooled by an intake process is held
 RETRY_PROCESSING_SECONDS = 60.0
+# Failed attempts at processing one incoming message (counted on disk, across restarts)
+# before it is set aside in spool/unprocessed/ and the coordinators are told.
+MAX_PROCESSING_ATTEMPTS = 3
 DELIVERY_CONCURRENCY = 4
 SCHEDULE_SECONDS = 60.0
 SETTLE_TRIES = 5
@@ -265,8 +268,34 @@ class Server:
             try:
                 await self.store_call(self._process_one, item_id)
             except Exception:
-                log.exception("processing failed spool=%s; will retry", item_id)
-                loop.call_later(RETRY_PROCESSING_SECONDS, self.incoming.put_nowait, item_id)
+                log.exception("processing failed spool=%s", item_id)
+                try:
+                    retry = await self.store_call(self._failed, item_id)
+                except Exception:
+                    log.exception("could not count a failed attempt spool=%s", item_id)
+                    retry = True
+                if retry:
+                    loop.call_later(RETRY_PROCESSING_SECONDS, self.incoming.put_nowait, item_id)
+
+    def _failed(self, item_id: str) -> bool:
+        """Count a failed attempt; True to try again later, False once it was set aside."""
+        attempts = self.ctx.spool.failed_attempt(item_id)
+        if attempts < MAX_PROCESSING_ATTEMPTS:
+            log.warning("will retry spool=%s attempt=%d", item_id, attempts)
+            return True
+        received = self.ctx.spool.received_at(item_id)
+        self.ctx.spool.set_aside(item_id)
+        log.error("set aside spool=%s attempts=%d (see spool/unprocessed/)", item_id, attempts)
+        self.ctx.store.audit("set-aside", spool=item_id, attempts=attempts)
+        notices.tell_coordinators(
+            self.ctx,
+            f"set-aside-{item_id}",
+            "set_aside",
+            item=item_id,
+            attempts=attempts,
+            received_at=received or "-",
+        )
+        return False
 
     def _process_one(self, item_id: str) -> None:
         incoming = self.ctx.spool.incoming(item_id)  # None: processed already

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,19 @@ def letter_of_message_id(secret: bytes, message_id: str, domain: str) -> int | N
     letter_id = int(match.group(1))
     expected = _sign(secret, f"letter-{letter_id}")
     return letter_id if hmac.compare_digest(expected, match.group(2)) else None
+
+
+def unsubscribe_token(secret: bytes, participant_id: str) -> str:
+    """The signed part of a participant's `unsubscribe+<token>@` address (prompts' footer)."""
+    signature = hmac.new(secret, f"unsubscribe:{participant_id}".encode(), hashlib.sha256)
+    return f"{participant_id}-{signature.hexdigest()[:20]}"
+
+
+def participant_of_unsubscribe(secret: bytes, token: str) -> str | None:
+    """The participant an unsubscribe token was made for; None when it is not signed by us."""
+    participant_id = token.rpartition("-")[0]
+    expected = unsubscribe_token(secret, participant_id)
+    return participant_id if participant_id and hmac.compare_digest(expected, token) else None
 
 
 def html_to_text(html: str) -> str:
@@ -195,3 +209,30 @@ def program_bytes(headers: list[tuple[str, str]], text: str, html: str | None = 
     if "MIME-Version" not in message:
         message["MIME-Version"] = "1.0"
     return message.as_bytes(policy=_WIRE)
+
+
+def forward_bytes(headers: list[tuple[str, str]], text: str, attached: bytes) -> bytes:
+    """A program message with a received message attached as it arrived (message/rfc822).
+
+    The attachment is not parsed: its bytes are put in place of a placeholder after the
+    program's part is generated, so a message too odd to parse still reaches staff
+    unchanged. The boundary is one the attached bytes do not contain."""
+    message = MIMEMultipart("mixed")
+    boundary = f"forwarded-{secrets.token_hex(16)}"
+    while boundary.encode() in attached:  # pragma: no cover - 128 random bits
+        boundary = f"forwarded-{secrets.token_hex(16)}"
+    message.set_boundary(boundary)
+    body = _text_part(text, "plain")
+    del body["MIME-Version"]
+    message.attach(body)
+    original = Message()
+    original["Content-Type"] = "message/rfc822"
+    original["Content-Disposition"] = "attachment"
+    original["Content-Transfer-Encoding"] = "7bit" if attached.isascii() else "8bit"
+    placeholder = f"attached-{secrets.token_hex(16)}"
+    original.set_payload(placeholder)
+    message.attach(original)
+    for name, value in headers:
+        message[name] = value
+    crlf = attached.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").rstrip(b"\r\n")
+    return message.as_bytes(policy=_WIRE).replace(placeholder.encode(), crlf, 1)

@@ -114,6 +114,9 @@ class SmtpSettings:
     intake_processes: int = 0
     max_backlog_letters: int = 2000
     max_backlog_bytes: int = 200 * 1024 * 1024
+    max_control_bytes: int = 1024 * 1024  # mail to the relay's own addresses from non-staff
+    max_refused_recipients: int = 20  # per client address and window, then 450 4.7.1
+    refused_window_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -434,6 +437,9 @@ def _smtp(root: _Section) -> SmtpSettings:
         intake_processes=_intake_processes(s),
         max_backlog_letters=_positive(s, "max_backlog_letters", int, 2000),
         max_backlog_bytes=_positive(s, "max_backlog_bytes", int, 200 * 1024 * 1024),
+        max_control_bytes=_positive(s, "max_control_bytes", int, 1024 * 1024),
+        max_refused_recipients=_positive(s, "max_refused_recipients", int, 20),
+        refused_window_seconds=_positive(s, "refused_window_seconds", float, 600.0),
     )
     s.finish()
     return settings

@@ -196,6 +196,29 @@ def tell_staff(
     )
 
 
+def tell_coordinators(ctx: Context, item_id: str, template: str, **values: Any) -> int:
+    """A notice to every coordinator of every library (the relay's own troubles, which
+    belong to no one library); queued once per coordinator under `item_id`."""
+    queued = 0
+    for library in ctx.config.libraries:
+        for index, member in enumerate(library.coordinators):
+            subject, body = ctx.templates.email(
+                member.language,
+                template,
+                staff_name=member.name,
+                program_name=ctx.config.relay.program_name,
+                **values,
+            )
+            message = door.program_message(
+                ctx, Address(member.name, addr_spec=member.email), subject, body
+            )
+            door.queue(
+                ctx, f"{item_id}-{library.id}-{index}", message, Notice(template), to=member.email
+            )
+            queued += 1
+    return queued
+
+
 # --- notices to writers --------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from relay import by_email, letters, lists
+from relay import by_email, letters, lists, own_mail
 from relay.bounces import handle_bounce, handle_notice_bounce
 from relay.context import Context
 from relay.route import (
@@ -22,6 +22,7 @@ from relay.route import (
     recheck,
     route_letter,
 )
+from relay.scrub.mime import too_many_parts
 from relay.spool import Incoming
 
 log = logging.getLogger("relay")
@@ -60,10 +61,21 @@ def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
     )
 
 
+# Own addresses whose mail is parsed whole (the others read no more than the header).
+_PARSED = ("moderation", "newsletter", "staff", "bounce", "bounces", "program")
+
+
 def _own_address(
     ctx: Context, item_id: str, raw: bytes, incoming: Incoming, rcpt: str, own: OwnAddress
 ) -> None:
     mail_from, verdict = incoming.mail_from, incoming.verdict
+    if own.kind in _PARSED and too_many_parts(raw):
+        # Too deep or too many parts to parse safely: no reply, list post or report is.
+        log.warning(
+            "control mail dropped spool=%s address=%s reason=too-complex", item_id, own.kind
+        )
+        ctx.store.audit("control-dropped", spool=item_id, address=own.kind, reason="too-complex")
+        return
     if own.kind == "moderation":
         by_email.handle_reply(ctx, raw, mail_from, rcpt, verdict)
     elif own.kind == "bounce":
@@ -76,6 +88,10 @@ def _own_address(
         lists.handle_newsletter(ctx, item_id, raw, mail_from, verdict)
     elif own.kind == "staff":
         lists.handle_staff_list(ctx, item_id, raw, mail_from, verdict)
+    elif own.kind in ("postmaster", "abuse"):
+        own_mail.forward_to_coordinators(ctx, item_id, raw, own.kind)
+    elif own.kind == "program":
+        own_mail.answer_program_mail(ctx, item_id, raw, mail_from)
 
 
 def _letter(ctx: Context, item_id: str, incoming: Incoming, raw: bytes, route: LetterRoute) -> None:

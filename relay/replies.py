@@ -16,12 +16,16 @@ SHUTTING_DOWN = "421 4.3.2 The relay is restarting; please try again in a few mi
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients for one letter"
 BACKLOG_FULL = "452 4.3.1 Too many letters waiting; please try again later"
 
-UNKNOWN_RECIPIENT = "550 5.1.1 No pen pal has this address"
-SENDER_NOT_ENROLLED = (
-    "550 5.7.1 This address is not enrolled in the pen-pal program; ask your library to enrol it"
+# One answer for every refusal a sender could use to learn who is enrolled: no such pal, a
+# sender who is not enrolled, a writer not paired with this pal, an unknown, used or expired
+# moderation token, a badly signed unsubscribe address. The log and audit keep the reason.
+UNKNOWN_ADDRESS = (
+    "550 5.1.1 This address does not take mail from you; pen pals, please ask your library"
 )
-NOT_PAIRED = "550 5.7.1 You are not paired with this pen pal; ask your library"
-PARTICIPANT_PAUSED = "550 5.7.1 This pen pal is not receiving letters at the moment"
+PARTICIPANT_PAUSED = (
+    "550 5.7.1 Your pen pal is not receiving letters at the moment;"
+    " your library will tell you when you can write again"
+)
 SENDER_PAUSED = "550 5.7.1 Your letters are paused; ask your library"
 RELAY_DENIED = "554 5.7.1 This relay only accepts mail for its own pen-pal addresses"
 BAD_SENDER_SYNTAX = "553 5.1.7 The sender address is not valid"
@@ -39,3 +43,5 @@ SENDER_UNVERIFIED_TRY_LATER = (
     "451 4.7.26 The sender's address could not be verified now; please try again later"
 )
 NOT_STAFF = "550 5.7.1 Only listed library staff may write to this address"
+RATE_LIMITED = "450 4.7.1 Too many refused recipients from your address; please try again later"
+TOO_MANY_REFUSALS = "421 4.7.0 Too many refused recipients; closing the connection"

@@ -15,7 +15,7 @@ from email.message import Message
 from relay import replies
 from relay.addresses import normalize, split
 from relay.config import Config
-from relay.store.records import ACTIVE, Participant
+from relay.store.records import ACTIVE, ModerationGrant, Participant
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class LetterRoute:
 class OwnAddress:
     """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
 
-    kind: str  # "moderation" | "bounce" | "bounces" | "unsubscribe" | "newsletter" | "staff"
+    kind: str  # one of OWN_KINDS
     local: str
 
 
@@ -46,6 +46,20 @@ _BOUNCE = re.compile(r"^bounce\+\d+-(?:[0-9a-z]+-[0-9a-f]{16}|[0-9a-f]{12})$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
 LIST_ADDRESSES = ("newsletter", "staff")
+# Addresses every mail domain answers (RFC 5321 4.5.1, RFC 2142): forwarded to coordinators.
+ROLE_ADDRESSES = ("postmaster", "abuse")
+# The From of notices (a person may answer it) and their envelope sender (bounces come back).
+PROGRAM_ADDRESS = "program"
+BOUNCES_ADDRESS = "bounces"
+OWN_KINDS = (
+    "moderation",
+    "bounce",
+    "unsubscribe",
+    *LIST_ADDRESSES,
+    *ROLE_ADDRESSES,
+    PROGRAM_ADDRESS,
+    BOUNCES_ADDRESS,
+)
 
 
 def own_address(local: str) -> OwnAddress | None:
@@ -53,13 +67,38 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("moderation", local)
     if _BOUNCE.match(local):
         return OwnAddress("bounce", local)
-    if local == "bounces":  # the envelope sender of notices
-        return OwnAddress("bounces", local)
     if _UNSUBSCRIBE.match(local):
         return OwnAddress("unsubscribe", local)
-    if local in LIST_ADDRESSES:
+    if local in LIST_ADDRESSES or local in ROLE_ADDRESSES:
+        return OwnAddress(local, local)
+    if local in (PROGRAM_ADDRESS, BOUNCES_ADDRESS):
         return OwnAddress(local, local)
     return None
+
+
+def check_token(
+    own: OwnAddress,
+    *,
+    grant: Callable[[str], ModerationGrant | None],
+    unsubscribe_signed: Callable[[str], bool],
+    now: float,
+) -> OwnAddress | Refusal:
+    """A token address is accepted only while it can still do something: a moderation token
+    that exists, is unused and unexpired; an unsubscribe address with a good signature. All
+    refusals say the same (`UNKNOWN_ADDRESS`), so a sender learns nothing from trying."""
+    if own.kind == "moderation":
+        found = grant(own.local.removeprefix("moderate+"))
+        if found is None:
+            return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
+        if found.used:
+            return Refusal(replies.UNKNOWN_ADDRESS, "used-token")
+        if found.expires < now:
+            return Refusal(replies.UNKNOWN_ADDRESS, "expired-token")
+    elif own.kind == "unsubscribe" and not unsubscribe_signed(
+        own.local.removeprefix("unsubscribe+")
+    ):
+        return Refusal(replies.UNKNOWN_ADDRESS, "bad-unsubscribe-signature")
+    return own
 
 
 def _check_list_sender(config: Config, own: OwnAddress, mail_from: str) -> Route:
@@ -108,23 +147,23 @@ def route_letter(
         return _check_list_sender(config, own, mail_from)
     recipient = by_masked(f"{local}@{domain}")
     if recipient is None or config.library(recipient.library) is None:
-        return Refusal(replies.UNKNOWN_RECIPIENT, "unknown-recipient")
+        return Refusal(replies.UNKNOWN_ADDRESS, "unknown-recipient")
     try:
         sender_email = normalize(mail_from) if mail_from else ""
     except ValueError:
-        return Refusal(replies.SENDER_NOT_ENROLLED, "sender-not-enrolled")
+        return Refusal(replies.UNKNOWN_ADDRESS, "sender-not-enrolled")
     candidates = (
         [p for p in by_email(sender_email) if config.library(p.library)] if sender_email else []
     )
     if not candidates:
-        return Refusal(replies.SENDER_NOT_ENROLLED, "sender-not-enrolled")
+        return Refusal(replies.UNKNOWN_ADDRESS, "sender-not-enrolled")
     paired = [
         p
         for p in candidates
         if recipient.id in p.pals and recipient.library in config.partners_of(p.library)
     ]
     if not paired:
-        return Refusal(replies.NOT_PAIRED, "not-paired")
+        return Refusal(replies.UNKNOWN_ADDRESS, "not-paired")
     # Siblings may share one family address; any of them paired with this pal is the writer.
     active = [p for p in paired if p.status == ACTIVE]
     if not active:
@@ -140,13 +179,13 @@ def recheck(
     """A route found at RCPT, checked again with the records as they are now: the pairing
     may have ended, or either pal been paused, between the 250 and the hold."""
     if sender is None or recipient is None or config.library(recipient.library) is None:
-        return Refusal(replies.UNKNOWN_RECIPIENT, "unknown-recipient")
+        return Refusal(replies.UNKNOWN_ADDRESS, "unknown-recipient")
     if config.library(sender.library) is None:
-        return Refusal(replies.SENDER_NOT_ENROLLED, "sender-not-enrolled")
+        return Refusal(replies.UNKNOWN_ADDRESS, "sender-not-enrolled")
     if recipient.id not in sender.pals or recipient.library not in config.partners_of(
         sender.library
     ):
-        return Refusal(replies.NOT_PAIRED, "not-paired")
+        return Refusal(replies.UNKNOWN_ADDRESS, "not-paired")
     if sender.status != ACTIVE:
         return Refusal(replies.SENDER_PAUSED, "sender-paused")
     if recipient.status != ACTIVE:

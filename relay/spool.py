@@ -4,14 +4,17 @@
     spool/messages/<id>.eml               originals as received, kept for staff and audit
     spool/outbox/<id>.eml + <id>.json     composed messages waiting for the transport
     spool/failed/<id>.eml + <id>.json     messages the transport refused for good
+    spool/attempts/<id>                   how often processing an incoming message failed
+    spool/unprocessed/<id>.eml + .json    incoming messages set aside after failing too often
     spool/scrubbed/<id>.<pN>.json         a letter as it will be delivered, scrubbed once
     spool/sent/<id>                       an empty file: the outbox entry <id> was delivered
     spool/edits/letter-<n>.txt            a moderator's redaction of a letter's text
 
 In each queue the `.json` file is the commit marker: it is written (atomically, fsynced,
 folder fsynced) only after the `.eml` beside it is fsynced. An `.eml` without its `.json`
-was never acknowledged to anyone. Intake answers 250 only after `accept` (or
-`accept_batch`) returned; the outbox is emptied only after the transport confirmed delivery.
+was never acknowledged to anyone. SMTP intake writes a body while it arrives, as a
+temporary file (`Draft`), and answers 250 only after `accept_drafts` (IMAP: `accept`)
+returned; the outbox is emptied only after the transport confirmed delivery.
 
 Several processes write the spool at once (`serve`, intake processes, CLI commands such as
 an approval), so clean-up at start removes only leftovers older than `STALE_SECONDS`: a
@@ -21,10 +24,11 @@ their marker, and an outbox marker whose body is missing is dropped at start wit
 (for a letter, the relay's reconcile queues it again).
 
 Cost model. `accept` costs two file fsyncs and one folder fsync per message. SMTP intake uses
-`accept_batch` instead (group commit): the messages of every session waiting at that moment
-are written, all their files are fsynced together (the file system merges concurrent
-fsyncs into few journal commits), their markers are renamed into place, and one folder
-fsync makes the whole batch durable. No session is answered before its batch is.
+`accept_drafts` instead (group commit): the bodies of every session waiting at that moment,
+already written while they arrived, and their markers are fsynced together (the file system
+merges concurrent fsyncs into few journal commits), bodies and markers are renamed into
+place, and one folder fsync makes the whole batch durable. No session is answered before its
+batch is.
 """
 
 from __future__ import annotations
@@ -48,7 +52,17 @@ from relay.store.files import fsync_dir, write_atomic
 
 log = logging.getLogger("relay")
 
-QUEUES = ("incoming", "messages", "outbox", "failed", "edits", "scrubbed", "sent")
+QUEUES = (
+    "incoming",
+    "messages",
+    "outbox",
+    "failed",
+    "edits",
+    "scrubbed",
+    "sent",
+    "attempts",
+    "unprocessed",
+)
 FSYNC_THREADS = 8  # fsyncs of one batch in flight together (they wait on the disk, not the GIL)
 # A temporary file or an unmarked body older than this belongs to no writer still running
 # (a write takes milliseconds); younger ones may be another process's commit in progress.
@@ -71,6 +85,57 @@ def _create(path: Path, data: bytes, mode: int) -> int:
 def new_id() -> str:
     """Sortable by arrival, unique without coordination."""
     return f"{time.time_ns():x}-{secrets.token_hex(4)}"
+
+
+class Draft:
+    """A message body written to the spool while it is received; not yet acknowledged.
+
+    The file is `incoming/.<id>.eml.tmp` until `Spool.accept_drafts` renames it into place;
+    `discard` removes it (a refused or aborted transaction leaves nothing behind, and the
+    start-up clean-up removes a temporary file a crash left)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.id = new_id()
+        self.folder = folder
+        self.path = folder / f".{self.id}.eml.tmp"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self.size = 0
+        self.committed = False
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+
+    def head(self, limit: int = 256 * 1024) -> bytes:
+        """The message's header block (at most `limit` bytes): enough to read its fields
+        without reading a large body into memory."""
+        with open(self.path, "rb") as handle:
+            data = handle.read(limit)
+        ends = [at for at in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if at >= 0]
+        return data[: min(ends) + 2] if ends else data
+
+    def read(self) -> bytes:
+        """The whole message as received so far."""
+        return self.path.read_bytes()
+
+    def commit(self) -> None:
+        """Give the body its final name (its marker follows); the descriptor is closed."""
+        os.replace(self.path, self.folder / f"{self.id}.eml")
+        self.committed = True
+        self._close()
+
+    def discard(self) -> None:
+        """Remove the body unless it was committed; safe to call more than once."""
+        self._close()
+        if not self.committed:
+            self.path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 @dataclass(frozen=True)
@@ -179,26 +244,42 @@ class Spool:
         self._write("incoming", chosen, raw, incoming.to_meta())
         return chosen
 
-    def accept_batch(self, messages: list[tuple[bytes, Incoming]]) -> list[str]:
-        """Durably store several messages at once (group commit); returns their spool ids.
+    def draft(self) -> Draft:
+        """A new message body being received, written as it arrives (`incoming/.<id>.eml.tmp`)
+        so that intake never holds a whole message in memory."""
+        return Draft(self.root / "incoming")
 
-        Same guarantee as `accept` for every message once this returns: bytes and marker
-        fsynced, marker renamed into place, folder fsynced. If it raises, none of the batch
-        may be acknowledged (a marker already in place is processed anyway: harmless, since
-        the sender will retry and duplicates of unacknowledged mail are allowed by SMTP).
+    def accept_drafts(self, messages: list[tuple[Draft, Incoming]]) -> list[str]:
+        """Durably store several received bodies at once (group commit); returns their ids.
+
+        Same guarantee as `accept` for every message once this returns: bodies and markers
+        fsynced, bodies renamed into place, then markers, then one folder fsync. If it
+        raises, none of the batch may be acknowledged (a marker already in place is
+        processed anyway: harmless, the sender will retry and SMTP allows duplicates of
+        unacknowledged mail); the bodies not yet renamed are removed by their sessions.
         """
         folder = self.root / "incoming"
-        chosen = [new_id() for _ in messages]
-        files: list[tuple[Path, bytes, int]] = []
-        for item_id, (raw, incoming) in zip(chosen, messages, strict=True):
-            files.append((folder / f"{item_id}.eml", raw, 0o666))
-            marker = json.dumps(incoming.to_meta()).encode()
-            files.append((folder / f".{item_id}.json.tmp", marker, 0o600))
-        self._write_synced(files)
-        for item_id in chosen:
-            os.replace(folder / f".{item_id}.json.tmp", folder / f"{item_id}.json")
+        markers: list[tuple[Path, bytes, int]] = []
+        for draft, incoming in messages:
+            meta = json.dumps(incoming.to_meta()).encode()
+            markers.append((folder / f".{draft.id}.json.tmp", meta, 0o600))
+        written: list[tuple[int, Path]] = []
+        try:
+            for path, data, mode in markers:
+                written.append((_create(path, data, mode), path))
+            self._fsync_all([draft.fd for draft, _ in messages] + [fd for fd, _ in written])
+        except BaseException:
+            for _, path in written:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            for fd, _ in written:
+                os.close(fd)
+        for draft, _ in messages:
+            draft.commit()
+            os.replace(folder / f".{draft.id}.json.tmp", folder / f"{draft.id}.json")
         fsync_dir(folder)
-        return chosen
+        return [draft.id for draft, _ in messages]
 
     def _write_synced(self, files: list[tuple[Path, bytes, int]]) -> None:
         """Create every (path, data, mode) and fsync them together; on failure none remain."""
@@ -274,6 +355,40 @@ class Spool:
             fsync_dir(self.root / "messages")
         self.path("incoming", item_id, ".json").unlink(missing_ok=True)
         fsync_dir(self.root / "incoming")
+        (self.root / "attempts" / item_id).unlink(missing_ok=True)
+
+    def failed_attempt(self, item_id: str) -> int:
+        """Count one more failed attempt at processing an incoming message; returns the count
+        (kept on disk, so a message that crashes `serve` is counted across restarts)."""
+        path = self.root / "attempts" / item_id
+        try:
+            count = int(path.read_text() or 0)
+        except (OSError, ValueError):
+            count = 0
+        write_atomic(path, str(count + 1).encode())
+        return count + 1
+
+    def set_aside(self, item_id: str) -> None:
+        """Move an incoming message that cannot be processed to `unprocessed/`, where staff
+        can look at it; it is never tried again."""
+        for suffix in (".eml", ".json"):
+            source = self.path("incoming", item_id, suffix)
+            if source.exists():
+                os.replace(source, self.path("unprocessed", item_id, suffix))
+        fsync_dir(self.root / "unprocessed")
+        fsync_dir(self.root / "incoming")
+        (self.root / "attempts" / item_id).unlink(missing_ok=True)
+
+    def received_at(self, item_id: str) -> str:
+        """When an incoming message was accepted, read from its marker ("" if unreadable)."""
+        try:
+            meta = json.loads(self.path("incoming", item_id, ".json").read_bytes())
+            return str(meta.get("received_at") or "")
+        except (OSError, ValueError, AttributeError):
+            return ""
+
+    def set_aside_ids(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "unprocessed").glob("*.json"))
 
     # --- moderators' edits ---------------------------------------------------------------
 

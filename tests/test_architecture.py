@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.by_email",
             "relay.lists",
             "relay.bounces",
+            "relay.own_mail",
         ),
     ),
     ("core", ("relay.participants", "relay.letters", "relay.notices")),
@@ -62,7 +63,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 # Channels that form one channel: accepted mail is dispatched to the handler of its address.
-CHANNEL_GROUPS = (("relay.process", "relay.by_email", "relay.lists", "relay.bounces"),)
+CHANNEL_GROUPS = (
+    ("relay.process", "relay.by_email", "relay.lists", "relay.bounces", "relay.own_mail"),
+)
 
 # Edges between channels, each with its reason.
 CHANNEL_EDGES = {

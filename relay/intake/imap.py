@@ -217,7 +217,7 @@ class ImapIntake:
 
     def _route(self, ctx: Context, verdict: Verdict, sender: str, recipient: str) -> Route:
         if not recipient:
-            return Refusal(replies.UNKNOWN_RECIPIENT, "no-recipient-header")
+            return Refusal(replies.UNKNOWN_ADDRESS, "no-recipient-header")
         decision = route_letter(
             ctx.config,
             sender,

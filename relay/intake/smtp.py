@@ -15,6 +15,7 @@ the sender retries later (`Backlog`). Everything already accepted stays in the s
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import logging
@@ -33,18 +34,24 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from relay import replies, verp
 from relay.addresses import normalize
 from relay.authentication import verify_sender
+from relay.compose import participant_of_unsubscribe
 from relay.context import Context
-from relay.route import OwnAddress, Refusal, route_letter
-from relay.spool import FoundRoute, Incoming, Waiting
+from relay.route import OwnAddress, Refusal, Route, check_token, route_letter
+from relay.spool import Draft, FoundRoute, Incoming, Waiting
 from relay.store import now_iso
 
 log = logging.getLogger("relay")
+
+# aiosmtpd's words for a command line longer than its limits: we answer and hang up, since a
+# client sending one is not speaking SMTP and may keep sending megabytes of it.
+_COMMAND_TOO_LONG = "500 Command line too long"
 
 # aiosmtpd writes some replies itself; say them in our words, with enhanced codes.
 _BUILTIN = {
     "552 Error: Too much mail data": replies.TOO_BIG,
     "552 Error: message size exceeds fixed maximum message size": replies.TOO_BIG,
     "500 Line too long (see RFC5321 4.5.3.1.6)": replies.LINE_TOO_LONG,
+    _COMMAND_TOO_LONG: replies.LINE_TOO_LONG,
     "553 5.1.3 Error: malformed address": replies.MALFORMED_ADDRESS,
     "500 Error: bad syntax": replies.SYNTAX_ERROR,
     "503 Error: need MAIL command": replies.NEED_MAIL,
@@ -53,20 +60,114 @@ _BUILTIN = {
 }
 
 
+# Replies after which the relay closes the connection.
+_CLOSING = (_COMMAND_TOO_LONG, replies.TOO_MANY_REFUSALS)
+DATA_CHUNK = 256 * 1024  # bytes of a message buffered before they are written to its file
+
+
+def _peer(session: Session) -> str:
+    """The client's IP address (logged and counted; it is a machine's, never a person's)."""
+    return str(session.peer[0]) if session.peer else ""
+
+
 class RelaySMTP(SMTP):
-    """aiosmtpd's protocol, with our reply texts and a registry of open sessions."""
+    """aiosmtpd's protocol, with our reply texts, a registry of open sessions, and DATA
+    written to the spool as it arrives (`smtp_DATA`)."""
 
     sessions: set[RelaySMTP]
 
     def __init__(self, handler: IntakeHandler, sessions: set[RelaySMTP], **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        self.intake = handler
         self.sessions = sessions
 
     async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str):
-            await super().push(_BUILTIN.get(status, status))
-        else:
+        if not isinstance(status, str):
             await super().push(status)
+            return
+        await super().push(_BUILTIN.get(status, status))
+        if status in _CLOSING and self.transport is not None:
+            self.transport.close()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA, written to a file in the spool line by line instead of kept in memory.
+
+        Dot-stuffing is undone as lines arrive; beyond the size limit (control mail has a
+        smaller one) the rest is read and dropped, then 552 is answered. The file is removed
+        on any refusal or when the client goes away; once handed to the group commit, the
+        commit owns it (it is kept if the commit succeeds, even if the client left)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope, session = self.envelope, self.session
+        if envelope is None or session is None or not envelope.rcpt_tos:
+            await self.push(replies.NEED_RCPT)
+            return
+        if arg:
+            await self.push(replies.SYNTAX_ERROR)
+            return
+        try:
+            draft = await self.intake.blocking(self.intake.context().spool.draft)
+        except Exception:
+            log.exception("could not start a message file in the spool")
+            await self.push(replies.TRY_AGAIN)
+            return
+        handed = False
+        try:
+            status = await self._receive(draft, self.intake.data_limit(envelope))
+            if status is None:
+                handed = True
+                status = await asyncio.shield(
+                    asyncio.ensure_future(self.intake.spool_draft(session, envelope, draft))
+                )
+        finally:
+            if not handed:
+                draft.discard()
+        self.envelope = self._create_envelope()  # what aiosmtpd does after DATA
+        await self.push(status)
+
+    async def _receive(self, draft: Draft, limit: int) -> str | None:
+        """Read DATA into `draft`; None when the message is complete, else the refusal."""
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        buffer = bytearray()
+        size = 0
+        problem: str | None = None
+        partial = False  # the tail of a line too long for the reader is still to come
+        while True:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as error:
+                await self._reader.read(error.consumed)
+                problem = problem or replies.LINE_TOO_LONG
+                partial = True
+                continue
+            if partial:
+                partial = False
+                continue
+            if line == b".\r\n":
+                break
+            size += len(line)
+            if problem is None and size > limit:
+                problem = replies.TOO_BIG
+            if problem is not None:
+                continue
+            buffer += memoryview(line)[1:] if line.startswith(b".") else line
+            if len(buffer) >= DATA_CHUNK:
+                await self._write(draft, bytes(buffer))
+                buffer.clear()
+        if problem is None and buffer:
+            await self._write(draft, bytes(buffer))
+        return problem
+
+    async def _write(self, draft: Draft, data: bytes) -> None:
+        """Write in a thread; if the client goes away meanwhile, the write finishes before
+        the draft can be discarded (its descriptor is in use until then)."""
+        write = asyncio.ensure_future(self.intake.blocking(draft.write, data))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await write
+            raise
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.sessions.add(self)
@@ -104,8 +205,8 @@ class Backlog:
         self.counted_at = float("-inf")
         self.recount: asyncio.Task[None] | None = None
 
-    def accepted(self, messages: list[bytes]) -> None:
-        self.waiting = self.waiting.plus(len(messages), sum(len(raw) for raw in messages))
+    def accepted(self, sizes: list[int]) -> None:
+        self.waiting = self.waiting.plus(len(sizes), sum(sizes))
 
     def _over(self) -> bool:
         smtp = self.context().config.smtp
@@ -132,11 +233,13 @@ class Backlog:
 
 
 class GroupCommit:
-    """Collects the messages of concurrent sessions and spools them in one durable batch.
+    """Collects the messages of concurrent sessions and commits them in one durable batch.
 
-    While one batch is being written, newly arriving messages wait for the next one; each
+    Each body is already in the spool, written while it arrived (`Draft`); a batch fsyncs
+    them and their markers together and renames them into place with one folder fsync.
+    While one batch is being committed, newly arriving messages wait for the next one; each
     caller gets its spool id only once the batch holding its message is on disk. With one
-    session at a time this is exactly one `accept_batch` of one message per letter.
+    session at a time this is exactly one `accept_drafts` of one message per letter.
     """
 
     def __init__(
@@ -145,12 +248,12 @@ class GroupCommit:
         self.context = context
         self.blocking = blocking
         self.backlog = backlog
-        self.waiting: list[tuple[bytes, Incoming, asyncio.Future[str]]] = []
+        self.waiting: list[tuple[Draft, Incoming, asyncio.Future[str]]] = []
         self.writer: asyncio.Task[None] | None = None
 
-    async def accept(self, raw: bytes, incoming: Incoming) -> str:
+    async def accept(self, draft: Draft, incoming: Incoming) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.waiting.append((raw, incoming, future))
+        self.waiting.append((draft, incoming, future))
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write_batches())
         return await future
@@ -160,17 +263,73 @@ class GroupCommit:
             batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
             try:
                 ids = await self.blocking(
-                    self.context().spool.accept_batch, [(raw, inc) for raw, inc, _ in batch]
+                    self.context().spool.accept_drafts, [(d, inc) for d, inc, _ in batch]
                 )
             except Exception as error:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            self.backlog.accepted([raw for raw, _, _ in batch])
+            self.backlog.accepted([draft.size for draft, _, _ in batch])
             for item_id, (_, _, future) in zip(ids, batch, strict=True):
                 if not future.done():
                     future.set_result(item_id)
+
+
+# Recipients a limited client may still try in one session (each answered 450 4.7.1)
+# before the relay hangs up with 421 4.7.0.
+LIMITED_RCPTS_BEFORE_CLOSE = 5
+MAX_COUNTED_PEERS = 10_000  # beyond, peers whose refusals left the window are forgotten
+
+
+class RefusalLimiter:
+    """Refused recipients per client IP address, in a sliding window, in this process.
+
+    A client refused `[smtp] max_refused_recipients` times within `refused_window_seconds`
+    is limited: every further recipient is answered 450 4.7.1 (and, after a few in one
+    session, the connection is closed) until its refusals age out of the window. Guessing
+    masked addresses or tokens is slowed to a crawl; a sender that made a few typos is not
+    affected. `exempt(ip)` is true for peers never limited (the mail servers in front of
+    the relay, which carry everybody's mail)."""
+
+    def __init__(
+        self,
+        context: Callable[[], Context],
+        exempt: Callable[[str], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.context = context
+        self.exempt = exempt
+        self.clock = clock
+        self.refusals: dict[str, collections.deque[float]] = {}
+
+    def _recent(self, peer: str) -> collections.deque[float]:
+        window = self.context().config.smtp.refused_window_seconds
+        times = self.refusals.get(peer)
+        if times is None:
+            return collections.deque()
+        cutoff = self.clock() - window
+        while times and times[0] < cutoff:
+            times.popleft()
+        if not times:
+            del self.refusals[peer]
+        return times
+
+    def limited(self, peer: str) -> bool:
+        if not peer or self.exempt(peer):
+            return False
+        return len(self._recent(peer)) >= self.context().config.smtp.max_refused_recipients
+
+    def refused(self, peer: str) -> None:
+        if not peer or self.exempt(peer):
+            return
+        if len(self.refusals) > MAX_COUNTED_PEERS:  # many clients: forget the quiet ones
+            for quiet in list(self.refusals):
+                self._recent(quiet)
+        times = self.refusals.setdefault(peer, self._recent(peer))
+        times.append(self.clock())
+        if len(times) == self.context().config.smtp.max_refused_recipients:
+            log.warning("client limited peer=%s refused=%d", peer, len(times))
 
 
 class IntakeHandler:
@@ -183,6 +342,13 @@ class IntakeHandler:
         self.context = context  # the current configuration may be reloaded at any time
         self.blocking = blocking
         self.accepted = accepted
+        # The front servers ([authentication] front_servers) carry everybody's mail: they
+        # limit their own clients (Postfix: smtpd_client_recipient_rate_limit).
+        self.limiter = RefusalLimiter(
+            context, lambda peer: context().config.authentication.from_front(peer)
+        )
+        # Recipients answered 450 4.7.1 in each limited session.
+        self.slowed: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
         self.backlog = Backlog(context, blocking)
         self.commits = GroupCommit(context, blocking, self.backlog)
         # Letter routes found at RCPT, per transaction (an envelope lives for one).
@@ -215,30 +381,30 @@ class IntakeHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         ctx = self.context()
+        peer = _peer(session)
+        if self.limiter.limited(peer):
+            slowed = self.slowed.get(session, 0) + 1
+            self.slowed[session] = slowed
+            if slowed > LIMITED_RCPTS_BEFORE_CLOSE:
+                return replies.TOO_MANY_REFUSALS
+            return replies.RATE_LIMITED
         if len(envelope.rcpt_tos) >= ctx.config.smtp.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
         if await self._backlog_full():  # filled up since this session's MAIL
             return replies.BACKLOG_FULL
         try:
-            decision = await self.blocking(
-                route_letter,
-                ctx.config,
-                envelope.mail_from or "",
-                address,
-                by_masked=ctx.store.by_masked,
-                by_email=ctx.store.by_email,
-            )
+            decision = await self.blocking(self._route, ctx, envelope.mail_from or "", address)
         except Exception:
             log.exception("lookup failed at RCPT")
             return replies.TRY_AGAIN
-        if isinstance(decision, OwnAddress) and decision.kind == "bounce":
-            decision = await self._bounce_address(ctx, decision)
         if isinstance(decision, Refusal):
             # Only an address on our own domain is logged: a foreign one may be a person's.
             shown = (
                 address.lower() if address.lower().endswith("@" + ctx.config.relay.domain) else "-"
             )
-            log.info("refused reason=%s to=%s", decision.reason, shown)
+            log.info("refused reason=%s to=%s peer=%s", decision.reason, shown, peer)
+            self.limiter.refused(peer)
+            await self._audit_refusal(decision.reason, shown, peer)
             return decision.reply
         if isinstance(decision, OwnAddress):
             log.info("accepted for %s", decision.kind)
@@ -249,29 +415,79 @@ class IntakeHandler:
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK
 
-    async def _bounce_address(self, ctx: Context, own: OwnAddress) -> OwnAddress | Refusal:
-        """A forged or expired VERP address is refused like an address nobody has."""
+    async def _audit_refusal(self, reason: str, shown: str, peer: str) -> None:
+        """The reason in the audit log too (the reply says the same for every reason); a
+        limited client's refusals stop here, so the audit grows no faster than the limit."""
         try:
-            valid = await self.blocking(verp.address_valid, ctx, own.local, datetime.now(UTC))
+            await self.blocking(
+                self.context().store.audit, "refused-recipient", reason=reason, to=shown, peer=peer
+            )
         except Exception:
-            log.exception("bounce address check failed at RCPT")
-            valid = True  # processing checks it again; never refuse mail because a read failed
-        return own if valid else Refusal(replies.UNKNOWN_RECIPIENT, "bad-bounce-address")
+            log.exception("could not audit a refused recipient")
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
+    @staticmethod
+    def _route(ctx: Context, mail_from: str, address: str) -> Route:
+        """The route of one recipient; a token address only while its token is good."""
+        decision = route_letter(
+            ctx.config,
+            mail_from,
+            address,
+            by_masked=ctx.store.by_masked,
+            by_email=ctx.store.by_email,
+        )
+        if not isinstance(decision, OwnAddress):
+            return decision
+        if decision.kind == "bounce":  # a forged or expired VERP address: as nobody's
+            valid = verp.address_valid(ctx, decision.local, datetime.now(UTC))
+            return decision if valid else Refusal(replies.UNKNOWN_ADDRESS, "bad-bounce-address")
+        return check_token(
+            decision,
+            grant=ctx.store.grant,
+            unsubscribe_signed=lambda token: (
+                participant_of_unsubscribe(ctx.secret, token) is not None
+            ),
+            now=time.time(),
+        )
+
+    def data_limit(self, envelope: Envelope) -> int:
+        """The size limit of a message: `max_message_bytes` when it carries a letter or comes
+        from listed staff, else (only the relay's own addresses) `max_control_bytes`."""
+        smtp = self.context().config.smtp
+        if self.routes.get(envelope) or self._from_staff(envelope.mail_from or ""):
+            return smtp.max_message_bytes
+        return min(smtp.max_control_bytes, smtp.max_message_bytes)
+
+    def _from_staff(self, mail_from: str) -> bool:
+        try:
+            address = normalize(mail_from) if mail_from not in ("", "<>") else ""
+        except ValueError:
+            return False
+        return bool(address and self.context().config.staff_libraries(address))
+
+    async def spool_draft(self, session: Session, envelope: Envelope, draft: Draft) -> str:
+        """Check the sender, then commit a received message to the spool; the reply to DATA.
+        The draft is removed unless it was committed."""
+        try:
+            return await self._spool_draft(session, envelope, draft)
+        finally:
+            draft.discard()
+
+    async def _spool_draft(self, session: Session, envelope: Envelope, draft: Draft) -> str:
+        ctx = self.context()
         incoming = Incoming(
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
             received_at=now_iso(),
             via="smtp",
-            peer=str(session.peer[0]) if session.peer else "",
+            peer=_peer(session),
             helo=session.host_name or "",
             routes=tuple(self.routes.pop(envelope, ())),
         )
         try:
+            # The front server's verdict is in the header; the relay's own needs the body too.
+            read = draft.read if ctx.config.authentication.mode == "relay" else draft.head
             checked: tuple[Incoming, str] = await self.blocking(
-                verify_sender, self.context(), raw, incoming
+                lambda: verify_sender(ctx, read(), incoming)
             )
         except Exception:
             log.exception("could not verify a sender")
@@ -281,12 +497,15 @@ class IntakeHandler:
             log.info("refused reason=sender-unverified peer=%s", incoming.peer or "-")
             return refusal
         try:
-            item_id = await self.commits.accept(bytes(raw), incoming)
+            item_id = await self.commits.accept(draft, incoming)
         except Exception:
             log.exception("could not spool an incoming message")
             return replies.TRY_AGAIN
         log.info(
-            "received spool=%s size=%d recipients=%d", item_id, len(raw), len(envelope.rcpt_tos)
+            "received spool=%s size=%d recipients=%d",
+            item_id,
+            draft.size,
+            len(envelope.rcpt_tos),
         )
         self.accepted(item_id)
         return replies.QUEUED

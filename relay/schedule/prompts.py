@@ -88,14 +88,11 @@ def mark_sent_many(ctx: Context, sent: Iterable[tuple[str, str]]) -> None:
 
 
 def unsubscribe_token(ctx: Context, participant_id: str) -> str:
-    signature = hmac.new(ctx.secret, f"unsubscribe:{participant_id}".encode(), hashlib.sha256)
-    return f"{participant_id}-{signature.hexdigest()[:20]}"
+    return compose.unsubscribe_token(ctx.secret, participant_id)
 
 
 def participant_of_token(ctx: Context, token: str) -> str | None:
-    participant_id = token.rpartition("-")[0]
-    expected = unsubscribe_token(ctx, participant_id)
-    return participant_id if participant_id and hmac.compare_digest(expected, token) else None
+    return compose.participant_of_unsubscribe(ctx.secret, token)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ __all__ = [
     "part_bytes",
     "part_text",
     "read",
+    "too_many_parts",
     "walk",
 ]
 
@@ -48,6 +49,18 @@ def bound_parts(raw: bytes, max_parts: int) -> tuple[bytes, bool]:
         if count > max_parts:
             return raw[: found.start()], True
     return raw, False
+
+
+# The standard parser recurses once per nesting level and its header objects once more per
+# part: a message nested about 1,000 levels deep (60 KB) raises RecursionError. Control
+# mail (replies, list posts, reports) with more parts than this is not parsed at all;
+# letters are cut to their first parts by `bound_parts` before parsing.
+MAX_PARTS_TO_PARSE = 200
+
+
+def too_many_parts(raw: bytes, max_parts: int = MAX_PARTS_TO_PARSE) -> bool:
+    """Whether a whole message is beyond what `parse` may safely be given."""
+    return bound_parts(raw, max_parts)[1]
 
 
 def parse(raw: bytes) -> EmailMessage:

@@ -198,19 +198,19 @@ def test_forged_and_expired_bounce_addresses_are_refused_at_rcpt(relay: Relay, p
     assert _rcpt(relay, return_path) == replies.RECIPIENT_OK
 
     forged = local[:-4] + ("0000" if not local.endswith("0000") else "1111")
-    assert _rcpt(relay, f"{forged}@{DOMAIN}") == replies.UNKNOWN_RECIPIENT
+    assert _rcpt(relay, f"{forged}@{DOMAIN}") == replies.UNKNOWN_ADDRESS
     other_letter = local.replace(f"bounce+{letter_id}-", f"bounce+{letter_id + 1}-")
-    assert _rcpt(relay, f"{other_letter}@{DOMAIN}") == replies.UNKNOWN_RECIPIENT
+    assert _rcpt(relay, f"{other_letter}@{DOMAIN}") == replies.UNKNOWN_ADDRESS
 
     secret = relay.context().secret
     long_ago = datetime.now(UTC).date() - timedelta(days=verp.VALID_DAYS + 1)
     expired = verp.bounce_address(secret, letter_id, DOMAIN, long_ago)
-    assert _rcpt(relay, expired) == replies.UNKNOWN_RECIPIENT
+    assert _rcpt(relay, expired) == replies.UNKNOWN_ADDRESS
 
     # The older, undated form: taken for a letter approved within the same window only.
     signature = hmac.new(secret, f"bounce-{letter_id}".encode(), hashlib.sha256).hexdigest()[:12]
     assert _rcpt(relay, f"bounce+{letter_id}-{signature}@{DOMAIN}") == replies.RECIPIENT_OK
-    assert _rcpt(relay, f"bounce+{letter_id}-{'0' * 12}@{DOMAIN}") == replies.UNKNOWN_RECIPIENT
+    assert _rcpt(relay, f"bounce+{letter_id}-{'0' * 12}@{DOMAIN}") == replies.UNKNOWN_ADDRESS
     assert "refused reason=bad-bounce-address" in relay.log()
     assert status(relay, letter_id) == "delivered"
 

@@ -187,7 +187,7 @@ def test_refused_message_goes_to_failed_and_the_sender_is_told(
     assert imap_relay.queue() == []
     (note,) = wait_for(lambda: imap_relay.delivered(pals.leo.email), what="Leo's explanation")
     assert note["Subject"] == "Not delivered: Not my pal"
-    assert replies.NOT_PAIRED in note.get_body(("plain",)).get_content()
+    assert replies.UNKNOWN_ADDRESS in note.get_body(("plain",)).get_content()
     assert note["Auto-Submitted"] == "auto-replied"
     # No answer to an unverified sender (it may be forged) or to an unknown one.
     assert imap_relay.delivered(pals.maya.email) == []
