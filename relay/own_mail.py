@@ -6,7 +6,7 @@
 - `program@` (the From of notices): a person who writes to it gets one short help text,
   at most once a day, never an automatic message, never a sender whose From line is not
   its envelope address (a forged sender would get our mail: backscatter).
-- `bounces@` (the envelope sender of notices): logged and audited for now.
+  (`bounces@`, the envelope sender of notices, is read by `bounces.handle_notice_bounce`.)
 
 Control mail with more parts than can be parsed safely is dropped by processing before it
 gets here (`process`).
