@@ -30,18 +30,22 @@ log = logging.getLogger("relay")
 
 def process_incoming(ctx: Context, item_id: str, incoming: Incoming) -> None:
     raw = ctx.spool.original(item_id)
+    keep = False  # the original is kept only while something refers to it
     for rcpt in incoming.rcpt_tos:
         decision = _route(ctx, incoming, rcpt)
         if isinstance(decision, OwnAddress):
             _own_address(ctx, item_id, raw, incoming, rcpt, decision)
+            keep = keep or decision.kind in KEPT_OWN_KINDS
         elif isinstance(decision, Refusal):
             # Accepted earlier, refused now (a pairing ended in between): the original stays
             # in the spool, the log says why, nothing is delivered.
             log.warning("not held spool=%s reason=%s", item_id, decision.reason)
             ctx.store.audit("not-held", spool=item_id, reason=decision.reason)
+            keep = True
         else:
             _letter(ctx, item_id, incoming, raw, decision)
-    ctx.spool.processed(item_id)
+            keep = True
+    ctx.spool.processed(item_id, keep=keep)
 
 
 def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
@@ -60,6 +64,10 @@ def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
         by_email=ctx.store.by_email,
     )
 
+
+# Own addresses whose original is read again later (a newsletter post waits for its digest);
+# the originals of other control mail (replies, bounces, reports) are removed once handled.
+KEPT_OWN_KINDS = ("newsletter",)
 
 # Own addresses whose mail is parsed whole (the others read no more than the header).
 _PARSED = ("moderation", "newsletter", "staff", "bounce", "bounces", "program")

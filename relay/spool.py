@@ -347,12 +347,15 @@ class Spool:
                 return path.read_bytes()
         raise FileNotFoundError(item_id)
 
-    def processed(self, item_id: str) -> None:
-        """Move an incoming message to the kept originals, then drop its marker."""
+    def processed(self, item_id: str, *, keep: bool = True) -> None:
+        """Move an incoming message to the kept originals (or, when nothing refers to it
+        any more, remove it: `keep=False`), then drop its marker."""
         source = self.path("incoming", item_id)
-        if source.exists():
+        if source.exists() and keep:
             os.replace(source, self.path("messages", item_id))
             fsync_dir(self.root / "messages")
+        elif source.exists():
+            source.unlink()
         self.path("incoming", item_id, ".json").unlink(missing_ok=True)
         fsync_dir(self.root / "incoming")
         (self.root / "attempts" / item_id).unlink(missing_ok=True)

@@ -84,6 +84,21 @@ def test_unknown_tokens_are_refused_at_rcpt_with_one_reply(relay: Relay, pals: P
         assert _rcpt(relay, MODERATOR_A, address) == replies.UNKNOWN_ADDRESS
 
 
+def test_only_letters_keep_their_originals(relay: Relay, pals: Pals) -> None:
+    """Control mail (here an unsubscribe) is removed once handled; a letter's original stays
+    for its moderators. Nothing a stranger sends to the relay's own addresses piles up."""
+    relay.start()
+    relay.send(
+        pals.maya.email, [pals.tomas.masked], letter_bytes(pals.maya.email, pals.tomas.masked)
+    )
+    wait_for(lambda: len(_spool_files(relay, "messages")) == 1, what="the letter held")
+    address = f"unsubscribe+{unsubscribe_token(relay.context(), pals.maya.id)}@pals.example.org"
+    relay.send(STRANGER, [address], letter_bytes(STRANGER, address, body="stop\n" * 2000))
+    wait_for(lambda: _audit(relay, "prompts-paused"), what="the unsubscribe handled")
+    wait_for(lambda: _spool_files(relay) == [], what="the incoming folder emptied")
+    assert len(_spool_files(relay, "messages")) == 1
+
+
 # --- 2. control mail is bounded far below letters --------------------------------------------
 
 
@@ -252,7 +267,8 @@ def test_a_pal_who_left_is_explained_only_to_their_paired_writer(relay: Relay, p
 def test_a_client_refused_too_often_is_slowed_then_disconnected(
     relay_factory: Callable[..., Relay],
 ) -> None:
-    relay = relay_factory()
+    # This client is not a front server (those are never limited: they carry everyone's mail).
+    relay = relay_factory(authentication="front_servers = []")
     relay.config_path.write_text(
         relay.config_path.read_text().replace(
             "shutdown_grace_seconds = 10",
@@ -278,6 +294,23 @@ def test_a_client_refused_too_often_is_slowed_then_disconnected(
     # A letter from the same client is turned away for now too.
     assert _rcpt(relay, pals.maya.email, pals.tomas.masked) == replies.RATE_LIMITED
     assert relay.log().count("client limited peer=127.0.0.1") == 1
+
+
+def test_a_front_server_is_never_limited(relay_factory: Callable[..., Relay]) -> None:
+    relay = relay_factory()  # front_servers = ["127.0.0.1"]
+    relay.config_path.write_text(
+        relay.config_path.read_text().replace(
+            "shutdown_grace_seconds = 10",
+            "shutdown_grace_seconds = 10\nmax_refused_recipients = 3\nrefused_window_seconds = 600",
+        )
+    )
+    relay.start()
+    with relay.smtp() as client:
+        client.ehlo()
+        client.mail(STRANGER)
+        answers = [client.rcpt(f"made-up-{n}@pals.example.org")[0] for n in range(8)]
+    assert answers == [550] * 8
+    assert "client limited" not in relay.log()
 
 
 # --- 8. the relay's own addresses ------------------------------------------------------------
