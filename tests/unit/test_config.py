@@ -91,7 +91,7 @@ def test_shipped_config_is_valid_and_paths_are_relative_to_it() -> None:
         (
             '\nmode = "front"',
             '\nmode = "trust-me"',
-            "authentication.mode: must be \"front\" or \"relay\", not 'trust-me'",
+            'authentication.mode: must be "front" or "relay", not \'trust-me\'',
         ),
         (
             "front_servers = []",
@@ -101,7 +101,7 @@ def test_shipped_config_is_valid_and_paths_are_relative_to_it() -> None:
         (
             'patron_policy = "flag"',
             'patron_policy = "ignore"',
-            "authentication.patron_policy: must be \"flag\" or \"refuse\"",
+            'authentication.patron_policy: must be "flag" or "refuse"',
         ),
         (
             "# resolvers = []",
