@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.addresses",
             "relay.authresults",
             "relay.decisions",
+            "relay.dkim_signing",
         ),
     ),
     (

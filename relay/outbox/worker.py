@@ -93,12 +93,20 @@ def ready(ctx: Context, outcomes: Outcomes, now: float) -> list[OutboxEntry]:
     return found
 
 
-def read_messages(ctx: Context, chunk: Sequence[OutboxEntry]) -> dict[str, bytes]:
-    """The messages of a chunk of entries; one whose file is gone is left out."""
-    found = {}
+def read_messages(ctx: Context, chunk: Sequence[OutboxEntry]) -> dict[str, bytes | Exception]:
+    """The messages of a chunk of entries as they will leave: DKIM-signed here, just before
+    the transport takes them, so nothing changes them after signing (each try signs anew).
+    One whose file is gone is left out; one that could not be signed is its error."""
+    found: dict[str, bytes | Exception] = {}
     for entry in chunk:
-        with contextlib.suppress(FileNotFoundError):
-            found[entry.id] = ctx.spool.message("outbox", entry.id)
+        try:
+            message = ctx.spool.message("outbox", entry.id)
+        except FileNotFoundError:
+            continue
+        try:
+            found[entry.id] = ctx.dkim.sign(message) if ctx.dkim else message
+        except Exception as error:  # dkimpy's own errors, or a bug of ours
+            found[entry.id] = error
     return found
 
 
@@ -191,7 +199,11 @@ class Worker:
                 await asyncio.wait_for(self.woken.wait(), POLL_SECONDS)
 
     async def _one(
-        self, ctx: Context, transport: Transport, entry: OutboxEntry, message: bytes | None
+        self,
+        ctx: Context,
+        transport: Transport,
+        entry: OutboxEntry,
+        message: bytes | Exception | None,
     ) -> None:
         async with self.limit:
             try:
@@ -210,9 +222,15 @@ class Worker:
             self._finishing = asyncio.create_task(self._finish_confirmed(ctx))
 
     async def _send(
-        self, ctx: Context, transport: Transport, entry: OutboxEntry, message: bytes | None
+        self,
+        ctx: Context,
+        transport: Transport,
+        entry: OutboxEntry,
+        message: bytes | Exception | None,
     ) -> bool:
         """True once the transport confirmed; False when already reported otherwise."""
+        if isinstance(message, Exception):
+            raise message  # not signed: tried again later, as for any error of ours
         if message is None:
             # Not sent: its name is not kept, so reconciling can queue the letter again.
             log.warning("outbox entry without its message dropped %s", entry.label)
