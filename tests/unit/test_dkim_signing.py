@@ -10,6 +10,7 @@ import pytest
 
 from relay import config as config_module
 from relay.cli import main
+from relay.config import DkimSettings
 from relay.dkim_signing import DnsRecord, Signer, ensure_key, open_signer
 from relay.errors import ConfigError
 from tests.conftest import DOMAIN, config_text
@@ -36,6 +37,12 @@ def _config(tmp_path: Path, dkim_section: str = "") -> config_module.Config:
     path = tmp_path / "config.toml"
     path.write_text(config_text(tmp_path / "data", extra_sections=dkim_section))
     return config_module.load(path)
+
+
+def test_shipped_config_signs_with_a_key_in_the_data_folder() -> None:
+    config = config_module.load(Path(__file__).resolve().parents[2] / "config.toml")
+    key_file = config.relay.data_dir / "dkim" / "penpal1.key"
+    assert config.dkim == DkimSettings(sign=True, selector="penpal1", key_file=key_file)
 
 
 def test_key_made_once_readable_by_owner_only(tmp_path: Path) -> None:
