@@ -6,7 +6,7 @@ relay only (0600). It is never replaced silently: `write_key` refuses an existin
 unless asked to replace it. Two processes starting at once make one key between them (the
 file is linked into place, which fails if it is already there).
 
-`Signer.sign` signs with dkimpy: rsa-sha256, relaxed/relaxed, `d=` the relay's domain, over
+`Signer.sign` signs as dkimpy does: rsa-sha256, relaxed/relaxed, `d=` the relay's domain, over
 the headers RFC 6376 recommends (dkimpy's `DKIM.SHOULD`: From, To, Cc, Subject, Date,
 Message-ID, Reply-To, Sender, In-Reply-To, References, MIME-Version, Content-*, List-*)
 plus Auto-Submitted and List-Unsubscribe-Post (RFC 8058 wants the latter signed). From,
@@ -15,23 +15,30 @@ more than it appears (Reply-To once even when absent), so none can be added afte
 without breaking the signature: no second From, and no Reply-To slipped into a prompt to a
 child.
 
-Cost model: one RSA signature per message; dkimpy computes it in Python (about 8 ms for a
-2048-bit key on the benchmark machine), the hashing is negligible beside it.
+dkimpy parses the message, chooses the headers, canonicalizes and hashes; only the RSA step
+is OpenSSL's, through `cryptography`.
+
+Cost model: one RSA signature per message, about 0.7 ms for a 2048-bit key on the benchmark
+machine (dkimpy's own, in Python, takes 8.5 ms); parsing and hashing a prompt-sized message
+add about as much again.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from dkim.canonicalization import CanonicalizationPolicy
 
 from relay.config import Config, DkimSettings
 from relay.errors import ConfigError, UserError
@@ -132,7 +139,10 @@ class Signer:
     """Signs outgoing messages as `domain` with the key published under `selector`."""
 
     def __init__(self, pem: bytes, selector: str, domain: str) -> None:
-        self.pem = pem
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise TypeError(f"an RSA key is needed, not {type(key).__name__}")
+        self.key = key
         self.selector = selector.encode("ascii")
         self.domain = domain.encode("ascii")
         self.record = dns_record(pem, selector, domain)
@@ -143,22 +153,60 @@ class Signer:
         the same under relaxed canonicalization)."""
         if message.count(b"\n") != message.count(b"\r\n"):
             message = re.sub(rb"\r?\n", b"\r\n", message)
-        signer = dkim.DKIM(message, linesep=b"\r\n")
-        signer.should_sign.update(SIGNED_BEYOND_RFC)
-        signer.frozen_sign.update(OVERSIGNED)
-        present = {name.lower() for name, _value in signer.headers}
-        # dkimpy over-signs the frozen headers that are there; one that is absent is listed
-        # once, so it cannot be added either.
-        headers = signer.default_sign_headers()
-        headers += [name for name in OVERSIGNED if name not in present]
-        signature: bytes = signer.sign(
-            self.selector,
-            self.domain,
-            self.pem,
-            canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=headers,
+        parsed = dkim.DKIM(message, linesep=b"\r\n")
+        return self._signature(parsed, _signed_headers(parsed)) + message
+
+    def _signature(self, parsed: dkim.DKIM, headers: list[bytes]) -> bytes:
+        """dkimpy's `DKIM.sign`, step for step, with the RSA step done by OpenSSL through
+        `cryptography` (dkimpy computes it in Python, 8 ms a message; this takes under 1)."""
+        body = _RELAXED.canonicalize_body(parsed.body)
+        fields = [
+            (b"v", b"1"),
+            (b"a", b"rsa-sha256"),
+            (b"c", b"relaxed/relaxed"),
+            (b"d", self.domain),
+            (b"i", b"@" + self.domain),
+            (b"q", b"dns/txt"),
+            (b"s", self.selector),
+            (b"t", str(int(time.time())).encode("ascii")),
+            (b"h", b" : ".join(headers)),
+            (b"bh", base64.b64encode(hashlib.sha256(body).digest())),
+            (b"b", b"0" * 60),  # folds b= onto its own line, as dkimpy does
+        ]
+        unsigned = _folded(fields, end=b"")
+        digest = hashlib.sha256()
+        dkim.hash_headers(
+            digest,
+            _RELAXED,
+            _RELAXED.canonicalize_headers(parsed.headers),
+            headers,
+            (b"DKIM-Signature", b" " + dkim.RE_BTAG.sub(b"\\1", unsigned)),
+            dict(fields),
         )
-        return signature + message
+        signature = self.key.sign(
+            digest.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
+        )
+        fields[-1] = (b"b", base64.b64encode(signature))
+        return b"DKIM-Signature: " + _folded(fields, end=b"\r\n")
+
+
+_RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+
+
+def _signed_headers(parsed: dkim.DKIM) -> list[bytes]:
+    """The `h=` list: dkimpy's choice (with the frozen headers over-signed), and each
+    over-signed header that is absent listed once, so it cannot be added either."""
+    parsed.should_sign.update(SIGNED_BEYOND_RFC)
+    parsed.frozen_sign.update(OVERSIGNED)
+    present = {name.lower() for name, _value in parsed.headers}
+    chosen = [name.lower() for name in parsed.default_sign_headers()]
+    return chosen + [name for name in OVERSIGNED if name not in present]
+
+
+def _folded(fields: list[tuple[bytes, bytes]], *, end: bytes) -> bytes:
+    text = b"; ".join(b"=".join(field) for field in fields) + end
+    folded: bytes = dkim.fold(text, namelen=len(b"DKIM-Signature"), linesep=b"\r\n")
+    return folded
 
 
 def open_signer(config: Config) -> Signer | None:
