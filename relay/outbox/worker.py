@@ -7,8 +7,13 @@ under the store's write lock: so a letter's "delivered" or a prompt's "sent" is 
 before its entry is removed, and a restart after a crash in between finds the entry again
 and asks `wanted` before sending it twice.
 
-Cost model: confirmed deliveries are finished in groups (one `delivered` call and one
-folder fsync for every message confirmed while the previous group was being recorded).
+Every message is DKIM-signed as it is read for sending (`read_messages`), the last change to
+its bytes; the outbox keeps it unsigned, so a retry is signed again with the key in use then.
+
+Cost model: signing takes about 1.5 ms for a prompt-sized message (one RSA signature by
+OpenSSL, parsing and hashing by dkimpy), in the thread that reads the messages. Confirmed
+deliveries are finished in groups (one `delivered` call and one folder fsync for every
+message confirmed while the previous group was being recorded).
 Temporary failures are retried with exponential backoff and jitter; a permanent failure, or
 one that lasts longer than `give_up_after_hours`, moves the entry to `failed/`.
 """
