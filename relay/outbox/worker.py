@@ -7,11 +7,12 @@ under the store's write lock: so a letter's "delivered" or a prompt's "sent" is 
 before its entry is removed, and a restart after a crash in between finds the entry again
 and asks `wanted` before sending it twice.
 
-Every message is DKIM-signed as it is read for sending (`read_messages`), the last change to
-its bytes; the outbox keeps it unsigned, so a retry is signed again with the key in use then.
+Every message is DKIM-signed in its delivery slot just before the transport takes it
+(`signed`), the last change to its bytes; the outbox keeps it unsigned, so a retry is signed
+again with the key in use then.
 
 Cost model: signing takes about 1.5 ms for a prompt-sized message (one RSA signature by
-OpenSSL, parsing and hashing by dkimpy), in the thread that reads the messages. Confirmed
+OpenSSL, parsing and hashing by dkimpy), in a thread, beside the other slots' sending. Confirmed
 deliveries are finished in groups (one `delivered` call and one folder fsync for every
 message confirmed while the previous group was being recorded).
 Temporary failures are retried with exponential backoff and jitter; a permanent failure, or
@@ -98,21 +99,19 @@ def ready(ctx: Context, outcomes: Outcomes, now: float) -> list[OutboxEntry]:
     return found
 
 
-def read_messages(ctx: Context, chunk: Sequence[OutboxEntry]) -> dict[str, bytes | Exception]:
-    """The messages of a chunk of entries as they will leave: DKIM-signed here, just before
-    the transport takes them, so nothing changes them after signing (each try signs anew).
-    One whose file is gone is left out; one that could not be signed is its error."""
-    found: dict[str, bytes | Exception] = {}
+def read_messages(ctx: Context, chunk: Sequence[OutboxEntry]) -> dict[str, bytes]:
+    """The messages of a chunk of entries; one whose file is gone is left out."""
+    found = {}
     for entry in chunk:
-        try:
-            message = ctx.spool.message("outbox", entry.id)
-        except FileNotFoundError:
-            continue
-        try:
-            found[entry.id] = ctx.dkim.sign(message) if ctx.dkim else message
-        except Exception as error:  # dkimpy's own errors, or a bug of ours
-            found[entry.id] = error
+        with contextlib.suppress(FileNotFoundError):
+            found[entry.id] = ctx.spool.message("outbox", entry.id)
     return found
+
+
+def signed(ctx: Context, message: bytes) -> bytes:
+    """The message as it leaves: DKIM-signed just before the transport takes it, so nothing
+    changes it after signing (each try signs anew)."""
+    return ctx.dkim.sign(message) if ctx.dkim else message
 
 
 def finish(ctx: Context, outcomes: Outcomes, done: Sequence[OutboxEntry]) -> None:
@@ -208,7 +207,7 @@ class Worker:
         ctx: Context,
         transport: Transport,
         entry: OutboxEntry,
-        message: bytes | Exception | None,
+        message: bytes | None,
     ) -> None:
         async with self.limit:
             try:
@@ -231,18 +230,19 @@ class Worker:
         ctx: Context,
         transport: Transport,
         entry: OutboxEntry,
-        message: bytes | Exception | None,
+        message: bytes | None,
     ) -> bool:
         """True once the transport confirmed; False when already reported otherwise."""
-        if isinstance(message, Exception):
-            raise message  # not signed: tried again later, as for any error of ours
         if message is None:
             # Not sent: its name is not kept, so reconciling can queue the letter again.
             log.warning("outbox entry without its message dropped %s", entry.label)
             await self.blocking(ctx.spool.drop, entry.id)
             return False
+        # Signed here, in this message's delivery slot, so signing overlaps with the other
+        # slots' sending; a message that cannot be signed is retried like any error of ours.
+        outgoing = await self.threads(signed, ctx, message) if ctx.dkim else message
         try:
-            await transport.send(entry.sender, list(entry.to), message, entry.id)
+            await transport.send(entry.sender, list(entry.to), outgoing, entry.id)
         except DeliveryError as error:
             await self.blocking(after_failure, ctx, self.outcomes, entry, error)
             return False
