@@ -6,6 +6,7 @@ outbox); timed from the command's start until the sink holds N messages. The ref
 the same number of pre-rendered messages of the same size, sent with plain aiosmtplib over
 the same number of connections as the relay's delivery worker uses. Reports the ratio of
 throughputs, the peak resident memory of both relay processes, and duplicates at the sink.
+Then the CPU time of DKIM-signing one prompt-sized message, the relay's way and dkimpy's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -181,6 +183,44 @@ def plain_run(count: int, size: int) -> dict[str, float]:
     return {"seconds": elapsed, "per_second": count / elapsed}
 
 
+SIGNED_SAMPLES = 200
+
+
+def signing_run() -> dict[str, float]:
+    """CPU time to DKIM-sign one prompt-sized message: the relay's signer (OpenSSL's RSA)
+    and dkimpy's own `sign` (RSA in Python), on the same key and message."""
+    import dkim
+
+    from relay.dkim_signing import Signer, new_key
+
+    pem = new_key()
+    signer = Signer(pem, "penpal1", "pals.example.org")
+    head = (
+        b"From: Pen Pals <program@pals.example.org>\r\nTo: kid1@x.example.net\r\n"
+        b"Subject: January: your school\r\nDate: Fri, 01 Jan 2027 09:00:00 +0000\r\n"
+        b"Message-ID: <prompt-2027-01.p1@pals.example.org>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nAuto-Submitted: auto-generated\r\n"
+        b"List-Unsubscribe: <https://pals.example.org/u/p1>\r\n"
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\n"
+    )
+    message = head + b"".join(b"x" * 74 + b"\r\n" for _ in range(12))  # about 1.4 KB
+
+    def per_message(sign: Any) -> float:
+        begin = time.process_time()
+        for _ in range(SIGNED_SAMPLES):
+            sign(message)
+        return (time.process_time() - begin) / SIGNED_SAMPLES * 1000
+
+    return {
+        "relay_ms": per_message(signer.sign),
+        "dkimpy_ms": per_message(
+            lambda m: dkim.sign(
+                m, b"penpal1", b"pals.example.org", pem, canonicalize=(b"relaxed", b"relaxed")
+            )
+        ),
+    }
+
+
 def run(count: int) -> None:
     note(f"prompts: relay, {count} participants")
     relay = relay_run(count)
@@ -196,3 +236,5 @@ def run(count: int) -> None:
         peak_mb=max(relay["serve_peak_mb"], relay["cli_peak_mb"]),
         duplicates=relay["duplicates"],
     )
+    note("prompts: DKIM signing, CPU time per message")
+    emit("prompts", target="signing", samples=SIGNED_SAMPLES, **signing_run())

@@ -178,6 +178,18 @@ class Server:
             web_address,
             self.ctx.config.relay.data_dir,
         )
+        self._announce_dkim()
+
+    def _announce_dkim(self) -> None:
+        signer = self.ctx.dkim
+        if signer is None:
+            log.warning("dkim: signing is off ([dkim] sign = false); mail leaves unsigned")
+            return
+        log.info(
+            "dkim: signing as %s; publish the TXT record %s (`penpal-relay dkim record`)",
+            self.ctx.config.relay.domain,
+            signer.record.name,
+        )
 
     def _handle_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -400,6 +412,8 @@ class Server:
         self.ctx = self.ctx.with_config(new)
         logging.getLogger("relay").setLevel(new.relay.log_level)
         log.info("config reloaded from %s", self.config_path)
+        if (new.dkim, new.relay.domain) != (old.dkim, old.relay.domain):
+            self._announce_dkim()
 
     def _tell_coordinators(self, problems: list[str]) -> None:
         for index, coordinator in enumerate(self.ctx.config.coordinators):

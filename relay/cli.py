@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 
 from relay import config as config_module
-from relay import letters, notices, participants
+from relay import dkim_signing, letters, notices, participants
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.errors import AlreadyEnrolled, ConfigError, InvalidField, NotFound, UserError
@@ -104,6 +104,51 @@ def cmd_config_init(args: argparse.Namespace) -> int:
         raise UserError("the shipped config.toml is missing from this installation")
     shutil.copyfile(source, target)
     print(f"wrote {target}; edit it, then run `{PROG} config check`")
+    return 0
+
+
+# --- dkim ----------------------------------------------------------------------------------
+
+
+def _print_record(record: dkim_signing.DnsRecord, domain: str) -> None:
+    print(f"Publish this TXT record in the DNS of {domain}:")
+    print(f"  name:  {record.name}")
+    print(f"  value: {record.value}")
+    print("In a zone file (the value cut into strings of at most 255 characters):")
+    print(record.zone_line())
+
+
+def cmd_dkim_keygen(args: argparse.Namespace) -> int:
+    config = _load(args)
+    selector = (args.selector or config.dkim.selector).lower()
+    problem = config_module.selector_problem(selector)
+    if problem:
+        raise UserError(f"--selector: {problem}")
+    path = dkim_signing.key_path(config, selector)
+    pem = dkim_signing.new_key(args.bits)
+    dkim_signing.write_key(path, pem, replace=args.force)
+    print(f"wrote {path} ({args.bits}-bit RSA, readable by this user only)")
+    _print_record(dkim_signing.dns_record(pem, selector, config.relay.domain), config.relay.domain)
+    if selector != config.dkim.selector:
+        print(
+            f'Once the record answers, set [dkim] selector = "{selector}" in {config.path}; '
+            "keep the old record published for a week for mail still on its way."
+        )
+    else:
+        print(
+            "A running relay signs with this key from its next reload (SIGHUP) on; mail "
+            "signed with it fails DKIM until the record above answers."
+        )
+    return 0
+
+
+def cmd_dkim_record(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not config.dkim.sign:
+        raise UserError("[dkim] sign = false: this relay signs nothing, so has no record")
+    pem = dkim_signing.ensure_key(config.dkim.key_file)  # made here if serve never ran
+    record = dkim_signing.dns_record(pem, config.dkim.selector, config.relay.domain)
+    _print_record(record, config.relay.domain)
     return 0
 
 
@@ -465,6 +510,15 @@ def parser() -> argparse.ArgumentParser:
     command(config_sub, "check", cmd_config_check, "validate the config file; exit 0 or 1")
     init = command(config_sub, "init", cmd_config_init, "write the commented default config.toml")
     init.add_argument("--force", action="store_true", help="replace an existing file")
+
+    dkim_sub = group("dkim", "the key outgoing mail is signed with, and its DNS record")
+    keygen = command(
+        dkim_sub, "keygen", cmd_dkim_keygen, "make a new signing key and print its DNS record"
+    )
+    keygen.add_argument("--selector", help="the key's name in DNS (default: [dkim] selector)")
+    keygen.add_argument("--bits", type=int, default=dkim_signing.BITS, help="RSA key size")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key")
+    command(dkim_sub, "record", cmd_dkim_record, "print the DNS record of the current key")
 
     people_sub = group("participants", "enrol, list, pause, resume or remove participants")
     add = command(people_sub, "add", cmd_participants_add, "enrol a participant")

@@ -34,6 +34,12 @@ TRANSPORTS = ("maildir", "smtp")
 ENV_VAR = "PENPAL_RELAY_CONFIG"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _LIBRARY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+# A selector is one or more DNS labels (RFC 6376 3.1).
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_SELECTOR = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+# Fixed, not dated: a default that changed with the year would switch keys under a running
+# relay. Numbered, so the next key has an obvious name ("penpal2").
+DKIM_SELECTOR = "penpal1"
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -132,6 +138,17 @@ class DeliverySettings:
     retry_max_seconds: float
     give_up_after_hours: float
     pause_after_bounces: int = 3  # 0: never pause a pal whose mail keeps coming back
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """How outgoing mail is signed: `selector` names the key in DNS
+    (`<selector>._domainkey.<domain>`), `key_file` holds it (PEM); `sign` is off only on a
+    closed test network."""
+
+    sign: bool
+    selector: str
+    key_file: Path
 
 
 @dataclass(frozen=True)
@@ -273,6 +290,11 @@ class Config:
     prompts: PromptSettings = field(default_factory=lambda: PromptSettings(1, 9, ()))
     newsletter: NewsletterSettings = field(
         default_factory=lambda: NewsletterSettings("monthly", 0, 1, 9, "Staff news")
+    )
+    # Parsed from a file, signing is on unless turned off; a Config built by hand (tests of
+    # single modules) signs nothing, so no key is made for it.
+    dkim: DkimSettings = field(
+        default_factory=lambda: DkimSettings(False, DKIM_SELECTOR, Path("dkim.key"))
     )
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
@@ -486,6 +508,31 @@ def _pause_after_bounces(section: _Section) -> int:
         section.problem("pause_after_bounces", "must be a whole number, 0 or more")
         return 3
     return value
+
+
+def selector_problem(selector: str) -> str | None:
+    """What is wrong with a DKIM selector, or None."""
+    if _SELECTOR.match(selector):
+        return None
+    return (
+        f"must be a DNS label such as {DKIM_SELECTOR!r} (letters, digits, dashes), not {selector!r}"
+    )
+
+
+def _dkim(root: _Section, base: Path, data_dir: Path) -> DkimSettings:
+    s = root.section("dkim")
+    selector = (s.get("selector", str, DKIM_SELECTOR) or DKIM_SELECTOR).lower()
+    problem = selector_problem(selector)
+    if problem:
+        s.problem("selector", problem)
+    key_file = _path(s, "key_file", base, "") or data_dir / "dkim" / f"{selector}.key"
+    if key_file.exists() and not key_file.is_file():
+        s.problem("key_file", f"is not a file: {key_file}")
+    settings = DkimSettings(
+        sign=bool(s.get("sign", bool, True)), selector=selector, key_file=key_file
+    )
+    s.finish()
+    return settings
 
 
 def _moderation(root: _Section) -> ModerationSettings:
@@ -835,6 +882,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     web = _web(root)
     prompts = _prompts(root, partnerships)
     newsletter = _newsletter(root)
+    dkim = _dkim(root, base, relay.data_dir)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -853,6 +901,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         web,
         prompts,
         newsletter,
+        dkim,
     )
 
 

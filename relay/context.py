@@ -1,4 +1,5 @@
-"""What every command works with: configuration, store, spool, templates and the secret key.
+"""What every command works with: configuration, store, spool, templates, the secret key and
+the DKIM signer.
 
 Built once by `serve` (and again, with the same store and spool, on each reload) and once by
 each CLI command. Passed in, never imported as a global.
@@ -13,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from relay.config import Config
+from relay.dkim_signing import Signer, open_signer
 from relay.spool import Spool
 from relay.store import Store
 from relay.store.files import write_atomic
@@ -28,9 +30,18 @@ class Context:
     spool: Spool
     templates: Templates
     secret: bytes
+    dkim: Signer | None = None  # None: signing turned off ([dkim] sign = false)
 
     def with_config(self, config: Config) -> Context:
-        return replace(self, config=config, templates=Templates(config.relay.templates_dir))
+        """The same store and spool with a new configuration; the DKIM key is read again (a
+        key replaced with `dkim keygen --force` is used from the reload on; a new
+        selector's key is made if missing)."""
+        return replace(
+            self,
+            config=config,
+            templates=Templates(config.relay.templates_dir),
+            dkim=open_signer(config),
+        )
 
 
 def _secret(data_dir: Path) -> bytes:
@@ -51,4 +62,5 @@ def open_context(config: Config) -> Context:
         spool=Spool(data_dir / "spool"),
         templates=Templates(config.relay.templates_dir),
         secret=_secret(data_dir),
+        dkim=open_signer(config),
     )

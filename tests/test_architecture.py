@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.authentication",
             "relay.decisions",
             "relay.verp",
+            "relay.dkim_signing",
         ),
     ),
     (

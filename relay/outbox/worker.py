@@ -7,8 +7,14 @@ under the store's write lock: so a letter's "delivered" or a prompt's "sent" is 
 before its entry is removed, and a restart after a crash in between finds the entry again
 and asks `wanted` before sending it twice.
 
-Cost model: confirmed deliveries are finished in groups (one `delivered` call and one
-folder fsync for every message confirmed while the previous group was being recorded).
+Every message is DKIM-signed in its delivery slot just before the transport takes it
+(`signed`), the last change to its bytes; the outbox keeps it unsigned, so a retry is signed
+again with the key in use then.
+
+Cost model: signing takes about 1.5 ms for a prompt-sized message (one RSA signature by
+OpenSSL, parsing and hashing by dkimpy), in a thread, beside the other slots' sending. Confirmed
+deliveries are finished in groups (one `delivered` call and one folder fsync for every
+message confirmed while the previous group was being recorded).
 Temporary failures are retried with exponential backoff and jitter; a permanent failure, or
 one that lasts longer than `give_up_after_hours`, moves the entry to `failed/`.
 """
@@ -102,6 +108,12 @@ def read_messages(ctx: Context, chunk: Sequence[OutboxEntry]) -> dict[str, bytes
     return found
 
 
+def signed(ctx: Context, message: bytes) -> bytes:
+    """The message as it leaves: DKIM-signed just before the transport takes it, so nothing
+    changes it after signing (each try signs anew)."""
+    return ctx.dkim.sign(message) if ctx.dkim else message
+
+
 def finish(ctx: Context, outcomes: Outcomes, done: Sequence[OutboxEntry]) -> None:
     """Record the outcome, then remove the entries, under the lock a prompt send checks."""
 
@@ -191,7 +203,11 @@ class Worker:
                 await asyncio.wait_for(self.woken.wait(), POLL_SECONDS)
 
     async def _one(
-        self, ctx: Context, transport: Transport, entry: OutboxEntry, message: bytes | None
+        self,
+        ctx: Context,
+        transport: Transport,
+        entry: OutboxEntry,
+        message: bytes | None,
     ) -> None:
         async with self.limit:
             try:
@@ -210,7 +226,11 @@ class Worker:
             self._finishing = asyncio.create_task(self._finish_confirmed(ctx))
 
     async def _send(
-        self, ctx: Context, transport: Transport, entry: OutboxEntry, message: bytes | None
+        self,
+        ctx: Context,
+        transport: Transport,
+        entry: OutboxEntry,
+        message: bytes | None,
     ) -> bool:
         """True once the transport confirmed; False when already reported otherwise."""
         if message is None:
@@ -218,8 +238,11 @@ class Worker:
             log.warning("outbox entry without its message dropped %s", entry.label)
             await self.blocking(ctx.spool.drop, entry.id)
             return False
+        # Signed here, in this message's delivery slot, so signing overlaps with the other
+        # slots' sending; a message that cannot be signed is retried like any error of ours.
+        outgoing = await self.threads(signed, ctx, message) if ctx.dkim else message
         try:
-            await transport.send(entry.sender, list(entry.to), message, entry.id)
+            await transport.send(entry.sender, list(entry.to), outgoing, entry.id)
         except DeliveryError as error:
             await self.blocking(after_failure, ctx, self.outcomes, entry, error)
             return False

@@ -64,8 +64,11 @@ def test_letter_held_approved_delivered_with_masked_from(relay: Relay, pals: Pal
     assert delivered["Subject"] == "Hello"
     assert delivered["Date"] and delivered["MIME-Version"] == "1.0"
     for name in IDENTIFYING:
-        if name not in ("Message-ID", "Return-Path"):
+        if name not in ("Message-ID", "Return-Path", "DKIM-Signature"):
             assert name not in delivered, name
+    # The writer's signature is gone; the one there is the relay's own.
+    (signature,) = delivered.get_all("DKIM-Signature")
+    assert f"d={DOMAIN};" in signature and "family-mail" not in signature
     assert delivered["Return-Path"] != IDENTIFYING["Return-Path"]
     raw = delivered.as_bytes().lower()
     assert b"family-mail" not in raw and b"smith" not in raw and b"203.0.113.9" not in raw

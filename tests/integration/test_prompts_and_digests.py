@@ -309,6 +309,6 @@ def test_staff_list_reaches_partner_staff_with_list_headers(relay: Relay) -> Non
     assert to_carmen["From"].addresses[0].addr_spec == f"staff@{domain}"
     assert "Ana" in str(to_carmen["From"])
     # The list's own message coming back (a loop, say through a forwarding rule) is dropped.
-    relay.send(MODERATOR_B, [f"staff@{domain}"], to_carmen.as_bytes())
+    relay.send(MODERATOR_B, [f"staff@{domain}"], to_carmen.as_bytes(policy=SMTP))
     wait_for(lambda: any(e["event"] == "staff-ignored" for e in relay.context().store.audit_log()))
     assert len(relay.delivered(MODERATOR_A)) == 0
