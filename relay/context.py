@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 from relay.config import Config
@@ -30,18 +31,19 @@ class Context:
     spool: Spool
     templates: Templates
     secret: bytes
-    dkim: Signer | None = None  # None: signing turned off ([dkim] sign = false)
+
+    @cached_property
+    def dkim(self) -> Signer | None:
+        """The DKIM signer (its key made if missing), read when first needed: loading an RSA
+        key costs about 50 ms, which a command that sends nothing should not pay. None:
+        signing turned off ([dkim] sign = false)."""
+        return open_signer(self.config)
 
     def with_config(self, config: Config) -> Context:
-        """The same store and spool with a new configuration; the DKIM key is read again (a
-        key replaced with `dkim keygen --force` is used from the reload on; a new
-        selector's key is made if missing)."""
-        return replace(
-            self,
-            config=config,
-            templates=Templates(config.relay.templates_dir),
-            dkim=open_signer(config),
-        )
+        """The same store and spool with a new configuration; the DKIM key is read again
+        when next needed (a key replaced with `dkim keygen --force` is used from the reload
+        on; a new selector's key is made if missing)."""
+        return replace(self, config=config, templates=Templates(config.relay.templates_dir))
 
 
 def _secret(data_dir: Path) -> bytes:
@@ -62,5 +64,4 @@ def open_context(config: Config) -> Context:
         spool=Spool(data_dir / "spool"),
         templates=Templates(config.relay.templates_dir),
         secret=_secret(data_dir),
-        dkim=open_signer(config),
     )

@@ -38,6 +38,7 @@ from pathlib import Path
 import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from dkim.canonicalization import CanonicalizationPolicy
 
 from relay.config import Config, DkimSettings
@@ -124,7 +125,10 @@ def ensure_key(path: Path) -> bytes:
 
 def public_key(pem: bytes) -> str:
     """The public half as DNS wants it: base64 of the DER SubjectPublicKeyInfo."""
-    key = serialization.load_pem_private_key(pem, password=None)
+    return _public_key(serialization.load_pem_private_key(pem, password=None))
+
+
+def _public_key(key: PrivateKeyTypes) -> str:
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -132,7 +136,11 @@ def public_key(pem: bytes) -> str:
 
 
 def dns_record(pem: bytes, selector: str, domain: str) -> DnsRecord:
-    return DnsRecord(f"{selector}._domainkey.{domain}", f"v=DKIM1; k=rsa; p={public_key(pem)}")
+    return _record(public_key(pem), selector, domain)
+
+
+def _record(public: str, selector: str, domain: str) -> DnsRecord:
+    return DnsRecord(f"{selector}._domainkey.{domain}", f"v=DKIM1; k=rsa; p={public}")
 
 
 class Signer:
@@ -145,7 +153,7 @@ class Signer:
         self.key = key
         self.selector = selector.encode("ascii")
         self.domain = domain.encode("ascii")
-        self.record = dns_record(pem, selector, domain)
+        self.record = _record(_public_key(key), selector, domain)
 
     def sign(self, message: bytes) -> bytes:
         """`message` with a DKIM-Signature on top; line endings made CRLF first, so the
