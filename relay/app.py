@@ -105,12 +105,13 @@ class Server:
     # --- run -----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._announce_dkim()  # the key made (first start) or read, a bad one refused, first
         await self._remove_unacknowledged()
         smtp_port = await self._listen_smtp()
         await self._start_intake_processes(smtp_port)
         web_address = await self._start_web()
+        self._handle_signals()  # before "ready": a SIGHUP right after it must not kill serve
         self._announce(smtp_port, web_address)
-        self._handle_signals()
         self._start_workers()
         await self.stopping.wait()
         await self._stop()
@@ -178,7 +179,6 @@ class Server:
             web_address,
             self.ctx.config.relay.data_dir,
         )
-        self._announce_dkim()
 
     def _announce_dkim(self) -> None:
         signer = self.ctx.dkim

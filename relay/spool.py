@@ -263,31 +263,23 @@ class Spool:
         for draft, incoming in messages:
             meta = json.dumps(incoming.to_meta()).encode()
             markers.append((folder / f".{draft.id}.json.tmp", meta, 0o600))
-        written: list[tuple[int, Path]] = []
-        try:
-            for path, data, mode in markers:
-                written.append((_create(path, data, mode), path))
-            self._fsync_all([draft.fd for draft, _ in messages] + [fd for fd, _ in written])
-        except BaseException:
-            for _, path in written:
-                path.unlink(missing_ok=True)
-            raise
-        finally:
-            for fd, _ in written:
-                os.close(fd)
+        self._write_synced(markers, also=tuple(draft.fd for draft, _ in messages))
         for draft, _ in messages:
             draft.commit()
             os.replace(folder / f".{draft.id}.json.tmp", folder / f"{draft.id}.json")
         fsync_dir(folder)
         return [draft.id for draft, _ in messages]
 
-    def _write_synced(self, files: list[tuple[Path, bytes, int]]) -> None:
-        """Create every (path, data, mode) and fsync them together; on failure none remain."""
+    def _write_synced(
+        self, files: list[tuple[Path, bytes, int]], also: tuple[int, ...] = ()
+    ) -> None:
+        """Create every (path, data, mode) and fsync them together with the open files
+        `also`; on failure none of the created files remain."""
         written: list[tuple[int, Path]] = []
         try:
             for path, data, mode in files:
                 written.append((_create(path, data, mode), path))
-            self._fsync_all([fd for fd, _ in written])
+            self._fsync_all([*also, *(fd for fd, _ in written)])
         except BaseException:
             for _, path in written:
                 path.unlink(missing_ok=True)
