@@ -172,17 +172,23 @@ def _library_name(ctx: Context, library_id: str) -> str:
 # --- short answers to staff ----------------------------------------------------------------
 
 
-def tell_staff(
-    ctx: Context, member: Staff, template: str, *, in_reply_to: str | None, **values: Any
-) -> None:
-    """A confirmation or an explanation, in answer to a moderator's email."""
-    subject, body = ctx.templates.email(
+def staff_words(ctx: Context, member: Staff, template: str, **values: Any) -> tuple[str, str]:
+    """A template's subject and text for one staff member: in their language, addressed by
+    name, signed by the program."""
+    return ctx.templates.email(
         member.language,
         template,
         staff_name=member.name,
         program_name=ctx.config.relay.program_name,
         **values,
     )
+
+
+def tell_staff(
+    ctx: Context, member: Staff, template: str, *, in_reply_to: str | None, **values: Any
+) -> None:
+    """A confirmation or an explanation, in answer to a moderator's email."""
+    subject, body = staff_words(ctx, member, template, **values)
     message = door.program_message(
         ctx,
         Address(member.name, addr_spec=member.email),
@@ -202,13 +208,7 @@ def tell_coordinators(ctx: Context, item_id: str, template: str, **values: Any) 
     queued = 0
     for library in ctx.config.libraries:
         for index, member in enumerate(library.coordinators):
-            subject, body = ctx.templates.email(
-                member.language,
-                template,
-                staff_name=member.name,
-                program_name=ctx.config.relay.program_name,
-                **values,
-            )
+            subject, body = staff_words(ctx, member, template, **values)
             message = door.program_message(
                 ctx, Address(member.name, addr_spec=member.email), subject, body
             )
@@ -395,12 +395,11 @@ def tell_moderators(
     library = ctx.config.library(library_id)
     hidden = set(private)
     for index, moderator in enumerate(library.moderators if library else ()):
-        subject, text = ctx.templates.email(
-            moderator.language,
+        subject, text = staff_words(
+            ctx,
+            moderator,
             template,
-            staff_name=moderator.name,
             library_name=library.name if library else library_id,
-            program_name=ctx.config.relay.program_name,
             **values,
         )
         to = Address(moderator.name, addr_spec=moderator.email)

@@ -24,7 +24,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import format_datetime, getaddresses, make_msgid
 
-from relay import compose, guard
+from relay import compose, guard, notices
 from relay.addresses import normalize
 from relay.context import Context
 from relay.errors import UserError
@@ -55,13 +55,8 @@ def forward_to_coordinators(ctx: Context, item_id: str, raw: bytes, local: str) 
     for library in config.libraries:
         others = guard.addresses_of(p for p in everyone if p.library != library.id)
         for member in library.coordinators:
-            title, text = ctx.templates.email(
-                member.language,
-                "postmaster_forward",
-                address=address,
-                subject=subject,
-                staff_name=member.name,
-                program_name=config.relay.program_name,
+            title, text = notices.staff_words(
+                ctx, member, "postmaster_forward", address=address, subject=subject
             )
             headers = [
                 (
