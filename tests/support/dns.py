@@ -17,11 +17,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.support.system import ensure_package
+from tests.support.waiting import wait_for
 
 TXT_CHUNK = 255  # one character-string of a TXT record (RFC 1035 3.3.14)
 
@@ -96,15 +96,15 @@ def dns_server(
     ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
         probe = f"ready-probe.{zones[0]}" if zones else "ready-probe.invalid"
-        while not _answers(port, probe):
+
+        def answering() -> bool:
             if process.poll() is not None:
                 error = process.stderr.read().decode() if process.stderr else ""
                 raise RuntimeError(f"dnsmasq did not start: {error.strip()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("dnsmasq did not answer within 10 s")
-            time.sleep(0.05)
+            return _answers(port, probe)
+
+        wait_for(answering, timeout=10, what="dnsmasq to answer")
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
