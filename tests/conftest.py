@@ -37,6 +37,19 @@ MODERATOR_A = "ana.lopez@riverside-library.example.org"
 MODERATOR_A2 = "sam.lee@riverside-library.example.org"
 MODERATOR_B = "carmen.rojas@biblioteca-severin.example.org"
 DOMAIN = "pals.example.org"
+# A January topic in English and Spanish, for the tests of monthly prompts.
+JANUARY = """
+[prompts]
+day = 1
+hour = 9
+
+[[prompts.topics]]
+month = 1
+subject = { en = "January: your school", es = "Enero: tu escuela" }
+body.en = "Hello {{ name }}! Tell {{ pals[0].name }} about school."
+body.es = "¡Hola {{ name }}! Cuéntale a {{ pals[0].name }} de tu escuela."
+"""
+
 FRONT_AUTHSERV_ID = "mx.test.example.org"  # the front server the tests play (from 127.0.0.1)
 
 

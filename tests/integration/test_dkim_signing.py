@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import (
     DOMAIN,
+    JANUARY,
     MODERATOR_A,
     TOMAS,
     Pals,
@@ -28,17 +29,6 @@ from tests.conftest import (
 from tests.support.dns import dns_server
 from tests.support.waiting import wait_for
 
-JANUARY = """
-[prompts]
-day = 1
-hour = 9
-
-[[prompts.topics]]
-month = 1
-subject = { en = "January: your school", es = "Enero: tu escuela" }
-body.en = "Hello {{ name }}! Tell {{ pals[0].name }} about school."
-body.es = "¡Hola {{ name }}! Cuéntale a {{ pals[0].name }} de tu escuela."
-"""
 GUARDIAN = "parent.smith@family-mail.example.net"
 
 

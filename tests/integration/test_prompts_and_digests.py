@@ -17,6 +17,7 @@ import pytest
 from relay import replies
 from relay.faults import ENV_VAR as CRASH_AT
 from tests.conftest import (
+    JANUARY,
     MODERATOR_A,
     MODERATOR_A2,
     MODERATOR_B,
@@ -37,17 +38,6 @@ staff = [{ email = "mere.smith@wcl.example.org", name = "Mere", roles = ["modera
 
 [[partnerships]]
 libraries = ["riverside", "wellington"]
-"""
-JANUARY = """
-[prompts]
-day = 1
-hour = 9
-
-[[prompts.topics]]
-month = 1
-subject = { en = "January: your school", es = "Enero: tu escuela" }
-body.en = "Hello {{ name }}! Tell {{ pals[0].name }} about school."
-body.es = "¡Hola {{ name }}! Cuéntale a {{ pals[0].name }} de tu escuela."
 """
 FEBRUARY = """
 [[prompts.topics]]

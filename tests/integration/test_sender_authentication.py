@@ -23,6 +23,7 @@ import pytest
 
 from relay import replies
 from tests.conftest import (
+    FRONT_AUTHSERV_ID,
     MODERATOR_A,
     Pals,
     Relay,
@@ -32,7 +33,7 @@ from tests.conftest import (
 )
 from tests.support.dns import dns_server
 
-TRUSTED = "mx.test.example.org"
+TRUSTED = FRONT_AUTHSERV_ID
 RIVERSIDE = "riverside-library.example.org"  # the moderators' domain
 FAMILY = "family-mail.example.net"  # Maya's domain
 ZONES = ["example.org", "example.net"]
@@ -351,16 +352,21 @@ def served_zone(keys: dict[str, Signer]) -> Iterator[Callable[..., str]]:
         server.__exit__(None, None, None)
 
 
+def _a_letter_held_and_its_notice(relay: Relay) -> tuple[int, EmailMessage]:
+    """Start the relay with the pals enrolled; Maya's letter is held; its notice to Ana."""
+    pals = enroll_pals(relay)
+    relay.start()
+    letter_id = _hold_one(relay, pals, "Hello")
+    return letter_id, _notice(relay, letter_id)
+
+
 def test_relay_mode_a_signed_reply_from_the_moderators_server_approves(
     relay_mode: Callable[..., Relay], served_zone: Callable[..., str], keys: dict[str, Signer]
 ) -> None:
     relay = relay_mode(
         served_zone(**{RIVERSIDE: [SPF_HERE], f"_dmarc.{RIVERSIDE}": [DMARC_REJECT]})
     )
-    pals = enroll_pals(relay)
-    relay.start()
-    letter_id = _hold_one(relay, pals, "Hello")
-    notice = _notice(relay, letter_id)
+    letter_id, notice = _a_letter_held_and_its_notice(relay)
     _send(relay, MODERATOR_A, _signed_reply(notice, keys[RIVERSIDE]), _to(notice))
     _approved(relay, letter_id)
 
@@ -371,10 +377,7 @@ def test_relay_mode_a_tampered_body_fails_dkim_and_forged_headers_are_ignored(
     relay = relay_mode(
         served_zone(**{RIVERSIDE: [SPF_ELSEWHERE], f"_dmarc.{RIVERSIDE}": [DMARC_REJECT]})
     )
-    pals = enroll_pals(relay)
-    relay.start()
-    letter_id = _hold_one(relay, pals, "Hello")
-    notice = _notice(relay, letter_id)
+    letter_id, notice = _a_letter_held_and_its_notice(relay)
     # A front server's and the relay's own names, forged: in mode "relay" no header counts.
     forged = [
         _results(RIVERSIDE, spf="pass", dkim="pass", dmarc="pass"),
@@ -439,10 +442,7 @@ def test_relay_mode_dmarc_alignment_of_a_parent_domains_signature(
             }
         )
     )
-    pals = enroll_pals(relay)
-    relay.start()
-    letter_id = _hold_one(relay, pals, "Hello")
-    notice = _notice(relay, letter_id)
+    letter_id, notice = _a_letter_held_and_its_notice(relay)
     _send(relay, MODERATOR_A, _signed_reply(notice, keys["example.org"]), _to(notice))
     if approves:
         _approved(relay, letter_id)
