@@ -41,6 +41,7 @@ from relay.config import Config
 from relay.context import Context, open_context
 from relay.errors import ConfigError
 from relay.intake.imap import ImapIntake
+from relay.intake.policy import PolicyService, listen_policy
 from relay.intake.smtp import IntakeHandler, RelaySMTP, finish_sessions, listen_smtp
 from relay.outbox.worker import Worker
 from relay.process import process_incoming
@@ -77,6 +78,7 @@ class Server:
         self._config_stamp = self._stamp()
         self._reported_bad_stamp: tuple[int, int] | None = None
         self.smtp_server: asyncio.Server | socket.socket | None = None
+        self.policy_server: asyncio.Server | None = None
         self.intake_processes: list[subprocess.Popen[str]] = []
         self.web_task: asyncio.Task[None] | None = None
         self.workers: list[asyncio.Task[None]] = []
@@ -109,9 +111,10 @@ class Server:
         await self._remove_unacknowledged()
         smtp_port = await self._listen_smtp()
         await self._start_intake_processes(smtp_port)
+        policy_address = await self._listen_policy()
         web_address = await self._start_web()
         self._handle_signals()  # before "ready": a SIGHUP right after it must not kill serve
-        self._announce(smtp_port, web_address)
+        self._announce(smtp_port, web_address, policy_address)
         self._start_workers()
         await self.stopping.wait()
         await self._stop()
@@ -161,6 +164,16 @@ class Server:
             raise RuntimeError("an intake process did not start")
         return process
 
+    async def _listen_policy(self) -> str:
+        """The recipient check for Postfix ([smtp] policy_listen); "" when not offered."""
+        listen = self.ctx.config.smtp.policy_listen
+        if listen is None:
+            return ""
+        service = PolicyService(self.context, self.thread_call)
+        self.policy_server = await listen_policy(service, listen.host, listen.port)
+        port = self.policy_server.sockets[0].getsockname()[1]
+        return f"{listen.host}:{port}"
+
     async def _start_web(self) -> str:
         web = self.ctx.config.web
         dashboard = build_app(self.context, web, blocking=self.store_call)
@@ -169,14 +182,15 @@ class Server:
         )
         return address
 
-    def _announce(self, smtp_port: int, web_address: str) -> None:
+    def _announce(self, smtp_port: int, web_address: str, policy_address: str) -> None:
         listen = self.ctx.config.smtp.listen
-        self._write_ready(f"{listen.host}:{smtp_port}", web_address)
+        self._write_ready(f"{listen.host}:{smtp_port}", web_address, policy_address)
         log.info(
-            "listening smtp=%s:%d web=%s data=%s",
+            "listening smtp=%s:%d web=%s%s data=%s",
             listen.host,
             smtp_port,
             web_address,
+            f" policy={policy_address}" if policy_address else "",
             self.ctx.config.relay.data_dir,
         )
 
@@ -222,6 +236,8 @@ class Server:
         await self._stop_intake_processes()
         if self.smtp_server is not None:
             self.smtp_server.close()
+        if self.policy_server is not None:
+            self.policy_server.close()  # Postfix answers its default action (4xx) meanwhile
         await self._stop_imap()
         await finish_sessions(self.sessions, self.ctx.config.smtp.shutdown_grace_seconds)
         if self.web_task is not None:
@@ -259,10 +275,10 @@ class Server:
     def _ready_path(self) -> Path:
         return self.ctx.config.relay.data_dir / "run" / "serve.json"
 
-    def _write_ready(self, smtp: str, web: str) -> None:
+    def _write_ready(self, smtp: str, web: str, policy: str) -> None:
         path = self._ready_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        ready = {"pid": os.getpid(), "smtp": smtp, "web": web}
+        ready = {"pid": os.getpid(), "smtp": smtp, "web": web, "policy": policy}
         write_atomic(path, json.dumps(ready).encode())
 
     # --- workers -------------------------------------------------------------------------
@@ -407,8 +423,15 @@ class Server:
                 await self.store_call(self._tell_coordinators, error.problems)
             return
         old = self.ctx.config
-        if new.smtp.listen != old.smtp.listen or new.relay.data_dir != old.relay.data_dir:
-            log.warning("config: [smtp] listen and [relay] data_dir take effect after a restart")
+        if (new.smtp.listen, new.smtp.policy_listen, new.relay.data_dir) != (
+            old.smtp.listen,
+            old.smtp.policy_listen,
+            old.relay.data_dir,
+        ):
+            log.warning(
+                "config: [smtp] listen, [smtp] policy_listen and [relay] data_dir take effect "
+                "after a restart"
+            )
         self.ctx = self.ctx.with_config(new)
         logging.getLogger("relay").setLevel(new.relay.log_level)
         log.info("config reloaded from %s", self.config_path)

@@ -353,7 +353,11 @@ def checked_here(
 ) -> str:
     """SPF, DKIM and DMARC checked by the relay: its own Authentication-Results value."""
     lookups = Dns(_resolver(settings.resolvers))
-    spf_result = check_spf(lookups, incoming.peer, incoming.helo, incoming.mail_from)
+    # Behind a front server, the client it forwarded (XFORWARD) is the one SPF is about.
+    forwarded = bool(incoming.client)
+    client = incoming.client if forwarded else incoming.peer
+    helo = incoming.client_helo if forwarded else incoming.helo
+    spf_result = check_spf(lookups, client, helo, incoming.mail_from)
     dkim_results = check_dkim(lookups, raw)
     dmarc_result = check_dmarc(lookups, sender, spf_result, dkim_results)
     return written(domain, [spf_result, *dkim_results, dmarc_result])

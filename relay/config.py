@@ -123,6 +123,8 @@ class SmtpSettings:
     max_control_bytes: int = 1024 * 1024  # mail to the relay's own addresses from non-staff
     max_refused_recipients: int = 20  # per client address and window, then 450 4.7.1
     refused_window_seconds: float = 600.0
+    # Where Postfix asks the recipient check (relay/intake/policy.py); None: not offered.
+    policy_listen: HostPort | None = None
 
 
 @dataclass(frozen=True)
@@ -462,9 +464,17 @@ def _smtp(root: _Section) -> SmtpSettings:
         max_control_bytes=_positive(s, "max_control_bytes", int, 1024 * 1024),
         max_refused_recipients=_positive(s, "max_refused_recipients", int, 20),
         refused_window_seconds=_positive(s, "refused_window_seconds", float, 600.0),
+        policy_listen=_policy_listen(s),
     )
     s.finish()
     return settings
+
+
+def _policy_listen(section: _Section) -> HostPort | None:
+    """Empty or absent: no policy service (the relay is not behind Postfix)."""
+    if not section.get("policy_listen", str, ""):
+        return None
+    return _host_port(section, "policy_listen", "")
 
 
 def _intake_processes(section: _Section) -> int:

@@ -45,3 +45,8 @@ SENDER_UNVERIFIED_TRY_LATER = (
 NOT_STAFF = "550 5.7.1 Only listed library staff may write to this address"
 RATE_LIMITED = "450 4.7.1 Too many refused recipients from your address; please try again later"
 TOO_MANY_REFUSALS = "421 4.7.0 Too many refused recipients; closing the connection"
+# XFORWARD (the front server passing on its client's address): only front servers may send it.
+XFORWARD_OK = "250 2.0.0 Ok"
+XFORWARD_SYNTAX = "501 5.5.4 Bad XFORWARD syntax"
+XFORWARD_IN_TRANSACTION = "503 5.5.1 XFORWARD is not allowed inside a transaction"
+NOT_RECOGNIZED = '500 Error: command "XFORWARD" not recognized'  # aiosmtpd's own words

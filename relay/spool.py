@@ -162,7 +162,8 @@ class FoundRoute:
 @dataclass(frozen=True)
 class Incoming:
     """What intake knew of an accepted message, the same for SMTP and IMAP: the commit marker
-    of an incoming spool item. `peer` and `helo` are empty for IMAP (a mailbox has neither)."""
+    of an incoming spool item. `peer` and `helo` are empty for IMAP (a mailbox has neither).
+    `client` and `client_helo` are the front server's own client, when it said (XFORWARD)."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
@@ -172,6 +173,8 @@ class Incoming:
     helo: str = ""
     routes: tuple[FoundRoute, ...] = ()
     verdict: Verdict = UNCHECKED  # who vouches for the sender (relay/authentication.py)
+    client: str = ""
+    client_helo: str = ""
 
     def route_for(self, rcpt: str) -> FoundRoute | None:
         return next((r for r in self.routes if r.rcpt == rcpt), None)
@@ -186,6 +189,8 @@ class Incoming:
             "helo": self.helo,
             "routes": [[r.rcpt, r.sender, r.recipient] for r in self.routes],
             "verdict": self.verdict.to_meta(),
+            "client": self.client,
+            "client_helo": self.client_helo,
         }
 
     @classmethod
@@ -201,6 +206,8 @@ class Incoming:
             helo=str(meta.get("helo") or ""),
             routes=tuple(FoundRoute(*map(str, r)) for r in meta.get("routes") or ()),
             verdict=Verdict.from_meta(meta.get("verdict")),
+            client=str(meta.get("client") or ""),
+            client_helo=str(meta.get("client_helo") or ""),
         )
 
 

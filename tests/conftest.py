@@ -62,6 +62,7 @@ def config_text(
     extra_libraries: str = "",
     extra_moderation: str = "",
     extra_sections: str = "",
+    extra_smtp: str = "",
     authentication: str = 'front_servers = ["127.0.0.1"]',
 ) -> str:
     return textwrap.dedent(
@@ -78,6 +79,7 @@ def config_text(
         listen = "127.0.0.1:0"
         max_message_bytes = 10485760
         shutdown_grace_seconds = 10
+        {extra_smtp}
 
         [delivery]
         transport = "{transport}"

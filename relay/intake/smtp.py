@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -70,6 +71,29 @@ def _peer(session: Session) -> str:
     return str(session.peer[0]) if session.peer else ""
 
 
+# What a front server may tell with XFORWARD (Postfix's XFORWARD_README); we use ADDR and HELO.
+XFORWARD_ATTRIBUTES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
+_XTEXT_ESCAPE = re.compile(r"\+([0-9A-F]{2})")
+
+
+def parse_xforward(arg: str) -> dict[str, str] | None:
+    """`NAME=value ...` (values in xtext, RFC 3461 4) as a dict, None when malformed.
+
+    An IPv6 ADDR comes as `IPV6:2001:db8::1`; the prefix is dropped. `[UNAVAILABLE]` and
+    `[TEMPUNAVAIL]` are kept as they are: they are no address, so SPF finds nothing to pass."""
+    found: dict[str, str] = {}
+    for word in arg.split():
+        name, equals, value = word.partition("=")
+        name = name.upper()
+        if not equals or name not in XFORWARD_ATTRIBUTES or len(value) > 255:
+            return None
+        value = _XTEXT_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+        if name == "ADDR" and value.upper().startswith("IPV6:"):
+            value = value[5:]
+        found[name] = value
+    return found or None
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol, with our reply texts, a registry of open sessions, and DATA
     written to the spool as it arrives (`smtp_DATA`)."""
@@ -77,9 +101,34 @@ class RelaySMTP(SMTP):
     sessions: set[RelaySMTP]
 
     def __init__(self, handler: IntakeHandler, sessions: set[RelaySMTP], **kwargs: Any) -> None:
+        self.forwarded: dict[str, str] = {}  # XFORWARD attributes for the next transaction
         super().__init__(handler, **kwargs)
         self.intake = handler
         self.sessions = sessions
+
+    def _set_rset_state(self) -> None:
+        """HELO, EHLO and RSET also forget what a front server forwarded (so does DATA)."""
+        super()._set_rset_state()  # type: ignore[no-untyped-call]
+        self.forwarded = {}
+
+    async def smtp_XFORWARD(self, arg: str) -> None:
+        """The front server's client, for the next transaction (Postfix with
+        `smtp_send_xforward_command = yes`): in mode "relay" SPF then checks the address
+        the mail really came from, not the front server's. From anyone else the command
+        does not exist: a client must not choose the address SPF checks."""
+        session = self.session
+        if session is None or not self.intake.from_front(session):
+            await self.push(replies.NOT_RECOGNIZED)
+            return
+        if self.in_transaction:
+            await self.push(replies.XFORWARD_IN_TRANSACTION)
+            return
+        attributes = parse_xforward(arg)
+        if attributes is None:
+            await self.push(replies.XFORWARD_SYNTAX)
+            return
+        self.forwarded.update(attributes)
+        await self.push(replies.XFORWARD_OK)
 
     async def push(self, status: AnyStr) -> None:
         if not isinstance(status, str):
@@ -116,13 +165,13 @@ class RelaySMTP(SMTP):
             status = await self._receive(draft, self.intake.data_limit(envelope))
             if status is None:
                 handed = True
-                status = await asyncio.shield(
-                    asyncio.ensure_future(self.intake.spool_draft(session, envelope, draft))
-                )
+                spooled = self.intake.spool_draft(session, envelope, draft, self.forwarded)
+                status = await asyncio.shield(asyncio.ensure_future(spooled))
         finally:
             if not handed:
                 draft.discard()
         self.envelope = self._create_envelope()  # what aiosmtpd does after DATA
+        self.forwarded = {}
         await self.push(status)
 
     async def _receive(self, draft: Draft, limit: int) -> str | None:
@@ -332,6 +381,44 @@ class RefusalLimiter:
             log.warning("client limited peer=%s refused=%d", peer, len(times))
 
 
+def recipient_route(ctx: Context, mail_from: str, address: str) -> Route:
+    """The route of one recipient (blocking); a token address only while its token is good.
+    Asked at RCPT here, and by Postfix through the policy service (relay/intake/policy.py)."""
+    decision = route_letter(
+        ctx.config,
+        mail_from,
+        address,
+        by_masked=ctx.store.by_masked,
+        by_email=ctx.store.by_email,
+    )
+    if not isinstance(decision, OwnAddress):
+        return decision
+    if decision.kind == "bounce":  # a forged or expired VERP address: as nobody's
+        valid = verp.address_valid(ctx, decision.local, datetime.now(UTC))
+        return decision if valid else Refusal(replies.UNKNOWN_ADDRESS, "bad-bounce-address")
+    return check_token(
+        decision,
+        grant=ctx.store.grant,
+        unsubscribe_signed=lambda token: participant_of_unsubscribe(ctx.secret, token) is not None,
+        now=time.time(),
+    )
+
+
+def shown(ctx: Context, address: str) -> str:
+    """A refused recipient as logged: only an address on our own domain (a foreign one may
+    be a person's)."""
+    return address.lower() if address.lower().endswith("@" + ctx.config.relay.domain) else "-"
+
+
+async def audit_refusal(ctx: Context, blocking: Blocking, reason: str, to: str, peer: str) -> None:
+    """The reason in the audit log too (the reply says the same for every reason); a
+    limited client's refusals stop before this, so the audit grows no faster than the limit."""
+    try:
+        await blocking(ctx.store.audit, "refused-recipient", reason=reason, to=to, peer=peer)
+    except Exception:
+        log.exception("could not audit a refused recipient")
+
+
 class IntakeHandler:
     def __init__(
         self,
@@ -350,11 +437,29 @@ class IntakeHandler:
         # Recipients answered 450 4.7.1 in each limited session.
         self.slowed: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
         self.backlog = Backlog(context, blocking)
+        self.unforwarded_warned = False
         self.commits = GroupCommit(context, blocking, self.backlog)
         # Letter routes found at RCPT, per transaction (an envelope lives for one).
         self.routes: weakref.WeakKeyDictionary[Envelope, list[FoundRoute]] = (
             weakref.WeakKeyDictionary()
         )
+
+    def from_front(self, session: Session) -> bool:
+        return self.context().config.authentication.from_front(_peer(session))
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """aiosmtpd's EHLO reply, with XFORWARD offered to front servers only."""
+        session.host_name = hostname  # with this hook, aiosmtpd leaves it to us
+        if self.from_front(session):
+            responses.insert(-1, "250-XFORWARD " + " ".join(XFORWARD_ATTRIBUTES))
+        return responses
 
     async def _backlog_full(self) -> bool:
         try:
@@ -393,18 +498,15 @@ class IntakeHandler:
         if await self._backlog_full():  # filled up since this session's MAIL
             return replies.BACKLOG_FULL
         try:
-            decision = await self.blocking(self._route, ctx, envelope.mail_from or "", address)
+            decision = await self.blocking(recipient_route, ctx, envelope.mail_from or "", address)
         except Exception:
             log.exception("lookup failed at RCPT")
             return replies.TRY_AGAIN
         if isinstance(decision, Refusal):
-            # Only an address on our own domain is logged: a foreign one may be a person's.
-            shown = (
-                address.lower() if address.lower().endswith("@" + ctx.config.relay.domain) else "-"
-            )
-            log.info("refused reason=%s to=%s peer=%s", decision.reason, shown, peer)
+            to = shown(ctx, address)
+            log.info("refused reason=%s to=%s peer=%s", decision.reason, to, peer)
             self.limiter.refused(peer)
-            await self._audit_refusal(decision.reason, shown, peer)
+            await audit_refusal(ctx, self.blocking, decision.reason, to, peer)
             return decision.reply
         if isinstance(decision, OwnAddress):
             log.info("accepted for %s", decision.kind)
@@ -414,40 +516,6 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return replies.RECIPIENT_OK
-
-    async def _audit_refusal(self, reason: str, shown: str, peer: str) -> None:
-        """The reason in the audit log too (the reply says the same for every reason); a
-        limited client's refusals stop here, so the audit grows no faster than the limit."""
-        try:
-            await self.blocking(
-                self.context().store.audit, "refused-recipient", reason=reason, to=shown, peer=peer
-            )
-        except Exception:
-            log.exception("could not audit a refused recipient")
-
-    @staticmethod
-    def _route(ctx: Context, mail_from: str, address: str) -> Route:
-        """The route of one recipient; a token address only while its token is good."""
-        decision = route_letter(
-            ctx.config,
-            mail_from,
-            address,
-            by_masked=ctx.store.by_masked,
-            by_email=ctx.store.by_email,
-        )
-        if not isinstance(decision, OwnAddress):
-            return decision
-        if decision.kind == "bounce":  # a forged or expired VERP address: as nobody's
-            valid = verp.address_valid(ctx, decision.local, datetime.now(UTC))
-            return decision if valid else Refusal(replies.UNKNOWN_ADDRESS, "bad-bounce-address")
-        return check_token(
-            decision,
-            grant=ctx.store.grant,
-            unsubscribe_signed=lambda token: (
-                participant_of_unsubscribe(ctx.secret, token) is not None
-            ),
-            now=time.time(),
-        )
 
     def data_limit(self, envelope: Envelope) -> int:
         """The size limit of a message: `max_message_bytes` when it carries a letter or comes
@@ -464,15 +532,20 @@ class IntakeHandler:
             return False
         return bool(address and self.context().config.staff_libraries(address))
 
-    async def spool_draft(self, session: Session, envelope: Envelope, draft: Draft) -> str:
+    async def spool_draft(
+        self, session: Session, envelope: Envelope, draft: Draft, forwarded: dict[str, str]
+    ) -> str:
         """Check the sender, then commit a received message to the spool; the reply to DATA.
-        The draft is removed unless it was committed."""
+        The draft is removed unless it was committed. `forwarded`: what a front server said
+        of its own client (XFORWARD)."""
         try:
-            return await self._spool_draft(session, envelope, draft)
+            return await self._spool_draft(session, envelope, draft, forwarded)
         finally:
             draft.discard()
 
-    async def _spool_draft(self, session: Session, envelope: Envelope, draft: Draft) -> str:
+    async def _spool_draft(
+        self, session: Session, envelope: Envelope, draft: Draft, forwarded: dict[str, str]
+    ) -> str:
         ctx = self.context()
         incoming = Incoming(
             mail_from=envelope.mail_from or "",
@@ -482,7 +555,10 @@ class IntakeHandler:
             peer=_peer(session),
             helo=session.host_name or "",
             routes=tuple(self.routes.pop(envelope, ())),
+            client=forwarded.get("ADDR", ""),
+            client_helo=forwarded.get("HELO", ""),
         )
+        self._warn_unforwarded(ctx, incoming)
         try:
             # The front server's verdict is in the header; the relay's own needs the body too.
             read = draft.read if ctx.config.authentication.mode == "relay" else draft.head
@@ -509,6 +585,24 @@ class IntakeHandler:
         )
         self.accepted(item_id)
         return replies.QUEUED
+
+    def _warn_unforwarded(self, ctx: Context, incoming: Incoming) -> None:
+        """In mode "relay", mail from a front server without XFORWARD is checked against the
+        front server's own address: SPF then fails for everybody. Said once per process."""
+        if (
+            self.unforwarded_warned
+            or incoming.client
+            or ctx.config.authentication.mode != "relay"
+            or not ctx.config.authentication.from_front(incoming.peer)
+        ):
+            return
+        self.unforwarded_warned = True
+        log.warning(
+            "mail from front server %s came without XFORWARD: SPF is checked against that "
+            "server's own address; in Postfix set smtp_send_xforward_command = yes on the "
+            "transport to the relay (docs/deploy.md)",
+            incoming.peer,
+        )
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error: %s", type(error).__name__)

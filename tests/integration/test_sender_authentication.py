@@ -9,16 +9,12 @@ made for the test and published as TXT records.
 
 from __future__ import annotations
 
-import base64
 import smtplib
-import subprocess
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
-from pathlib import Path
 from typing import Any
 
-import dkim
 import pytest
 
 from relay import replies
@@ -31,6 +27,7 @@ from tests.conftest import (
     letter_bytes,
     wait_for,
 )
+from tests.support.dkim_keys import Signer
 from tests.support.dns import dns_server
 
 TRUSTED = FRONT_AUTHSERV_ID
@@ -272,38 +269,6 @@ def test_e_under_refuse_an_unverified_letter_is_refused_at_data_and_not_spooled(
 
 
 # --- mode "relay": the relay's own SPF, DKIM and DMARC against real DNS --------------------
-
-
-class Signer:
-    """An RSA key pair made with openssl, its public half as a DKIM TXT record."""
-
-    def __init__(self, folder: Path, domain: str, selector: str = "k1") -> None:
-        self.domain, self.selector = domain, selector
-        key = folder / f"{domain}.pem"
-        subprocess.run(
-            ["openssl", "genrsa", "-out", str(key), "1024"], check=True, capture_output=True
-        )
-        self.private = key.read_bytes()
-        der = subprocess.run(
-            ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        self.record = f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.selector}._domainkey.{self.domain}"
-
-    def sign(self, raw: bytes) -> bytes:
-        signature = dkim.sign(
-            raw,
-            self.selector.encode(),
-            self.domain.encode(),
-            self.private,
-            include_headers=[b"from", b"to", b"subject", b"message-id", b"in-reply-to"],
-        )
-        return signature + raw
 
 
 @pytest.fixture(scope="module")
