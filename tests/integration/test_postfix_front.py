@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -35,7 +36,7 @@ from tests.conftest import (
 from tests.support.dkim_keys import Signer
 from tests.support.dns import dns_server
 from tests.support.dovecot import free_port
-from tests.support.postfix import PostfixFront, postfix_front
+from tests.support.postfix import PostfixFront, postfix_front, postfix_instance
 
 FAMILY = "family-mail.example.net"  # Maya's provider
 RIVERSIDE = "riverside-library.example.org"  # the moderators' domain
@@ -275,3 +276,45 @@ def test_install_sh_run_again_changes_nothing(deployment: Deployment) -> None:
     assert postfix.postconf("-n") == settings
     master = (postfix.config_dir / "master.cf").read_text()
     assert master.count("# penpal-relay begin") == 1 and master.count("penpal    unix") == 1
+
+
+HEADERS_REMOVED = [
+    ("Authentication-Results: letters.library-pals.example; dmarc=pass", True),
+    ("Authentication-Results: (forged) MX.Letters.Library-Pals.Example; spf=pass", True),
+    ("Authentication-Results:\tmx.letters.library-pals.example 1; dkim=pass", True),
+    ("Authentication-Results:\n\tmx.letters.library-pals.example; dkim=pass", True),
+    ("Authentication-Results: letters.library-pals.example.evil.example; dkim=pass", False),
+    ("Authentication-Results: notletters.library-pals.example; dkim=pass", False),
+    ("Authentication-Results: lettersXlibrary-pals.example; dkim=pass", False),
+    ("Authentication-Results: mx.google.com; dkim=pass header.d=example.net", False),
+]
+
+
+def test_install_sh_writes_header_checks_for_the_programs_own_domain() -> None:
+    """Another domain than the shipped one (its dots must stay literal in the pattern),
+    each header judged by Postfix's own table lookup with header semantics."""
+    with postfix_instance() as postfix:
+        postfix.install_args = ("letters.library-pals.example", "--no-start")
+        postfix.install()
+        table = postfix.config_dir / "penpal-header-checks"
+        assert postfix.postconf("-h", "header_checks").strip() == f"regexp:{table}"
+        for header, removed in HEADERS_REMOVED:
+            looked_up = subprocess.run(
+                ["postmap", "-h", "-q", "-", f"regexp:{table}"],
+                input=header + "\n",
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert ("IGNORE" in looked_up.stdout) is removed, header
+        transport = (postfix.config_dir / "penpal-transport").read_text()
+        assert "letters.library-pals.example    penpal:[127.0.0.1]:2525" in transport
+
+
+def test_install_sh_refuses_what_is_not_a_domain() -> None:
+    with postfix_instance() as postfix:
+        for bad in ("", "pals example org", "-x", "pals.example.org."):
+            postfix.install_args = (bad, "--no-start") if bad else ("--no-start",)
+            with pytest.raises(subprocess.CalledProcessError) as failed:
+                postfix.install()
+            assert failed.value.returncode == 2

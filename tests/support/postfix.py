@@ -84,77 +84,92 @@ def _accepts(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def postfix_front(
-    domain: str, *, relay: str, policy: str, outbound_port: int, onward: str
-) -> Iterator[PostfixFront]:
-    """Postfix configured by install.sh, listening on a free loopback port; stopped after."""
+def postfix_instance() -> Iterator[PostfixFront]:
+    """A private Postfix configuration from Debian's own files, with its folders under /tmp
+    and a free loopback port for its public listener; not started. Removed after."""
     ensure_package("postfix", "postfix")
     # Postfix's daemons run as the postfix user: the folder must be reachable by it (pytest's
     # own temporary folders are not).
     folder = Path(tempfile.mkdtemp(prefix="postfix-front-"))
-    folder.chmod(0o755)
-    etc = folder / "etc"
-    etc.mkdir()
-    (folder / "queue").mkdir()
-    (folder / "data").mkdir()
-    shutil.chown(folder / "data", "postfix")
-    shutil.copy(DEBIAN_MAIN, etc / "main.cf")
-    shutil.copy(DEBIAN_MASTER, etc / "master.cf")
-    front = PostfixFront(folder, free_port())
-    front.postconf(
-        "-e",
-        f"queue_directory = {folder / 'queue'}",
-        f"data_directory = {folder / 'data'}",
-        f"maillog_file = {folder / 'maillog'}",
-        f"maillog_file_prefixes = {folder}",
-        "myhostname = mx.test.example.org",
-        "mydestination =",
-        "inet_interfaces = 127.0.0.1",
-        "inet_protocols = ipv4",
-        "mynetworks = 127.0.0.0/8",
-        "alias_maps =",
-        "alias_database =",
-        f"relayhost = [{onward.rpartition(':')[0]}]:{onward.rpartition(':')[2]}",
-        "smtp_dns_support_level = disabled",
-        "smtputf8_enable = no",
-    )
-    front.install_args = (
-        domain,
-        "--relay",
-        relay,
-        "--policy",
-        policy,
-        "--outbound",
-        f"127.0.0.1:{outbound_port}",
-        "--no-start",
-    )
-    front.install()
-    # The public listener on a loopback port instead of 25; no chroot for a private instance.
-    front.postconf("-MX", "smtp/inet")
-    front.postconf("-M", f"127.0.0.1:{front.port}/inet=127.0.0.1:{front.port} inet n - n - - smtpd")
-    front.postconf("-F", "*/*/chroot = n")
-    if not front.postconf("-M", "postlog/unix-dgram").strip():
-        front.postconf("-M", "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd")
-    master = subprocess.Popen(
-        ["postfix", "-c", str(etc), "start-fg"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     try:
-
-        def listening() -> bool:
-            if master.poll() is not None:
-                raise AssertionError(f"Postfix did not start:\n{front.log()}")
-            return _accepts(front.port) and _accepts(outbound_port)
-
-        wait_for(listening, 20, "Postfix to listen")
+        folder.chmod(0o755)
+        etc = folder / "etc"
+        etc.mkdir()
+        (folder / "queue").mkdir()
+        (folder / "data").mkdir()
+        shutil.chown(folder / "data", "postfix")
+        shutil.copy(DEBIAN_MAIN, etc / "main.cf")
+        shutil.copy(DEBIAN_MASTER, etc / "master.cf")
+        front = PostfixFront(folder, free_port())
+        front.postconf(
+            "-e",
+            f"queue_directory = {folder / 'queue'}",
+            f"data_directory = {folder / 'data'}",
+            f"maillog_file = {folder / 'maillog'}",
+            f"maillog_file_prefixes = {folder}",
+            "myhostname = mx.test.example.org",
+            "mydestination =",
+            "inet_interfaces = 127.0.0.1",
+            "inet_protocols = ipv4",
+            "mynetworks = 127.0.0.0/8",
+            "alias_maps =",
+            "alias_database =",
+            "smtp_dns_support_level = disabled",
+            "smtputf8_enable = no",
+        )
         yield front
     finally:
-        subprocess.run(["postfix", "-c", str(etc), "stop"], capture_output=True, timeout=60)
-        try:
-            master.wait(30)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postfix_front(
+    domain: str, *, relay: str, policy: str, outbound_port: int, onward: str
+) -> Iterator[PostfixFront]:
+    """Postfix configured by install.sh and started, relaying onward to `onward` (the
+    test's sink, standing for the internet); stopped after."""
+    with postfix_instance() as front:
+        host, _, port = onward.rpartition(":")
+        front.postconf("-e", f"relayhost = [{host}]:{port}")
+        front.install_args = (
+            domain,
+            "--relay",
+            relay,
+            "--policy",
+            policy,
+            "--outbound",
+            f"127.0.0.1:{outbound_port}",
+            "--no-start",
+        )
+        front.install()
+        # The public listener on a loopback port instead of 25; no chroot for a private
+        # instance (it would need copies of /etc files inside the queue folder).
+        listener = f"127.0.0.1:{front.port}"
+        front.postconf("-MX", "smtp/inet")
+        front.postconf("-M", f"{listener}/inet={listener} inet n - n - - smtpd")
+        front.postconf("-F", "*/*/chroot = n")
+        if not front.postconf("-M", "postlog/unix-dgram").strip():
+            front.postconf("-M", "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd")
+        etc = str(front.config_dir)
+        master = subprocess.Popen(
+            ["postfix", "-c", etc, "start-fg"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+
+            def listening() -> bool:
+                if master.poll() is not None:
+                    raise AssertionError(f"Postfix did not start:\n{front.log()}")
+                return _accepts(front.port) and _accepts(outbound_port)
+
+            wait_for(listening, 20, "Postfix to listen")
+            yield front
+        finally:
+            subprocess.run(["postfix", "-c", etc, "stop"], capture_output=True, timeout=60)
+            try:
+                master.wait(30)
+            except subprocess.TimeoutExpired:
+                master.kill()
+                master.wait()
