@@ -489,7 +489,11 @@ def _letter_id(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROG, description="Moderated pen-pal email relay.")
     top.add_argument(
-        "--config", help=f"config file (default: ${config_module.ENV_VAR} or ./config.toml)"
+        "--config",
+        help=(
+            f"config file (default: ${config_module.ENV_VAR}, else ./config.toml, else "
+            f"{config_module.SYSTEM_CONFIG})"
+        ),
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -32,6 +32,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 TRANSPORTS = ("maildir", "smtp")
 ENV_VAR = "PENPAL_RELAY_CONFIG"
+SYSTEM_CONFIG = Path("/etc/penpal-relay/config.toml")  # where docs/deploy.md installs it
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _LIBRARY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # A selector is one or more DNS labels (RFC 6376 3.1).
@@ -930,9 +931,16 @@ def load(path: Path) -> Config:
 
 
 def locate(explicit: str | None) -> Path:
-    """--config, then $PENPAL_RELAY_CONFIG, then ./config.toml."""
-    chosen = explicit or os.environ.get(ENV_VAR) or "config.toml"
-    return Path(chosen)
+    """--config, then $PENPAL_RELAY_CONFIG, then ./config.toml, then the installed server's
+    /etc/penpal-relay/config.toml (so `sudo penpal-relay queue list` works on the server from
+    any folder). Without any of them, ./config.toml, for the error message."""
+    chosen = explicit or os.environ.get(ENV_VAR)
+    if chosen:
+        return Path(chosen)
+    here = Path("config.toml")
+    if not here.exists() and SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return here
 
 
 def shipped_default() -> Path | None:

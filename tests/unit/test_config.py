@@ -212,3 +212,22 @@ def test_authentication_reads_networks_and_resolvers(tmp_path: Path) -> None:
     assert auth.from_front("127.0.0.1") and auth.from_front("10.1.200.3")
     assert not auth.from_front("10.2.0.1") and not auth.from_front("") and not auth.from_front("x")
     assert [str(r) for r in auth.resolvers] == ["127.0.0.1:5353", "::1:53", "::1:53"]
+
+
+def test_the_servers_config_is_found_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sudo penpal-relay queue list` on the server: no ./config.toml, the installed one."""
+    installed = tmp_path / "etc" / "config.toml"
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG", installed)
+    monkeypatch.delenv(config_module.ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert config_module.locate(None) == Path("config.toml")  # nothing anywhere: named in the error
+    installed.parent.mkdir()
+    installed.write_text("")
+    assert config_module.locate(None) == installed
+    (tmp_path / "config.toml").write_text("")
+    assert config_module.locate(None) == Path("config.toml")  # a checkout's own comes first
+    monkeypatch.setenv(config_module.ENV_VAR, "/elsewhere.toml")
+    assert config_module.locate(None) == Path("/elsewhere.toml")
+    assert config_module.locate("given.toml") == Path("given.toml")
