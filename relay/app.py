@@ -64,6 +64,8 @@ SETTLE_SECONDS = 0.2
 RECONCILE_SECONDS = 5.0  # how soon an approved letter that was never queued is queued
 RECONCILE_SETTLE_SECONDS = 2.0  # an approval this recent may still be queueing its letter
 PAUSE_POLL_SECONDS = 0.05
+# /healthz waits this long for the store's thread to read a record; longer is "not answering".
+HEALTH_STORE_SECONDS = 5.0
 
 
 class Server:
@@ -176,11 +178,44 @@ class Server:
 
     async def _start_web(self) -> str:
         web = self.ctx.config.web
-        dashboard = build_app(self.context, web, blocking=self.store_call)
+        dashboard = build_app(self.context, web, blocking=self.store_call, liveness=self.liveness)
         self.web_task, address = await start_web(
             dashboard, web.listen_host, web.listen_port, self.stopping
         )
         return address
+
+    async def liveness(self) -> str | None:
+        """Why the relay is not doing its work, or None (for /healthz; no addresses, no paths).
+
+        Intake listening, every worker running (each loops until stopped, so a finished one
+        has failed), and the store's thread reading a record within `HEALTH_STORE_SECONDS`.
+        """
+        if self.stopping.is_set():
+            return "stopping"
+        problem = self._intake_problem()
+        if problem is not None:
+            return problem
+        for task in self.workers:
+            if task.done():
+                return f"worker stopped: {task.get_name()}"
+        try:
+            await asyncio.wait_for(self.store_call(self.ctx.store.letter, 1), HEALTH_STORE_SECONDS)
+        except TimeoutError:
+            return "store: not answering"
+        except Exception as error:
+            return f"store: unreadable ({type(error).__name__})"
+        return None
+
+    def _intake_problem(self) -> str | None:
+        if isinstance(self.smtp_server, asyncio.Server) and not self.smtp_server.is_serving():
+            return "smtp: not listening"
+        if any(process.poll() is not None for process in self.intake_processes):
+            return "smtp: an intake process stopped"
+        if self.policy_server is not None and not self.policy_server.is_serving():
+            return "policy: not listening"
+        if self.imap_task is not None and self.imap_task.done():
+            return "imap: intake stopped"
+        return None
 
     def _announce(self, smtp_port: int, web_address: str, policy_address: str) -> None:
         listen = self.ctx.config.smtp.listen

@@ -71,8 +71,17 @@ class DashboardHeaders(BaseHTTPMiddleware):
         return response
 
 
+Liveness = Callable[[], Awaitable[str | None]]
+
+
 async def healthz(request: Request) -> Response:
-    return PlainTextResponse("ok")
+    """For service monitors and container health checks: 200 "ok" while the relay works,
+    503 with a short reason (never an address or a path) when a part of it has stopped."""
+    check: Liveness | None = request.app.state.liveness
+    problem = await check() if check is not None else None
+    if problem is None:
+        return PlainTextResponse("ok")
+    return PlainTextResponse(problem, status_code=503)
 
 
 async def home(request: Request) -> Response:
@@ -143,7 +152,9 @@ def build_app(
     settings: WebSettings,
     *,
     blocking: Callable[..., Awaitable[Any]],
+    liveness: Liveness | None = None,
 ) -> Starlette:
+    """The dashboard; `liveness` answers /healthz (None: alive whenever the web app is)."""
     app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(DashboardHeaders)],
@@ -155,6 +166,7 @@ def build_app(
         },
     )
     app.state.dashboard = Dashboard(get_context, settings, blocking)
+    app.state.liveness = liveness
     return app
 
 
