@@ -3,51 +3,16 @@ monitor sees when the relay works, and when a part of it has stopped."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from tests.conftest import Relay
+from tests.support.serving import serving
 from tests.support.system import children
 from tests.support.waiting import wait_for
-
-
-@contextmanager
-def serving(relay: Relay) -> Iterator[str]:
-    """`relay serve` in its own process group (ended with all it started); yields the
-    dashboard's "host:port"."""
-    ready = relay.data_dir / "run" / "serve.json"
-    ready.unlink(missing_ok=True)
-    with open(relay.log_path, "ab") as log:
-        relay.process = subprocess.Popen(
-            [sys.executable, "-m", "relay", "--config", str(relay.config_path), "serve"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=relay.root,
-            start_new_session=True,
-        )
-    process = relay.process
-    try:
-
-        def listening() -> str | None:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited early:\n{relay.log()}")
-            if not ready.exists():
-                return None
-            info = json.loads(ready.read_text())
-            return str(info["web"]) if info["pid"] == process.pid else None
-
-        yield wait_for(listening, 20, "serve to listen")
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
-        relay.process = None
 
 
 def health(web: str) -> tuple[int, str]:
