@@ -12,23 +12,27 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from relay import config as config_module
 from tests.conftest import Relay
 from tests.support.dockerignore import build_context
+from tests.support.postfix import postfix_instance
 from tests.support.serving import serving
-from tests.support.system import ensure_package
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = ROOT / "deploy" / "container"
 DATA = "/var/lib/penpal-relay"
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 -- inside a container; the published ports decide
 
 
 def _instructions(containerfile: Path) -> list[tuple[str, str]]:
@@ -99,7 +103,7 @@ def test_the_build_context_of_this_checkout_holds_no_data_key_or_environment() -
         assert top in {"pyproject.toml", "README.md", "config.toml", "relay", "templates",
                        "deploy"}, name  # fmt: skip
         assert not name.endswith((".key", ".pem", ".pyc")) and "__pycache__" not in name, name
-    assert {"deploy/container/Containerfile", "deploy/postfix/transport"} <= sent
+    assert {"deploy/container/Containerfile", "deploy/postfix/install.sh"} <= sent
 
 
 def test_the_relay_builds_from_the_build_context_alone(tmp_path: Path) -> None:
@@ -163,6 +167,31 @@ def test_the_image_health_check_passes_on_a_working_relay_and_fails_on_a_broken_
         assert failed.returncode != 0 and "503" in failed.stderr
 
 
+def _readme_settings() -> dict[str, Any]:
+    """The settings README.md tells a container's config.toml to have: its table of keys,
+    then its TOML block for compose."""
+    readme = (CONTAINER / "README.md").read_text()
+    settings: dict[str, Any] = {}
+    for section, key, value in re.findall(r"^\| `\[(\w+)\] (\w+)` \| `(.+?)` \|", readme, re.M):
+        settings.setdefault(section, {})[key] = tomllib.loads(f"v = {value}")["v"]
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    for section, values in tomllib.loads(block).items():
+        settings.setdefault(section, {}).update(values)
+    return settings
+
+
+def test_the_shipped_config_with_the_readmes_container_settings_is_valid() -> None:
+    data = tomllib.loads((ROOT / "config.toml").read_text())
+    settings = _readme_settings()
+    for section, values in settings.items():
+        data.setdefault(section, {}).update(values)
+    loaded = config_module.parse(data, Path("/etc/penpal-relay/config.toml"))
+    assert loaded.relay.data_dir == Path(DATA)
+    assert (loaded.smtp.listen.host, loaded.smtp.listen.port) == (EVERY_INTERFACE, 2525)
+    assert (loaded.web.listen_host, loaded.web.listen_port) == (EVERY_INTERFACE, 8025)
+    assert settings["delivery"]["smarthost"] == "postfix:10025"
+
+
 def test_time_zones_work_without_the_systems_zoneinfo() -> None:
     """python:3.11-slim has no /usr/share/zoneinfo: the tzdata package must be enough."""
     check = (
@@ -184,42 +213,36 @@ def test_time_zones_work_without_the_systems_zoneinfo() -> None:
 # --- Postfix in front, and compose ----------------------------------------------------------
 
 
-def test_the_postfix_image_configuration_hands_mail_to_the_relay_container(
-    tmp_path: Path,
-) -> None:
-    postconf = ensure_package("postconf", "postfix")
-    config = tmp_path / "postfix"
-    config.mkdir()
-    # Where Debian's postfix package starts from in the image.
-    shutil.copy("/usr/share/postfix/main.cf.debian", config / "main.cf")
-    shutil.copy("/usr/share/postfix/master.cf.dist", config / "master.cf")
-    env = {**os.environ, "POSTFIX_CONFIG": str(config), "DOMAIN": "pals.test.example"}
-    subprocess.run(
-        ["sh", str(CONTAINER / "postfix-configure.sh"), str(ROOT / "deploy" / "postfix")],
-        check=True,
-        env=env,
-        timeout=60,
-    )
-
-    def setting(*args: str) -> str:
-        done = subprocess.run(
-            [postconf, "-c", str(config), *args], check=True, capture_output=True, text=True
+def test_the_postfix_image_configuration_hands_mail_to_the_relay_container() -> None:
+    with postfix_instance() as front:  # Debian's own main.cf and master.cf, as in the image
+        env = {**os.environ, "POSTFIX_CONFIG": str(front.config_dir), "DOMAIN": "pals.test.example"}
+        subprocess.run(
+            ["sh", str(CONTAINER / "postfix-configure.sh"), str(ROOT / "deploy" / "postfix")],
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=120,
         )
-        return done.stdout.strip()
-
-    assert setting("-h", "relay_domains") == "pals.test.example"
-    assert setting("-h", "myhostname") == "mx.pals.test.example"
-    lookup = subprocess.run(
-        ["postmap", "-q", "pals.test.example", f"hash:{config}/transport"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert lookup.stdout.strip() == "smtp:[relay]:2525"
-    subnet = _compose()["networks"]["mail"]["ipam"]["config"][0]["subnet"]
-    assert setting("-P", "10025/inet/mynetworks") == f"10025/inet/mynetworks = {subnet}"
-    assert "127.0.0.1:10025" not in setting("-M")
-    assert setting("-F", "smtp/inet/chroot") == "smtp/inet/chroot = n"
+        assert front.postconf("-h", "relay_domains").strip() == "pals.test.example"
+        assert front.postconf("-h", "myhostname").strip() == "mx.pals.test.example"
+        restrictions = front.postconf("-h", "smtpd_recipient_restrictions")
+        assert "check_policy_service inet:relay:10040" in restrictions
+        transport = front.postconf("-h", "transport_maps").strip()
+        lookup = subprocess.run(
+            ["postmap", "-q", "pals.test.example", transport],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        assert lookup.stdout.strip() == "penpal:[relay]:2525"
+        subnet = _compose()["networks"]["mail"]["ipam"]["config"][0]["subnet"]
+        assert front.postconf("-P", "10025/inet/mynetworks").strip() == (
+            f"10025/inet/mynetworks = {subnet}"
+        )
+        assert "127.0.0.1:10025" not in front.postconf("-M")
+        for service in ("smtp/inet", "penpal/unix", "10025/inet"):
+            assert front.postconf("-F", f"{service}/chroot").strip() == f"{service}/chroot = n"
 
 
 def test_compose_runs_the_relay_behind_postfix_with_the_dashboard_on_loopback() -> None:
@@ -240,3 +263,4 @@ def test_compose_runs_the_relay_behind_postfix_with_the_dashboard_on_loopback() 
     front = postfix["networks"]["mail"]["ipv4_address"]
     assert f'front_servers = ["{front}"]' in readme
     assert 'smarthost = "postfix:10025"' in readme
+    assert 'policy_listen = "0.0.0.0:10040"' in readme
