@@ -45,6 +45,7 @@ from filelock import Timeout
 
 from relay.config import Config
 from relay.errors import UserError
+from relay.faults import pause_point
 from relay.store import Store, version
 from relay.store.files import fsync_dir, write_atomic
 
@@ -267,6 +268,7 @@ def backup(config: Config, dest: Path) -> Made:
     for entry in sorted(data_dir.iterdir()):
         if entry.name not in NOT_COPIED and not _temporary(entry.name):
             copy.tree(Path(entry.name))
+    pause_point("backup-before-store")
     locked_at = time.monotonic()
     with _store_locked(store):
         for name in UNDER_STORE_LOCK:
