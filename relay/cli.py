@@ -59,14 +59,12 @@ def _load(args: argparse.Namespace) -> Config:
 
 # Commands that never open the data folder as its owner: `config init` writes no data,
 # `restore` replaces the folder (as root: it may need to rename it aside in /var/lib).
-STAY_ROOT = ("init", "restore")
+STAY_ROOT = {("config", "init"), ("restore", None)}
 
 
 def _as_data_owner(args: argparse.Namespace) -> None:
     """Run as root on a data folder owned by the relay's user: become that user first."""
-    if os.geteuid() != 0 or getattr(args, "action", None) in STAY_ROOT:
-        return
-    if args.command in STAY_ROOT:
+    if os.geteuid() != 0 or (args.command, getattr(args, "action", None)) in STAY_ROOT:
         return
     try:
         config = _load(args)
