@@ -11,7 +11,8 @@ found on disk and finished by the workers, beside new mail. Approved letters who
 entries are missing (a CLI killed between recording the decision and queueing the letter)
 are looked for again every `RECONCILE_SECONDS`, not only at start.
 
-Signals: SIGHUP reloads the configuration (so does a change of the file on disk); SIGTERM
+Signals: SIGHUP opens the log file anew (logrotate renamed it) and reloads the
+configuration (so does a change of the file on disk); SIGTERM
 and SIGINT stop accepting connections, let SMTP transactions in flight finish (up to
 `[smtp] shutdown_grace_seconds`), finish the delivery in hand, and exit.
 """
@@ -36,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from relay import config as config_module
-from relay import faults, letters, notices, outcomes
+from relay import faults, letters, logfile, notices, outcomes
+from relay.backup import hold_serve_lock
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.errors import ConfigError
@@ -421,6 +423,8 @@ class Server:
                 await self._reload_logged()
 
     def _reload_soon(self) -> None:
+        """SIGHUP: new log lines go to a new file at the configured path, then reload."""
+        logfile.reopen()
         asyncio.get_running_loop().create_task(self._reload_logged())
 
     async def _reload_logged(self) -> None:
@@ -468,7 +472,7 @@ class Server:
                 "after a restart"
             )
         self.ctx = self.ctx.with_config(new)
-        logging.getLogger("relay").setLevel(new.relay.log_level)
+        logfile.apply(new)
         log.info("config reloaded from %s", self.config_path)
         if (new.dkim, new.relay.domain) != (old.dkim, old.relay.domain):
             self._announce_dkim()
@@ -503,4 +507,9 @@ def _reserve_port(host: str, port: int) -> socket.socket:
 
 
 def serve(config_path: Path, config: Config) -> None:
-    asyncio.run(Server(config_path, config).run())
+    server = Server(config_path, config)  # a store of a newer relay is refused untouched
+    lock = hold_serve_lock(config.relay.data_dir)  # held until the process ends
+    try:
+        asyncio.run(server.run())
+    finally:
+        os.close(lock)

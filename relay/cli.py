@@ -22,13 +22,15 @@ from typing import Any
 
 import jinja2
 
+from relay import backup, dkim_signing, letters, notices, participants
 from relay import config as config_module
-from relay import dkim_signing, letters, notices, participants
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.errors import AlreadyEnrolled, ConfigError, InvalidField, NotFound, UserError
+from relay.logfile import setup_logging
+from relay.privileges import become_data_owner
 from relay.schedule import digests, prompts, run_scheduled
-from relay.store import Store
+from relay.store import Store, version
 from relay.store.records import Letter, Participant
 
 PROG = "penpal-relay"
@@ -48,14 +50,36 @@ def _print_json(value: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> Config:
+    """The configuration, read once (before a command run as root becomes the data owner)."""
+    loaded = getattr(args, "loaded_config", None)
+    if isinstance(loaded, Config):
+        return loaded
     return config_module.load(config_module.locate(args.config))
+
+
+# Commands that never open the data folder as its owner: `config init` writes no data,
+# `restore` replaces the folder (as root: it may need to rename it aside in /var/lib).
+STAY_ROOT = {("config", "init"), ("restore", None)}
+
+
+def _as_data_owner(args: argparse.Namespace) -> None:
+    """Run as root on a data folder owned by the relay's user: become that user first."""
+    if os.geteuid() != 0 or (args.command, getattr(args, "action", None)) in STAY_ROOT:
+        return
+    try:
+        config = _load(args)
+    except ConfigError:
+        return  # the command itself reports it
+    args.loaded_config = config
+    become_data_owner(config.relay.data_dir)
 
 
 def _context(args: argparse.Namespace) -> Context:
     config = _load(args)
+    ctx = open_context(config)  # first: a store of a newer relay is refused, nothing written
     # Decisions made here are logged beside serve's own lines (only to the log file).
     setup_logging(config, to_stderr=False)
-    return open_context(config)
+    return ctx
 
 
 # --- serve and config ----------------------------------------------------------------------
@@ -65,13 +89,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.app import serve
 
     path = config_module.locate(args.config)
-    if not path.exists() and args.config is None:
+    if args.config is None and not path.exists():
         raise UserError(
             f"no {path} here: run `{PROG} config init` to write the commented default, "
             "or pass --config PATH"
         )
-    config = config_module.load(path)
+    config = _load(args)
+    version.refuse_newer(config.relay.data_dir / "store")  # before the log file is opened
     setup_logging(config, to_stderr=True)
+    for warning in config.warnings:
+        logging.getLogger("relay").warning("config: %s", warning)
     serve(path, config)
     return 0
 
@@ -79,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     path = config_module.locate(args.config)
     try:
-        config = config_module.load(path)
+        config = _load(args)
     except ConfigError as error:
         for problem in error.problems:
             print(f"{path}: {problem}", file=sys.stderr)
@@ -88,6 +115,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{path}: OK ({len(config.libraries)} libraries, {len(config.partnerships)} "
         f"partnerships, domain {config.relay.domain})"
     )
+    for warning in config.warnings:
+        print(f"{path}: warning: {warning}")
     store_folder = config.relay.data_dir / "store"
     enrolled = Store(store_folder).participants() if store_folder.exists() else []
     for warning in prompts.missing_languages(config, enrolled):
@@ -423,6 +452,41 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- backup and restore --------------------------------------------------------------------
+
+BACKUP_HELP = (
+    "copy the whole data folder (store, spool, outbox, keys, Maildir; not the log) into DEST, "
+    "a new or empty folder, while serve keeps running"
+)
+RESTORE_HELP = (
+    "replace the data folder with the backup in SRC; serve must be stopped. The relay goes "
+    "back to the moment of the backup: letters accepted after it are gone (their senders "
+    "were answered 250), and letters and notices delivered after it may be delivered again "
+    "(they were still in the outbox copy or not yet marked delivered)"
+)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    made = backup.backup(_load(args), Path(args.dest))
+    print(
+        f"backed up {made.files} files ({made.bytes / 1e6:.1f} MB) into {made.folder} in "
+        f"{made.seconds:.1f} s (the store was locked for {made.store_seconds:.2f} s)"
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    config = _load(args)
+    restored = backup.restore(config, Path(args.src), force=args.force)
+    if restored.moved_aside is not None:
+        print(f"moved the previous data folder aside to {restored.moved_aside}")
+    print(
+        f"restored {restored.data_dir} from the backup made at "
+        f"{restored.manifest.get('made_at', '?')}; start serve again"
+    )
+    return 0
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 DEMO = (
@@ -608,30 +672,24 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--now", help="ISO time with offset (default: now)")
 
+    saving = command(commands, "backup", cmd_backup, BACKUP_HELP)
+    saving.add_argument("dest", metavar="DEST", help="a folder that does not exist or is empty")
+    restoring = command(commands, "restore", cmd_restore, RESTORE_HELP)
+    restoring.add_argument("src", metavar="SRC", help="a folder made by `backup`")
+    restoring.add_argument(
+        "--force",
+        action="store_true",
+        help="move a non-empty data folder aside to <data_dir>.before-restore-<time> first",
+    )
+
     command(commands, "demo", cmd_demo, "seed the demo libraries with paired participants")
     return top
-
-
-def setup_logging(config: Config, *, to_stderr: bool) -> None:
-    """Log lines go to stderr for `serve` and, when `[relay] log_file` is set, to that file
-    for every command, so `grep 'letter=41 '` finds a letter's whole story in one place."""
-    handlers: list[logging.Handler] = []
-    if to_stderr:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    if config.relay.log_file is not None:
-        config.relay.log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(config.relay.log_file, encoding="utf-8"))
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    logging.basicConfig(level=config.relay.log_level, handlers=handlers or [logging.NullHandler()])
-    # aiosmtpd logs every SMTP command at INFO, real addresses included.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        _as_data_owner(args)
         code: int = args.run(args)
     except ConfigError as error:
         for problem in error.problems:

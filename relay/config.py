@@ -3,7 +3,15 @@
 Nothing else in the relay reads TOML. Validation collects every problem, each named by its
 key path (`libraries[1].timezone: unknown time zone 'Mars/Base'`), so a coordinator fixes the
 file in one pass. Unknown keys are errors: a misspelt key silently ignored is a setting that
-silently does not apply. Relative paths are relative to the folder of the config file.
+silently does not apply.
+
+Relative paths. Files the coordinator writes (`[relay] data_dir` itself, `templates_dir`,
+every `password_file`, `client_secret_file`) are relative to the folder of the config file.
+Files the relay itself writes (`[relay] log_file`, `[delivery] maildir`, `[dkim] key_file`,
+`[imap.oauth2] refresh_token_file`) are relative to `data_dir`: under systemd the config
+folder (/etc/penpal-relay) is read-only and only the data folder is writable. A config
+written for the old rule (`log_file = "var/relay.log"` beside `data_dir = "var"`) keeps its
+old meaning, and `Config.warnings` says what to write instead.
 """
 
 from __future__ import annotations
@@ -299,6 +307,8 @@ class Config:
     dkim: DkimSettings = field(
         default_factory=lambda: DkimSettings(False, DKIM_SELECTOR, Path("dkim.key"))
     )
+    # What a coordinator should change though it still works (logged once at start).
+    warnings: tuple[str, ...] = ()
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -417,6 +427,47 @@ def _path(section: _Section, name: str, base: Path, default: str | None) -> Path
     return path if path.is_absolute() else base / path
 
 
+@dataclass
+class _DataPaths:
+    """Resolves the paths of files the relay writes: relative ones inside `data_dir`.
+
+    `written` is `data_dir` as the file spells it (when relative): a state path that starts
+    with it was written for the old rule (relative to the config file) and keeps that
+    meaning, with a warning naming the value to write instead.
+    """
+
+    base: Path
+    data_dir: Path
+    written: tuple[str, ...]
+    warnings: list[str]
+
+    def resolve(self, section: _Section, name: str, default: str | None) -> Path | None:
+        text = section.get(name, str, default)
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        if path.is_absolute():
+            return path
+        parts = tuple(p for p in path.parts if p != ".")
+        if self.written and parts[: len(self.written)] == self.written:
+            inside = Path(*parts[len(self.written) :]) if len(parts) > len(self.written) else None
+            self.warnings.append(
+                f"{section.key(name)}: {text!r} is read relative to the config file as before; "
+                f"paths the relay writes are now relative to data_dir, so write "
+                f'{name} = "{inside or "."}"'
+            )
+            return self.base / path
+        return self.data_dir / path
+
+
+def _written_data_dir(section: _Section) -> tuple[str, ...]:
+    """`data_dir` as the config file spells it, by parts; empty when it is absolute."""
+    text = section.data.get("data_dir", "var")
+    if not isinstance(text, str) or not text or Path(text).expanduser().is_absolute():
+        return ()
+    return tuple(p for p in Path(text).parts if p != ".")
+
+
 def _positive(section: _Section, name: str, kind: type[T], default: T) -> T:
     value = section.get(name, kind, default)
     if value is None or not isinstance(value, int | float) or value <= 0:
@@ -432,7 +483,7 @@ def _language(section: _Section, name: str, default: str | None) -> str:
     return value
 
 
-def _relay(root: _Section, base: Path) -> RelaySettings:
+def _relay(root: _Section, base: Path) -> tuple[RelaySettings, _DataPaths]:
     s = root.section("relay")
     domain = (s.get("domain", str) or "").lower()
     if domain and not _DOMAIN.match(domain):
@@ -440,16 +491,18 @@ def _relay(root: _Section, base: Path) -> RelaySettings:
     level = (s.get("log_level", str, "INFO") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         s.problem("log_level", "must be one of DEBUG, INFO, WARNING, ERROR")
+    data_dir = _path(s, "data_dir", base, "var") or base / "var"
+    paths = _DataPaths(base, data_dir, _written_data_dir(s), [])
     settings = RelaySettings(
         domain=domain,
-        data_dir=_path(s, "data_dir", base, "var") or base / "var",
+        data_dir=data_dir,
         program_name=s.get("program_name", str, "Pen Pals") or "Pen Pals",
         templates_dir=_path(s, "templates_dir", base, ""),
         log_level=level,
-        log_file=_path(s, "log_file", base, ""),
+        log_file=paths.resolve(s, "log_file", ""),
     )
     s.finish()
-    return settings
+    return settings, paths
 
 
 def _smtp(root: _Section) -> SmtpSettings:
@@ -486,7 +539,7 @@ def _intake_processes(section: _Section) -> int:
     return value
 
 
-def _delivery(root: _Section, base: Path) -> DeliverySettings:
+def _delivery(root: _Section, base: Path, paths: _DataPaths) -> DeliverySettings:
     s = root.section("delivery")
     transport = s.get("transport", str, "maildir") or "maildir"
     if transport not in TRANSPORTS:
@@ -496,7 +549,7 @@ def _delivery(root: _Section, base: Path) -> DeliverySettings:
         s.problem("password_file", f"no such file: {password_file}")
     settings = DeliverySettings(
         transport=transport,
-        maildir=_path(s, "maildir", base, "var/maildir") or base / "var/maildir",
+        maildir=paths.resolve(s, "maildir", "maildir") or paths.data_dir / "maildir",
         smarthost=_host_port(s, "smarthost", "127.0.0.1:25"),
         starttls=bool(s.get("starttls", bool, True)),
         username=s.get("username", str, "") or "",
@@ -530,13 +583,13 @@ def selector_problem(selector: str) -> str | None:
     )
 
 
-def _dkim(root: _Section, base: Path, data_dir: Path) -> DkimSettings:
+def _dkim(root: _Section, paths: _DataPaths) -> DkimSettings:
     s = root.section("dkim")
     selector = (s.get("selector", str, DKIM_SELECTOR) or DKIM_SELECTOR).lower()
     problem = selector_problem(selector)
     if problem:
         s.problem("selector", problem)
-    key_file = _path(s, "key_file", base, "") or data_dir / "dkim" / f"{selector}.key"
+    key_file = paths.resolve(s, "key_file", "") or paths.data_dir / "dkim" / f"{selector}.key"
     if key_file.exists() and not key_file.is_file():
         s.problem("key_file", f"is not a file: {key_file}")
     settings = DkimSettings(
@@ -663,7 +716,7 @@ TLS_MODES = ("implicit", "starttls", "off")
 OAUTH2_PROVIDERS = ("google", "microsoft")
 
 
-def _oauth2(parent: _Section, base: Path) -> OAuth2Settings | None:
+def _oauth2(parent: _Section, base: Path, paths: _DataPaths) -> OAuth2Settings | None:
     if "oauth2" not in parent.data:
         parent.seen.add("oauth2")
         return None
@@ -671,7 +724,7 @@ def _oauth2(parent: _Section, base: Path) -> OAuth2Settings | None:
     provider = s.get("provider", str, "") or ""
     if provider not in OAUTH2_PROVIDERS:
         s.problem("provider", f"must be one of {', '.join(OAUTH2_PROVIDERS)}, not {provider!r}")
-    refresh = _path(s, "refresh_token_file", base, None)
+    refresh = paths.resolve(s, "refresh_token_file", None)
     if refresh is not None and not refresh.is_file():
         s.problem("refresh_token_file", f"no such file: {refresh}")
     settings = OAuth2Settings(
@@ -685,7 +738,7 @@ def _oauth2(parent: _Section, base: Path) -> OAuth2Settings | None:
     return settings
 
 
-def _imap(root: _Section, base: Path) -> ImapSettings | None:
+def _imap(root: _Section, base: Path, paths: _DataPaths) -> ImapSettings | None:
     if "imap" not in root.data:
         root.seen.add("imap")
         return None
@@ -697,7 +750,7 @@ def _imap(root: _Section, base: Path) -> ImapSettings | None:
     if not 0 < port < 65536:
         s.problem("port", "must be a port number")
     password_file = _path(s, "password_file", base, "")
-    oauth2 = _oauth2(s, base)
+    oauth2 = _oauth2(s, base, paths)
     if password_file is None and oauth2 is None:
         s.problem("password_file", "is required (or an [imap.oauth2] table)")
     elif password_file is not None and not password_file.is_file():
@@ -873,12 +926,12 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     problems: list[str] = []
     root = _Section(data, "", problems)
     base = path.parent
-    relay = _relay(root, base)
+    relay, paths = _relay(root, base)
     smtp = _smtp(root)
-    delivery = _delivery(root, base)
+    delivery = _delivery(root, base, paths)
     moderation = _moderation(root)
     authentication = _authentication(root)
-    imap = _imap(root, base)
+    imap = _imap(root, base, paths)
     screening = _screening(root)
     attachments = _attachments(root)
     libraries = [_library(entry) for entry in root.items("libraries")]
@@ -893,7 +946,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     web = _web(root)
     prompts = _prompts(root, partnerships)
     newsletter = _newsletter(root)
-    dkim = _dkim(root, base, relay.data_dir)
+    dkim = _dkim(root, paths)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -913,6 +966,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         prompts,
         newsletter,
         dkim,
+        tuple(paths.warnings),
     )
 
 

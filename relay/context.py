@@ -58,9 +58,10 @@ def _secret(data_dir: Path) -> bytes:
 def open_context(config: Config) -> Context:
     data_dir = config.relay.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(data_dir / "store")  # first: a store of a newer relay is refused untouched
     return Context(
         config=config,
-        store=Store(data_dir / "store"),
+        store=store,
         spool=Spool(data_dir / "spool"),
         templates=Templates(config.relay.templates_dir),
         secret=_secret(data_dir),

@@ -139,6 +139,7 @@ class Relay:
     log_path: Path = field(init=False)
     port: int = 0
     cli_config: Path | None = None  # a different file for CLI commands than `serve` reads
+    python: str = sys.executable  # the interpreter `serve` runs on
 
     def __post_init__(self) -> None:
         self.log_path = self.root / "serve.log"
@@ -161,7 +162,7 @@ class Relay:
         ready.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "relay", "--config", str(self.config_path), "serve"],
+                [self.python, "-m", "relay", "--config", str(self.config_path), "serve"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,

@@ -46,6 +46,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.decisions",
             "relay.verp",
             "relay.dkim_signing",
+            "relay.logfile",
+            "relay.privileges",
+            "relay.backup",
         ),
     ),
     (

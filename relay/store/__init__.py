@@ -2,6 +2,7 @@
 
 Layout under `<data_dir>/store/`:
 
+    format.json                  the store's format number (see `version`), checked first
     counters.json                next participant and letter numbers
     participants/NNN.json        256 shards, participant p<n> lives in shard n % 256
     lookup/NNNNN.json            16384 shards of lookup keys (masked address, real email,
@@ -52,6 +53,7 @@ from tinydb import TinyDB
 from tinydb.table import Document, Table
 
 from relay.errors import NotFound, UserError
+from relay.store import version
 from relay.store.files import AtomicJSONStorage, append_line, read_lines
 from relay.store.records import (
     APPROVED,
@@ -92,9 +94,13 @@ def _key_shard(key: str) -> int:
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
+        version.refuse_newer(root)  # before anything is written
         for folder in ("participants", "lookup", "letters", "archive", "audit"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(root / "store.lock"), timeout=60)
+        if version.read_format(root) != version.FORMAT:
+            with self._lock:
+                version.bring_up_to_date(root)
         # A store made before `lookup/` still has its keys in `keys/`; looked up as a fallback.
         self._legacy_keys = any((root / "keys").glob("*.json"))
 
@@ -105,6 +111,12 @@ class Store:
         """Hold the store's write lock (re-entrant within one thread)."""
         with self._lock:
             yield
+
+    @property
+    def lock(self) -> FileLock:
+        """The store's write lock, for work outside the store that must see no write
+        half-done (a backup copying the store's files)."""
+        return self._lock
 
     def exclusively(self, step: Callable[[], T]) -> T:
         """Run `step` while no other writer of this store runs, in this process or another.
