@@ -198,6 +198,26 @@ def _python_for_nobody() -> tuple[str, dict[str, str]]:
     return python, {**os.environ, "PYTHONPATH": os.pathsep.join([root, *packages])}
 
 
+@pytest.fixture
+def reachable_by_nobody() -> Iterator[None]:
+    """The checkout and its packages reachable by `nobody`: a folder above them that others
+    may not enter (a checkout under /root, say) is opened for entering (not listing) for the
+    test, and closed again after."""
+    opened: list[tuple[Path, int]] = []
+    _python, env = _python_for_nobody()
+    for entry in env["PYTHONPATH"].split(os.pathsep):
+        for folder in [Path(entry), *Path(entry).parents]:
+            mode = folder.stat().st_mode
+            if not mode & 0o001 and all(folder != f for f, _ in opened):
+                opened.append((folder, mode))
+                folder.chmod(mode | 0o001)
+    try:
+        yield
+    finally:
+        for folder, mode in reversed(opened):
+            folder.chmod(mode & 0o7777)
+
+
 def _root_readable_config(folder: Path, data_dir: Path) -> Path:
     etc = folder / "etc"
     etc.mkdir(mode=0o700)
@@ -218,6 +238,7 @@ def _owned_by_nobody(data_dir: Path) -> Callable[[], list[str]]:
     return others
 
 
+@pytest.mark.usefixtures("reachable_by_nobody")
 def test_root_on_nobodys_data_folder_writes_as_nobody(nobodys_folder: Path) -> None:
     data_dir = nobodys_folder / "data"
     data_dir.mkdir(mode=0o700)
@@ -248,6 +269,7 @@ def test_root_on_nobodys_data_folder_writes_as_nobody(nobodys_folder: Path) -> N
     assert "Ana" in run("participants", "list").stdout
 
 
+@pytest.mark.usefixtures("reachable_by_nobody")
 def test_serve_as_root_on_nobodys_data_folder_runs_as_nobody(nobodys_folder: Path) -> None:
     data_dir = nobodys_folder / "data"
     data_dir.mkdir(mode=0o700)
