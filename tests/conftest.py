@@ -410,6 +410,24 @@ def letter_bytes(
     return message.as_bytes(policy=email.policy.SMTP)
 
 
+def moderator_reply(
+    notice: EmailMessage, *, results: tuple[str, ...] | list[str] = (), sender: str = MODERATOR_A
+) -> EmailMessage:
+    """A moderator's one-word reply to a held-letter notice, from a phone, with the
+    Authentication-Results given (topmost first)."""
+    reply = EmailMessage(policy=email.policy.SMTP)
+    for value in results:
+        reply["Authentication-Results"] = value
+    reply["From"] = f"Ana <{sender}>"
+    reply["To"] = notice["From"]
+    reply["Subject"] = f"Re: {notice['Subject']}"
+    domain = sender.rpartition("@")[2]
+    reply["Message-ID"] = f"<reply-{notice['Message-ID'].strip('<>')}@{domain}>"
+    reply["In-Reply-To"] = notice["Message-ID"]
+    reply.set_content("Approve\n\nSent from my phone\n")
+    return reply
+
+
 @pytest.fixture(autouse=True)
 def _no_relay_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(config_module.ENV_VAR, raising=False)

@@ -227,6 +227,14 @@ def _root_readable_config(folder: Path, data_dir: Path) -> Path:
     return path
 
 
+def _nobodys_data(folder: Path) -> tuple[Path, Path]:
+    """A data folder of nobody's, and a config for it that only root may read."""
+    data_dir = folder / "data"
+    data_dir.mkdir(mode=0o700)
+    os.chown(data_dir, NOBODY, NOBODY)
+    return data_dir, _root_readable_config(folder, data_dir)
+
+
 def _owned_by_nobody(data_dir: Path) -> Callable[[], list[str]]:
     def others() -> list[str]:
         return [
@@ -240,11 +248,7 @@ def _owned_by_nobody(data_dir: Path) -> Callable[[], list[str]]:
 
 @pytest.mark.usefixtures("reachable_by_nobody")
 def test_root_on_nobodys_data_folder_writes_as_nobody(nobodys_folder: Path) -> None:
-    data_dir = nobodys_folder / "data"
-    data_dir.mkdir(mode=0o700)
-    os.chown(data_dir, NOBODY, NOBODY)
-    config = _root_readable_config(nobodys_folder, data_dir)
-
+    data_dir, config = _nobodys_data(nobodys_folder)
     python, env = _python_for_nobody()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -271,10 +275,7 @@ def test_root_on_nobodys_data_folder_writes_as_nobody(nobodys_folder: Path) -> N
 
 @pytest.mark.usefixtures("reachable_by_nobody")
 def test_serve_as_root_on_nobodys_data_folder_runs_as_nobody(nobodys_folder: Path) -> None:
-    data_dir = nobodys_folder / "data"
-    data_dir.mkdir(mode=0o700)
-    os.chown(data_dir, NOBODY, NOBODY)
-    config = _root_readable_config(nobodys_folder, data_dir)
+    data_dir, config = _nobodys_data(nobodys_folder)
     python, env = _python_for_nobody()
     relay = Relay(nobodys_folder, config, python=python)
     try:

@@ -31,6 +31,7 @@ from tests.conftest import (
     Smarthost,
     enroll_pals,
     letter_bytes,
+    moderator_reply,
     wait_for,
 )
 from tests.support.dkim_keys import Signer
@@ -146,20 +147,6 @@ def _relay_record(relay: Relay) -> Callable[..., bytes | None]:
     return txt
 
 
-def _reply(notice: EmailMessage, results: str = "") -> EmailMessage:
-    """A moderator's one-word reply to a notice, with an Authentication-Results if given."""
-    reply = EmailMessage(policy=SMTP)
-    if results:
-        reply["Authentication-Results"] = results
-    reply["From"] = f"Ana <{MODERATOR_A}>"
-    reply["To"] = notice["From"]
-    reply["Subject"] = f"Re: {notice['Subject']}"
-    reply["Message-ID"] = f"<reply-{notice['Message-ID'].strip('<>')}@{RIVERSIDE}>"
-    reply["In-Reply-To"] = notice["Message-ID"]
-    reply.set_content("Approve\n\nSent from my phone\n")
-    return reply
-
-
 def _notice_address(notice: EmailMessage) -> str:
     return str(notice["From"].addresses[0].addr_spec)
 
@@ -250,13 +237,13 @@ def test_a_forged_authentication_results_is_removed_and_the_forged_approval_refu
 
     # Someone else replies "Approve" as Ana, with a pass claimed in our name.
     notice = d.notice(letter["id"])
-    forged = _reply(notice, results=claim).as_bytes()
+    forged = moderator_reply(notice, results=[claim]).as_bytes()
     d.send("attacker@evil.example.net", _notice_address(notice), forged)
     wait_for(lambda: d.refused_replies(), 30, "the forged approval refused")
     assert d.relay.letter(letter["id"])["status"] == "held"
 
     # Ana's own reply, signed by her library's server, approves.
-    genuine = d.keys[RIVERSIDE].sign(_reply(notice).as_bytes())
+    genuine = d.keys[RIVERSIDE].sign(moderator_reply(notice).as_bytes())
     d.send(MODERATOR_A, _notice_address(notice), genuine)
     wait_for(
         lambda: d.relay.letter(letter["id"])["status"] in ("approved", "delivered"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
-from email.policy import SMTP
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from tests.conftest import (
     Relay,
     enroll_pals,
     letter_bytes,
+    moderator_reply,
     wait_for,
 )
 from tests.support.dkim_keys import Signer
@@ -58,22 +58,6 @@ def _hold_one(relay: Relay, pals: Pals, subject: str, headers: dict[str, str] | 
     relay.send(pals.maya.email, [pals.tomas.masked], raw)
     held = wait_for(lambda: [q for q in relay.queue() if q["subject"] == subject])[0]
     return int(held["id"])
-
-
-def _reply(
-    notice: EmailMessage, *, results: tuple[str, ...] | list[str] = (), sender: str = MODERATOR_A
-) -> EmailMessage:
-    """A moderator's one-word reply, with the Authentication-Results given (topmost first)."""
-    reply = EmailMessage(policy=SMTP)
-    for value in results:
-        reply["Authentication-Results"] = value
-    reply["From"] = f"Ana <{sender}>"
-    reply["To"] = notice["From"]
-    reply["Subject"] = f"Re: {notice['Subject']}"
-    reply["Message-ID"] = f"<reply-{notice['Message-ID'].strip('<>')}@{RIVERSIDE}>"
-    reply["In-Reply-To"] = notice["Message-ID"]
-    reply.set_content("Approve\n\nSent from my phone\n")
-    return reply
 
 
 def _send(relay: Relay, envelope_from: str, message: EmailMessage | bytes, to: str) -> None:
@@ -134,7 +118,9 @@ def test_a_trusted_header_written_by_a_client_not_the_front_server_counts_for_no
     # the letter itself comes in unverified on this relay: it is held with the flag
     letter_id = _hold_one(relay, pals, "Hello")
     notice = _notice(relay, letter_id)
-    forged = _reply(notice, results=[_results(RIVERSIDE, spf="pass", dkim="pass", dmarc="pass")])
+    forged = moderator_reply(
+        notice, results=[_results(RIVERSIDE, spf="pass", dkim="pass", dmarc="pass")]
+    )
     _send(relay, "attacker@evil.example.net", forged, _to(notice))
     _assert_not_approved(relay, letter_id)
     assert "ignored 1 Authentication-Results not written by a front server" in relay.log()
@@ -147,7 +133,7 @@ def test_b_only_the_topmost_trusted_header_counts(front: Relay) -> None:
     front.start()
     letter_id = _hold_one(front, pals, "Hello")
     notice = _notice(front, letter_id)
-    reply = _reply(
+    reply = moderator_reply(
         notice,
         results=[
             _results(RIVERSIDE, spf="fail", dmarc="fail"),
@@ -165,7 +151,7 @@ def test_c_a_parent_domains_signature_does_not_vouch_for_the_moderator(front: Re
     front.start()
     letter_id = _hold_one(front, pals, "Hello")
     notice = _notice(front, letter_id)
-    reply = _reply(notice, results=[f"{TRUSTED}; dkim=pass header.d=example.org"])
+    reply = moderator_reply(notice, results=[f"{TRUSTED}; dkim=pass header.d=example.org"])
     _send(front, MODERATOR_A, reply, _to(notice))
     _assert_not_approved(front, letter_id)
 
@@ -176,7 +162,9 @@ def test_d_a_dmarc_pass_without_header_from_does_not_vouch(front: Relay) -> None
     front.start()
     letter_id = _hold_one(front, pals, "Hello")
     notice = _notice(front, letter_id)
-    _send(front, MODERATOR_A, _reply(notice, results=[f"{TRUSTED}; dmarc=pass"]), _to(notice))
+    _send(
+        front, MODERATOR_A, moderator_reply(notice, results=[f"{TRUSTED}; dmarc=pass"]), _to(notice)
+    )
     _assert_not_approved(front, letter_id)
 
 
@@ -185,7 +173,7 @@ def test_the_front_servers_own_pass_on_top_approves_whatever_is_below(front: Rel
     front.start()
     letter_id = _hold_one(front, pals, "Hello")
     notice = _notice(front, letter_id)
-    reply = _reply(
+    reply = moderator_reply(
         notice,
         results=[
             _results(RIVERSIDE, spf="pass", dkim="pass", dmarc="pass"),
@@ -299,7 +287,7 @@ DMARC_REJECT = "v=DMARC1; p=reject"
 
 
 def _signed_reply(notice: EmailMessage, signer: Signer, **options: Any) -> bytes:
-    return signer.sign(_reply(notice, **options).as_bytes())
+    return signer.sign(moderator_reply(notice, **options).as_bytes())
 
 
 @pytest.fixture
@@ -363,7 +351,7 @@ def test_relay_mode_no_signature_and_no_records_vouches_for_nobody(
     letter_id = _hold_one(relay, pals, "Hello")
     assert relay.letter(letter_id)["sender_check"] == "unverified"
     notice = _notice(relay, letter_id)
-    _send(relay, MODERATOR_A, _reply(notice), _to(notice))
+    _send(relay, MODERATOR_A, moderator_reply(notice), _to(notice))
     _assert_not_approved(relay, letter_id)
 
 

@@ -4,7 +4,6 @@ with it."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -13,7 +12,7 @@ import smtplib
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,45 +20,9 @@ import pytest
 from relay import faults, participants, replies
 from relay.spool import FoundRoute, Incoming
 from tests.conftest import MODERATOR_A, Pals, Relay, enroll_pals, letter_bytes
+from tests.support.serving import serving
 from tests.support.system import children
 from tests.support.waiting import wait_for
-
-
-@contextlib.contextmanager
-def serving(relay: Relay, env: dict[str, str] | None = None) -> Iterator[Relay]:
-    """`relay serve` in its own process group, ended with everything it started."""
-    ready = relay.data_dir / "run" / "serve.json"
-    ready.unlink(missing_ok=True)
-    with open(relay.log_path, "ab") as log:
-        relay.process = subprocess.Popen(
-            [sys.executable, "-m", "relay", "--config", str(relay.config_path), "serve"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=relay.root,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-    group = relay.process.pid
-    try:
-        process = relay.process
-
-        def started() -> dict[str, str] | None:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited early:\n{relay.log()}")
-            if not ready.exists():
-                return None
-            info: dict[str, str] = json.loads(ready.read_text())
-            return info if info["pid"] == process.pid else None
-
-        info = wait_for(started, 20, "serve to listen")
-        relay.port = int(info["smtp"].rsplit(":", 1)[1])
-        yield relay
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-        if relay.process is not None:
-            relay.process.wait(30)
-            relay.process = None
 
 
 def _web_answers(relay: Relay) -> bool:
