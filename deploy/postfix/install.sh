@@ -13,7 +13,7 @@
 # It may be run again (after changing an option or upgrading the relay): every setting is
 # replaced, nothing is added twice. At the end it checks the configuration and starts
 # Postfix, or reloads it when it was running.
-set -eu
+set -euf  # -f: no file name globbing of the values handled below
 
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
@@ -57,6 +57,23 @@ render() {
 umask 022
 render penpal-transport >"$confdir/penpal-transport"
 render penpal-header-checks >"$confdir/penpal-header-checks"
+
+# The program's domain is relayed to the relay, never delivered to local mailboxes: it must
+# not be in mydestination (Debian's installer puts the "system mail name" there).
+destinations=$(postconf -c "$confdir" -h mydestination | tr ',' ' ')
+kept=""
+for name in $destinations; do
+  if [ "$(printf '%s' "$name" | tr 'A-Z' 'a-z')" = "$(printf '%s' "$domain" | tr 'A-Z' 'a-z')" ]; then
+    echo "install.sh: $domain removed from mydestination: its mail goes to the relay"
+  else
+    kept="${kept:+$kept, }$name"
+  fi
+done
+postconf -c "$confdir" -e "mydestination = $kept"
+if postconf -c "$confdir" -x -h mydestination | tr ', ' '\n\n' | grep -qix -F "$domain"; then
+  echo "install.sh: mydestination still names $domain (through a \$variable): remove it (postconf -n mydestination)" >&2
+  exit 1
+fi
 
 render main.cf.settings | grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' |
   while IFS= read -r setting; do

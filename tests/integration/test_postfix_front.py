@@ -305,3 +305,21 @@ def test_install_sh_refuses_what_is_not_a_domain() -> None:
             with pytest.raises(subprocess.CalledProcessError) as failed:
                 postfix.install()
             assert failed.value.returncode == 2
+
+
+def test_install_sh_takes_the_programs_domain_out_of_local_delivery() -> None:
+    """Debian's installer lists the "system mail name" in mydestination: were that the
+    program's domain, Postfix would deliver pals' letters to local mailboxes."""
+    with postfix_instance() as postfix:
+        postfix.postconf("-e", f"mydestination = $myhostname, {DOMAIN.upper()}, localhost")
+        postfix.install_args = (DOMAIN, "--no-start")
+        said = postfix.install()
+        assert f"{DOMAIN} removed from mydestination" in said
+        assert postfix.postconf("-h", "mydestination").strip() == "$myhostname, localhost"
+
+        # Named through a variable, it cannot be taken out safely: a clear refusal.
+        postfix.postconf("-e", f"myhostname = mx.{DOMAIN}", "mydestination = $mydomain")
+        with pytest.raises(subprocess.CalledProcessError) as failed:
+            postfix.install()
+        assert failed.value.returncode == 1
+        assert f"mydestination still names {DOMAIN}" in failed.value.stderr
