@@ -57,6 +57,7 @@ render() {
 umask 022
 render penpal-transport >"$confdir/penpal-transport"
 render penpal-header-checks >"$confdir/penpal-header-checks"
+render penpal-recipients >"$confdir/penpal-recipients"
 
 # The program's domain is relayed to the relay, never delivered to local mailboxes: it must
 # not be in mydestination (Debian's installer puts the "system mail name" there).
