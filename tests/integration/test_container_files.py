@@ -225,8 +225,8 @@ def test_the_postfix_image_configuration_hands_mail_to_the_relay_container() -> 
         )
         assert front.postconf("-h", "relay_domains").strip() == "pals.test.example"
         assert front.postconf("-h", "myhostname").strip() == "mx.pals.test.example"
-        restrictions = front.postconf("-h", "smtpd_recipient_restrictions")
-        assert "check_policy_service inet:relay:10040" in restrictions
+        check = front.postconf("-h", "penpal_recipient_check")
+        assert check.strip() == "check_policy_service inet:relay:10040"
         transport = front.postconf("-h", "transport_maps").strip()
         lookup = subprocess.run(
             ["postmap", "-q", "pals.test.example", transport],
