@@ -1,4 +1,5 @@
-"""`python -m bench intake|store|scrub|prompts|memory|all [options]`: one JSON line per result."""
+"""`python -m bench intake|store|scrub|prompts|memory|policy|all [options]`: one JSON line per
+result."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from bench import common
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["intake", "store", "scrub", "prompts", "memory", "all"])
+    parser.add_argument(
+        "what", choices=["intake", "store", "scrub", "prompts", "memory", "policy", "all"]
+    )
     parser.add_argument(
         "--participants", type=int, default=100_000, help="prompts: participants to prompt"
     )
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import memory
 
         memory.run(args.relay_root)
+    if args.what in ("policy", "all"):
+        from bench import policy
+
+        policy.run()
     if args.results:
         args.results.write_text("".join(json.dumps(r) + "\n" for r in common.RESULTS))
     if args.report:

@@ -34,3 +34,11 @@ def test_intake_part_holds_every_letter_it_accepted(capsys: pytest.CaptureFixtur
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (relay,) = [line for line in lines if line["bench"] == "intake" and line["target"] == "relay"]
     assert relay["held"] == 10
+
+
+def test_policy_part_answers_every_request(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    cases = {line["case"]: line for line in lines if line["bench"] == "policy"}
+    assert set(cases) == {"paired", "guessed"}
+    assert all(case["requests"] == 1000 and case["per_second"] > 0 for case in cases.values())
