@@ -138,6 +138,7 @@ class Relay:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
     port: int = 0
+    web: str = ""  # the dashboard's "host:port" while running
     cli_config: Path | None = None  # a different file for CLI commands than `serve` reads
     python: str = sys.executable  # the interpreter `serve` runs on
 
@@ -157,7 +158,10 @@ class Relay:
 
     # --- process -------------------------------------------------------------------------
 
-    def start(self, env: dict[str, str] | None = None) -> Relay:
+    def start(self, env: dict[str, str] | None = None, *, own_group: bool = False) -> Relay:
+        """`serve`, waited for until it listens (`port` and `web` then say where).
+        `own_group`: in a process group of its own, so that everything it starts (intake
+        processes) can be ended with it (tests/support/serving.py)."""
         ready = self.data_dir / "run" / "serve.json"
         ready.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
@@ -167,6 +171,7 @@ class Relay:
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
                 env={**os.environ, **(env or {})},
+                start_new_session=own_group,
             )
 
         def started() -> dict[str, Any] | None:
@@ -180,6 +185,7 @@ class Relay:
 
         info = wait_for(started, 20, "serve to listen")
         self.port = int(info["smtp"].rsplit(":", 1)[1])
+        self.web = str(info["web"])
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
