@@ -127,8 +127,7 @@ def render(
     ]
     language, subject = _pick(topic.subject, wanted)
     _, body = _pick(topic.body, [language, *wanted])
-    find = lookup or ctx.store.participant
-    pals = [p for p in (find(pid) for pid in participant.pals) if p]
+    pals = active_pals(participant, lookup or ctx.store.participant)
     values: dict[str, Any] = {
         "name": participant.name,
         "library_name": library.name if library else participant.library,
@@ -231,6 +230,13 @@ def send_month(
     return queued
 
 
+def active_pals(participant: Participant, lookup: Lookup) -> list[Participant]:
+    """The pals a prompt may name: never one whose letters are paused or who has left (a
+    child would write to someone who cannot receive it)."""
+    pals = (lookup(pid) for pid in participant.pals)
+    return [p for p in pals if p is not None and p.status == ACTIVE]
+
+
 def _send_batch(
     ctx: Context,
     month: str,
@@ -241,6 +247,11 @@ def _send_batch(
 ) -> int:
     messages = []
     for participant in batch:
+        if not active_pals(participant, lookup):
+            # Nobody to write to this month (yet): not claimed, so a later run of the same
+            # month sends it once a pal is resumed.
+            log.info("prompt not sent month=%s participant=%s no-active-pal", month, participant.id)
+            continue
         topic = ctx.config.prompts.topic_for(month, partnership_of(ctx.config, participant.library))
         if topic is None:
             continue

@@ -159,6 +159,35 @@ def test_one_click_unsubscribe_pauses_prompts_for_one_participant_only(
     assert any(e["event"] == "prompts-paused" for e in ctx.store.audit_log())
 
 
+def test_prompts_never_name_a_paused_or_departed_pal(relay_factory: Callable[..., Relay]) -> None:
+    """Maya's only pal is paused: no prompt for her until he is back. Leo has two pals, one
+    of whom has left: his prompt names only the other."""
+    relay = relay_factory(extra_sections=JANUARY)
+    pals = enroll_pals(relay)
+    sofia = relay.enroll("valparaiso", "Sofía", "sofia@correo.example.net")
+    nina = relay.enroll("valparaiso", "Nina", "nina@correo.example.net")
+    relay.pair(pals.leo, sofia)
+    relay.pair(pals.leo, nina)
+    relay.cli("participants", "pause", pals.tomas.id)
+    relay.cli("participants", "leave", sofia.id)
+    relay.start()
+    relay.cli("prompts", "send", "--month", "2027-01")
+    (leos,) = wait_for(lambda: prompts_to(relay, pals.leo.email), what="Leo's prompt")
+    text = leos.get_body(("plain",)).get_content()
+    assert "Tell Nina about school." in text and nina.masked in text
+    assert "Sofía" not in text and sofia.masked not in text
+    assert prompts_to(relay, pals.maya.email) == []
+    said = (relay.data_dir / "relay.log").read_text()  # the command's own lines
+    assert f"prompt not sent month=2027-01 participant={pals.maya.id} no-active-pal" in said
+
+    relay.cli("participants", "resume", pals.tomas.id)
+    relay.cli("prompts", "send", "--month", "2027-01")  # the same month, later
+    (mayas,) = wait_for(lambda: prompts_to(relay, pals.maya.email), what="Maya's prompt")
+    assert "Tell Tomás about school." in mayas.get_body(("plain",)).get_content()
+    relay.stop()
+    assert len(prompts_to(relay, pals.leo.email)) == 1  # nothing twice
+
+
 def test_unsubscribe_by_email_pauses_prompts(relay_factory: Callable[..., Relay]) -> None:
     relay = relay_factory(extra_sections=JANUARY)
     pals = enroll_pals(relay)
