@@ -378,13 +378,16 @@ def cmd_prompts_preview(args: argparse.Namespace) -> int:
         )
         if topic is None:
             continue
+        shown += 1
+        if not prompts.active_pals(participant, ctx.store.participant):
+            print(f"=== {participant.id} {participant.name}: no active pal, so no prompt yet")
+            continue
         prompt = prompts.render(ctx, participant, topic)
         print(
             f"=== {participant.id} {participant.name} ({participant.library}, "
             f"{prompt.language}): {prompt.subject}"
         )
         print(prompt.text)
-        shown += 1
     if not shown:
         print(f"no topic for {month} in the config ([[prompts.topics]])")
     return 0

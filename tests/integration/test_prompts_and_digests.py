@@ -177,6 +177,8 @@ def test_prompts_never_name_a_paused_or_departed_pal(relay_factory: Callable[...
     assert "Tell Nina about school." in text and nina.masked in text
     assert "Sofía" not in text and sofia.masked not in text
     assert prompts_to(relay, pals.maya.email) == []
+    preview = relay.cli("prompts", "preview", "--month", "2027-01", "--participant", pals.maya.id)
+    assert preview.stdout == f"=== {pals.maya.id} Maya: no active pal, so no prompt yet\n"
     said = (relay.data_dir / "relay.log").read_text()  # the command's own lines
     assert f"prompt not sent month=2027-01 participant={pals.maya.id} no-active-pal" in said
 
