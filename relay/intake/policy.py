@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from relay import replies
 from relay.context import Context
-from relay.intake.smtp import Blocking, RefusalLimiter, audit_refusal, recipient_route, shown
+from relay.intake.smtp import Blocking, RefusalLimiter, recipient_route, record_refusal
 from relay.route import Refusal
 
 log = logging.getLogger("relay")
@@ -63,10 +63,9 @@ class PolicyService:
             return replies.TRY_AGAIN
         if not isinstance(decision, Refusal):
             return NO_OPINION
-        to = shown(ctx, address)
-        log.info("refused reason=%s to=%s peer=%s via=postfix", decision.reason, to, client)
-        self.limiter.refused(client)
-        await audit_refusal(ctx, self.blocking, decision.reason, to, client)
+        await record_refusal(
+            ctx, self.blocking, self.limiter, decision, address, client, via="postfix"
+        )
         return decision.reply
 
     async def serve_connection(
@@ -81,9 +80,7 @@ class PolicyService:
                 action = await self.answer(request)
                 writer.write(f"action={action}\n\n".encode())
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            return
-        except ValueError:  # a line longer than the reader's limit
+        except (ConnectionError, ValueError):  # ValueError: a line over the reader's limit
             return
         finally:
             writer.close()

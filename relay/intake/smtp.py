@@ -404,17 +404,33 @@ def recipient_route(ctx: Context, mail_from: str, address: str) -> Route:
     )
 
 
-def shown(ctx: Context, address: str) -> str:
+def _shown(ctx: Context, address: str) -> str:
     """A refused recipient as logged: only an address on our own domain (a foreign one may
     be a person's)."""
     return address.lower() if address.lower().endswith("@" + ctx.config.relay.domain) else "-"
 
 
-async def audit_refusal(ctx: Context, blocking: Blocking, reason: str, to: str, peer: str) -> None:
-    """The reason in the audit log too (the reply says the same for every reason); a
-    limited client's refusals stop before this, so the audit grows no faster than the limit."""
+async def record_refusal(
+    ctx: Context,
+    blocking: Blocking,
+    limiter: RefusalLimiter,
+    refusal: Refusal,
+    address: str,
+    peer: str,
+    *,
+    via: str = "",
+) -> None:
+    """What a refused recipient leaves behind, at RCPT here and in the policy service: one
+    log line, one more refusal counted against the client, and the reason in the audit log
+    (the reply says the same for every reason). A limited client's refusals stop before
+    this, so the audit grows no faster than the limit."""
+    to = _shown(ctx, address)
+    log.info("refused reason=%s to=%s peer=%s%s", refusal.reason, to, peer, via and f" via={via}")
+    limiter.refused(peer)
     try:
-        await blocking(ctx.store.audit, "refused-recipient", reason=reason, to=to, peer=peer)
+        await blocking(
+            ctx.store.audit, "refused-recipient", reason=refusal.reason, to=to, peer=peer
+        )
     except Exception:
         log.exception("could not audit a refused recipient")
 
@@ -503,10 +519,7 @@ class IntakeHandler:
             log.exception("lookup failed at RCPT")
             return replies.TRY_AGAIN
         if isinstance(decision, Refusal):
-            to = shown(ctx, address)
-            log.info("refused reason=%s to=%s peer=%s", decision.reason, to, peer)
-            self.limiter.refused(peer)
-            await audit_refusal(ctx, self.blocking, decision.reason, to, peer)
+            await record_refusal(ctx, self.blocking, self.limiter, decision, address, peer)
             return decision.reply
         if isinstance(decision, OwnAddress):
             log.info("accepted for %s", decision.kind)
