@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -256,15 +255,26 @@ def _check_destination(data_dir: Path, dest: Path) -> None:
         raise UserError(f"no data to back up in {data_dir} (no store/ in it)")
 
 
-@contextlib.contextmanager
-def _store_locked(store: Store) -> Iterator[None]:
+def _copy_store(store: Store, copy: _Copy) -> None:
+    """The store and the journals written under its lock, with no write of theirs half-done."""
+
+    def copy_all() -> None:
+        for name in UNDER_STORE_LOCK:
+            if (copy.source / name).exists():
+                copy.tree(Path(name))
+
     try:
-        with store.lock.acquire(timeout=60):
-            yield
+        store.exclusively(copy_all)
     except Timeout:
         raise UserError(
             f"the store in {store.root} stayed locked for 60 s (a long command running?); try again"
         ) from None
+
+
+def _counted(folder: Path) -> tuple[int, int]:
+    """Files under `folder` and their bytes, in one walk."""
+    sizes = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
+    return len(sizes), sum(sizes)
 
 
 def backup(config: Config, dest: Path) -> Made:
@@ -284,10 +294,7 @@ def backup(config: Config, dest: Path) -> Made:
             copy.tree(Path(entry.name))
     pause_point("backup-before-store")
     locked_at = time.monotonic()
-    with _store_locked(store):
-        for name in UNDER_STORE_LOCK:
-            if (data_dir / name).exists():
-                copy.tree(Path(name))
+    _copy_store(store, copy)
     store_seconds = time.monotonic() - locked_at
     copy.spool()
     _drop_delivered(partial)
@@ -295,8 +302,7 @@ def backup(config: Config, dest: Path) -> Made:
     copy.sync()
     os.rename(partial, dest / DATA)
     fsync_dir(dest)
-    files = sum(1 for p in (dest / DATA).rglob("*") if p.is_file())
-    size = sum(p.stat().st_size for p in (dest / DATA).rglob("*") if p.is_file())
+    files, size = _counted(dest / DATA)
     seconds = time.monotonic() - started
     manifest = {
         "made_at": datetime.now(UTC).isoformat(timespec="seconds"),

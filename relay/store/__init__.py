@@ -94,11 +94,11 @@ def _key_shard(key: str) -> int:
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
-        version.refuse_newer(root)  # before anything is written
+        found = version.refuse_newer(root)  # before anything is written
         for folder in ("participants", "lookup", "letters", "archive", "audit"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(root / "store.lock"), timeout=60)
-        if version.read_format(root) != version.FORMAT:
+        if found != version.FORMAT:
             with self._lock:
                 version.bring_up_to_date(root)
         # A store made before `lookup/` still has its keys in `keys/`; looked up as a fallback.
@@ -112,18 +112,14 @@ class Store:
         with self._lock:
             yield
 
-    @property
-    def lock(self) -> FileLock:
-        """The store's write lock, for work outside the store that must see no write
-        half-done (a backup copying the store's files)."""
-        return self._lock
-
     def exclusively(self, step: Callable[[], T]) -> T:
         """Run `step` while no other writer of this store runs, in this process or another.
 
         For work that must not interleave with another process and reaches beyond the
         store's own records: checking the outbox before queueing a notice, numbering the
-        newsletter's posts, re-reading a prompt journal before enqueueing. Re-entrant.
+        newsletter's posts, re-reading a prompt journal before enqueueing, copying the
+        store's files for a backup. Re-entrant; waits up to 60 s for the lock (then
+        `filelock.Timeout`).
         """
         with self._writing():
             return step()

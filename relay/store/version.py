@@ -59,11 +59,13 @@ def read_format(root: Path) -> int | None:
     return found
 
 
-def refuse_newer(root: Path) -> None:
-    """Raise `NewerStore` when this code cannot read the store at `root`; writes nothing."""
+def refuse_newer(root: Path) -> int | None:
+    """The store's format number (None: not numbered yet); `NewerStore` when this code
+    cannot read it. Writes nothing."""
     found = read_format(root)
     if found is not None and found > FORMAT:
         raise NewerStore(root, found)
+    return found
 
 
 def write_format(root: Path, number: int = FORMAT) -> None:
