@@ -14,10 +14,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from relay.store import version
 from tests.conftest import Pals, Relay, enroll_pals, letter_bytes
+from tests.support.system import require_root
 from tests.support.waiting import wait_for
 
 NOBODY = 65534
@@ -244,8 +243,7 @@ def test_backup_refuses_a_used_destination(relay: Relay, tmp_path: Path) -> None
 
 
 def test_root_restores_files_to_the_data_folders_owner(relay: Relay, tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (as the tests run in CI)")
+    require_root()
     relay.cli("demo")
     dest = tmp_path / "backup"
     relay.cli("backup", str(dest))

@@ -18,6 +18,7 @@ import pytest
 
 from relay.store import version
 from tests.conftest import Relay, config_text, enroll_pals, letter_bytes
+from tests.support.system import require_root
 from tests.support.waiting import wait_for
 
 NOBODY = 65534
@@ -177,8 +178,7 @@ def test_a_newer_store_is_refused_by_serve(relay: Relay) -> None:
 @pytest.fixture
 def nobodys_folder() -> Iterator[Path]:
     """A folder `nobody` can reach (pytest's own tmp folders are root's only)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (as the tests run in CI)")
+    require_root()
     folder = Path(tempfile.mkdtemp(prefix="penpal-owner-"))
     folder.chmod(0o755)
     yield folder
@@ -291,7 +291,6 @@ def test_serve_as_root_on_nobodys_data_folder_runs_as_nobody(nobodys_folder: Pat
 
 
 def test_root_on_its_own_data_folder_stays_root(relay: Relay) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (as the tests run in CI)")
+    require_root()
     relay.cli("demo")
     assert {p.stat().st_uid for p in relay.data_dir.rglob("*")} == {0}

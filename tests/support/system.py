@@ -37,3 +37,10 @@ def children(parent: int, module: str) -> list[int]:
         if fields.get("PPid", "").strip() == str(parent) and module.encode() in cmdline:
             found.append(int(status.parent.name))
     return found
+
+
+def require_root() -> None:
+    """Tests of what root does to another user's files run as root, as `.ci/run` does; run
+    otherwise, they fail with this reason rather than pass unseen."""
+    if os.geteuid() != 0:
+        raise AssertionError("this test runs as root (as .ci/run does): it acts as other users")
