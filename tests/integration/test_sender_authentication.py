@@ -99,6 +99,14 @@ def _results(domain: str, **results: str) -> str:
     return "; ".join(parts)
 
 
+def _a_letter_held_and_its_notice(relay: Relay) -> tuple[int, EmailMessage]:
+    """Start the relay with the pals enrolled; Maya's letter is held; its notice to Ana."""
+    pals = enroll_pals(relay)
+    relay.start()
+    letter_id = _hold_one(relay, pals, "Hello")
+    return letter_id, _notice(relay, letter_id)
+
+
 # --- mode "front": the attacks seen, replayed end to end -----------------------------------
 
 
@@ -129,10 +137,7 @@ def test_a_trusted_header_written_by_a_client_not_the_front_server_counts_for_no
 
 def test_b_only_the_topmost_trusted_header_counts(front: Relay) -> None:
     """Attack b: the front server's own header (on top) says fail; one below says pass."""
-    pals = enroll_pals(front)
-    front.start()
-    letter_id = _hold_one(front, pals, "Hello")
-    notice = _notice(front, letter_id)
+    letter_id, notice = _a_letter_held_and_its_notice(front)
     reply = moderator_reply(
         notice,
         results=[
@@ -147,10 +152,7 @@ def test_b_only_the_topmost_trusted_header_counts(front: Relay) -> None:
 
 def test_c_a_parent_domains_signature_does_not_vouch_for_the_moderator(front: Relay) -> None:
     """Attack c: `dkim=pass header.d=example.org` for ana@riverside-library.example.org."""
-    pals = enroll_pals(front)
-    front.start()
-    letter_id = _hold_one(front, pals, "Hello")
-    notice = _notice(front, letter_id)
+    letter_id, notice = _a_letter_held_and_its_notice(front)
     reply = moderator_reply(notice, results=[f"{TRUSTED}; dkim=pass header.d=example.org"])
     _send(front, MODERATOR_A, reply, _to(notice))
     _assert_not_approved(front, letter_id)
@@ -158,10 +160,7 @@ def test_c_a_parent_domains_signature_does_not_vouch_for_the_moderator(front: Re
 
 def test_d_a_dmarc_pass_without_header_from_does_not_vouch(front: Relay) -> None:
     """Attack d: `dmarc=pass` naming no From domain."""
-    pals = enroll_pals(front)
-    front.start()
-    letter_id = _hold_one(front, pals, "Hello")
-    notice = _notice(front, letter_id)
+    letter_id, notice = _a_letter_held_and_its_notice(front)
     _send(
         front, MODERATOR_A, moderator_reply(notice, results=[f"{TRUSTED}; dmarc=pass"]), _to(notice)
     )
@@ -169,10 +168,7 @@ def test_d_a_dmarc_pass_without_header_from_does_not_vouch(front: Relay) -> None
 
 
 def test_the_front_servers_own_pass_on_top_approves_whatever_is_below(front: Relay) -> None:
-    pals = enroll_pals(front)
-    front.start()
-    letter_id = _hold_one(front, pals, "Hello")
-    notice = _notice(front, letter_id)
+    letter_id, notice = _a_letter_held_and_its_notice(front)
     reply = moderator_reply(
         notice,
         results=[
@@ -303,14 +299,6 @@ def served_zone(keys: dict[str, Signer]) -> Iterator[Callable[..., str]]:
     yield start
     for server in stack:
         server.__exit__(None, None, None)
-
-
-def _a_letter_held_and_its_notice(relay: Relay) -> tuple[int, EmailMessage]:
-    """Start the relay with the pals enrolled; Maya's letter is held; its notice to Ana."""
-    pals = enroll_pals(relay)
-    relay.start()
-    letter_id = _hold_one(relay, pals, "Hello")
-    return letter_id, _notice(relay, letter_id)
 
 
 def test_relay_mode_a_signed_reply_from_the_moderators_server_approves(
