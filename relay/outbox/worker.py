@@ -8,7 +8,7 @@ before its entry is removed, and a restart after a crash in between finds the en
 and asks `wanted` before sending it twice.
 
 Every message is DKIM-signed in its delivery slot just before the transport takes it
-(`signed`), the last change to its bytes; the outbox keeps it unsigned, so a retry is signed
+(in `_send`), the last change to its bytes; the outbox keeps it unsigned, so a retry is signed
 again with the key in use then.
 
 Cost model: signing takes about 1.5 ms for a prompt-sized message (one RSA signature by
@@ -106,12 +106,6 @@ def read_messages(ctx: Context, chunk: Sequence[OutboxEntry]) -> dict[str, bytes
         with contextlib.suppress(FileNotFoundError):
             found[entry.id] = ctx.spool.message("outbox", entry.id)
     return found
-
-
-def signed(ctx: Context, message: bytes) -> bytes:
-    """The message as it leaves: DKIM-signed just before the transport takes it, so nothing
-    changes it after signing (each try signs anew)."""
-    return ctx.dkim.sign(message) if ctx.dkim else message
 
 
 def finish(ctx: Context, outcomes: Outcomes, done: Sequence[OutboxEntry]) -> None:
@@ -238,9 +232,12 @@ class Worker:
             log.warning("outbox entry without its message dropped %s", entry.label)
             await self.blocking(ctx.spool.drop, entry.id)
             return False
-        # Signed here, in this message's delivery slot, so signing overlaps with the other
-        # slots' sending; a message that cannot be signed is retried like any error of ours.
-        outgoing = await self.threads(signed, ctx, message) if ctx.dkim else message
+        # Signed here, in this message's delivery slot, just before the transport takes it:
+        # nothing changes it after signing, each try signs anew, and signing overlaps with the
+        # other slots' sending. A message that cannot be signed is retried like any error of
+        # ours.
+        signer = ctx.dkim
+        outgoing = await self.threads(signer.sign, message) if signer else message
         try:
             await transport.send(entry.sender, list(entry.to), outgoing, entry.id)
         except DeliveryError as error:
