@@ -49,6 +49,7 @@ from relay.authresults import (
     AuthenticationResults,
     Result,
     Verdict,
+    domain_of,
     parse,
     topmost_trusted,
     written,
@@ -125,9 +126,10 @@ def _ids(settings: AuthenticationSettings) -> tuple[str, ...]:
 
 def _trusted_claims(headers: Any, settings: AuthenticationSettings) -> Iterator[str]:
     """Authentication-Results headers claiming a trusted authserv-id, topmost first."""
+    ids = _ids(settings)
     for value in headers.get_all("Authentication-Results", []):
         parsed = parse(str(value))
-        if parsed is not None and parsed.authserv_id in _ids(settings):
+        if parsed is not None and parsed.authserv_id in ids:
             yield str(value)
 
 
@@ -216,14 +218,10 @@ def _spf_lookup(name: str, qtype: str, strict: bool = True, timeout: float = 20)
 spf.DNSLookup = _spf_lookup
 
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2].lower().rstrip(".")
-
-
 def check_spf(lookups: Dns, peer: str, helo: str, mail_from: str) -> Result:
     """RFC 7208 for the MAIL FROM identity (the HELO one for the null sender)."""
     sender = mail_from.strip("<>") or (f"postmaster@{helo}" if helo else "")
-    domain = _domain(sender)
+    domain = domain_of(sender)
     try:
         ipaddress.ip_address(peer)
     except ValueError:
@@ -329,7 +327,7 @@ def check_dmarc(
     lookups: Dns, sender: str, spf_result: Result, dkim_results: list[Result]
 ) -> Result:
     """RFC 7489: pass when an SPF or DKIM pass is aligned with the From domain."""
-    domain = _domain(sender)
+    domain = domain_of(sender)
     if not domain:
         return Result("dmarc", "none", {})
     try:

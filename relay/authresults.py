@@ -79,7 +79,8 @@ def parse(header: str) -> AuthenticationResults | None:
     return AuthenticationResults(head[0].lower(), tuple(results))
 
 
-def _domain_of(value: str) -> str:
+def domain_of(value: str) -> str:
+    """The domain of an address (or a bare domain), lower case, without a final dot."""
     return value.rpartition("@")[2].lower().rstrip(".")
 
 
@@ -110,7 +111,7 @@ def _passes_for(result: Result, domain: str) -> bool:
     if result.method == "dkim":
         return props.get("header.d", "").rstrip(".") == domain
     if result.method == "spf":
-        return _domain_of(props.get("smtp.mailfrom", "")) == domain
+        return domain_of(props.get("smtp.mailfrom", "")) == domain
     return False
 
 
@@ -119,7 +120,7 @@ def vouches(results: AuthenticationResults | None, from_address: str, address: s
     `address` (both as stored: normalized, lower case)."""
     if results is None or not address or from_address.lower() != address.lower():
         return False
-    domain = _domain_of(address)
+    domain = domain_of(address)
     dmarc = [r for r in results.results if r.method == "dmarc"]
     if any(_passes_for(r, domain) for r in dmarc):
         return True
