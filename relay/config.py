@@ -583,13 +583,18 @@ def selector_problem(selector: str) -> str | None:
     )
 
 
+def dkim_key_file(data_dir: Path, selector: str) -> Path:
+    """Where the relay keeps the key of `selector` unless `[dkim] key_file` says otherwise."""
+    return data_dir / "dkim" / f"{selector}.key"
+
+
 def _dkim(root: _Section, paths: _DataPaths) -> DkimSettings:
     s = root.section("dkim")
     selector = (s.get("selector", str, DKIM_SELECTOR) or DKIM_SELECTOR).lower()
     problem = selector_problem(selector)
     if problem:
         s.problem("selector", problem)
-    key_file = paths.resolve(s, "key_file", "") or paths.data_dir / "dkim" / f"{selector}.key"
+    key_file = paths.resolve(s, "key_file", "") or dkim_key_file(paths.data_dir, selector)
     if key_file.exists() and not key_file.is_file():
         s.problem("key_file", f"is not a file: {key_file}")
     settings = DkimSettings(

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from dkim.canonicalization import CanonicalizationPolicy
 
-from relay.config import Config, DkimSettings
+from relay.config import Config, DkimSettings, dkim_key_file
 from relay.errors import ConfigError, UserError
 from relay.store.files import fsync_dir
 
@@ -112,7 +112,7 @@ def key_path(config: Config, selector: str) -> Path:
     `<data_dir>/dkim/<selector>.key` for another (a key being prepared for rotation)."""
     if selector == config.dkim.selector:
         return config.dkim.key_file
-    return config.relay.data_dir / "dkim" / f"{selector}.key"
+    return dkim_key_file(config.relay.data_dir, selector)
 
 
 def ensure_key(path: Path) -> bytes:
