@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -76,8 +77,6 @@ class PostfixFront:
 
 
 def _accepts(port: int) -> bool:
-    import socket
-
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
