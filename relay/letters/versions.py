@@ -58,6 +58,7 @@ def encode(clean: ScrubbedLetter) -> bytes:
                     "data": base64.b64encode(a.data).decode("ascii"),
                     "content_id": a.content_id,
                     "inline": a.inline,
+                    "flags": list(a.flags),
                 }
                 for a in clean.attachments
             ],
@@ -81,6 +82,7 @@ def decode(data: bytes) -> ScrubbedLetter:
                 data=base64.b64decode(a["data"]),
                 content_id=a["content_id"],
                 inline=bool(a["inline"]),
+                flags=tuple(a.get("flags", ())),
             )
             for a in value["attachments"]
         ),

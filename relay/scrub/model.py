@@ -7,8 +7,9 @@ without importing the package that wires those modules together.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["Attachment", "Removal", "ScrubPolicy", "ScrubbedLetter"]
+__all__ = ["Attachment", "AttachmentKind", "Removal", "ScrubPolicy", "ScrubbedLetter", "kind_of"]
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,9 @@ class Attachment:
     """An attachment that may be delivered, already cleaned and renamed.
 
     `content_id` is given without angle brackets, as it is written after `cid:` in HTML.
-    `content_type` has no parameters; text attachments are always UTF-8.
+    `content_type` has no parameters; text attachments are always UTF-8. `flags` are what
+    staff should look at before approving (text found in a document, the writer's surname
+    in a file), shown beside the file wherever it is listed.
     """
 
     filename: str
@@ -24,6 +27,26 @@ class Attachment:
     data: bytes
     content_id: str | None = None
     inline: bool = False
+    flags: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> AttachmentKind:
+        """What a person would call the file: picture, recording, video, document or text."""
+        return kind_of(self.content_type)
+
+
+AttachmentKind = Literal["picture", "audio", "video", "document", "text", "file"]
+
+
+def kind_of(content_type: str) -> AttachmentKind:
+    major = content_type.split("/", 1)[0].lower()
+    if major == "image":
+        return "picture"
+    if major in {"audio", "video", "text"}:
+        return major  # type: ignore[return-value]
+    if content_type.lower() == "application/pdf":
+        return "document"
+    return "file"
 
 
 @dataclass(frozen=True)
