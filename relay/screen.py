@@ -199,13 +199,25 @@ def _phone_flags(text: str, part: LetterPart, region: str) -> Iterator[Flag]:
             span = (low + match.start, low + match.end)
             if span not in seen:
                 seen.add(span)
-                yield Flag("phone", match.raw_string, part, *span)
+                yield _phone(text, part, *span)
 
 
 def _digit_run_flags(text: str, part: LetterPart) -> Iterator[Flag]:
     for found in _DIGIT_RUN.finditer(text):
         if not _DATE_LIKE.match(found.group()):
-            yield Flag("phone", found.group(), part, found.start(), found.end())
+            yield _phone(text, part, found.start(), found.end())
+
+
+def _phone(text: str, part: LetterPart, start: int, end: int) -> Flag:
+    """A phone flag over the whole number as written: a run read from its first digit, as
+    in "(555) 201-3344", gets back the "(" its ")" closes (and a "+" before it), so staff
+    see, and a redaction takes out, the number whole."""
+    closing, opening = text.find(")", start, end), text.find("(", start, end)
+    if start > 0 and text[start - 1] == "(" and closing >= 0 and not 0 <= opening < closing:
+        start -= 1
+        if start > 0 and text[start - 1] == "+":
+            start -= 1
+    return Flag("phone", text[start:end], part, start, end)
 
 
 def _folded(text: str) -> tuple[str, list[int]]:

@@ -203,3 +203,29 @@ def test_a_text_without_a_clue_has_no_address_or_handle(pieces: list[str]) -> No
     ):
         for found in pattern.finditer(text):
             assert screening._has_clue(found.group(), clues), found.group()
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "expected"),
+    [
+        ("Call me at (555) 201-3344 tonight", "US", "(555) 201-3344"),
+        ("x +(555)201-3344 y", "US", "+(555)201-3344"),
+        ("call (415) 555-0132", "US", "(415) 555-0132"),
+        ("ring +1 (212) 555-0142!", "US", "+1 (212) 555-0142"),
+        ("(see 555-0142)", "US", "555-0142"),
+    ],
+)
+def test_a_phone_flag_spans_the_number_with_its_opening_parenthesis(
+    text: str, region: str, expected: str
+) -> None:
+    (flag,) = [f for f in flags_in(text, region=region) if f.kind == "phone"]
+    assert text[flag.start : flag.end] == flag.text == expected
+
+
+def test_the_held_notice_marks_the_phone_number_whole() -> None:
+    from relay.notices import _highlighted
+
+    text = "Call me at (555) 201-3344 tonight"
+    pieces = _highlighted(text, flags_in(text, region="US"))
+    assert ("(555) 201-3344", "phone") in pieces
+    assert "".join(piece for piece, _ in pieces) == text
