@@ -118,6 +118,7 @@ class RelaySettings:
     templates_dir: Path | None
     log_level: str
     log_file: Path | None
+    program_named: bool = True  # False: program_name is the default, no name was configured
 
 
 @dataclass(frozen=True)
@@ -493,13 +494,15 @@ def _relay(root: _Section, base: Path) -> tuple[RelaySettings, _DataPaths]:
         s.problem("log_level", "must be one of DEBUG, INFO, WARNING, ERROR")
     data_dir = _path(s, "data_dir", base, "var") or base / "var"
     paths = _DataPaths(base, data_dir, _written_data_dir(s), [])
+    named = s.get("program_name", str, "") or ""
     settings = RelaySettings(
         domain=domain,
         data_dir=data_dir,
-        program_name=s.get("program_name", str, "Pen Pals") or "Pen Pals",
+        program_name=named or "Pen Pals",
         templates_dir=_path(s, "templates_dir", base, ""),
         log_level=level,
         log_file=paths.resolve(s, "log_file", ""),
+        program_named=bool(named),
     )
     s.finish()
     return settings, paths

@@ -48,7 +48,12 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",  # pages carry patrons' letters; no copy on shared computers
 }
-STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+STATIC = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+    "favicon.ico": "image/x-icon",
+}
 
 
 class DashboardHeaders(BaseHTTPMiddleware):
@@ -96,6 +101,11 @@ async def static(request: Request) -> Response:
     return FileResponse(static_folder() / name, media_type=STATIC[name])
 
 
+async def favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico on their own; pages name the SVG one."""
+    return FileResponse(static_folder() / "favicon.ico", media_type=STATIC["favicon.ico"])
+
+
 async def _sign_in_first(request: Request, error: Exception) -> Response:
     return see_other("/login")
 
@@ -117,6 +127,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 ROUTES = [
     Route("/healthz", healthz),
     Route("/static/{name}", static),
+    Route("/favicon.ico", favicon),
     Route("/", home),
     Route("/login", signin.login_form),
     Route("/login", signin.request_link, methods=["POST"]),

@@ -18,13 +18,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from relay.config import Library, Staff
+from relay.config import Config, Library, Staff
 from relay.config_web import WebSettings
 from relay.context import Context
 from relay.web import sessions
 from relay.web.magic import AttemptLimit
 from relay.web.pages import Pages, preferred_language
 from relay.web.sessions import Session
+from relay.web.times import Calendar, Clock
 
 MAX_FORM_BYTES = 2 * 1024 * 1024  # a CSV of a few thousand patrons fits comfortably
 
@@ -147,15 +148,35 @@ class Dashboard:
             visitor: Visitor | None = self.visitor(request)
         except SignInRequired:
             visitor = None
+        language = self.language(request)
+        config = self.context().config
+        library = visitor.library if visitor is not None else None
         html = self.pages().render(
             name,
-            self.language(request),
+            language,
             visitor=visitor,
             csrf=self.session(request).csrf,
             path=request.url.path,
+            program=program_heading(config, library),
+            clock=self.clock(language, library),
             **values,
         )
         return HTMLResponse(html, status_code=status)
+
+    def clock(self, language: str, library: Library | None) -> Clock:
+        """Times in the visitor's library's zone, named in their language (UTC signed out)."""
+        calendar = Calendar.of(self.pages().words(language))
+        return Clock(library.timezone if library is not None else "UTC", calendar)
+
+
+def program_heading(config: Config, library: Library | None) -> str:
+    """The program's name; without one configured, the names of the libraries in it."""
+    if config.relay.program_named:
+        return config.relay.program_name
+    ids = (library.id, *config.partners_of(library.id)) if library else ()
+    found = [config.library(i) for i in ids] if ids else list(config.libraries)
+    names = [lib.name for lib in found if lib is not None]
+    return " & ".join(names) or config.relay.program_name
 
 
 def see_other(url: str) -> RedirectResponse:

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from relay.context import Context
 from relay.store.files import read_lines
 from relay.store.records import Letter, LetterStatus, Participant
+from relay.web.audit import Names, lines
 from relay.web.dashboard import PageNotFound, dashboard_of
 from relay.web.letters import LetterView, TimelineStep, of_library, view
 
@@ -166,6 +167,16 @@ def audit_entries(
     return list(reversed(found))[:SHOWN]
 
 
+def names_of(ctx: Context) -> Names:
+    """Staff, participants and libraries by name, for the audit log's sentences."""
+    libraries = ctx.config.libraries
+    return Names(
+        staff={s.email.lower(): s.name for library in libraries for s in library.staff},
+        participants={p.id: (p.name, p.library) for p in ctx.store.participants()},
+        libraries={library.id: library.name for library in libraries},
+    )
+
+
 # --- pages ---------------------------------------------------------------------------------
 
 
@@ -195,9 +206,18 @@ async def show_audit(request: Request) -> Response:
     wanted = Search.of(request.query_params)
     event = request.query_params.get("event", "").strip()
     by = request.query_params.get("by", "").strip().lower()
+    ctx = dash.context()
     entries = await dash.run(
-        audit_entries, dash.context(), visitor.library.id, event, by, wanted.since, wanted.until
+        audit_entries, ctx, visitor.library.id, event, by, wanted.since, wanted.until
     )
+    names = await dash.run(names_of, ctx)
+    words = dash.pages().words(dash.language(request))
     return dash.page(
-        request, "audit", entries=entries, event=event, by=by, wanted=wanted, shown=SHOWN
+        request,
+        "audit",
+        entries=lines(entries, words, names),
+        event=event,
+        by=by,
+        wanted=wanted,
+        shown=SHOWN,
     )

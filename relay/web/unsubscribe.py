@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from relay.context import Context
 from relay.participants import pause_prompts
 from relay.schedule.prompts import participant_of_token
-from relay.web.dashboard import PageNotFound, dashboard_of
+from relay.web.dashboard import PageNotFound, dashboard_of, program_heading
 
 
 def _language(ctx: Context, participant_id: str) -> str:
@@ -51,6 +51,7 @@ async def _answer(request: Request, *, pause: bool) -> Response:
         visitor=None,
         csrf="",
         path=request.url.path,
+        program=program_heading(ctx.config, None),
         token=token,
         done=pause,
     )
