@@ -24,6 +24,7 @@ from relay.store.records import Letter, LetterStatus, Participant
 from relay.web.audit import Names, lines
 from relay.web.dashboard import PageNotFound, dashboard_of
 from relay.web.letters import LetterView, TimelineStep, of_library, view
+from relay.web.times import local_day
 
 STATUSES: tuple[LetterStatus, ...] = get_args(LetterStatus)
 SHOWN = 500
@@ -85,9 +86,10 @@ def _who_matches(letter: Letter, wanted: str, people: dict[str, Participant]) ->
 def search(ctx: Context, library_id: str, wanted: Search) -> list[tuple[Letter, str, str]]:
     """Blocking: matching letters written at this library, newest first, with both names."""
     people = _people(ctx, library_id)
+    zone = _zone(ctx, library_id)
     found = []
     for letter in reversed(all_letters(ctx)):
-        day = letter.received_at[:10]
+        day = local_day(letter.received_at, zone)
         if (
             letter.sender_library == library_id
             and (not wanted.status or letter.status == wanted.status)
@@ -98,6 +100,11 @@ def search(ctx: Context, library_id: str, wanted: Search) -> list[tuple[Letter, 
             writer, pal = people.get(letter.sender), people.get(letter.recipient)
             found.append((letter, writer.name if writer else "", pal.name if pal else ""))
     return found[:SHOWN]
+
+
+def _zone(ctx: Context, library_id: str) -> str:
+    library = ctx.config.library(library_id)
+    return library.timezone if library is not None else "UTC"
 
 
 def timeline(ctx: Context, letter: Letter) -> tuple[TimelineStep, ...]:
@@ -155,14 +162,19 @@ def audit_entries(
     staff = {s.email for s in library.staff} if library else set()
     mine: set[Any] = {p.id for p in ctx.store.participants() if p.library == library_id}
     mine |= {letter.id for letter in all_letters(ctx) if letter.sender_library == library_id}
+    zone = _zone(ctx, library_id)
+
+    def day(entry: dict[str, Any]) -> str:
+        return local_day(str(entry.get("at", "")), zone)
+
     found = [
         entry
         for entry in ctx.store.audit_log()
         if _concerns(entry, library_id, staff, mine)
         and (not event or entry.get("event") == event)
         and (not by or by in str(entry.get("by", "")).lower())
-        and (not since or str(entry.get("at", ""))[:10] >= since)
-        and (not until or str(entry.get("at", ""))[:10] <= until)
+        and (not since or day(entry) >= since)
+        and (not until or day(entry) <= until)
     ]
     return list(reversed(found))[:SHOWN]
 

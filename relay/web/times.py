@@ -58,6 +58,13 @@ def zone_of(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")  # the configuration checks zones at load; this is a last resort
 
 
+def local_day(at: str, zone: str) -> str:
+    """The date (YYYY-MM-DD) of a stored instant in a zone: what "from" and "to" filters
+    compare, so a letter shown on Sun 29 Nov is found on the 29th wherever UTC was then."""
+    moment = Clock(zone, Calendar()).local(at)
+    return moment.date().isoformat() if moment is not None else at[:10]
+
+
 class Clock:
     """Shows stored instants in one time zone; `now` decides which year goes without saying."""
 

@@ -26,4 +26,5 @@ def test_a_chilean_moderator_sees_spanish_and_none_of_riverside_letters(
     page.goto(dashboard.url + "/program")
     expect(page.locator("#config-check")).to_contain_text("El archivo en disco es válido.")
     expect(page.locator("#next-prompt")).to_contain_text("no hay tema en la configuración")
-    expect(page.locator("#next-digest")).to_contain_text("America/Santiago")
+    expect(page.locator("#time-zone")).to_contain_text("Horas de Santiago")
+    expect(page.locator("#next-digest time")).to_contain_text(", 09:00")

@@ -207,6 +207,10 @@ def test_times_are_local_and_the_header_names_the_program_and_zone(
     assert utc.strftime("%H:%M") != local.strftime("%H:%M")  # the zone really moved the hour
     assert "UTC" not in page.locator("main").inner_text()
 
+    day = local.date().isoformat()  # the date filters read the library's days too
+    page = watched.open(scene, f"/history?since={day}&until={day}")
+    expect(page.locator("#letters tbody tr[data-letter]")).to_have_count(3)
+
     page = watched.open(scene, "/program")
     expect(page.locator("#program-name")).to_have_text("Test Pen Pals")
     expect(page.locator("#next-digest time")).to_have_attribute("datetime", re.compile(r"Z$"))
@@ -303,6 +307,12 @@ def test_the_favicon_is_served_by_the_relay(scene: Scene, watched: Watched) -> N
         answer = page.request.get(scene.dashboard.url + path)
         assert answer.status == 200 and answer.headers["content-type"].startswith("image/")
     watched.assert_clean()
+
+
+def test_the_command_line_shows_the_letter_bounced(scene: Scene) -> None:
+    assert scene.relay.letter(scene.bounced)["status"] == "bounced"
+    shown = scene.relay.cli("queue", "show", str(scene.bounced)).stdout
+    assert shown.startswith(f"letter {scene.bounced}: bounced")
 
 
 def test_the_held_notice_marks_the_phone_number_whole(scene: Scene) -> None:

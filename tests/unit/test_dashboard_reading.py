@@ -10,7 +10,7 @@ import pytest
 
 from relay.web.audit import Names, lines, sentence
 from relay.web.pages import Pages
-from relay.web.times import Calendar, Clock
+from relay.web.times import Calendar, Clock, local_day
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 PAGES = Pages(None)
@@ -49,6 +49,11 @@ def test_the_zone_is_named_once_with_its_abbreviation_or_offset() -> None:
     assert clock("America/New_York").zone_label == "New York (EST)"
     assert clock("America/Santiago").zone_label == "Santiago (UTC-03)"
     assert clock("UTC").zone_label == "UTC"
+
+
+def test_date_filters_compare_the_local_day() -> None:
+    assert local_day("2026-11-30T02:30:00+00:00", "America/New_York") == "2026-11-29"
+    assert local_day("2026-11-30T02:30:00+00:00", "Europe/Paris") == "2026-11-30"
 
 
 def test_an_unreadable_time_is_shown_as_it_is_and_gets_no_datetime() -> None:
