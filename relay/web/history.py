@@ -167,12 +167,19 @@ def audit_entries(
     def day(entry: dict[str, Any]) -> str:
         return local_day(str(entry.get("at", "")), zone)
 
+    def done_by(entry: dict[str, Any]) -> bool:
+        """The staff filter matches the name the sentences show, or the address."""
+        address = str(entry.get("by", "")).lower()
+        return by in address or by in names.get(address, "")
+
+    names = {s.email.lower(): s.name.lower() for s in library.staff} if library else {}
+
     found = [
         entry
         for entry in ctx.store.audit_log()
         if _concerns(entry, library_id, staff, mine)
         and (not event or entry.get("event") == event)
-        and (not by or by in str(entry.get("by", "")).lower())
+        and (not by or done_by(entry))
         and (not since or day(entry) >= since)
         and (not until or day(entry) <= until)
     ]

@@ -262,6 +262,9 @@ def test_the_audit_log_reads_as_sentences(scene: Scene, watched: Watched) -> Non
         assert raw not in text, raw
     first = page.locator("#audit tbody tr time").first
     assert first.get_attribute("datetime", timeout=1000)
+    page = watched.open(scene, "/audit?by=Ana")  # the name the sentences show
+    expect(page.locator("#audit tbody")).to_contain_text(f"Ana approved letter {scene.bounced}")
+    expect(page.locator("#audit tbody")).not_to_contain_text("was delivered")
     watched.shot("audit")
     watched.assert_clean()
 
