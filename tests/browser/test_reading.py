@@ -223,6 +223,8 @@ def test_the_flagged_phone_number_is_marked_with_its_opening_parenthesis(
 ) -> None:
     page = watched.open(scene, "/queue")
     expect(page.locator(f"#letter-{scene.flagged} pre.text mark.flag")).to_have_text(PHONE)
+    masked: list[dict[str, Any]] = page.locator(".letter .meta .address").evaluate_all(_ONE_LINE)
+    assert masked and all(m["rects"] == 1 for m in masked), masked
     page = watched.open(scene, f"/letters/{scene.flagged}")
     expect(page.locator("pre.text mark.flag")).to_have_text(PHONE)
     watched.assert_clean()
@@ -233,8 +235,10 @@ def test_a_bounced_letter_reads_bounced_everywhere(scene: Scene, watched: Watche
     status = page.locator(f"#letter-{scene.bounced} .meta .status")
     expect(status).to_have_text("bounced")
     expect(page.locator(".timeline")).to_contain_text("bounced")
+    expect(page.locator(".timeline")).to_contain_text("the pal's mailbox returned it")
     for step in page.locator(".timeline time").all():
         assert step.get_attribute("datetime", timeout=1000)
+    watched.shot("letter")
     page = watched.open(scene, "/history")
     expect(page.locator(f"tr[data-letter='{scene.bounced}'] .status")).to_have_text("bounced")
     expect(page.locator(f"tr[data-letter='{scene.rejected}'] .status")).to_have_text("rejected")
