@@ -131,7 +131,7 @@ def test_the_same_entries_read_in_spanish_and_french() -> None:
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        ({"event": "bounce-ignored", "letter": 8, "reason": "late"}, "Bounce ignored (letter 8)"),
+        ({"event": "delivery-odd", "letter": 8, "reason": "late"}, "Delivery odd (letter 8)"),
         ({"event": "set-aside", "spool": "18ec4b2a9f", "attempts": 3}, "Set aside"),
         ({"event": "newly-invented", "by": ANA, "detail": {"x": 1}}, "Ana: newly invented"),
         ({"event": "not-held", "spool": "18ec4b2a9f", "reason": "paused"}, "Not held"),
