@@ -12,8 +12,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import MODERATOR_A, Relay, enroll_pals, wait_for
+from tests.conftest import MODERATOR_A, Relay, enroll_pals
 from tests.support.letter_files import ALLOW_FILES, letter_with_files
+from tests.support.waiting import wait_for
 
 
 def _notice(relay: Relay, letter_id: int) -> tuple[EmailMessage, bytes]:
