@@ -18,7 +18,6 @@ import hashlib
 import io
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -173,30 +172,19 @@ def _has_transparency(image: Image.Image) -> bool:
     return isinstance(low, (int, float)) and low < 255
 
 
-def _bounded() -> None:  # pragma: no cover - runs in the child process
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
-    resource.setrlimit(resource.RLIMIT_CPU, (SECONDS, SECONDS))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+# Both children set their own limits before any work (no preexec_fn: the relay has
+# threads, and forking with them is only safe straight into exec).
+_LIMITS = f"""
+import resource
+resource.setrlimit(resource.RLIMIT_AS, ({MEMORY}, {MEMORY}))
+resource.setrlimit(resource.RLIMIT_CPU, ({SECONDS}, {SECONDS}))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+"""
 
-
-def _pdf_page(data: bytes) -> Preview:
-    """pdfium draws the first page in a child process: a PDF that makes it loop or grow
-    is stopped by the time and memory limit instead of stalling the relay."""
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", _DRAW_PDF_PAGE, str(MAX_SIDE)],
-        input=data,
-        capture_output=True,
-        timeout=SECONDS,
-        preexec_fn=_bounded,
-        check=False,
-    )
-    if done.returncode != 0 or not done.stdout:
-        raise ValueError(f"the first page could not be drawn ({done.returncode})")
-    return _picture(done.stdout)
-
-
-# Run as `python -I -c`: reads the PDF on stdin, writes the first page as PNG on stdout.
-_DRAW_PDF_PAGE = """
+# Reads the PDF on stdin, writes its first page as PNG on stdout.
+_DRAW_PDF_PAGE = (
+    _LIMITS
+    + """
 import io, sys
 import pypdfium2
 side = int(sys.argv[1])
@@ -209,6 +197,25 @@ out = io.BytesIO()
 image.save(out, "PNG")
 sys.stdout.buffer.write(out.getvalue())
 """
+)
+
+# Runs the program given after it within the limits (exec: the limits carry over).
+_LIMITED_EXEC = _LIMITS + "import os, sys\nos.execvp(sys.argv[1], sys.argv[1:])\n"
+
+
+def _pdf_page(data: bytes) -> Preview:
+    """pdfium draws the first page in a child process: a PDF that makes it loop or grow
+    is stopped by the time and memory limit instead of stalling the relay."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", _DRAW_PDF_PAGE, str(MAX_SIDE)],
+        input=data,
+        capture_output=True,
+        timeout=SECONDS,
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout:
+        raise ValueError(f"the first page could not be drawn ({done.returncode})")
+    return _picture(done.stdout)
 
 
 def _video_frame(data: bytes) -> Preview:
@@ -220,6 +227,11 @@ def _video_frame(data: bytes) -> Preview:
         os.chmod(source, 0o600)
         subprocess.run(
             [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                _LIMITED_EXEC,
                 "ffmpeg",
                 "-nostdin",
                 "-hide_banner",
@@ -245,7 +257,6 @@ def _video_frame(data: bytes) -> Preview:
             ],
             capture_output=True,
             timeout=SECONDS,
-            preexec_fn=_bounded,
             cwd=folder,
             check=True,
         )
