@@ -56,7 +56,7 @@ def disposition(attachment: Attachment) -> str:
         c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
         for c in attachment.filename
     )
-    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(attachment.filename)}"
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(attachment.filename, safe='')}"
 
 
 async def _found(request: Request, fn: Callable[[Context, str, int, int], T | None]) -> T:

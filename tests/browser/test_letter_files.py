@@ -69,6 +69,8 @@ def test_letter_page_shows_pictures_plays_the_recording_and_previews_the_pdf(
     expect(strip.locator("img.thumb")).to_have_count(2)  # the drawing and the PDF's page
     for thumb in strip.locator("img.thumb").element_handles():
         page.wait_for_function(LOADED, arg=thumb)
+    page.screenshot(path=tmp_path / "queue-files.png")
+    shutil.copy(tmp_path / "queue-files.png", output_folder())
 
     for name, (width, height) in VIEWPORTS.items():
         page.set_viewport_size({"width": width, "height": height})
