@@ -27,6 +27,7 @@ from relay import config as config_module
 from relay.config import Config
 from relay.context import Context, open_context
 from relay.errors import AlreadyEnrolled, ConfigError, InvalidField, NotFound, UserError
+from relay.letters.previews import DeliveredFile, delivered_files
 from relay.logfile import setup_logging
 from relay.privileges import become_data_owner
 from relay.schedule import digests, prompts, run_scheduled
@@ -294,6 +295,26 @@ SENDER_NOT_VERIFIED = (
 )
 
 
+_FILE_KINDS = {"audio": "recording", "text": "text file"}
+
+
+def _file_line(file: DeliveredFile) -> str:
+    kind = _FILE_KINDS.get(file.kind, file.kind)
+    flags = f"  [check: {'; '.join(file.flags)}]" if file.flags else ""
+    return f"{file.number}. {file.name} ({kind}, {file.size_text}){flags}"
+
+
+def _file_json(file: DeliveredFile) -> dict[str, Any]:
+    return {
+        "number": file.number,
+        "name": file.name,
+        "kind": file.kind,
+        "content_type": file.content_type,
+        "size": file.size,
+        "flags": list(file.flags),
+    }
+
+
 def cmd_queue_show(args: argparse.Namespace) -> int:
     ctx = _context(args)
     letter = _letter(ctx, args.id)
@@ -304,6 +325,7 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
             | {
                 "text": clean.text,
                 "html": clean.html,
+                "files": [_file_json(f) for f in delivered_files(clean, previews=False)],
                 "removed": [asdict(r) for r in letter.removed],
                 "history": [asdict(step) for step in letter.history],
             }
@@ -326,6 +348,8 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
         print(f"note:     {note}")
     for removal in letter.removed:
         print(f"removed:  {removal.kind}: {removal.detail}")
+    for file in delivered_files(clean, previews=False):
+        print(f"file:     {_file_line(file)}")
     print("--- as it will be delivered ---")
     print(clean.text if clean.text is not None else "(HTML only)\n" + (clean.html or ""))
     return 0

@@ -20,6 +20,7 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
+from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
 from email.policy import SMTP, compat32
 from email.utils import format_datetime, formataddr, make_msgid
@@ -135,6 +136,16 @@ def compose_letter(
     return message
 
 
+@dataclass(frozen=True)
+class InlinePicture:
+    """A small picture shown inside a notice's HTML part, which refers to it as `cid:<cid>`."""
+
+    cid: str  # without angle brackets
+    content_type: str  # image/jpeg or image/png
+    data: bytes
+    filename: str
+
+
 def compose_notice(
     *,
     sender: Address,
@@ -142,6 +153,7 @@ def compose_notice(
     subject: str,
     text: str,
     html: str | None = None,
+    pictures: Sequence[InlinePicture] = (),
     domain: str,
     date: datetime,
     reply_to: Address | None = None,
@@ -152,7 +164,7 @@ def compose_notice(
 ) -> bytes:
     """A message from the program itself, marked as automatic (RFC 3834): `auto-replied`
     when it answers someone's message, `auto-generated` otherwise. `extra` headers come last
-    (a prompt's list headers)."""
+    (a prompt's list headers). `pictures` go beside the HTML part (multipart/related)."""
     headers = [("From", address_header(sender)), ("To", address_header(to))]
     if reply_to is not None:
         headers.append(("Reply-To", address_header(reply_to)))
@@ -164,7 +176,7 @@ def compose_notice(
     if in_reply_to:
         headers += [("In-Reply-To", in_reply_to), ("References", in_reply_to)]
     headers.append(("Auto-Submitted", auto))
-    return program_bytes([*headers, *extra], text, html)
+    return program_bytes([*headers, *extra], text, html, pictures)
 
 
 # The program's own messages (notices, prompts) are built with the standard library's compat32
@@ -194,14 +206,23 @@ def _text_part(body: str, subtype: str) -> Message:
     return part
 
 
-def program_bytes(headers: list[tuple[str, str]], text: str, html: str | None = None) -> bytes:
+def program_bytes(
+    headers: list[tuple[str, str]],
+    text: str,
+    html: str | None = None,
+    pictures: Sequence[InlinePicture] = (),
+) -> bytes:
     """A message of the program: the headers in order, the text as UTF-8 quoted-printable,
-    and the HTML as its alternative when there is one."""
+    and the HTML as its alternative when there is one, with the pictures it shows beside it
+    (multipart/alternative of text and multipart/related of HTML and pictures)."""
     if html is None:
         message = _text_part(text, "plain")
     else:
         message = MIMEMultipart("alternative")
-        for part in (_text_part(text, "plain"), _text_part(html, "html")):
+        shown = _text_part(html, "html")
+        if pictures:
+            shown = _related(shown, pictures)
+        for part in (_text_part(text, "plain"), shown):
             del part["MIME-Version"]  # set by the charset; it belongs to the message only
             message.attach(part)
     for name, value in headers:
@@ -209,6 +230,19 @@ def program_bytes(headers: list[tuple[str, str]], text: str, html: str | None = 
     if "MIME-Version" not in message:
         message["MIME-Version"] = "1.0"
     return message.as_bytes(policy=_WIRE)
+
+
+def _related(html: Message, pictures: Sequence[InlinePicture]) -> Message:
+    related = MIMEMultipart("related")
+    del html["MIME-Version"]
+    related.attach(html)
+    for picture in pictures:
+        part = MIMEImage(picture.data, picture.content_type.split("/", 1)[1])
+        del part["MIME-Version"]
+        part["Content-ID"] = f"<{picture.cid}>"
+        part.add_header("Content-Disposition", "inline", filename=picture.filename)
+        related.attach(part)
+    return related
 
 
 def forward_bytes(headers: list[tuple[str, str]], text: str, attached: bytes) -> bytes:

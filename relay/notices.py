@@ -16,19 +16,22 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from relay import guard
+from relay import compose, guard
 from relay.config import Library, Staff
 from relay.context import Context
 from relay.outbox import Notice, door
 from relay.screen import Flag
 from relay.spool import new_id
 from relay.store.records import Letter, Participant
+
+if TYPE_CHECKING:  # the letter passes its files in; notices never make previews themselves
+    from relay.letters.previews import DeliveredFile
 
 log = logging.getLogger("relay")
 
@@ -93,14 +96,23 @@ def _highlighted(text: str, flags: Iterable[Flag]) -> list[tuple[str, str | None
     return [(piece, kind) for piece, kind in pieces if piece]
 
 
-def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
-    """Queue a notice to each moderator who may decide on `letter`; returns how many."""
+def notify_moderators(
+    ctx: Context, letter: Letter, text: str, files: Sequence[DeliveredFile] = ()
+) -> int:
+    """Queue a notice to each moderator who may decide on `letter`; returns how many.
+
+    `files` are the letter's files as delivered: each is listed, and the HTML part shows
+    the previews among them as pictures of its own (`cid:`), never the files themselves.
+    """
     sender = ctx.store.participant(letter.sender)
     recipient = ctx.store.participant(letter.recipient)
+    pictures = _notice_pictures(ctx, letter, files)
+    cids = {number: picture.cid for number, picture in pictures.items()}
     queued = 0
     for library, member in moderators_to_notify(ctx, letter):
         token = _token_for(ctx, letter, library, member)
         values = _notice_values(ctx, letter, text, member, sender, recipient)
+        values |= {"files": list(files), "cids": cids}
         subject, body = ctx.templates.email(member.language, "held_notice", **values)
         html = ctx.templates.render("email", member.language, "held_notice.html", **values)
         message = door.program_message(
@@ -113,6 +125,7 @@ def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
                 addr_spec=f"{REPLY_PREFIX}{token}@{ctx.config.relay.domain}",
             ),
             html=html,
+            pictures=list(pictures.values()),
             message_id=notice_message_id(ctx, letter.id, token),
         )
         if door.queue(
@@ -126,6 +139,23 @@ def notify_moderators(ctx: Context, letter: Letter, text: str) -> int:
         ):
             queued += 1
     return queued
+
+
+def _notice_pictures(
+    ctx: Context, letter: Letter, files: Sequence[DeliveredFile]
+) -> dict[int, compose.InlinePicture]:
+    """The previews to show in a notice, by file number."""
+    pictures = {}
+    for file in files:
+        if file.preview is not None:
+            extension = "png" if file.preview.content_type == "image/png" else "jpg"
+            pictures[file.number] = compose.InlinePicture(
+                cid=f"preview-{letter.id}-{file.number}@{ctx.config.relay.domain}",
+                content_type=file.preview.content_type,
+                data=file.preview.data,
+                filename=f"preview-{file.number}.{extension}",
+            )
+    return pictures
 
 
 def _notice_values(

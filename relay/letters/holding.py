@@ -21,7 +21,7 @@ from email.policy import default as default_policy
 
 from relay import compose, notices
 from relay.context import Context
-from relay.letters import lifecycle, versions
+from relay.letters import lifecycle, previews, versions
 from relay.route import LetterRoute, automatic_headers
 from relay.screen import Flag, screen
 from relay.scrub import ScrubbedLetter
@@ -142,7 +142,7 @@ def hold(
         spool_key=f"spool:{spool_id}:{route.recipient.id}",
         on_new=lambda new: lifecycle.recorded(ctx, new, spool=spool_id),
     )
-    notices.notify_moderators(ctx, letter, text_of(clean))
+    notices.notify_moderators(ctx, letter, text_of(clean), previews.delivered_files(clean))
     return letter
 
 

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from relay.config_web import WebSettings
 from relay.context import Context
-from relay.web import history, people, program, queue, sessions, signin, unsubscribe
+from relay.web import files, history, people, program, queue, sessions, signin, unsubscribe
 from relay.web.dashboard import (
     Dashboard,
     PageNotFound,
@@ -138,6 +138,8 @@ ROUTES = [
     Route("/queue/bulk", queue.bulk_confirm),
     Route("/queue/bulk", queue.bulk_approve, methods=["POST"]),
     Route("/letters/{letter_id:int}", history.show_letter),
+    Route("/letters/{letter_id:int}/files/{number:int}", files.letter_file),
+    Route("/letters/{letter_id:int}/files/{number:int}/preview", files.file_preview),
     Route("/letters/{letter_id:int}/edit", queue.edit),
     Route("/letters/{letter_id:int}/approve", queue.approve, methods=["POST"]),
     Route("/letters/{letter_id:int}/reject", queue.reject, methods=["POST"]),

@@ -15,6 +15,7 @@ import nh3
 
 from relay import letters
 from relay.context import Context
+from relay.letters.previews import DeliveredFile, delivered_files
 from relay.screen import Flag
 from relay.store.records import Letter
 
@@ -57,6 +58,7 @@ class LetterView:
     segments: tuple[Segment, ...]
     other_flags: tuple[Flag, ...]  # flags not placed in the text (subject, HTML)
     frame: str | None = None  # the sanitized HTML body, as a complete document for srcdoc
+    files: tuple[DeliveredFile, ...] = ()  # what will be delivered with it, with previews
     timeline: tuple[TimelineStep, ...] = field(default=())
 
     @property
@@ -136,6 +138,7 @@ def view(ctx: Context, letter: Letter) -> LetterView:
         segments=placed,
         other_flags=elsewhere,
         frame=sanitized_frame(clean.html) if clean.html else None,
+        files=tuple(delivered_files(clean)),
     )
 
 
