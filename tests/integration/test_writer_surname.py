@@ -15,8 +15,8 @@ from tests.conftest import (
     MODERATOR_B,
     Relay,
     enroll_pals,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 TYPED = "My name is Maya Castellanos and I like drawing horses."
 
