@@ -20,6 +20,7 @@ from relay.scrub.names import (
     surname_values,
     typed_values,
 )
+from relay.store.records import Participant
 
 MAYA = "maya.c@family-mail.example.net"
 MASKED = "quiet-heron-2841@pals.example.org"
@@ -252,3 +253,21 @@ def test_a_text_file_with_the_surname_is_flagged_not_changed() -> None:
     assert b"Castellanos" in attached.data
     plain = scrub_letter(_letter("Hi", attachment="A story by Maya"), POLICY)
     assert plain.attachments[0].flags == ()
+
+
+# --- kept with the participant --------------------------------------------------------------
+
+
+def test_participants_stored_before_known_names_still_load() -> None:
+    stored = {
+        "id": "p1",
+        "library": "riverside",
+        "name": "Maya",
+        "email": MAYA,
+        "language": "en",
+        "masked": MASKED,
+    }
+    assert Participant.from_dict(stored).known_names == ()
+    learned = Participant.from_dict(stored | {"known_names": ["Maya Castellanos"]})
+    assert learned.known_names == ("Maya Castellanos",)
+    assert Participant.from_dict(learned.to_dict()) == learned
