@@ -21,11 +21,14 @@ from tests.support.waiting import wait_for
 TYPED = "My name is Maya Castellanos and I like drawing horses."
 
 
-def _letter(sender: str, to: str, *, display: str, text: str, html: str) -> bytes:
+def _letter(
+    sender: str, to: str, *, display: str, text: str, html: str, verified: bool = True
+) -> bytes:
     message = EmailMessage()
-    message["Authentication-Results"] = (
-        f"{FRONT_AUTHSERV_ID}; dmarc=pass header.from={sender.rpartition('@')[2]}"
-    )
+    if verified:
+        message["Authentication-Results"] = (
+            f"{FRONT_AUTHSERV_ID}; dmarc=pass header.from={sender.rpartition('@')[2]}"
+        )
     message["From"] = f'"{display}" <{sender}>' if display else sender
     message["To"] = to
     message["Subject"] = "Hello from Maya"
@@ -40,6 +43,12 @@ def _body(message: EmailMessage, kind: str) -> str:
     return str(part.get_content())
 
 
+def _known_names(relay: Relay, participant_id: str) -> list[str]:
+    listed = relay.cli("participants", "list", "--library", "riverside", "--json").stdout
+    (shown,) = [p for p in json.loads(listed) if p["id"] == participant_id]
+    return list(shown["known_names"])
+
+
 def test_surname_learned_removed_where_the_mail_program_put_it_flagged_where_typed(
     relay_factory: Callable[..., Relay],
 ) -> None:
@@ -47,6 +56,25 @@ def test_surname_learned_removed_where_the_mail_program_put_it_flagged_where_typ
     pals = enroll_pals(relay)
     relay.start()
     maya = pals.maya.email
+
+    # A letter the verdict does not vouch for: its name counts for itself, is never kept.
+    relay.send(
+        maya,
+        [pals.tomas.masked],
+        _letter(
+            maya,
+            pals.tomas.masked,
+            display="Maya Impostor",
+            text="Hi from Maya Impostor",
+            html="<p>Hi from Maya Impostor</p>",
+            verified=False,
+        ),
+    )
+    (forged,) = relay.wait_held(1)
+    assert {f["text"] for f in forged["flags"] if f["kind"] == "surname"} == {"Impostor"}
+    relay.cli("queue", "reject", str(forged["id"]), "--by", MODERATOR_A, "--reason", "not hers")
+    assert _known_names(relay, pals.maya.id) == []
+
     signed = (
         f"<div>{TYPED}</div>"
         f'<div>Write to me: <a href="mailto:{maya}">Maya Castellanos</a></div>'
@@ -63,7 +91,7 @@ def test_surname_learned_removed_where_the_mail_program_put_it_flagged_where_typ
             html=signed,
         ),
     )
-    (held,) = relay.wait_held(1)
+    (held,) = wait_for(lambda: relay.queue(), what="the letter held")
 
     # Flagged where she typed it, in the text and the HTML, with exact places; nothing else.
     letter = relay.letter(held["id"])
@@ -76,16 +104,18 @@ def test_surname_learned_removed_where_the_mail_program_put_it_flagged_where_typ
     assert TYPED[text_flag["start"] : text_flag["end"]] == "Castellanos"
 
     # Her own library's moderator is told in plain words; the partner library sees no surname.
-    own = wait_for(lambda: relay.delivered(MODERATOR_A), what="the notice to Maya's library")
-    assert "the writer's surname" in _body(own[0], "plain")
-    partner = wait_for(lambda: relay.delivered(MODERATOR_B), what="the partner library's notice")
-    assert b"castellanos" not in partner[0].as_bytes().lower()
-    assert "My name is Maya [removed] and I like" in _body(partner[0], "plain")
+    def notice_to(moderator: str) -> list[EmailMessage]:
+        found = relay.delivered(moderator)
+        return [n for n in found if str(n["Message-ID"]).startswith(f"<notice-{held['id']}.")]
+
+    (own,) = wait_for(lambda: notice_to(MODERATOR_A), what="the notice to Maya's library")
+    assert 'the writer\'s surname: "Castellanos"' in _body(own, "plain")
+    (partner,) = wait_for(lambda: notice_to(MODERATOR_B), what="the partner library's notice")
+    assert b"castellanos" not in partner.as_bytes().lower()
+    assert "My name is Maya [removed] and I like" in _body(partner, "plain")
 
     # Kept as hers, shown to her library's staff by `participants list`.
-    listed = relay.cli("participants", "list", "--library", "riverside", "--json").stdout
-    (shown,) = [p for p in json.loads(listed) if p["id"] == pals.maya.id]
-    assert shown["known_names"] == ["Maya Castellanos"]
+    assert _known_names(relay, pals.maya.id) == ["Maya Castellanos"]
 
     # Approved as it is: staff's choice keeps what she typed; signature and link lose it.
     relay.cli("queue", "approve", str(held["id"]), "--by", MODERATOR_A)
@@ -108,7 +138,7 @@ def test_surname_learned_removed_where_the_mail_program_put_it_flagged_where_typ
             html=f'<p>Hi again! <a href="mailto:{maya}">Maya Castellanos</a></p>',
         ),
     )
-    second = wait_for(lambda: [q for q in relay.queue() if q["id"] != held["id"]])[0]
+    (second,) = wait_for(lambda: relay.queue(), what="the second letter held")
     assert [f for f in second["flags"] if f["kind"] == "surname"] == []
     relay.cli("queue", "approve", str(second["id"]), "--by", MODERATOR_A)
     delivered_both = wait_for(
