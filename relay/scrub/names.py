@@ -95,7 +95,8 @@ def learnable(
     if not name or len(name) > MAX_NAME_CHARS or "@" in name:
         return None
     folded = fold(name)
-    if folded in {fold(address), fold(masked), fold(address.split("@")[0])}:
+    addresses = (address, masked)
+    if folded in {fold(text) for a in addresses for text in (a, a.split("@")[0])}:
         return None
     if any(word and fold(word) in folded for word in own_words):
         return None

@@ -75,6 +75,7 @@ def test_values_to_flag_leave_the_first_name_alone() -> None:
         MAYA,
         "maya.c",
         MASKED,
+        "quiet-heron-2841",
         "Maya",
         "Maya C.",
         "Riverside Public Library",
