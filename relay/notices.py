@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from relay.config import Library, Staff
 from relay.context import Context
 from relay.outbox import Notice, door
 from relay.screen import Flag
+from relay.scrub import names
+from relay.scrub.private import REDACTED
 from relay.spool import new_id
 from relay.store.records import Letter, Participant
 
@@ -113,6 +116,8 @@ def notify_moderators(
         token = _token_for(ctx, letter, library, member)
         values = _notice_values(ctx, letter, text, member, sender, recipient)
         values |= {"files": list(files), "cids": cids}
+        if library.id != letter.sender_library:
+            values |= _without_surname(letter, text, sender)
         subject, body = ctx.templates.email(member.language, "held_notice", **values)
         html = ctx.templates.render("email", member.language, "held_notice.html", **values)
         message = door.program_message(
@@ -185,6 +190,30 @@ def _notice_values(
         "hold_word": (own.get("hold") or ["hold"])[0],
         "token_days": int(ctx.config.moderation.token_days),
         "program_name": ctx.config.relay.program_name,
+    }
+
+
+def _without_surname(letter: Letter, text: str, sender: Participant | None) -> dict[str, Any]:
+    """Notice values for the partner library's moderators, who must not learn the writer's
+    surname before anyone approved the letter: it is replaced (learned, or flagged in this
+    letter) in the subject, the text, the highlighted pieces and the flags."""
+    surnames = {f.text for f in letter.flags if f.kind == "surname"}
+    if sender is not None:
+        learned = names.surname_values(sender.name, sender.known_names)
+        surnames.update(names.typed_values(sender.name, learned))
+    values = tuple(surnames)
+
+    def masked(piece: str) -> str:
+        return names.mask_names(piece, values, REDACTED) if values else piece
+
+    flags = [
+        replace(f, text=REDACTED if f.kind == "surname" else masked(f.text)) for f in letter.flags
+    ]
+    return {
+        "letter": letter.but(subject=masked(letter.subject), flags=tuple(flags)),
+        "text": masked(text),
+        "pieces": [(masked(piece), kind) for piece, kind in _highlighted(text, letter.flags)],
+        "flags": flags,
     }
 
 

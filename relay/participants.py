@@ -3,8 +3,9 @@
 Every channel (CLI, dashboard, CSV import, demo) calls these functions and nothing else to
 change a participant. Each change is made by one named store operation under the store's
 own lock, then written once to the audit log (events: enrolled, paired, unpaired, paused,
-resumed, left, guardian-set, guardian-cleared) and logged once at INFO with ids and masked
-addresses only: a real address never reaches the log or the audit entry.
+resumed, left, guardian-set, guardian-cleared, name-learned) and logged once at INFO with
+ids and masked addresses only: a real address, or a name learned from the participant's
+mail, never reaches the log or the audit entry.
 
 Mistakes in what was asked raise `InvalidField` naming the field (`email`, `library`,
 `name`, `language`, `guardian`); each channel words the field its own way.
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from relay.addresses import new_masked_address, normalize
 from relay.config import Library
 from relay.context import Context
 from relay.errors import AlreadyEnrolled, InvalidField, NotFound, UserError
+from relay.scrub import names
 from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
 
 log = logging.getLogger("relay")
@@ -284,6 +287,50 @@ def _record(
         extra,
         via,
     )
+
+
+# --- names their own mail uses ----------------------------------------------------------------
+
+
+def names_worth_keeping(
+    ctx: Context, participant: Participant, display_names: Iterable[str]
+) -> tuple[str, ...]:
+    """The display names that may be the participant's own (`names.learnable`: not an
+    address, not the program's or a library's name, more than the enrolled first name)."""
+    own_words = (ctx.config.relay.program_name, *(lib.name for lib in ctx.config.libraries))
+    found = (
+        names.learnable(
+            shown,
+            address=participant.email,
+            masked=participant.masked,
+            first_name=participant.name,
+            own_words=own_words,
+        )
+        for shown in display_names
+    )
+    return tuple(dict.fromkeys(name for name in found if name is not None))
+
+
+def learn_names(
+    ctx: Context, participant: Participant, display_names: Iterable[str]
+) -> Participant:
+    """Keep the display names of a letter accepted as this participant's own, most recent
+    first (`names.remember`). The names stay private: the audit log and the log say only
+    that a name was learned, never which."""
+    found = names_worth_keeping(ctx, participant, display_names)
+    if not found:
+        return participant
+
+    def learned(current: Participant) -> Participant:
+        known = current.known_names
+        for name in reversed(found):
+            known = names.remember(known, name)
+        return current.but(known_names=known)
+
+    before, after = ctx.store.update_participant(participant.id, learned)
+    if set(after.known_names) - set(before.known_names):
+        _record(ctx, "name-learned", after, by="", via="letter")
+    return after
 
 
 def pause_prompts(ctx: Context, participant_id: str, *, via: str) -> bool:

@@ -1,15 +1,16 @@
 """Screening: point the moderator at what may let two pals meet outside the program.
 
 Pure and advisory: `screen` never changes a letter, it returns flags, each naming the kind
-of thing found (phone, email, link, social, address, postcode, keyword), the matched text
-and its place (`part` and offsets into that part's string), so the moderation page can
-highlight it. Phone numbers come from `phonenumbers` with the library's country as the
-default region; street addresses and postal codes from heuristics for English, Spanish,
-French, German, Portuguese, Italian and Japanese (all always applied, since a pal may write
-in any of them); keywords from the configured lists of the given languages, matched as
-whole words, ignoring case and accents ("cafe" finds "Café"). Where two non-keyword flags
-overlap, the more specific one wins (an email address is not also a link and a handle).
-Flags are ordered by (part, start).
+of thing found (phone, email, link, social, address, postcode, keyword, surname), the
+matched text and its place (`part` and offsets into that part's string), so the moderation
+page can highlight it and a redaction can remove exactly it. Phone numbers come from
+`phonenumbers` with the library's country as the default region; street addresses and
+postal codes from heuristics for English, Spanish, French, German, Portuguese, Italian and
+Japanese (all always applied, since a pal may write in any of them); keywords from the
+configured lists of the given languages, matched as whole words, ignoring case and accents
+("cafe" finds "Café"); the writer's surname, learned from their own mail, likewise
+(`relay.scrub.names`). Where two non-keyword flags overlap, the more specific one wins (an
+email address is not also a link and a handle). Flags are ordered by (part, start).
 
 Cost: a handful of regular-expression scans and one phonenumbers pass per part.
 """
@@ -26,10 +27,11 @@ from typing import Literal
 import phonenumbers
 
 from relay.scrub import ScrubbedLetter
+from relay.scrub.names import find_names
 
 __all__ = ["Flag", "FlagKind", "LetterPart", "screen"]
 
-FlagKind = Literal["phone", "email", "link", "social", "address", "postcode", "keyword"]
+FlagKind = Literal["phone", "email", "link", "social", "address", "postcode", "keyword", "surname"]
 LetterPart = Literal["subject", "text", "html"]
 
 
@@ -303,17 +305,25 @@ def _screen_part(
     return flags
 
 
+def _surname_flags(text: str, part: LetterPart, surnames: Sequence[str]) -> Iterator[Flag]:
+    for start, end in find_names(text, surnames, markup=part == "html"):
+        yield Flag("surname", text[start:end], part, start, end)
+
+
 def screen(
     letter: ScrubbedLetter,
     *,
     languages: Sequence[str],
     default_region: str,
     keywords: Mapping[str, Sequence[str]],
+    surnames: Sequence[str] = (),
 ) -> tuple[Flag, ...]:
     """Flags for staff on the subject, text and HTML of a scrubbed letter.
 
     `languages` chooses which keyword lists apply (a list under "*" always does);
-    `default_region` is the library's country (ISO 3166 code) for reading phone numbers.
+    `default_region` is the library's country (ISO 3166 code) for reading phone numbers;
+    `surnames` are the writer's (`relay.scrub.names.typed_values`), flagged wherever they
+    appear, like keywords beside whatever else is flagged there.
     """
     chosen = [word for lang in (*languages, "*") for word in keywords.get(lang, ())]
     keyword_pattern = _keyword_pattern(chosen)
@@ -326,5 +336,6 @@ def screen(
     for part, text in parts:
         if text:
             flags.extend(_screen_part(text, part, default_region, keyword_pattern))
+            flags.extend(_surname_flags(text, part, surnames))
     unique = dict.fromkeys(flags)
     return tuple(sorted(unique, key=lambda f: (f.part, f.start, f.end, f.kind)))

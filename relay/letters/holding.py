@@ -14,17 +14,18 @@ repairs rather than duplicates.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
-from relay import compose, notices
+from relay import compose, notices, participants
 from relay.context import Context
 from relay.letters import lifecycle, previews, versions
 from relay.route import LetterRoute, automatic_headers
 from relay.screen import Flag, screen
-from relay.scrub import ScrubbedLetter
+from relay.scrub import ScrubbedLetter, names
 from relay.spool import Incoming
 from relay.store import now_iso
 from relay.store.records import Letter, Participant, SenderCheck
@@ -42,6 +43,8 @@ class LetterHeaders:
     from_addresses: tuple[str, ...] | None = None  # None: no From line at all
     automatic: bool = False  # RFC 3834 or list headers (the envelope is judged apart)
     readable: bool = True
+    # (address, display name) of From, Sender and Reply-To: the writer's own names.
+    named: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def read(cls, raw: bytes) -> LetterHeaders:
@@ -54,9 +57,14 @@ class LetterHeaders:
                 references=tuple(str(headers.get("References", "") or "").split()),
                 from_addresses=_from_addresses(headers),
                 automatic=automatic_headers(headers),
+                named=_named(headers),
             )
         except Exception:  # a garbled header must not lose the letter
             return cls(readable=False, from_addresses=())
+
+    def names_of(self, address: str) -> tuple[str, ...]:
+        """The display names given to `address` (the writer's enrolled one) in this header."""
+        return tuple(dict.fromkeys(name for addr, name in self.named if addr == address and name))
 
     def notes(self, sender_email: str) -> tuple[str, ...]:
         """What staff should know about the From line: the relay never trusts or shows it."""
@@ -79,8 +87,26 @@ def _from_addresses(headers: Message) -> tuple[str, ...] | None:
         return ()
 
 
-def flags_for(ctx: Context, clean: ScrubbedLetter, sender: Participant) -> tuple[Flag, ...]:
-    """Screening flags for staff, with the writer's library country for phone numbers."""
+def _named(headers: Message) -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    for field in ("From", "Sender", "Reply-To"):
+        found += _named_in(headers, field)
+    return tuple(found)
+
+
+def _named_in(headers: Message, field: str) -> list[tuple[str, str]]:
+    try:
+        addresses = getattr(headers.get(field), "addresses", ())
+        return [(a.addr_spec.lower(), str(a.display_name or "")) for a in addresses]
+    except Exception:  # a garbled line gives no names; the From notes say the rest
+        return []
+
+
+def flags_for(
+    ctx: Context, clean: ScrubbedLetter, sender: Participant, surnames: Sequence[str] = ()
+) -> tuple[Flag, ...]:
+    """Screening flags for staff, with the writer's library country for phone numbers, and
+    the writer's surname (`surnames`, from `versions.policy`) wherever they typed it."""
     library = ctx.config.library(sender.library)
     languages = sorted({lib.language.split("-")[0] for lib in ctx.config.libraries})
     return tuple(
@@ -89,6 +115,7 @@ def flags_for(ctx: Context, clean: ScrubbedLetter, sender: Participant) -> tuple
             languages=[sender.language.split("-")[0], *languages],
             default_region=library.country if library else "US",
             keywords=ctx.config.screening.keywords,
+            surnames=names.typed_values(sender.name, surnames),
         )
     )
 
@@ -108,9 +135,24 @@ def hold(
     route: LetterRoute,
     headers: LetterHeaders,
 ) -> Letter:
-    """Record a held letter for one recipient of an accepted message, and tell moderators."""
-    clean = versions.scrub(raw, versions.policy(ctx, route.sender))
-    flags = flags_for(ctx, clean, route.sender)
+    """Record a held letter for one recipient of an accepted message, and tell moderators.
+
+    The display names the letter gives the writer's own address are learned (kept with the
+    participant, `participants.learn_names`) only when its verdict vouches for the writer:
+    a forged letter must not fill someone's record with words that are then flagged in all
+    their letters. Unverified, they still count for this letter alone, where they can only
+    add flags and take a name out of a signature or a link.
+    """
+    check = sender_check(incoming, route.sender)
+    names_here = participants.names_worth_keeping(
+        ctx, route.sender, headers.names_of(route.sender.email)
+    )
+    sender = route.sender
+    if check == "verified" and names_here:
+        sender = participants.learn_names(ctx, sender, names_here)
+    rules = versions.policy(ctx, sender, names_here)
+    clean = versions.scrub(raw, rules)
+    flags = flags_for(ctx, clean, sender, rules.surnames)
     # The version first: a recorded letter always has the text it will be delivered with.
     versions.keep(ctx, spool_id, route.recipient.id, clean)
 
@@ -133,7 +175,7 @@ def hold(
             in_reply_to=headers.in_reply_to,
             references=headers.references,
             history=(lifecycle.first_step(),),
-            sender_check=sender_check(incoming, route.sender),
+            sender_check=check,
             sender_results=incoming.verdict.results,
         )
 

@@ -14,21 +14,28 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from relay.context import Context
-from relay.scrub import Attachment, Removal, ScrubbedLetter, ScrubPolicy, scrub_letter
+from relay.scrub import Attachment, Removal, ScrubbedLetter, ScrubPolicy, names, scrub_letter
 from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
 
 
-def policy(ctx: Context, sender: Participant) -> ScrubPolicy:
+def policy(ctx: Context, sender: Participant, names_here: Sequence[str] = ()) -> ScrubPolicy:
+    """What a letter of `sender` may carry. Their addresses are private values (removed
+    everywhere); their surname (`names.surname_values` of the names their mail has used, and
+    of `names_here`, the display names of this very letter) is removed where mail programs
+    put it and flagged where they typed it."""
     attachments = ctx.config.attachments
     private = (sender.email, sender.guardian) if sender.guardian else (sender.email,)
     return ScrubPolicy(
         private_values=private,
+        first_name=sender.name,
+        surnames=names.surname_values(sender.name, (*names_here, *sender.known_names)),
         max_attachment_bytes=attachments.max_bytes,
         max_attachments=attachments.max_count,
         allowed_types=attachments.allowed_types,

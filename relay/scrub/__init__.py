@@ -9,18 +9,20 @@ policy (parts, depth, characters, pixels), and input it cannot read becomes a no
 
 The steps live in their own modules: `mime` (bounded walk, tolerant decoding), `quotes`
 (quoted replies and signatures), `markup` (HTML), `attachments` (files and pictures) and
-`private` (private values in every encoded form). `leakguard` checks the final outgoing
-bytes.
+`private` (private values in every encoded form), `names` (the writer's surname: removed
+where mail programs put it, flagged by screening where typed). `leakguard` checks the final
+outgoing bytes.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 
+from relay.scrub import names
 from relay.scrub.attachments import take_attachments
-from relay.scrub.markup import clean_html, sanitize
+from relay.scrub.markup import WriterNames, clean_html, sanitize
 from relay.scrub.mime import (
     Leaf,
     bound_parts,
@@ -33,6 +35,7 @@ from relay.scrub.mime import (
     walk,
 )
 from relay.scrub.model import Attachment, Removal, ScrubbedLetter, ScrubPolicy
+from relay.scrub.names import find_names
 from relay.scrub.private import PrivateMatcher, matcher_for, redact
 from relay.scrub.quotes import remove_quotes, remove_signature
 
@@ -41,6 +44,7 @@ __all__ = [
     "Removal",
     "ScrubPolicy",
     "ScrubbedLetter",
+    "names",
     "parse",
     "scrub_letter",
 ]
@@ -113,7 +117,8 @@ def _html_source(draft: _Draft, leaves: list[Leaf]) -> str | None:
 
 
 def _body_html(draft: _Draft, source: str, cids: dict[str, str]) -> str:
-    cleaned = clean_html(source, cids)
+    writer = WriterNames(draft.policy.first_name, draft.policy.surnames)
+    cleaned = clean_html(source, cids, writer)
     for removal in cleaned.removed:
         draft.remove(removal.kind, removal.detail)
     html, count = redact(cleaned.html, draft.matcher, markup=True)
@@ -122,6 +127,18 @@ def _body_html(draft: _Draft, source: str, cids: dict[str, str]) -> str:
         html = sanitize(html)
         draft.remove("private-detail", "a private detail of the sender was removed from the HTML")
     return html
+
+
+SURNAME_IN_FILE = "the writer's surname appears in this file"
+
+
+def _surname_flagged(attachment: Attachment, surnames: tuple[str, ...]) -> Attachment:
+    """A text file is the writer's typing too: their surname in it is flagged, not removed."""
+    if attachment.kind != "text" or not surnames or SURNAME_IN_FILE in attachment.flags:
+        return attachment
+    if not find_names(attachment.data.decode("utf-8", "replace"), surnames):
+        return attachment
+    return replace(attachment, flags=(*attachment.flags, SURNAME_IN_FILE))
 
 
 def _is_body(leaf: Leaf) -> bool:
@@ -157,6 +174,7 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
     taken = take_attachments(others, policy, draft.matcher, source or "")
     draft.removed.extend(taken.removed)
     draft.notes.extend(taken.notes)
+    attachments = [_surname_flagged(a, policy.surnames) for a in taken.attachments]
     text = _body_text(draft, walked.leaves, taken.cids)
     html = None if source is None else _body_html(draft, source, taken.cids)
     if text is None and html is None:
@@ -165,7 +183,7 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
         subject=subject,
         text=text,
         html=html,
-        attachments=tuple(taken.attachments),
+        attachments=tuple(attachments),
         removed=tuple(draft.removed),
         notes=tuple(dict.fromkeys(draft.notes)),
     )

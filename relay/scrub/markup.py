@@ -5,11 +5,12 @@ decides on whole elements, which an attribute allow-list cannot do: it drops quo
 containers (Gmail `gmail_quote`, Apple Mail and Thunderbird `blockquote type=cite`,
 `moz-cite-prefix`, Yahoo `yahoo_quoted`) and everything from Outlook's reply header
 (`divRplyFwdMsg`, the `border-top` separator) on; drops signatures, scripts, forms, frames,
-remote and embedded images (tracking pixels among them) and unwraps `mailto:` links; points
-`cid:` images at their new names; and cuts at attribution lines found in the text, using
-the same rules as plain text. The second pass is nh3 (Ammonia) with a small allow-list: no
-`style`, `class` or colour attributes survive, so text cannot be hidden from the moderator
-and shown to the pal, or the other way round.
+remote and embedded images (tracking pixels among them) and unwraps `mailto:` links (a link
+text holding the writer's surname becomes their first name); points `cid:` images at their
+new names; and cuts at attribution lines found in the text, using the same rules as plain
+text, and at a "-- " signature line. The second pass is nh3 (Ammonia) with a small
+allow-list: no `style`, `class` or colour attributes survive, so text cannot be hidden from
+the moderator and shown to the pal, or the other way round.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from html.parser import HTMLParser
 import nh3
 
 from relay.scrub.model import Removal
+from relay.scrub.names import find_names
 from relay.scrub.quotes import find_cut
 
-__all__ = ["CleanHtml", "clean_html", "sanitize"]
+__all__ = ["CleanHtml", "WriterNames", "clean_html", "sanitize"]
 
 _ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "center", "code", "dd", "del", "div",
@@ -88,9 +90,10 @@ class _Walker(HTMLParser):
     its text, so attribution lines can be found with the plain-text rules afterwards.
     """
 
-    def __init__(self, cids: Mapping[str, str]) -> None:
+    def __init__(self, cids: Mapping[str, str], writer: WriterNames | None = None) -> None:
         super().__init__(convert_charrefs=True)
         self.cids = cids
+        self.writer = writer or WriterNames()
         self.tokens: list[str] = []
         self.lines: list[tuple[int, list[str]]] = [(0, [])]
         self.removed: list[Removal] = []
@@ -204,14 +207,22 @@ class _Walker(HTMLParser):
         return {}
 
     def close_mailto(self) -> None:
-        """End an unwrapped mailto link; drop its text when it is just the address."""
+        """End an unwrapped mailto link; drop its text when it is just the address, and put
+        the writer's first name in place of a text that holds their surname (mail programs
+        write a link with the full name when an address is picked from the address book)."""
         if self.mailto is None:
             return
         start, address = self.mailto
         self.mailto = None
-        inner = "".join(self.tokens[start:])
-        if html.unescape(re.sub(r"<[^>]*>", "", inner)).strip().lower() == address.lower():
+        inner = html.unescape(re.sub(r"<[^>]*>", "", "".join(self.tokens[start:]))).strip()
+        if inner.lower() == address.lower():
             del self.tokens[start:]
+        elif find_names(inner, self.writer.surnames):
+            del self.tokens[start:]
+            self.tokens.append(html.escape(self.writer.first_name, quote=False))
+            self.removed.append(
+                Removal("html", "the sender's full name in an email link became the first name")
+            )
 
 
 def _cid_key(cid: str) -> str:
@@ -223,10 +234,16 @@ def _cid_key(cid: str) -> str:
 def _cut_at_attribution(walker: _Walker) -> list[str]:
     texts = [" ".join("".join(parts).split()) for _, parts in walker.lines]
     cut = find_cut(texts)
-    if cut is None:
-        return walker.tokens
-    walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
-    return walker.tokens[: walker.lines[cut][0]]
+    if cut is not None:
+        walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
+        texts = texts[:cut]
+    # A "-- " line starts a signature in HTML as in text (where a client marks it with no
+    # class, or a person typed it): the same block the text part loses.
+    signed = [index for index, text in enumerate(texts) if text == "--"]
+    if signed:
+        cut = signed[-1]
+        walker.removed.append(Removal("signature", "the sender's signature block"))
+    return walker.tokens if cut is None else walker.tokens[: walker.lines[cut][0]]
 
 
 def sanitize(markup: str) -> str:
@@ -242,9 +259,19 @@ def sanitize(markup: str) -> str:
     ).strip()
 
 
-def clean_html(markup: str, cids: Mapping[str, str]) -> CleanHtml:
+@dataclass(frozen=True)
+class WriterNames:
+    """The writer's enrolled first name and surname values (see `relay.scrub.names`)."""
+
+    first_name: str = ""
+    surnames: tuple[str, ...] = ()
+
+
+def clean_html(
+    markup: str, cids: Mapping[str, str], writer: WriterNames | None = None
+) -> CleanHtml:
     """Clean one HTML body; `cids` maps original Content-IDs (lower case) to new ones."""
-    walker = _Walker({_cid_key(old): new for old, new in cids.items()})
+    walker = _Walker({_cid_key(old): new for old, new in cids.items()}, writer)
     try:
         walker.feed(markup)
         walker.close()

@@ -66,6 +66,10 @@ class ScrubPolicy:
     """
 
     private_values: tuple[str, ...] = ()
+    # The writer's enrolled first name and surname values (relay.scrub.names): removed where
+    # mail programs put them, left for screening to flag where the writer typed them.
+    first_name: str = ""
+    surnames: tuple[str, ...] = ()
     max_attachment_bytes: int = 5 * 1024 * 1024
     max_attachments: int = 5
     allowed_types: tuple[str, ...] = ("image/*",)

@@ -119,6 +119,10 @@ class Participant(_Record):
     # Letters to this participant returned for good by their mail server, one after another;
     # back to 0 when their mail is seen to work again (see relay.bounces).
     bounces: int = 0
+    # Display names the participant's own mail has used ("Maya Castellanos"), most recent
+    # first (relay.scrub.names): private, shown only to their own library's staff, never
+    # delivered. Records written before have none, which reads as ().
+    known_names: tuple[str, ...] = ()
 
     @property
     def number(self) -> int:
