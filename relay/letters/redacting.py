@@ -72,18 +72,28 @@ def html_text(markup: str) -> str:
     return nodes.joined
 
 
-def _spans(flags: Iterable[Flag], part: str, length: int) -> list[tuple[int, int]]:
+def _spans(flags: Iterable[Flag], part: str, text: str) -> list[tuple[int, int]]:
     """The part's identifying spans in order, overlapping ones merged."""
     merged: list[tuple[int, int]] = []
     wanted = (f for f in flags if f.part == part and f.kind in IDENTIFYING)
     for flag in sorted(wanted, key=lambda f: (f.start, f.end)):
-        if not 0 <= flag.start < flag.end <= length:
+        if not 0 <= flag.start < flag.end <= len(text):
             continue
-        if merged and flag.start < merged[-1][1]:
+        start = _with_parenthesis(text, flag.start, flag.end)
+        if merged and start < merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], flag.end))
         else:
-            merged.append((flag.start, flag.end))
+            merged.append((start, flag.end))
     return merged
+
+
+def _with_parenthesis(text: str, start: int, end: int) -> int:
+    """A phone number's area code in parentheses is read without its "(": take it too,
+    rather than leave "([removed]" in a child's letter."""
+    inside = text[start:end]
+    if start > 0 and text[start - 1] == "(" and inside.count(")") > inside.count("("):
+        return start - 1
+    return start
 
 
 def redact_string(text: str, spans: list[tuple[int, int]], mark: str) -> str:
@@ -132,13 +142,13 @@ def redact(
     is given the HTML part as its text, so the offsets it returns are offsets into text."""
     as_text = html_text(clean.html) if clean.html else None
     flags = find_flags(replace(clean, html=as_text))
-    subject = redact_string(clean.subject, _spans(flags, "subject", len(clean.subject)), mark)
+    subject = redact_string(clean.subject, _spans(flags, "subject", clean.subject), mark)
     text = clean.text
     if text is not None:
-        text = redact_string(text, _spans(flags, "text", len(text)), mark)
+        text = redact_string(text, _spans(flags, "text", text), mark)
     markup = clean.html
     if markup is not None and as_text is not None:
-        markup = redact_html(markup, _spans(flags, "html", len(as_text)), mark)
+        markup = redact_html(markup, _spans(flags, "html", as_text), mark)
     found: dict[str, set[str]] = {}
     for flag in flags:
         if flag.kind in IDENTIFYING:
