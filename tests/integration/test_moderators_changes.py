@@ -10,14 +10,8 @@ from email.message import EmailMessage
 
 from PIL import Image
 
-from tests.conftest import (
-    FRONT_AUTHSERV_ID,
-    MODERATOR_A,
-    MODERATOR_B,
-    Pals,
-    Relay,
-    wait_for,
-)
+from tests.conftest import FRONT_AUTHSERV_ID, MODERATOR_A, MODERATOR_B, Pals, Relay
+from tests.support.waiting import wait_for
 
 
 def _picture(colour: str) -> bytes:
@@ -40,7 +34,8 @@ def html_letter(
     message["Subject"] = "My drawings"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    html_part = message.get_payload()[1]  # type: ignore[index]
+    html_part = message.get_body(("html",))
+    assert isinstance(html_part, EmailMessage)
     for index, colour in enumerate(pictures):
         html_part.add_related(
             _picture(colour), "image", "png", cid=f"<pic-{index}@mail.example.net>"
