@@ -180,3 +180,51 @@ def test_a_letter_to_a_paused_pal_stays_held_and_its_writer_is_told_kindly(
     relay.cli("participants", "resume", pals.maya.id)  # back: the same letter goes now
     relay.cli("queue", "approve", str(letter_id), "--by", MODERATOR_B)
     wait_for(lambda: relay.delivered(pals.maya.email), what="the letter once Maya is back")
+
+
+def _reply(relay: Relay, notice: EmailMessage, sender: str, first_line: str) -> None:
+    """A moderator's reply from their phone: the word on top, the notice quoted below."""
+    reply = EmailMessage(policy=email.policy.SMTP)
+    domain = sender.rpartition("@")[2]
+    reply["Authentication-Results"] = f"{FRONT_AUTHSERV_ID}; dmarc=pass header.from={domain}"
+    reply["From"] = sender
+    reply["To"] = notice["From"]
+    reply["Subject"] = f"Re: {notice['Subject']}"
+    reply["In-Reply-To"] = notice["Message-ID"]
+    quoted = "\n".join("> " + line for line in _text_of(notice).splitlines())
+    reply.set_content(f"{first_line}\n\nEnviado desde mi teléfono\n\n{quoted}")
+    relay.send(sender, [notice["From"].addresses[0].addr_spec], reply.as_bytes())
+
+
+def test_a_spanish_moderator_replies_tachar_and_the_flagged_details_go(
+    relay: Relay, pals: Pals
+) -> None:
+    relay.start()
+    raw = html_letter(
+        pals.tomas.email,
+        pals.maya.masked,
+        "¡Hola Maya! Mi número es +1 (555) 201-3344. Mira www.tomas-fotos.example.com",
+        "<p>¡Hola Maya! Mi número es +1 (555) 201-3344. "
+        '<a href="https://www.tomas-fotos.example.com">Mira</a></p>',
+    )
+    letter_id = _held(relay, pals, raw, from_tomas=True)
+    notice = wait_for(
+        lambda: [
+            m for m in relay.delivered(MODERATOR_B) if f"<notice-{letter_id}." in m["Message-ID"]
+        ],
+        what="the notice to Carmen",
+    )[0]
+    assert "tachar  - enviarla quitando" in _text_of(notice)  # the word, in her language
+    _reply(relay, notice, MODERATOR_B, "Tachar")
+
+    (delivered,) = wait_for(lambda: relay.delivered(pals.maya.email), what="the letter")
+    whole = delivered.as_string()
+    assert "201-3344" not in whole and "tomas-fotos" not in whole
+    assert "Mi número es [removed]." in _text_of(delivered)  # the mark in Maya's language
+    assert "Mira" in _html_of(delivered)  # the link's words stay, its address goes
+    confirmation = wait_for(
+        lambda: [m for m in relay.delivered(MODERATOR_B) if "aprobada" in str(m["Subject"])]
+    )[0]
+    assert confirmation["Subject"] == f"Carta {letter_id}: aprobada, sin los datos señalados"
+    (entry,) = _audit(relay, "approved", letter_id)
+    assert entry["via"] == "email" and entry["redacted"] == {"link": 1, "phone": 1}
