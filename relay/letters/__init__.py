@@ -12,7 +12,15 @@ To change what happens when a letter is approved, read `deciding.approve`; deliv
 failed or bounced: `delivering`; what may happen in which state: `lifecycle.RULES`.
 """
 
-from relay.letters.deciding import Changed, PalAway, approve, keep_holding, reject, remove_file
+from relay.letters.deciding import (
+    Changed,
+    PalAway,
+    approve,
+    edited_version,
+    keep_holding,
+    reject,
+    remove_file,
+)
 from relay.letters.delivering import (
     as_delivered,
     bounced,
@@ -34,6 +42,7 @@ __all__ = [
     "bounced",
     "deliverable",
     "delivered",
+    "edited_version",
     "failed",
     "hold",
     "keep_holding",

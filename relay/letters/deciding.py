@@ -19,6 +19,7 @@ from relay.context import Context
 from relay.errors import InvalidField, NotAllowed, NotFound, UserError
 from relay.faults import crash_point
 from relay.letters import changes, delivering, holding, lifecycle, redacting, versions
+from relay.scrub import ScrubbedLetter
 from relay.store import now_iso
 from relay.store.records import ACTIVE, LEFT, Letter, Participant
 
@@ -117,6 +118,17 @@ def approve(
     crash_point("approve-after-decision")
     delivering.queue(ctx, entries)
     return approved
+
+
+def edited_version(ctx: Context, letter_id: int, by: str, edited_text: str) -> ScrubbedLetter:
+    """What approving with `edited_text` would deliver (its HTML part rebuilt from the
+    text, pictures kept), for the moderator to look at first; nothing is written."""
+    letter = _letter(ctx, letter_id)
+    moderator_of(ctx, letter, by)
+    sender = _participant(ctx, letter.sender)
+    bodies = _changed_bodies(ctx, letter, edited_text, redact=False)
+    current = versions.content(ctx, letter.but(edited_by=""), sender)
+    return changes.applied(current, changes.Changes(bodies=bodies), with_bodies=True)
 
 
 def _changed_bodies(

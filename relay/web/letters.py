@@ -8,6 +8,7 @@ shown only inside a sandboxed frame whose own policy forbids scripts and remote 
 
 from __future__ import annotations
 
+import base64
 import html as html_module
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ import nh3
 from relay import letters
 from relay.context import Context
 from relay.screen import Flag
+from relay.scrub import Attachment
 from relay.store.records import Letter
 
 _TAGS = {
@@ -58,6 +60,7 @@ class LetterView:
     other_flags: tuple[Flag, ...]  # flags not placed in the text (subject, HTML)
     frame: str | None = None  # the sanitized HTML body, as a complete document for srcdoc
     timeline: tuple[TimelineStep, ...] = field(default=())
+    files: tuple[str, ...] = ()  # names of the files as delivered, each one removable
 
     @property
     def has_flags(self) -> bool:
@@ -136,7 +139,37 @@ def view(ctx: Context, letter: Letter) -> LetterView:
         segments=placed,
         other_flags=elsewhere,
         frame=sanitized_frame(clean.html) if clean.html else None,
+        files=tuple(a.filename for a in clean.attachments),
     )
+
+
+@dataclass(frozen=True)
+class EditPreview:
+    """An edited letter as it would be delivered: its text, and its HTML part with the
+    pictures shown in place (as data: addresses, the only pictures the frame loads)."""
+
+    letter: LetterView
+    edited_text: str
+    text: str
+    frame: str | None
+
+
+def edit_preview(ctx: Context, letter: Letter, by: str, edited_text: str) -> EditPreview:
+    """Blocking: what approving with `edited_text` would deliver; nothing is written."""
+    shown = letters.edited_version(ctx, letter.id, by, edited_text)
+    frame = None
+    if shown.html is not None:
+        frame = sanitized_frame(_pictures_inline(shown.html, shown.attachments))
+    return EditPreview(view(ctx, letter), edited_text, shown.text or "", frame)
+
+
+def _pictures_inline(markup: str, files: tuple[Attachment, ...]) -> str:
+    for attachment in files:
+        if attachment.content_id and attachment.kind == "picture":
+            data = base64.b64encode(attachment.data).decode("ascii")
+            source = f"data:{attachment.content_type};base64,{data}"
+            markup = markup.replace(f'src="cid:{attachment.content_id}"', f'src="{source}"')
+    return markup
 
 
 def waiting(ctx: Context, library_id: str) -> list[LetterView]:

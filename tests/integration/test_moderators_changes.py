@@ -4,43 +4,12 @@ text edited; and a letter to a pal who is away is not sent."""
 from __future__ import annotations
 
 import email.policy
-import io
 import json
 from email.message import EmailMessage
 
-from PIL import Image
-
 from tests.conftest import FRONT_AUTHSERV_ID, MODERATOR_A, MODERATOR_B, Pals, Relay
+from tests.support.letters import html_letter
 from tests.support.waiting import wait_for
-
-
-def _picture(colour: str) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), colour).save(out, "PNG")
-    return out.getvalue()
-
-
-def html_letter(
-    sender: str, to: str, text: str, html: str, pictures: tuple[str, ...] = ()
-) -> bytes:
-    """A letter as a mail client writes it: text and HTML, the HTML's pictures inline
-    (`pictures` are colours; the HTML shows them as cid:pic-0, cid:pic-1, ...)."""
-    message = EmailMessage()
-    message["Authentication-Results"] = (
-        f"{FRONT_AUTHSERV_ID}; dmarc=pass header.from={sender.rpartition('@')[2]}"
-    )
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = "My drawings"
-    message.set_content(text)
-    message.add_alternative(html, subtype="html")
-    html_part = message.get_body(("html",))
-    assert isinstance(html_part, EmailMessage)
-    for index, colour in enumerate(pictures):
-        html_part.add_related(
-            _picture(colour), "image", "png", cid=f"<pic-{index}@mail.example.net>"
-        )
-    return message.as_bytes(policy=email.policy.SMTP)
 
 
 def _held(relay: Relay, pals: Pals, raw: bytes, *, from_tomas: bool = False) -> int:
