@@ -7,6 +7,8 @@ import email.policy
 import json
 from email.message import EmailMessage
 
+from relay import participants
+from relay.store.records import Letter
 from tests.conftest import FRONT_AUTHSERV_ID, MODERATOR_A, MODERATOR_B, Pals, Relay
 from tests.support.letters import html_letter
 from tests.support.waiting import wait_for
@@ -15,8 +17,15 @@ from tests.support.waiting import wait_for
 def _held(relay: Relay, pals: Pals, raw: bytes, *, from_tomas: bool = False) -> int:
     sender, to = (pals.tomas, pals.maya) if from_tomas else (pals.maya, pals.tomas)
     relay.send(sender.email, [to.masked], raw)
-    (held,) = relay.wait_held(1)
-    return int(held["id"])
+    store = relay.context().store
+    held: list[Letter] = wait_for(lambda: store.queue(), 15, "the letter held")
+    return held[0].id
+
+
+def _status(relay: Relay, letter_id: int) -> str:
+    letter = relay.context().store.letter(letter_id)
+    assert letter is not None
+    return letter.status
 
 
 def _audit(relay: Relay, event: str, letter_id: int) -> list[dict[str, object]]:
@@ -61,7 +70,7 @@ def test_a_removed_picture_is_not_delivered_and_leaves_no_picture_frame(
     done = relay.cli("queue", "remove-file", str(letter_id), "1", "--by", MODERATOR_A)
     removed = done.stdout.split()[0]
     assert removed.startswith("drawing-1.")
-    assert relay.letter(letter_id)["status"] == "held"  # still waiting for a decision
+    assert _status(relay, letter_id) == "held"  # still waiting for a decision
     (entry,) = _audit(relay, "file-removed", letter_id)
     assert entry["file"] == removed and entry["by"] == MODERATOR_A and entry["via"] == "cli"
 
@@ -133,7 +142,7 @@ def test_a_letter_to_a_paused_pal_stays_held_and_its_writer_is_told_kindly(
     relay.start()
     raw = html_letter(pals.tomas.email, pals.maya.masked, "¡Hola Maya!", "<p>¡Hola Maya!</p>")
     letter_id = _held(relay, pals, raw, from_tomas=True)
-    relay.cli("participants", "pause", pals.maya.id)
+    participants.pause(relay.context(), pals.maya, by=MODERATOR_A)
 
     refused = relay.cli("queue", "approve", str(letter_id), "--by", MODERATOR_B, check=False)
     assert refused.returncode == 1
@@ -141,12 +150,12 @@ def test_a_letter_to_a_paused_pal_stays_held_and_its_writer_is_told_kindly(
     (note,) = wait_for(lambda: relay.delivered(pals.tomas.email), what="the writer's notice")
     assert note["Subject"] == "Tu carta para Maya está esperando"
     assert "descanso" in _text_of(note)
-    assert relay.letter(letter_id)["status"] == "held"
+    assert _status(relay, letter_id) == "held"
     assert not relay.context().spool.queued_or_sent(f"letter-{letter_id}")
     (entry,) = _audit(relay, "kept-on-hold", letter_id)
     assert entry["not_sent"] == "pal-paused" and entry["by"] == MODERATOR_B
 
-    relay.cli("participants", "resume", pals.maya.id)  # back: the same letter goes now
+    participants.resume(relay.context(), pals.maya, by=MODERATOR_A)  # back: the letter goes
     relay.cli("queue", "approve", str(letter_id), "--by", MODERATOR_B)
     wait_for(lambda: relay.delivered(pals.maya.email), what="the letter once Maya is back")
 
