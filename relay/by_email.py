@@ -180,5 +180,13 @@ def _apply(ctx: Context, letter_id: int, sender: str, command: Command) -> None:
             letters.reject(ctx, letter_id, sender, command.reason, via="email")
         else:
             letters.keep_holding(ctx, letter_id, sender, via="email")
+    except letters.PalAway as away:
+        raise Refused(
+            "pal-away",
+            letter=letter_id,
+            who=away.away.name,
+            status=away.away.status,
+            role=away.role,
+        ) from None
     except UserError as error:
         raise Refused("not-possible", letter=letter_id, problem=str(error)) from None

@@ -155,9 +155,25 @@ def test_a_letter_to_a_paused_pal_stays_held_and_its_writer_is_told_kindly(
     (entry,) = _audit(relay, "kept-on-hold", letter_id)
     assert entry["not_sent"] == "pal-paused" and entry["by"] == MODERATOR_B
 
+    _reply(relay, _notice(relay, MODERATOR_B, letter_id), MODERATOR_B, "Aprobar")  # by email
+    told = wait_for(
+        lambda: [m for m in relay.delivered(MODERATOR_B) if "no se usó" in str(m["Subject"])],
+        what="the answer to Carmen's reply",
+    )[0]
+    assert "Maya, está en pausa" in _text_of(told)
+    assert len(relay.delivered(pals.tomas.email)) == 1  # the writer is told once
+
     participants.resume(relay.context(), pals.maya, by=MODERATOR_A)  # back: the letter goes
     relay.cli("queue", "approve", str(letter_id), "--by", MODERATOR_B)
     wait_for(lambda: relay.delivered(pals.maya.email), what="the letter once Maya is back")
+
+
+def _notice(relay: Relay, moderator: str, letter_id: int) -> EmailMessage:
+    def found() -> list[EmailMessage]:
+        return [m for m in relay.delivered(moderator) if f"<notice-{letter_id}." in m["Message-ID"]]
+
+    notices: list[EmailMessage] = wait_for(found, what=f"the notice to {moderator}")
+    return notices[0]
 
 
 def _reply(relay: Relay, notice: EmailMessage, sender: str, first_line: str) -> None:
@@ -186,12 +202,7 @@ def test_a_spanish_moderator_replies_tachar_and_the_flagged_details_go(
         '<a href="https://www.tomas-fotos.example.com">Mira</a></p>',
     )
     letter_id = _held(relay, pals, raw, from_tomas=True)
-    notice = wait_for(
-        lambda: [
-            m for m in relay.delivered(MODERATOR_B) if f"<notice-{letter_id}." in m["Message-ID"]
-        ],
-        what="the notice to Carmen",
-    )[0]
+    notice = _notice(relay, MODERATOR_B, letter_id)
     assert "tachar  - enviarla quitando" in _text_of(notice)  # the word, in her language
     _reply(relay, notice, MODERATOR_B, "Tachar")
 
