@@ -41,6 +41,9 @@ class TimelineStep:
     via: str = ""
     reason: str = ""
     edited: bool = False
+    file: str = ""  # the file a moderator removed
+    redacted: tuple[tuple[str, int], ...] = ()  # flagged details removed: kinds and counts
+    not_sent: str = ""  # why an approval did not send the letter ("pal-paused", ...)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,11 @@ def test_remove_a_picture_redact_and_approve_and_preview_an_edit(
         found = {str(m["Subject"]): m for m in relay.delivered(pals.tomas.email)}
         return found if {"Cats", "Dog"} <= set(found) else None
 
+    page.goto(dashboard.url + "/letters/1")
+    timeline = page.locator(".timeline")
+    expect(timeline).to_contain_text("file removed")
+    expect(timeline).to_contain_text("flagged details removed: phone numbers 1")
+
     letters = wait_for(both, what="both letters delivered")
     cats, dog = letters["Cats"], letters["Dog"]
     assert [p.get_filename() for p in cats.iter_attachments()] == ["drawing-2.png"]
