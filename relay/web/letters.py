@@ -16,6 +16,7 @@ import nh3
 
 from relay import letters
 from relay.context import Context
+from relay.letters.redacting import IDENTIFYING
 from relay.screen import Flag
 from relay.scrub import Attachment
 from relay.store.records import Letter
@@ -68,6 +69,11 @@ class LetterView:
     @property
     def has_flags(self) -> bool:
         return bool(self.letter.flags) or self.letter.sender_unverified
+
+    @property
+    def can_redact(self) -> bool:
+        """Whether "remove flagged parts" would remove anything (keywords stay)."""
+        return any(flag.kind in IDENTIFYING for flag in self.letter.flags)
 
 
 def _placeable(flag: Flag, length: int) -> bool:
