@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import email.policy
 import json
+import os
+import signal
+import subprocess
+import sys
 from email.message import EmailMessage
 
-from relay import participants
+from relay import faults, participants
 from relay.store.records import Letter
 from tests.conftest import FRONT_AUTHSERV_ID, MODERATOR_A, MODERATOR_B, Pals, Relay
 from tests.support.letters import html_letter
@@ -217,3 +221,29 @@ def test_a_spanish_moderator_replies_tachar_and_the_flagged_details_go(
     assert confirmation["Subject"] == f"Carta {letter_id}: aprobada, sin los datos señalados"
     (entry,) = _audit(relay, "approved", letter_id)
     assert entry["via"] == "email" and entry["redacted"] == {"link": 1, "phone": 1}
+
+
+def test_a_redacted_approval_whose_cli_died_is_delivered_redacted_once(
+    relay: Relay, pals: Pals
+) -> None:
+    relay.start()
+    raw = html_letter(
+        pals.maya.email, pals.tomas.masked, "Call (555) 201-3344!", "<p>Call (555) 201-3344!</p>"
+    )
+    letter_id = _held(relay, pals, raw)
+    command = [sys.executable, "-m", "relay", "--config", str(relay.config_path), "queue"]
+    died = subprocess.run(
+        [*command, "approve", str(letter_id), "--by", MODERATOR_A, "--redact-flags"],
+        capture_output=True,
+        timeout=60,
+        cwd=relay.root,
+        env={**os.environ, faults.ENV_VAR: "approve-after-decision"},
+    )
+    assert died.returncode == -signal.SIGKILL  # approved on disk, nothing queued yet
+    assert _status(relay, letter_id) == "approved"
+
+    # `serve` finds the approval unqueued and sends what the moderator approved, once.
+    (delivered,) = wait_for(lambda: relay.delivered(pals.tomas.email), 30, "the letter")
+    assert "201-3344" not in delivered.as_string() and "[borrado]" in _text_of(delivered)
+    wait_for(lambda: _status(relay, letter_id) == "delivered", what="the delivery recorded")
+    assert len(relay.delivered(pals.tomas.email)) == 1
