@@ -90,11 +90,10 @@ def approve(
     if not lifecycle.allowed(letter, "approved"):
         raise lifecycle.NotNow(letter, "approved")
     _stop_if_away(ctx, letter, member, via)
-    recorded = changes.load(ctx, letter_id)
     bodies = _changed_bodies(ctx, letter, edited_text, redact=redact)
+    recorded = changes.load(ctx, letter_id)
     if bodies is not None or recorded.bodies is not None:
-        # On disk before the approval that depends on it.
-        recorded = changes.save(ctx, letter_id, replace(recorded, bodies=bodies))
+        recorded = _keep_bodies(ctx, letter_id, bodies)  # on disk before the approval
     decision = {
         "edited_by": member.email if bodies is not None else "",
         "decided_by": member.email,
@@ -118,6 +117,22 @@ def approve(
     crash_point("approve-after-decision")
     delivering.queue(ctx, entries)
     return approved
+
+
+def _keep_bodies(ctx: Context, letter_id: int, bodies: changes.Bodies | None) -> changes.Changes:
+    """Write the bodies an approval will deliver, under the store's lock and only while the
+    letter is held, so a second moderator's edit cannot replace what was approved."""
+    kept: list[changes.Changes] = []
+
+    def keep(current: Letter) -> Letter:
+        if not lifecycle.allowed(current, "approved"):
+            raise lifecycle.NotNow(current, "approved")
+        recorded = changes.load(ctx, letter_id)
+        kept.append(changes.save(ctx, letter_id, replace(recorded, bodies=bodies)))
+        return current
+
+    ctx.store.update_letter(letter_id, keep)
+    return kept[0]
 
 
 def edited_version(ctx: Context, letter_id: int, by: str, edited_text: str) -> ScrubbedLetter:
