@@ -70,7 +70,7 @@ async def _attempt(
     could not be carried out (a pal away, a file not in the letter) a page saying why."""
     try:
         await dash.run(decide, *args)
-    except (letters.PalAway, InvalidField) as error:
+    except (letters.PalAway, letters.Changed, InvalidField) as error:
         return dash.page(request, "problem", status=409, problem="not_done", detail=str(error))
     except UserError as error:
         return dash.page(request, "problem", status=409, problem="decided", detail=str(error))
