@@ -3,6 +3,8 @@
 Only moderators decide (coordinators see the queue too). Every decision goes through
 `relay.letters`, the same code as the CLI and email replies, with `via="dashboard"`, so
 the rules (held letters only, a reason for every rejection) and the audit are the same.
+Before deciding, a moderator may remove one file (the letter stays held); an edit is shown
+as it will be sent (`preview`) and approved from there, or taken back to the form.
 """
 
 from __future__ import annotations
