@@ -7,6 +7,7 @@ from email.message import EmailMessage
 
 from playwright.sync_api import Page, expect
 
+from relay import participants
 from tests.browser.conftest import sign_in
 from tests.browser.dashboard import Dashboard
 from tests.conftest import MODERATOR_A, Pals
@@ -70,9 +71,23 @@ def test_remove_a_picture_redact_and_approve_and_preview_an_edit(
     expect(timeline).to_contain_text("file removed")
     expect(timeline).to_contain_text("flagged details removed: phone numbers 1")
 
+    # A pal paused since the letter was held: approving says why nothing was sent.
+    relay.send(
+        pals.maya.email,
+        [pals.tomas.masked],
+        html_letter(pals.maya.email, pals.tomas.masked, "Hello", "<p>Hello</p>", subject="Third"),
+    )
+    wait_for(lambda: relay.context().store.queue(), what="the third letter held")
+    participants.pause(relay.context(), pals.tomas, by=MODERATOR_A)
+    page.goto(dashboard.url + "/queue")
+    page.click("#letter-3 button.approve")
+    expect(page.locator("h1")).to_have_text("Not done")
+    expect(page.locator(".detail")).to_contain_text("the pal, Tomás, is paused; it stays held")
+
     letters = wait_for(both, what="both letters delivered")
     cats, dog = letters["Cats"], letters["Dog"]
     assert [p.get_filename() for p in cats.iter_attachments()] == ["drawing-2.png"]
     assert "201-3344" not in cats.as_string() and "cid:drawing-1@" not in _html(cats)
     assert "Elm Street" not in dog.as_string()
     assert "Write soon!" in _html(dog) and 'src="cid:drawing-1@letter.invalid"' in _html(dog)
+    assert "Third" not in {str(m["Subject"]) for m in relay.delivered(pals.tomas.email)}
