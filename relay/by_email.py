@@ -23,7 +23,15 @@ from relay.authresults import Verdict
 from relay.compose import html_to_text
 from relay.config import Staff
 from relay.context import Context
-from relay.decisions import APPROVE, HOLD, REJECT, Command, first_instruction, parse_command
+from relay.decisions import (
+    APPROVE,
+    HOLD,
+    REDACT,
+    REJECT,
+    Command,
+    first_instruction,
+    parse_command,
+)
 from relay.errors import UserError
 from relay.route import is_automatic
 from relay.scrub import parse
@@ -166,11 +174,19 @@ def _command(ctx: Context, message: EmailMessage) -> Command:
 
 def _apply(ctx: Context, letter_id: int, sender: str, command: Command) -> None:
     try:
-        if command.action == APPROVE:
-            letters.approve(ctx, letter_id, sender, via="email")
+        if command.action in (APPROVE, REDACT):
+            letters.approve(ctx, letter_id, sender, via="email", redact=command.action == REDACT)
         elif command.action == REJECT:
             letters.reject(ctx, letter_id, sender, command.reason, via="email")
         else:
             letters.keep_holding(ctx, letter_id, sender, via="email")
+    except letters.PalAway as away:
+        raise Refused(
+            "pal-away",
+            letter=letter_id,
+            who=away.away.name,
+            status=away.away.status,
+            role=away.role,
+        ) from None
     except UserError as error:
         raise Refused("not-possible", letter=letter_id, problem=str(error)) from None

@@ -43,6 +43,8 @@ FIELD_FLAGS = {
     "name": "--name",
     "language": "--language",
     "guardian": "--guardian",
+    "edit": "--edit",
+    "file": "FILE",
 }
 
 
@@ -355,10 +357,36 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edited_text(source: str | None) -> str | None:
+    """The text of `--edit FILE` ("-": standard input), or None without the option."""
+    if source is None:
+        return None
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidField("edit", f"cannot read {source}: {error}") from None
+    if not text.strip():
+        raise InvalidField("edit", f"{source} is empty; an edited letter needs its text")
+    return text.replace("\r\n", "\n")
+
+
 def cmd_queue_approve(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    letter = letters.approve(ctx, args.id, args.by, via="cli")
-    print(f"letter {letter.id} approved; it is in the outbox")
+    edited = _edited_text(args.edit)
+    letter = letters.approve(
+        ctx, args.id, args.by, via="cli", edited_text=edited, redact=args.redact_flags
+    )
+    how = " with your edit" if edited is not None else ""
+    if args.redact_flags:
+        how += " with the flagged details removed"
+    print(f"letter {letter.id} approved{how}; it is in the outbox")
+    return 0
+
+
+def cmd_queue_remove_file(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    name = letters.remove_file(ctx, args.id, args.by, args.file, via="cli")
+    print(f"{name} removed from letter {args.id}; the letter stays held")
     return 0
 
 
@@ -659,6 +687,22 @@ def parser() -> argparse.ArgumentParser:
     ok = command(queue_sub, "approve", cmd_queue_approve, "approve a held letter")
     ok.add_argument("id", type=_letter_id)
     ok.add_argument("--by", required=True, help="your staff email, as listed in the config")
+    ok.add_argument(
+        "--redact-flags",
+        action="store_true",
+        help="replace every flagged phone number, address, link, handle or surname by a mark",
+    )
+    ok.add_argument(
+        "--edit",
+        metavar="FILE",
+        help="deliver the text in FILE ('-': standard input) instead; see `queue show`",
+    )
+    rm = command(
+        queue_sub, "remove-file", cmd_queue_remove_file, "take one file out of a held letter"
+    )
+    rm.add_argument("id", type=_letter_id)
+    rm.add_argument("file", metavar="FILE", help="its name (drawing-1.jpg) or number, from 1")
+    rm.add_argument("--by", required=True, help="your staff email, as listed in the config")
     no = command(queue_sub, "reject", cmd_queue_reject, "reject a held letter with a reason")
     no.add_argument("id", type=_letter_id)
     no.add_argument("--by", required=True, help="your staff email, as listed in the config")

@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 
 APPROVE, REJECT, HOLD = "approve", "reject", "hold"
+REDACT = "redact"  # approve with every identifying detail flagged in it removed
 _SIGN_OFF = re.compile(r"^(--\s*|sent from my .*|enviado desde mi .*|envoyé de mon .*)$", re.I)
 
 
@@ -44,7 +45,7 @@ def parse_command(line: str, words: dict[str, dict[str, list[str]]]) -> Command 
     folded = fold(line)
     best: tuple[int, str] | None = None
     for vocabulary in words.values():
-        for action in (APPROVE, REJECT, HOLD):
+        for action in (APPROVE, REDACT, REJECT, HOLD):
             for word in vocabulary.get(action, []):
                 candidate = fold(word)
                 matches = re.match(rf"{re.escape(candidate)}(?![\w])", folded)

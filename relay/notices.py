@@ -188,6 +188,7 @@ def _notice_values(
         "approve_word": (own.get("approve") or ["approve"])[0],
         "reject_word": (own.get("reject") or ["reject"])[0],
         "hold_word": (own.get("hold") or ["hold"])[0],
+        "redact_word": (own.get("redact") or ["redact"])[0],
         "token_days": int(ctx.config.moderation.token_days),
         "program_name": ctx.config.relay.program_name,
     }

@@ -8,7 +8,7 @@
     spool/unprocessed/<id>.eml + .json    incoming messages set aside after failing too often
     spool/scrubbed/<id>.<pN>.json         a letter as it will be delivered, scrubbed once
     spool/sent/<id>                       an empty file: the outbox entry <id> was delivered
-    spool/edits/letter-<n>.txt            a moderator's redaction of a letter's text
+    spool/edits/letter-<n>.json           a moderator's changes: files removed, edit, redaction
 
 In each queue the `.json` file is the commit marker: it is written (atomically, fsynced,
 folder fsynced) only after the `.eml` beside it is fsynced. An `.eml` without its `.json`
@@ -392,13 +392,22 @@ class Spool:
     def set_aside_ids(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "unprocessed").glob("*.json"))
 
-    # --- moderators' edits ---------------------------------------------------------------
+    # --- moderators' changes -------------------------------------------------------------
 
-    def save_edit(self, letter_id: int, text: str) -> None:
-        """The text a moderator redacted; the original stays in `messages/` for the audit."""
-        write_atomic(self.path("edits", f"letter-{letter_id}", ".txt"), text.encode("utf-8"))
+    def save_changes(self, letter_id: int, data: bytes) -> None:
+        """A moderator's changes to a letter (files removed, an edit, a redaction), written
+        atomically and synced before any decision that depends on them is recorded; the
+        original stays in `messages/` and the scrubbed version in `scrubbed/`, for the audit."""
+        write_atomic(self.path("edits", f"letter-{letter_id}", ".json"), data)
+
+    def changes(self, letter_id: int) -> bytes | None:
+        try:
+            return self.path("edits", f"letter-{letter_id}", ".json").read_bytes()
+        except FileNotFoundError:
+            return None
 
     def edit(self, letter_id: int) -> str | None:
+        """A text edit written before changes were kept as one record (read, never written)."""
         path = self.path("edits", f"letter-{letter_id}", ".txt")
         return path.read_text("utf-8") if path.exists() else None
 

@@ -3,7 +3,8 @@ applies an event.
 
     held ──approved──► approved ──delivered──► delivered ──bounced──► bounced
      │ ▲                   │
-     │ └─kept-on-hold      └──failed──► failed
+     │ ├─kept-on-hold      └──failed──► failed
+     │ └─file-removed
      └──rejected──► rejected
 
 Nothing else in the relay assigns a letter's status. `apply` checks the event is allowed in
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 from relay.addresses import without_addresses
 from relay.config import Staff
@@ -28,6 +29,10 @@ from relay.store import now_iso
 from relay.store.records import Letter, LetterEvent, LetterStatus, Step
 
 log = logging.getLogger("relay")
+
+# What an audit entry may say beside the event: words, yes/no, counts by kind (never a
+# patron's detail itself), names of files.
+Detail: TypeAlias = str | bool | int | Mapping[str, int] | tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Rule:
 
 
 RULES: Final[Mapping[LetterEvent, Rule]] = {
+    "file-removed": Rule(frozenset({"held"}), None),
     "approved": Rule(frozenset({"held"}), "approved"),
     "rejected": Rule(frozenset({"held"}), "rejected"),
     "kept-on-hold": Rule(frozenset({"held"}), None),
@@ -88,7 +94,7 @@ def apply(
     *,
     moderator: Staff | None = None,
     via: str = "",
-    details: Mapping[str, str | bool] | None = None,
+    details: Mapping[str, Detail] | None = None,
     change: Callable[[Letter], Letter] | None = None,
 ) -> Letter:
     """Apply `event` to a letter: check, history, record, audit, log. Returns the new record.
@@ -125,7 +131,7 @@ def _log(
     event: LetterEvent,
     moderator: Staff | None,
     via: str,
-    extra: Mapping[str, str | bool],
+    extra: Mapping[str, Detail],
 ) -> None:
     line = f"{event} letter={letter.id} from={letter.sender_masked} to={letter.recipient_masked}"
     if moderator is not None:

@@ -4,9 +4,9 @@ Scrubbing is pure and repeatable, but it is the costly step (MIME walk, quotes, 
 pictures re-encoded): doing it once at hold and storing the result means an approval only
 composes. The version is written to the spool before the letter record, so a record always
 has one; should the file be missing anyway (a store older than this, a lost disk block), it
-is rebuilt from the original, which the spool keeps. A moderator's edit is stored apart
-(`Spool.save_edit`) and replaces both bodies; the scrubbed version stays as it was, for the
-audit.
+is rebuilt from the original, which the spool keeps. A moderator's changes (files removed,
+an edit, a redaction) are stored apart (`changes`) and applied on top; the scrubbed version
+stays as it was, for the audit.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import base64
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from relay.context import Context
+from relay.letters import changes
 from relay.scrub import Attachment, Removal, ScrubbedLetter, ScrubPolicy, names, scrub_letter
 from relay.store.records import Letter, Participant
 
@@ -102,17 +102,22 @@ def keep(ctx: Context, spool_id: str, recipient: str, clean: ScrubbedLetter) -> 
     ctx.spool.save_scrubbed(spool_id, recipient, encode(clean))
 
 
-def content(ctx: Context, letter: Letter, sender: Participant) -> ScrubbedLetter:
-    """The letter exactly as it will be delivered: the stored version, with a moderator's
-    edit in place of both bodies (a redaction in the text must not survive in an HTML twin).
-    """
+def scrubbed(ctx: Context, letter: Letter, sender: Participant) -> ScrubbedLetter:
+    """The version kept at hold (rebuilt from the original should its file be missing)."""
     stored = ctx.spool.scrubbed(letter.spool_id, letter.recipient)
     if stored is not None:
-        clean = decode(stored)
-    else:
-        clean = scrub(ctx.spool.original(letter.spool_id), policy(ctx, sender))
-        keep(ctx, letter.spool_id, letter.recipient, clean)
-    edited = ctx.spool.edit(letter.id) if letter.edited_by else None
-    if edited is not None:
-        return replace(clean, text=edited, html=None)
+        return decode(stored)
+    clean = scrub(ctx.spool.original(letter.spool_id), policy(ctx, sender))
+    keep(ctx, letter.spool_id, letter.recipient, clean)
     return clean
+
+
+def content(ctx: Context, letter: Letter, sender: Participant) -> ScrubbedLetter:
+    """The letter exactly as it will be delivered: the stored version with the moderator's
+    changes on top (`changes`): files removed, and, once the record says a moderator
+    changed it, their edited or redacted subject and bodies in place of the scrubbed ones.
+    """
+    recorded = changes.load(ctx, letter.id)
+    return changes.applied(
+        scrubbed(ctx, letter, sender), recorded, with_bodies=bool(letter.edited_by)
+    )

@@ -35,7 +35,14 @@ SenderCheck = Literal["verified", "unverified", "unchecked"]
 
 # What can happen to a letter; the same word in its history, the audit log and the log file.
 LetterEvent = Literal[
-    "held", "approved", "rejected", "kept-on-hold", "delivered", "failed", "bounced"
+    "held",
+    "file-removed",
+    "approved",
+    "rejected",
+    "kept-on-hold",
+    "delivered",
+    "failed",
+    "bounced",
 ]
 
 
@@ -154,7 +161,7 @@ class Letter(_Record):
     reason: str = ""
     delivered_at: str = ""
     last_error: str = ""
-    edited_by: str = ""  # set when a moderator redacted the text before approving
+    edited_by: str = ""  # set when a moderator edited or redacted the letter as they approved
     history: tuple[Step, ...] = field(default=())
     sender_check: SenderCheck = "unchecked"
     sender_results: str = ""  # the Authentication-Results the check read (no address in it)

@@ -130,6 +130,9 @@ def _step(at: str, event: str, by: str, audit: dict[str, Any]) -> TimelineStep:
         via=str(audit.get("via", "")),
         reason=str(audit.get("reason", "")),
         edited=bool(audit.get("edited")),
+        file=str(audit.get("file", "")),
+        redacted=tuple(sorted((str(k), int(v)) for k, v in (audit.get("redacted") or {}).items())),
+        not_sent=str(audit.get("not_sent", "")),
     )
 
 

@@ -8,6 +8,7 @@ shown only inside a sandboxed frame whose own policy forbids scripts and remote 
 
 from __future__ import annotations
 
+import base64
 import html as html_module
 from dataclasses import dataclass, field
 
@@ -16,7 +17,9 @@ import nh3
 from relay import letters
 from relay.context import Context
 from relay.letters.previews import DeliveredFile, delivered_files
+from relay.letters.redacting import IDENTIFYING
 from relay.screen import Flag
+from relay.scrub import Attachment
 from relay.store.records import Letter
 
 _TAGS = {
@@ -40,6 +43,9 @@ class TimelineStep:
     via: str = ""
     reason: str = ""
     edited: bool = False
+    file: str = ""  # the file a moderator removed
+    redacted: tuple[tuple[str, int], ...] = ()  # flagged details removed: kinds and counts
+    not_sent: str = ""  # why an approval did not send the letter ("pal-paused", ...)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ class LetterView:
     @property
     def has_flags(self) -> bool:
         return bool(self.letter.flags) or self.letter.sender_unverified
+
+    @property
+    def can_redact(self) -> bool:
+        """Whether "remove flagged parts" would remove anything (keywords stay)."""
+        return any(flag.kind in IDENTIFYING for flag in self.letter.flags)
 
 
 def _placeable(flag: Flag, length: int) -> bool:
@@ -140,6 +151,35 @@ def view(ctx: Context, letter: Letter) -> LetterView:
         frame=sanitized_frame(clean.html) if clean.html else None,
         files=tuple(delivered_files(clean)),
     )
+
+
+@dataclass(frozen=True)
+class EditPreview:
+    """An edited letter as it would be delivered: its text, and its HTML part with the
+    pictures shown in place (as data: addresses, the only pictures the frame loads)."""
+
+    letter: LetterView
+    edited_text: str
+    text: str
+    frame: str | None
+
+
+def edit_preview(ctx: Context, letter: Letter, by: str, edited_text: str) -> EditPreview:
+    """Blocking: what approving with `edited_text` would deliver; nothing is written."""
+    shown = letters.edited_version(ctx, letter.id, by, edited_text)
+    frame = None
+    if shown.html is not None:
+        frame = sanitized_frame(_pictures_inline(shown.html, shown.attachments))
+    return EditPreview(view(ctx, letter), edited_text, shown.text or "", frame)
+
+
+def _pictures_inline(markup: str, files: tuple[Attachment, ...]) -> str:
+    for attachment in files:
+        if attachment.content_id and attachment.kind == "picture":
+            data = base64.b64encode(attachment.data).decode("ascii")
+            source = f"data:{attachment.content_type};base64,{data}"
+            markup = markup.replace(f'src="cid:{attachment.content_id}"', f'src="{source}"')
+    return markup
 
 
 def waiting(ctx: Context, library_id: str) -> list[LetterView]:

@@ -56,6 +56,7 @@ def test_moderator_approves_rejects_and_edits_then_sees_it_in_the_history(
         re.compile(re.escape(PRIVATE + KEPT) + r"\s*")
     )
     page.fill("#edited_text", KEPT)
+    page.click("#preview-edited")
     page.click("#approve-edited")
     expect(page.locator("#done")).to_contain_text("Letter 3 approved with your edits")
     expect(page.locator("article.letter")).to_have_count(0)

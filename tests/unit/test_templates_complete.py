@@ -9,7 +9,7 @@ import pytest
 from relay.wording import Templates, shipped_templates
 
 ROOT = shipped_templates()
-PARTS = ("_footer.txt", "_contents.txt")
+PARTS = ("_footer.txt", "_contents.txt", "_mark.txt")
 
 
 def _names(kind: str, language: str) -> set[str]:
