@@ -163,8 +163,16 @@ def _changed_bodies(
         current = replace(current, text=edited_text, html=rebuilt)
     counts: dict[str, int] = {}
     if redact:
+        # The surnames learned so far, and those this letter was flagged for at hold (its
+        # own display name may have been the only source).
+        surnames = (
+            *versions.policy(ctx, sender).surnames,
+            *{flag.text for flag in letter.flags if flag.kind == "surname"},
+        )
         done = redacting.redact(
-            current, lambda seen: holding.flags_for(ctx, seen, sender), _mark(ctx, letter)
+            current,
+            lambda seen: holding.flags_for(ctx, seen, sender, surnames),
+            _mark(ctx, letter),
         )
         current, counts = done.letter, done.counts
     return changes.Bodies(

@@ -79,21 +79,11 @@ def _spans(flags: Iterable[Flag], part: str, text: str) -> list[tuple[int, int]]
     for flag in sorted(wanted, key=lambda f: (f.start, f.end)):
         if not 0 <= flag.start < flag.end <= len(text):
             continue
-        start = _with_parenthesis(text, flag.start, flag.end)
-        if merged and start < merged[-1][1]:
+        if merged and flag.start < merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], flag.end))
         else:
-            merged.append((start, flag.end))
+            merged.append((flag.start, flag.end))
     return merged
-
-
-def _with_parenthesis(text: str, start: int, end: int) -> int:
-    """A phone number's area code in parentheses is read without its "(": take it too,
-    rather than leave "([removed]" in a child's letter."""
-    inside = text[start:end]
-    if start > 0 and text[start - 1] == "(" and inside.count(")") > inside.count("("):
-        return start - 1
-    return start
 
 
 def redact_string(text: str, spans: list[tuple[int, int]], mark: str) -> str:

@@ -126,7 +126,8 @@ def test_surname_learned_removed_where_the_mail_program_put_it_flagged_where_typ
     assert "Write to me: Maya" in html and maya not in html
 
     # A later letter from a mail program that sends no name: the learned surname still
-    # leaves the signature and the link, and the pal's copy holds none of it.
+    # leaves the signature and the link, is flagged where she typed it, and "remove what is
+    # flagged" takes that out too, so the pal's copy holds none of it.
     relay.send(
         maya,
         [pals.tomas.masked],
@@ -134,13 +135,13 @@ def test_surname_learned_removed_where_the_mail_program_put_it_flagged_where_typ
             maya,
             pals.tomas.masked,
             display="",
-            text="Hi again!\n\n-- \nMaya Castellanos\n",
+            text="Hi again! The Castellanos family says hello.\n\n-- \nMaya Castellanos\n",
             html=f'<p>Hi again! <a href="mailto:{maya}">Maya Castellanos</a></p>',
         ),
     )
     (second,) = wait_for(lambda: relay.queue(), what="the second letter held")
-    assert [f for f in second["flags"] if f["kind"] == "surname"] == []
-    relay.cli("queue", "approve", str(second["id"]), "--by", MODERATOR_A)
+    assert [f["text"] for f in second["flags"] if f["kind"] == "surname"] == ["Castellanos"]
+    relay.cli("queue", "approve", str(second["id"]), "--by", MODERATOR_A, "--redact-flags")
     delivered_both = wait_for(
         lambda: found if len(found := relay.delivered(pals.tomas.email)) == 2 else None,
         what="the second delivery",
