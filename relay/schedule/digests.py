@@ -38,8 +38,13 @@ from relay.store.records import DigestState
 
 log = logging.getLogger("relay")
 
+# Staff write to staff as themselves: a file no cleaner knows (a Word newsletter) is kept as
+# sent rather than lost; pictures, recordings, videos and PDFs are cleaned as in letters.
 STAFF_POLICY = ScrubPolicy(
-    allowed_types=("*/*",), max_attachment_bytes=20 * 1024 * 1024, max_attachments=20
+    allowed_types=("*/*",),
+    max_attachment_bytes=20 * 1024 * 1024,
+    max_attachments=20,
+    uncleanable_files="keep",
 )
 
 
