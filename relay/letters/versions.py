@@ -19,6 +19,7 @@ from typing import Any
 
 from relay.context import Context
 from relay.scrub import Attachment, Removal, ScrubbedLetter, ScrubPolicy, scrub_letter
+from relay.scrub.model import ATTACHMENT_KINDS
 from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
@@ -29,9 +30,13 @@ def policy(ctx: Context, sender: Participant) -> ScrubPolicy:
     private = (sender.email, sender.guardian) if sender.guardian else (sender.email,)
     return ScrubPolicy(
         private_values=private,
-        max_attachment_bytes=attachments.max_bytes,
+        max_attachment_bytes=attachments.max_bytes_for("file"),
         max_attachments=attachments.max_count,
         allowed_types=attachments.allowed_types,
+        max_bytes_by_kind=tuple(
+            (kind, attachments.max_bytes_for(kind)) for kind in ATTACHMENT_KINDS
+        ),
+        max_total_bytes=attachments.max_total_bytes,
     )
 
 
