@@ -686,6 +686,11 @@ def _max_bytes(section: _Section) -> dict[str, int]:
     return sizes
 
 
+def _fitting_total(smtp: SmtpSettings) -> int:
+    """Unless written, the files of a letter may fill what one SMTP message can carry."""
+    return min(25 * MB, int(smtp.max_message_bytes / BASE64_GROWTH))
+
+
 def _attachments(root: _Section, smtp: SmtpSettings, warnings: list[str]) -> AttachmentSettings:
     s = root.section("attachments")
     types = s.get("allowed_types", list, ["image/*", "audio/*"]) or []
@@ -696,11 +701,11 @@ def _attachments(root: _Section, smtp: SmtpSettings, warnings: list[str]) -> Att
         max_count=_positive(s, "max_count", int, 5),
         allowed_types=tuple(str(t) for t in types),
         max_bytes=_max_bytes(s),
-        max_total_bytes=_positive(s, "max_total_bytes", int, 25 * MB),
+        max_total_bytes=_positive(s, "max_total_bytes", int, _fitting_total(smtp)),
     )
     s.finish()
     encoded = int(settings.max_total_bytes * BASE64_GROWTH)
-    if encoded > smtp.max_message_bytes:
+    if "max_total_bytes" in s.data and encoded > smtp.max_message_bytes:
         warnings.append(
             f"attachments.max_total_bytes: {settings.max_total_bytes} bytes of files take about "
             f"{encoded} bytes in a message, more than smtp.max_message_bytes "

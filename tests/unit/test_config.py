@@ -297,3 +297,16 @@ def test_a_total_that_cannot_fit_a_message_is_a_warning(tmp_path: Path) -> None:
     (warning,) = config.warnings
     assert warning.startswith("attachments.max_total_bytes: 26214400 bytes of files take about")
     assert "smtp.max_message_bytes (26214400)" in warning
+
+
+def test_without_a_written_total_the_files_fit_a_smaller_message(tmp_path: Path) -> None:
+    config = _loaded(tmp_path, "max_total_bytes = 26214400", "")
+    assert config.attachments.max_total_bytes == 25 * 1024 * 1024
+    smaller = tmp_path / "smaller"
+    smaller.mkdir()
+    text = (ROOT / "config.toml").read_text().replace("max_total_bytes = 26214400", "")
+    text = text.replace("max_message_bytes = 37748736", "max_message_bytes = 10485760")
+    (smaller / "config.toml").write_text(text)
+    config = config_module.load(smaller / "config.toml")
+    assert config.attachments.max_total_bytes * 1.37 <= 10485760
+    assert config.warnings == ()
