@@ -32,8 +32,8 @@ def _decoded(part: Message) -> bytes:
 
 
 def _letter(pals: Pals, folder: Path) -> bytes:
-    recordings = make_recordings(folder)
-    videos = make_videos(folder)
+    recordings = make_recordings(folder, ("mp3",))
+    videos = make_videos(folder, ("mp4",))
     message = email.message_from_bytes(
         letter_bytes(pals.maya.email, pals.tomas.masked, body="Listen to my song!"),
         policy=email.policy.default,

@@ -68,47 +68,76 @@ def _flac_picture() -> str:
     return base64.b64encode(picture.write()).decode("ascii")  # type: ignore[no-untyped-call]
 
 
-def make_recordings(folder: Path) -> dict[str, Path]:
-    """One tagged recording per container, by extension."""
-    cover = _cover(folder)
-    with_cover = ("-i", cover, "-map", "0:a", "-map", "1:v", "-disposition:v", "attached_pic")
-    made = {
-        name: folder / f"tagged.{name}" for name in ("mp3", "ogg", "opus", "m4a", "flac", "wav")
-    }
-    _ffmpeg(*_TONE, *with_cover, "-c:v", "mjpeg", *_TAGS, "-c:a", "libmp3lame",
-            "-id3v2_version", "3", "-write_id3v1", "1", made["mp3"])  # fmt: skip
+def _with_cover(cover: Path) -> tuple[str | Path, ...]:
+    return ("-i", cover, "-map", "0:a", "-map", "1:v", "-disposition:v", "attached_pic")
+
+
+def _mp3(path: Path, cover: Path) -> None:
+    _ffmpeg(*_TONE, *_with_cover(cover), "-c:v", "mjpeg", *_TAGS, "-c:a", "libmp3lame",
+            "-id3v2_version", "3", "-write_id3v1", "1", path)  # fmt: skip
     ape = APEv2()  # type: ignore[no-untyped-call]
     ape["Artist"] = ARTIST
-    ape.save(made["mp3"])
-    _ffmpeg(*_TONE, *_TAGS, "-c:a", "libvorbis", made["ogg"])
-    vorbis = OggVorbis(made["ogg"])  # type: ignore[no-untyped-call]
+    ape.save(path)
+
+
+def _ogg(path: Path, cover: Path) -> None:
+    _ffmpeg(*_TONE, *_TAGS, "-c:a", "libvorbis", path)
+    vorbis = OggVorbis(path)  # type: ignore[no-untyped-call]
     vorbis["METADATA_BLOCK_PICTURE"] = [_flac_picture()]
     vorbis.save()
-    _ffmpeg(*_TONE, *_TAGS, "-c:a", "libopus", made["opus"])
-    _ffmpeg(*_TONE, *with_cover, "-c:v", "png", *_TAGS, "-c:a", "aac", made["m4a"])
-    _ffmpeg(*_TONE, *with_cover, "-c:v", "png", *_TAGS, "-c:a", "flac", made["flac"])
-    _ffmpeg(*_TONE, *_TAGS, "-c:a", "pcm_s16le", made["wav"])  # RIFF LIST INFO
-    wave = WAVE(made["wav"])  # type: ignore[no-untyped-call]
+
+
+def _opus(path: Path, cover: Path) -> None:
+    _ffmpeg(*_TONE, *_TAGS, "-c:a", "libopus", path)
+
+
+def _m4a(path: Path, cover: Path) -> None:
+    _ffmpeg(*_TONE, *_with_cover(cover), "-c:v", "png", *_TAGS, "-c:a", "aac", path)
+
+
+def _flac(path: Path, cover: Path) -> None:
+    _ffmpeg(*_TONE, *_with_cover(cover), "-c:v", "png", *_TAGS, "-c:a", "flac", path)
+
+
+def _wav(path: Path, cover: Path) -> None:
+    _ffmpeg(*_TONE, *_TAGS, "-c:a", "pcm_s16le", path)  # RIFF LIST INFO
+    wave = WAVE(path)  # type: ignore[no-untyped-call]
     wave.add_tags()  # type: ignore[no-untyped-call]
     # UTF-16, as many taggers write it.
     tags: ID3 = wave.tags  # type: ignore[assignment]
     tags.add(TPE1(encoding=1, text=[ARTIST]))  # type: ignore[no-untyped-call]
     wave.save()
+
+
+_RECORDINGS = {"mp3": _mp3, "ogg": _ogg, "opus": _opus, "m4a": _m4a, "flac": _flac, "wav": _wav}
+
+
+def make_recordings(folder: Path, names: tuple[str, ...] = tuple(_RECORDINGS)) -> dict[str, Path]:
+    """One tagged recording per container, by extension."""
+    cover = _cover(folder)
+    made = {name: folder / f"tagged.{name}" for name in names}
+    for name, path in made.items():
+        _RECORDINGS[name](path, cover)
     return made
 
 
-def make_videos(folder: Path) -> dict[str, Path]:
-    """An MP4 with a GPS position, a MOV with Apple's location key, an MKV with a subtitle
-    and an attached file."""
-    made = {name: folder / f"filmed.{name}" for name in ("mp4", "mov", "mkv")}
-    stream_tags = ("-metadata:s:v", f"title={ARTIST}", "-metadata:s:a", f"title={TITLE}")
+_STREAM_TAGS = ("-metadata:s:v", f"title={ARTIST}", "-metadata:s:a", f"title={TITLE}")
+
+
+def _mp4(path: Path, folder: Path) -> None:
     _ffmpeg(*_PICTURE, *_TONE, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
-            *_TAGS, "-metadata", f"location={PLACE}", *stream_tags,
-            "-movflags", "use_metadata_tags", "-shortest", made["mp4"])  # fmt: skip
+            *_TAGS, "-metadata", f"location={PLACE}", *_STREAM_TAGS,
+            "-movflags", "use_metadata_tags", "-shortest", path)  # fmt: skip
+
+
+def _mov(path: Path, folder: Path) -> None:
     _ffmpeg(*_PICTURE, "-c:v", "libx264", "-preset", "ultrafast",
             "-metadata", f"com.apple.quicktime.location.ISO6709={PLACE}",
             "-metadata", f"com.apple.quicktime.author={ARTIST}",
-            "-movflags", "use_metadata_tags", made["mov"])  # fmt: skip
+            "-movflags", "use_metadata_tags", path)  # fmt: skip
+
+
+def _mkv(path: Path, folder: Path) -> None:
     subtitles = folder / "words.srt"
     subtitles.write_text(f"1\n00:00:00,000 --> 00:00:01,000\n{EMBEDDED}\n", encoding="utf-8")
     note = folder / "note.txt"
@@ -116,7 +145,18 @@ def make_videos(folder: Path) -> dict[str, Path]:
     _ffmpeg(*_PICTURE, *_TONE, "-i", subtitles, "-map", "0:v", "-map", "1:a", "-map", "2:s",
             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libvorbis", "-c:s", "srt",
             *_TAGS, "-attach", note, "-metadata:s:t", "mimetype=text/plain",
-            "-shortest", made["mkv"])  # fmt: skip
+            "-shortest", path)  # fmt: skip
+
+
+_VIDEOS = {"mp4": _mp4, "mov": _mov, "mkv": _mkv}
+
+
+def make_videos(folder: Path, names: tuple[str, ...] = tuple(_VIDEOS)) -> dict[str, Path]:
+    """An MP4 with a GPS position, a MOV with Apple's location key, an MKV with a subtitle
+    and an attached file."""
+    made = {name: folder / f"filmed.{name}" for name in names}
+    for name, path in made.items():
+        _VIDEOS[name](path, folder)
     return made
 
 
