@@ -205,6 +205,21 @@ def make_pdf(path: Path, text: str = "Hello pen pal", *, pages: int = 2) -> Path
         pikepdf.Array([_link(pdf), pdf.make_indirect(attached)])
     )
     pdf.pages[0].obj.PieceInfo = pikepdf.Dictionary(Editor=pikepdf.String(ARTIST))
+    if pages > 1:  # a filled-in form field that runs a script when touched
+        script = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String(SCRIPT))
+        field = pdf.make_indirect(
+            pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot,
+                Subtype=pikepdf.Name.Widget,
+                FT=pikepdf.Name.Tx,
+                T=pikepdf.String("name"),
+                V=pikepdf.String(TITLE),
+                Rect=[10, 10, 200, 40],
+                AA=pikepdf.Dictionary(Fo=script),
+            )
+        )
+        pdf.pages[1].obj.Annots = pdf.make_indirect(pikepdf.Array([field]))
+        pdf.Root.AcroForm = pikepdf.Dictionary(Fields=pikepdf.Array([field]))
     pdf.save(path, compress_streams=False)
     return path
 

@@ -4,12 +4,15 @@ A PDF names its author and program in the document information dictionary (/Info
 XMP streams (/Metadata, on the document and on any object: a picture inside keeps its
 camera's); it can run JavaScript on opening (/OpenAction, /AA, the /Names JavaScript tree),
 open web addresses (/URI actions, Link annotations), carry other files (/EmbeddedFiles,
-file attachment annotations) and an editor's private data (/PieceInfo). pikepdf (qpdf) is
-used to take all of that out: the document catalogue loses /Info, /Metadata, /OpenAction,
-/AA, /Names, /Outlines, /AcroForm and /PieceInfo; every object loses /Metadata, /PieceInfo,
-/AA and any action other than going to a page; annotations that link, play or carry files
-are dropped. qpdf writes only objects still reachable, so what was cut is not in the file.
-The result is opened again and checked for every one of those keys; it must have as many
+file attachment annotations), form fields whose values a reader never sees, and an editor's
+private data (/PieceInfo). pikepdf (qpdf) is used to take all of that out: annotations
+that link, play or carry files are dropped, and the others (notes, filled-in form fields)
+are flattened into the page, so what they showed stays visible and nothing else of them
+remains; the document catalogue loses /Info, /Metadata, /OpenAction, /AA, /Names,
+/Outlines, /AcroForm and /PieceInfo; every object loses /Metadata, /PieceInfo, /AA, /Next
+and any action other than going to a page. qpdf writes only objects still reachable, so
+what was cut is not in the file. The result is opened again and checked for every one of
+those keys and for any action that runs, opens or sends something; it must have as many
 pages as before. Encrypted or unreadable PDFs are removed.
 
 The visible text is read with pypdfium2 (PDFium, the reader in Chrome): a document with
@@ -37,13 +40,17 @@ _CATALOGUE_KEYS = (
     "/Metadata", "/OpenAction", "/AA", "/Names", "/Outlines", "/AcroForm", "/PieceInfo",
     "/URI", "/Threads", "/SpiderInfo", "/Perms", "/Collection",
 )  # fmt: skip
-_OBJECT_KEYS = ("/Metadata", "/PieceInfo", "/AA", "/JS", "/EmbeddedFiles", "/URI")
+_OBJECT_KEYS = ("/Metadata", "/PieceInfo", "/AA", "/JS", "/EmbeddedFiles", "/URI", "/Next")
 _DROPPED_ANNOTATIONS = {
     "/Link", "/FileAttachment", "/Sound", "/Movie", "/Screen", "/RichMedia", "/3D",
 }  # fmt: skip
 # Keys whose presence anywhere means the document is not clean.
 _FORBIDDEN_KEYS = {"/JS", "/JavaScript", "/EmbeddedFile", "/EmbeddedFiles", "/OpenAction",
-                   "/AA", "/URI", "/Launch", "/Metadata", "/PieceInfo", "/XFA"}  # fmt: skip
+                   "/AA", "/URI", "/Launch", "/Metadata", "/PieceInfo", "/XFA", "/Annots",
+                   "/AcroForm", "/Next"}  # fmt: skip
+# Action types that run, open or send something; only /GoTo (a page of this file) is kept.
+_RUNNING_ACTIONS = {"/JavaScript", "/Launch", "/URI", "/SubmitForm", "/ImportData", "/GoToR",
+                    "/GoToE", "/Rendition", "/Sound", "/Movie", "/RichMediaExecute"}  # fmt: skip
 
 
 def _is_dictionary(obj: object) -> bool:
@@ -77,6 +84,11 @@ def _strip_annotations(pdf: pikepdf.Pdf) -> bool:
             else:
                 kept.append(annotation)
         page.obj["/Annots"] = kept
+    # What the others show becomes part of the page; the annotations themselves go.
+    pdf.flatten_annotations("all")
+    for page in pdf.pages:
+        if "/Annots" in page.obj:
+            del page.obj["/Annots"]
     return found
 
 
@@ -95,14 +107,19 @@ def _strip(pdf: pikepdf.Pdf) -> bool:
     return found
 
 
+def _unsafe(obj: pikepdf.Object) -> bool:
+    if not _is_dictionary(obj):
+        return False
+    return any(key in obj for key in _FORBIDDEN_KEYS) or obj.get("/S") in _RUNNING_ACTIONS
+
+
 def _verify(cleaned: bytes, pages: int) -> None:
     try:
         with pikepdf.open(io.BytesIO(cleaned)) as pdf:
             if len(pdf.pages) != pages or "/Info" in pdf.trailer:
                 raise Uncleanable("it could not be read back after cleaning")
-            for obj in pdf.objects:
-                if _is_dictionary(obj) and any(key in obj for key in _FORBIDDEN_KEYS):
-                    raise Uncleanable("its hidden details could not all be removed")
+            if any(_unsafe(obj) for obj in pdf.objects):
+                raise Uncleanable("its hidden details could not all be removed")
     except pikepdf.PdfError:
         raise Uncleanable("it could not be read back after cleaning") from None
 

@@ -7,8 +7,9 @@ only the video and audio streams into a fresh container (`-c copy`: no re-encodi
 global, per-stream or chapter metadata, in bit-exact mode so it adds no encoder name of its
 own; MP4 and MOV are written with `+faststart`, which builds a new `moov` without the old
 `udta`. ffprobe then reads the result: it must have a duration and a picture or sound
-stream, and no tag beyond the technical ones (brand, handler, language). Anything short of
-that and the video is removed.
+stream, and no tag beyond the technical ones (brand, handler, language). Cover pictures
+(`0:V` maps moving pictures only) are left out with the rest. Anything short of that and
+the video is removed.
 
 The container is recognised from the first bytes (`ftyp` box, or EBML's magic number);
 ffmpeg is told which demuxer to use and never guesses.
@@ -40,7 +41,7 @@ _MKV = _Container("matroska", "matroska", "video/x-matroska", "mkv")
 _QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip")
 
 _REMUX = (
-    "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-dn", "-sn",
+    "-map", "0:V?", "-map", "0:a?", "-c", "copy", "-dn", "-sn",
     "-map_metadata", "-1", "-map_metadata:s:v", "-1", "-map_metadata:s:a", "-1",
     "-map_chapters", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
     "-flags:a", "+bitexact",
