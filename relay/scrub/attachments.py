@@ -393,19 +393,30 @@ def _hides_value(cleaned: Cleaned, matcher: PrivateMatcher | None) -> bool:
     return _binary_hides_value(cleaned.data, matcher) or contains_private(cleaned.text, matcher)
 
 
+def _cleaned(kind: AttachmentKind, data: bytes) -> Cleaned:
+    """The file cleaned by its kind's cleaner; `Uncleanable` for anything else that happens,
+    so one broken file costs the letter that file, never the whole letter."""
+    cleaner = _CLEANERS.get(kind)
+    if cleaner is None:
+        raise Uncleanable("there is no way to clean this kind of file yet")
+    try:
+        return cleaner(data)
+    except Uncleanable:
+        raise
+    except Exception as error:  # a library tripping on hostile input
+        raise Uncleanable(f"it could not be read safely ({type(error).__name__})") from error
+
+
 def _take_medium(taking: _Taking, part: Message, data: bytes, content_type: str) -> None:
     kind = kind_of(content_type)
     what = _describe(filename_of(part), content_type, taking.matcher)
-    cleaner = _CLEANERS.get(kind)
     try:
-        if cleaner is None:
-            raise Uncleanable("there is no way to clean this kind of file yet")
-        cleaned = cleaner(data)
+        cleaned = _cleaned(kind, data)
     except Uncleanable as error:
         if taking.policy.uncleanable_files == "keep":
             _keep_as_sent(taking, part, data, content_type)
         else:
-            taking.remove(what, f"not delivered, it could not be cleaned: {error.reason}")
+            taking.remove(what, f"not delivered, as it could not be cleaned: {error.reason}")
         return
     if _hides_value(cleaned, taking.matcher):
         taking.remove(what, _PRIVATE)

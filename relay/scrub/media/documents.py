@@ -131,13 +131,13 @@ def clean_document(data: bytes) -> Cleaned:
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             if pdf.is_encrypted:
-                raise Uncleanable("it is locked with a password, so it could not be cleaned")
+                raise Uncleanable("it is locked with a password")
             pages = len(pdf.pages)
             hidden = _strip(pdf)
             out = io.BytesIO()
             pdf.save(out, fix_metadata_version=False, deterministic_id=True, encryption=False)
     except pikepdf.PasswordError:
-        raise Uncleanable("it is locked with a password, so it could not be cleaned") from None
+        raise Uncleanable("it is locked with a password") from None
     except (pikepdf.PdfError, RuntimeError, ValueError):
         raise Uncleanable("it could not be read as a PDF document") from None
     cleaned = out.getvalue()
