@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import sys
 import sysconfig
 import tomllib
@@ -704,6 +705,12 @@ def _attachments(root: _Section, smtp: SmtpSettings, warnings: list[str]) -> Att
         max_total_bytes=_positive(s, "max_total_bytes", int, _fitting_total(smtp)),
     )
     s.finish()
+    media = [t for t in settings.allowed_types if t.startswith(("audio/", "video/", "*/"))]
+    if media and shutil.which("ffmpeg") is None:
+        warnings.append(
+            f"attachments.allowed_types: {', '.join(media)} needs ffmpeg, which is not "
+            "installed; such files are removed from letters until it is (apt-get install ffmpeg)"
+        )
     encoded = int(settings.max_total_bytes * BASE64_GROWTH)
     if "max_total_bytes" in s.data and encoded > smtp.max_message_bytes:
         warnings.append(

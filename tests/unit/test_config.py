@@ -310,3 +310,12 @@ def test_without_a_written_total_the_files_fit_a_smaller_message(tmp_path: Path)
     config = config_module.load(smaller / "config.toml")
     assert config.attachments.max_total_bytes * 1.37 <= 10485760
     assert config.warnings == ()
+
+
+def test_recordings_allowed_without_ffmpeg_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config_module.load(ROOT / "config.toml").warnings == ()
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no ffmpeg on it
+    (warning,) = config_module.load(ROOT / "config.toml").warnings
+    assert warning.startswith("attachments.allowed_types: audio/* needs ffmpeg")
