@@ -1,16 +1,18 @@
 """Scrubbing: turn the raw bytes of a letter into the parts we are willing to deliver.
 
-Pure functions, no I/O. The original message is never edited: a new, small value
-(`ScrubbedLetter`) is built from an allow-list of what a letter may carry (subject, text and
-HTML bodies, allowed attachments). Everything that was left out is listed in `removed` and
-everything odd about the input in `notes`, so that a moderator approves exactly what will be
-delivered and knows what was taken away. `scrub_letter` never raises: work is bounded by the
-policy (parts, depth, characters, pixels), and input it cannot read becomes a note.
+Pure functions, no I/O, with one bounded exception: recordings and videos are copied by
+ffmpeg, run on a temporary file (`media.runner`). The original message is never edited: a
+new, small value (`ScrubbedLetter`) is built from an allow-list of what a letter may carry
+(subject, text and HTML bodies, allowed attachments). Everything that was left out is
+listed in `removed` and everything odd about the input in `notes`, so that a moderator
+approves exactly what will be delivered and knows what was taken away. `scrub_letter` never
+raises: work is bounded by the policy (parts, depth, characters, pixels, file sizes), and
+input it cannot read becomes a note.
 
 The steps live in their own modules: `mime` (bounded walk, tolerant decoding), `quotes`
-(quoted replies and signatures), `markup` (HTML), `attachments` (files and pictures) and
-`private` (private values in every encoded form). `leakguard` checks the final outgoing
-bytes.
+(quoted replies and signatures), `markup` (HTML), `attachments` (which files may travel;
+pictures), `media` (recordings, videos, PDFs and text files, one module each) and `private`
+(private values in every encoded form). `leakguard` checks the final outgoing bytes.
 """
 
 from __future__ import annotations
