@@ -1,7 +1,9 @@
 """Scrub and screen: letters per second against plain `email` parse and re-serialize.
 
-Three shapes, built here: a short text reply with quoted history; an HTML letter with an
-inline 2-megapixel JPEG photo; a text letter with five attached photos. Each is run through
+Four shapes, built here: a short text reply with quoted history; an HTML letter with an
+inline 2-megapixel JPEG photo; a text letter with five attached photos; a text letter with
+a 30-second tagged MP3 and a two-page PDF (ffmpeg copies the sound, pikepdf rewrites the
+document: per letter, the cost of a process start or two dominates). Each is run through
 `scrub_letter` + `screen` (what holding a letter does to its bytes) and, for reference,
 through `email.message_from_bytes(raw, policy=default).as_bytes()`. The image case is
 bounded by Pillow's decode and re-encode: its share comes from a cProfile of the same runs.
@@ -15,11 +17,15 @@ import email.policy
 import io
 import pstats
 import random
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import pikepdf
 from PIL import Image
 
 from bench.common import WRITER, emit
@@ -27,6 +33,10 @@ from relay.screen import screen
 from relay.scrub import ScrubPolicy, scrub_letter
 
 POLICY = ScrubPolicy(private_values=(WRITER,))
+MEDIA_POLICY = ScrubPolicy(
+    private_values=(WRITER,), allowed_types=("audio/*", "application/pdf"),
+    max_attachment_bytes=20 * 1024 * 1024,
+)  # fmt: skip
 KEYWORDS = {
     "en": ["address", "phone", "password", "secret", "meet up", "whatsapp"],
     "es": ["dirección", "teléfono", "contraseña", "secreto", "whatsapp"],
@@ -107,9 +117,43 @@ def five_attachments() -> bytes:
     return message.as_bytes()
 
 
-def scrub_and_screen(raw: bytes) -> None:
-    clean = scrub_letter(raw, POLICY)
+def _recording(folder: Path) -> bytes:
+    path = folder / "song.mp3"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=30",
+         "-metadata", "artist=Maya", "-c:a", "libmp3lame", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path.read_bytes()
+
+
+def _document() -> bytes:
+    pdf = pikepdf.new()
+    for number in range(2):
+        pdf.add_blank_page(page_size=(595, 842))
+        pdf.pages[number].obj.Contents = pdf.make_stream(b"BT 20 800 Td (Dear Tomas) Tj ET")
+    pdf.docinfo["/Author"] = "Maya"
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def recording_and_document() -> bytes:
+    message = _base("My song and my homework")
+    message.set_content("Hi Tomás! I sang a song for you, and here is my homework.\n")
+    with tempfile.TemporaryDirectory() as folder:
+        message.add_attachment(_recording(Path(folder)), "audio", "mpeg", filename="song.mp3")
+    message.add_attachment(_document(), "application", "pdf", filename="homework.pdf")
+    return message.as_bytes()
+
+
+def scrub_and_screen(raw: bytes, policy: ScrubPolicy = POLICY) -> None:
+    clean = scrub_letter(raw, policy)
     screen(clean, languages=["en", "es"], default_region="US", keywords=KEYWORDS)
+
+
+def scrub_media(raw: bytes) -> None:
+    scrub_and_screen(raw, MEDIA_POLICY)
 
 
 def parse_and_serialize(raw: bytes) -> None:
@@ -145,9 +189,10 @@ def run(repeat: int) -> None:
         "text reply with quotes": (text_reply(), 20 * repeat),
         "HTML + 2 MP inline JPEG": (html_with_photo(), max(3, repeat // 3)),
         "five attached photos": (five_attachments(), max(3, repeat // 3)),
+        "MP3 (30 s) + 2-page PDF": (recording_and_document(), max(2, repeat // 5)),
     }
     for shape, (raw, count) in shapes.items():
-        relay_rate = _rate(scrub_and_screen, raw, count)
+        relay_rate = _rate(scrub_media if "MP3" in shape else scrub_and_screen, raw, count)
         plain_rate = _rate(parse_and_serialize, raw, count)
         fields: dict[str, Any] = {}
         if "JPEG" in shape or "photos" in shape:

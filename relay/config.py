@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import sys
 import sysconfig
 import tomllib
@@ -178,11 +179,35 @@ class ScreeningSettings:
     keywords: dict[str, tuple[str, ...]]  # language (or "*" for all) -> words to flag
 
 
+# What a person would call a file, as `relay.scrub.model.AttachmentKind` names them (kept in
+# step by a test; importing scrubbing here would load every cleaner to read a config file).
+FILE_KINDS = ("picture", "audio", "video", "document", "text", "file")
+MB = 1024 * 1024
+DEFAULT_MAX_BYTES = {
+    "picture": 5 * MB,
+    "audio": 20 * MB,
+    "video": 25 * MB,
+    "document": 5 * MB,
+    "text": 1 * MB,
+    "file": 5 * MB,
+}
+# Base64 makes a file about 1.37 times larger in a message (4/3 and line ends).
+BASE64_GROWTH = 1.37
+
+
 @dataclass(frozen=True)
 class AttachmentSettings:
-    max_bytes: int
-    max_count: int
-    allowed_types: tuple[str, ...]
+    """What a letter may carry: `allowed_types` (patterns like "audio/*"), at most
+    `max_count` files, each no larger than `max_bytes[kind]`, together no larger than
+    `max_total_bytes`."""
+
+    max_count: int = 5
+    allowed_types: tuple[str, ...] = ("image/*", "audio/*")
+    max_bytes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
+    max_total_bytes: int = 25 * MB
+
+    def max_bytes_for(self, kind: str) -> int:
+        return self.max_bytes.get(kind, DEFAULT_MAX_BYTES["file"])
 
 
 AUTHENTICATION_MODES = ("front", "relay")
@@ -295,9 +320,7 @@ class Config:
     partnerships: tuple[Partnership, ...]
     imap: ImapSettings | None = None
     screening: ScreeningSettings = field(default_factory=lambda: ScreeningSettings({}))
-    attachments: AttachmentSettings = field(
-        default_factory=lambda: AttachmentSettings(5 * 1024 * 1024, 5, ("image/*",))
-    )
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     web: WebSettings = field(default_factory=WebSettings)
     prompts: PromptSettings = field(default_factory=lambda: PromptSettings(1, 9, ()))
     newsletter: NewsletterSettings = field(
@@ -512,7 +535,7 @@ def _smtp(root: _Section) -> SmtpSettings:
     s = root.section("smtp")
     settings = SmtpSettings(
         listen=_host_port(s, "listen", "127.0.0.1:2525"),
-        max_message_bytes=_positive(s, "max_message_bytes", int, 25 * 1024 * 1024),
+        max_message_bytes=_positive(s, "max_message_bytes", int, 36 * MB),
         max_recipients=_positive(s, "max_recipients", int, 10),
         shutdown_grace_seconds=_positive(s, "shutdown_grace_seconds", float, 30.0),
         intake_processes=_intake_processes(s),
@@ -648,18 +671,56 @@ def _screening(root: _Section) -> ScreeningSettings:
     return ScreeningSettings(keywords)
 
 
-def _attachments(root: _Section) -> AttachmentSettings:
+def _max_bytes(section: _Section) -> dict[str, int]:
+    """`max_bytes`: one number for every kind (the older form), or a table by kind."""
+    section.seen.add("max_bytes")
+    value = section.data.get("max_bytes")
+    if value is None:
+        return dict(DEFAULT_MAX_BYTES)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            section.problem("max_bytes", "must be greater than 0")
+        return dict.fromkeys(FILE_KINDS, value) if value > 0 else dict(DEFAULT_MAX_BYTES)
+    if not isinstance(value, dict):
+        section.problem("max_bytes", "must be a whole number or a table of sizes by kind")
+        return dict(DEFAULT_MAX_BYTES)
+    table = section.section("max_bytes")
+    sizes = {kind: _positive(table, kind, int, DEFAULT_MAX_BYTES[kind]) for kind in FILE_KINDS}
+    table.finish()
+    return sizes
+
+
+def _fitting_total(smtp: SmtpSettings) -> int:
+    """Unless written, the files of a letter may fill what one SMTP message can carry."""
+    return min(25 * MB, int(smtp.max_message_bytes / BASE64_GROWTH))
+
+
+def _attachments(root: _Section, smtp: SmtpSettings, warnings: list[str]) -> AttachmentSettings:
     s = root.section("attachments")
-    types = s.get("allowed_types", list, ["image/*"]) or []
+    types = s.get("allowed_types", list, ["image/*", "audio/*"]) or []
     for index, kind in enumerate(types):
         if not isinstance(kind, str) or not re.match(r"^[a-z]+/([a-z0-9.+-]+|\*)$", kind):
             s.problem(f"allowed_types[{index}]", f'must be a type like "audio/*", not {kind!r}')
     settings = AttachmentSettings(
-        max_bytes=_positive(s, "max_bytes", int, 5 * 1024 * 1024),
         max_count=_positive(s, "max_count", int, 5),
         allowed_types=tuple(str(t) for t in types),
+        max_bytes=_max_bytes(s),
+        max_total_bytes=_positive(s, "max_total_bytes", int, _fitting_total(smtp)),
     )
     s.finish()
+    media = [t for t in settings.allowed_types if t.startswith(("audio/", "video/", "*/"))]
+    if media and shutil.which("ffmpeg") is None:
+        warnings.append(
+            f"attachments.allowed_types: {', '.join(media)} needs ffmpeg, which is not "
+            "installed; such files are removed from letters until it is (apt-get install ffmpeg)"
+        )
+    encoded = int(settings.max_total_bytes * BASE64_GROWTH)
+    if "max_total_bytes" in s.data and encoded > smtp.max_message_bytes:
+        warnings.append(
+            f"attachments.max_total_bytes: {settings.max_total_bytes} bytes of files take about "
+            f"{encoded} bytes in a message, more than smtp.max_message_bytes "
+            f"({smtp.max_message_bytes}); such letters are refused when they arrive"
+        )
     return settings
 
 
@@ -941,7 +1002,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     authentication = _authentication(root)
     imap = _imap(root, base, paths)
     screening = _screening(root)
-    attachments = _attachments(root)
+    attachments = _attachments(root, smtp, paths.warnings)
     libraries = [_library(entry) for entry in root.items("libraries")]
     by_id: dict[str, Library] = {}
     for index, library in enumerate(libraries):

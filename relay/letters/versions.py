@@ -20,6 +20,7 @@ from typing import Any
 from relay.context import Context
 from relay.letters import changes
 from relay.scrub import Attachment, Removal, ScrubbedLetter, ScrubPolicy, names, scrub_letter
+from relay.scrub.model import ATTACHMENT_KINDS
 from relay.store.records import Letter, Participant
 
 log = logging.getLogger("relay")
@@ -36,9 +37,13 @@ def policy(ctx: Context, sender: Participant, names_here: Sequence[str] = ()) ->
         private_values=private,
         first_name=sender.name,
         surnames=names.surname_values(sender.name, (*names_here, *sender.known_names)),
-        max_attachment_bytes=attachments.max_bytes,
+        max_attachment_bytes=attachments.max_bytes_for("file"),
         max_attachments=attachments.max_count,
         allowed_types=attachments.allowed_types,
+        max_bytes_by_kind=tuple(
+            (kind, attachments.max_bytes_for(kind)) for kind in ATTACHMENT_KINDS
+        ),
+        max_total_bytes=attachments.max_total_bytes,
     )
 
 

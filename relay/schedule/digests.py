@@ -9,7 +9,8 @@ Digests carry volume (one per calendar year) and issue numbers, are archived und
 `<data_dir>/newsletter/archive/`, and a period with no posts sends nothing.
 
 Posts are not masked (staff write as themselves) but are rebuilt through the same scrubbing
-as letters, so their HTML is sanitized and pictures lose their metadata.
+as letters, so their HTML is sanitized and pictures, recordings, videos and PDFs lose their
+metadata; a file no cleaner knows is kept as sent (`STAFF_POLICY`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,13 @@ from relay.store.records import DigestState
 
 log = logging.getLogger("relay")
 
+# Staff write to staff as themselves: a file no cleaner knows (a Word newsletter) is kept as
+# sent rather than lost; pictures, recordings, videos and PDFs are cleaned as in letters.
 STAFF_POLICY = ScrubPolicy(
-    allowed_types=("*/*",), max_attachment_bytes=20 * 1024 * 1024, max_attachments=20
+    allowed_types=("*/*",),
+    max_attachment_bytes=20 * 1024 * 1024,
+    max_attachments=20,
+    uncleanable_files="keep",
 )
 
 

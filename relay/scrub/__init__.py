@@ -1,17 +1,20 @@
 """Scrubbing: turn the raw bytes of a letter into the parts we are willing to deliver.
 
-Pure functions, no I/O. The original message is never edited: a new, small value
-(`ScrubbedLetter`) is built from an allow-list of what a letter may carry (subject, text and
-HTML bodies, allowed attachments). Everything that was left out is listed in `removed` and
-everything odd about the input in `notes`, so that a moderator approves exactly what will be
-delivered and knows what was taken away. `scrub_letter` never raises: work is bounded by the
-policy (parts, depth, characters, pixels), and input it cannot read becomes a note.
+Pure functions, no I/O, with one bounded exception: recordings and videos are copied by
+ffmpeg, run on a temporary file (`media.runner`). The original message is never edited: a
+new, small value (`ScrubbedLetter`) is built from an allow-list of what a letter may carry
+(subject, text and HTML bodies, allowed attachments). Everything that was left out is
+listed in `removed` and everything odd about the input in `notes`, so that a moderator
+approves exactly what will be delivered and knows what was taken away. `scrub_letter` never
+raises: work is bounded by the policy (parts, depth, characters, pixels, file sizes), and
+input it cannot read becomes a note.
 
 The steps live in their own modules: `mime` (bounded walk, tolerant decoding), `quotes`
-(quoted replies and signatures), `markup` (HTML), `attachments` (files and pictures) and
-`private` (private values in every encoded form), `names` (the writer's surname: removed
-where mail programs put it, flagged by screening where typed). `leakguard` checks the final
-outgoing bytes.
+(quoted replies and signatures), `markup` (HTML), `attachments` (which files may travel;
+pictures), `media` (recordings, videos, PDFs and text files, one module each), `private`
+(private values in every encoded form) and `names` (the writer's surname: removed where mail
+programs put it, flagged by screening where typed). `leakguard` checks the final outgoing
+bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from email.message import Message
 from relay.scrub import names
 from relay.scrub.attachments import take_attachments
 from relay.scrub.markup import WriterNames, clean_html, sanitize
+from relay.scrub.media.documents import document_text
 from relay.scrub.mime import (
     Leaf,
     bound_parts,
@@ -133,10 +137,17 @@ SURNAME_IN_FILE = "the writer's surname appears in this file"
 
 
 def _surname_flagged(attachment: Attachment, surnames: tuple[str, ...]) -> Attachment:
-    """A text file is the writer's typing too: their surname in it is flagged, not removed."""
-    if attachment.kind != "text" or not surnames or SURNAME_IN_FILE in attachment.flags:
+    """A text file or a document is the writer's typing too: their surname in it is
+    flagged, not removed (a document's metadata, where programs put it, is already gone)."""
+    if not surnames or SURNAME_IN_FILE in attachment.flags:
         return attachment
-    if not find_names(attachment.data.decode("utf-8", "replace"), surnames):
+    if attachment.kind == "text":
+        typed = attachment.data.decode("utf-8", "replace")
+    elif attachment.kind == "document":
+        typed = document_text(attachment.data)
+    else:
+        return attachment
+    if not find_names(typed, surnames):
         return attachment
     return replace(attachment, flags=(*attachment.flags, SURNAME_IN_FILE))
 

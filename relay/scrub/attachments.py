@@ -1,16 +1,25 @@
-"""Attachments: decide what may travel, and rebuild pictures so no hidden details survive.
+"""Attachments: decide what may travel, and clean each file by its kind of its hidden details.
 
 Pictures (JPEG, PNG, GIF, WebP, and HEIC when pillow-heif is installed) are decoded and
 drawn again into a fresh image: EXIF (GPS position, camera owner, artist), XMP, IPTC,
 comments and colour profiles stay behind, and the EXIF orientation is applied first so the
-drawing stands the right way up. The type is read from the bytes, never trusted from the
-headers. Contact cards, keys and signatures, Outlook's winmail.dat, programs and archives
-are removed with a plain-words reason for staff; other types follow the policy's allow-list,
-its size and count limits. Every kept file gets a neutral name (`drawing-1.jpg`) and, when
-the HTML shows it inline, a neutral Content-ID.
+drawing stands the right way up. Recordings, videos, PDF documents and text files are
+cleaned by `relay.scrub.media` (each module there says what it removes and how it checks);
+a cleaned file is searched once more for the writer's private values, and a document's
+text too. The type is read from the bytes, never trusted from the headers.
+
+Nothing is delivered as sent: a file that cannot be proven clean, or of a kind no cleaner
+knows yet (someone allows application/msword), is removed with a plain-words reason for
+staff. Contact cards, keys and signatures, Outlook's winmail.dat, programs and archives are
+always removed; other types follow the policy's allow-list, its per-kind size limits, the
+count and the letter's total. Every kept file gets a neutral name by kind (`drawing-1.jpg`,
+`recording-1.mp3`, `video-1.mp4`, `document-1.pdf`, `file-1.txt`) and, when the HTML shows
+it inline, a neutral Content-ID.
 
 Cost: decoding is refused before any pixel is read when the declared size exceeds
-`max_image_pixels` (decompression bombs), so one picture costs at most that many pixels.
+`max_image_pixels` (decompression bombs), so one picture costs at most that many pixels;
+recordings and videos cost one ffmpeg copy and two probes each, bounded in time and memory
+(`relay.scrub.media.runner`).
 """
 
 from __future__ import annotations
@@ -19,15 +28,22 @@ import fnmatch
 import io
 import mimetypes
 import warnings
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from urllib.parse import unquote
 
 from PIL import Image, ImageOps
 
+from relay.scrub.media import Cleaned, Uncleanable
+from relay.scrub.media.audio import clean_recording
+from relay.scrub.media.documents import clean_document
+from relay.scrub.media.text import clean_text
+from relay.scrub.media.video import clean_video
 from relay.scrub.mime import content_type_of, filename_of, part_bytes, part_text
-from relay.scrub.model import Attachment, Removal, ScrubPolicy
-from relay.scrub.private import PrivateMatcher, redact, values_in_bytes
+from relay.scrub.model import Attachment, AttachmentKind, Removal, ScrubPolicy, kind_of
+from relay.scrub.private import PrivateMatcher, contains_private, redact, values_in_bytes
 
 __all__ = ["AttachmentResult", "forbidden_reason", "rebuild_picture", "take_attachments"]
 
@@ -273,21 +289,37 @@ class _Taking:
     matcher: PrivateMatcher | None
     html_source: str
     result: AttachmentResult = field(default_factory=AttachmentResult)
-    pictures: int = 0
-    files: int = 0
+    numbers: Counter[str] = field(default_factory=Counter)
 
     def remove(self, what: str, why: str) -> None:
         self.result.removed.append(Removal("attachment", f"{what}: {why}"))
 
-    def keep(self, part: Message, data: bytes, content_type: str, filename: str) -> None:
+    def name(self, noun: str, extension: str) -> str:
+        """The next neutral file name for this noun: drawing-1.jpg, recording-2.mp3…"""
+        self.numbers[noun] += 1
+        return f"{noun}-{self.numbers[noun]}.{extension}"
+
+    def kept_bytes(self) -> int:
+        return sum(len(attachment.data) for attachment in self.result.attachments)
+
+    def keep(
+        self,
+        part: Message,
+        data: bytes,
+        content_type: str,
+        filename: str,
+        flags: tuple[str, ...] = (),
+    ) -> None:
         old_cid = _content_id(part)
         # HTML may write the Content-ID percent-encoded (RFC 2392), so compare decoded.
         if old_cid is None or old_cid.lower() not in unquote(self.html_source).lower():
-            self.result.attachments.append(Attachment(filename, content_type, data))
+            self.result.attachments.append(Attachment(filename, content_type, data, flags=flags))
             return
         new_cid = f"{filename.rsplit('.', 1)[0]}@letter.invalid"
         self.result.cids[old_cid] = new_cid
-        self.result.attachments.append(Attachment(filename, content_type, data, new_cid, True))
+        self.result.attachments.append(
+            Attachment(filename, content_type, data, new_cid, True, flags)
+        )
 
 
 def _content_id(part: Message) -> str | None:
@@ -311,8 +343,7 @@ def _take_picture(taking: _Taking, part: Message, data: bytes, what: str) -> Non
     except UnreadablePicture:
         taking.remove(what, "the picture could not be read, or was too large to open safely")
         return
-    taking.pictures += 1
-    filename = f"drawing-{taking.pictures}.{picture.extension}"
+    filename = taking.name("drawing", picture.extension)
     if picture.had_hidden_details:
         taking.result.removed.append(
             Removal("picture-details", f"hidden details (camera, place, owner) in {filename}")
@@ -322,24 +353,80 @@ def _take_picture(taking: _Taking, part: Message, data: bytes, what: str) -> Non
     taking.keep(part, picture.data, _PICTURE_TYPES[picture.extension], filename)
 
 
-def _take_file(taking: _Taking, part: Message, data: bytes, content_type: str) -> None:
-    what = _describe(filename_of(part), content_type, taking.matcher)
-    if content_type.startswith("text/"):
-        text = part_text(part, taking.result.notes, taking.policy.max_text_chars)
-        text, replaced = redact(text, taking.matcher)
-        if replaced:
-            taking.result.removed.append(Removal("private-detail", f"in {what}"))
-        data = text.encode("utf-8")
-    elif _binary_hides_value(data, taking.matcher):
-        taking.remove(what, "it contains a private detail of the sender and cannot be cleaned")
+_NOUNS: dict[AttachmentKind, str] = {
+    "audio": "recording",
+    "video": "video",
+    "document": "document",
+    "text": "file",
+    "file": "file",
+}
+_CLEANERS: dict[AttachmentKind, Callable[[bytes], Cleaned]] = {
+    "audio": clean_recording,
+    "video": clean_video,
+    "document": clean_document,
+}
+_PRIVATE = "it contains a private detail of the sender and cannot be cleaned"
+
+
+def _take_text(taking: _Taking, part: Message, content_type: str) -> None:
+    text = part_text(part, taking.result.notes, taking.policy.max_text_chars)
+    cleaned = clean_text(text, content_type, taking.matcher)
+    filename = taking.name("file", cleaned.file.extension)
+    if cleaned.private_values:
+        taking.result.removed.append(Removal("private-detail", f"in {filename}"))
+    for removal in cleaned.removed:
+        taking.result.removed.append(Removal(removal.kind, f"in {filename}: {removal.detail}"))
+    file = cleaned.file
+    taking.keep(part, file.data, file.content_type, filename, file.flags)
+
+
+def _keep_as_sent(taking: _Taking, part: Message, data: bytes, content_type: str) -> None:
+    """Staff posts only (`uncleanable_files = "keep"`): staff write as themselves."""
+    if _binary_hides_value(data, taking.matcher):
+        taking.remove(_describe(filename_of(part), content_type, taking.matcher), _PRIVATE)
         return
-    else:
-        taking.result.notes.append(
-            f"{what} is delivered as sent; its hidden details were not cleaned."
+    extension = (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
+    taking.keep(part, data, content_type, taking.name("file", extension))
+
+
+def _hides_value(cleaned: Cleaned, matcher: PrivateMatcher | None) -> bool:
+    return _binary_hides_value(cleaned.data, matcher) or contains_private(cleaned.text, matcher)
+
+
+def _cleaned(kind: AttachmentKind, data: bytes) -> Cleaned:
+    """The file cleaned by its kind's cleaner; `Uncleanable` for anything else that happens,
+    so one broken file costs the letter that file, never the whole letter."""
+    cleaner = _CLEANERS.get(kind)
+    if cleaner is None:
+        raise Uncleanable("there is no way to clean this kind of file yet")
+    try:
+        return cleaner(data)
+    except Uncleanable:
+        raise
+    except Exception as error:  # a library tripping on hostile input
+        raise Uncleanable(f"it could not be read safely ({type(error).__name__})") from error
+
+
+def _take_medium(taking: _Taking, part: Message, data: bytes, content_type: str) -> None:
+    kind = kind_of(content_type)
+    what = _describe(filename_of(part), content_type, taking.matcher)
+    try:
+        cleaned = _cleaned(kind, data)
+    except Uncleanable as error:
+        if taking.policy.uncleanable_files == "keep":
+            _keep_as_sent(taking, part, data, content_type)
+        else:
+            taking.remove(what, f"not delivered, as it could not be cleaned: {error.reason}")
+        return
+    if _hides_value(cleaned, taking.matcher):
+        taking.remove(what, _PRIVATE)
+        return
+    filename = taking.name(_NOUNS[kind], cleaned.extension)
+    if cleaned.had_hidden_details:
+        taking.result.removed.append(
+            Removal(f"{_NOUNS[kind]}-details", f"hidden details (names, tags, place) in {filename}")
         )
-    taking.files += 1
-    extension = mimetypes.guess_extension(content_type.split(";")[0]) or ".bin"
-    taking.keep(part, data, content_type, f"file-{taking.files}{extension}")
+    taking.keep(part, cleaned.data, cleaned.content_type, filename, cleaned.flags)
 
 
 def _declared_type(part: Message, filename: str) -> str:
@@ -351,9 +438,13 @@ def _declared_type(part: Message, filename: str) -> str:
     content_type = content_type_of(part)
     if content_type == "application/octet-stream" and filename:
         guessed = mimetypes.guess_type(filename, strict=False)[0]
-        if guessed is not None and guessed.startswith("image/"):
+        if guessed is not None and kind_of(guessed) in _GUESSED_KINDS:
             return guessed
     return content_type
+
+
+# Kinds whose cleaner reads the type from the bytes, so a name suggesting them is safe to try.
+_GUESSED_KINDS = {"picture", "audio", "video", "document"}
 
 
 def _take_one(taking: _Taking, part: Message) -> None:
@@ -370,12 +461,17 @@ def _take_one(taking: _Taking, part: Message) -> None:
         taking.remove(what, "letters may not carry that kind of file")
     elif len(taking.result.attachments) >= taking.policy.max_attachments:
         taking.remove(what, f"a letter carries at most {taking.policy.max_attachments} files")
-    elif len(data) > taking.policy.max_attachment_bytes:
-        taking.remove(what, f"larger than {taking.policy.max_attachment_bytes} bytes")
+    elif len(data) > (limit := taking.policy.max_bytes_for(kind_of(content_type))):
+        taking.remove(what, f"larger than {limit} bytes")
+    elif 0 < taking.policy.max_total_bytes < taking.kept_bytes() + len(data):
+        total = taking.policy.max_total_bytes
+        taking.remove(what, f"the letter's files together would be larger than {total} bytes")
     elif content_type.startswith("image/"):
         _take_picture(taking, part, data, what)
+    elif content_type.startswith("text/"):
+        _take_text(taking, part, content_type)
     else:
-        _take_file(taking, part, data, content_type)
+        _take_medium(taking, part, data, content_type)
 
 
 def take_attachments(

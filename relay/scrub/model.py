@@ -7,9 +7,17 @@ without importing the package that wires those modules together.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
-__all__ = ["Attachment", "AttachmentKind", "Removal", "ScrubPolicy", "ScrubbedLetter", "kind_of"]
+__all__ = [
+    "ATTACHMENT_KINDS",
+    "Attachment",
+    "AttachmentKind",
+    "Removal",
+    "ScrubPolicy",
+    "ScrubbedLetter",
+    "kind_of",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class Attachment:
 
 
 AttachmentKind = Literal["picture", "audio", "video", "document", "text", "file"]
+ATTACHMENT_KINDS: tuple[AttachmentKind, ...] = get_args(AttachmentKind)
 
 
 def kind_of(content_type: str) -> AttachmentKind:
@@ -61,6 +70,12 @@ class Removal:
 class ScrubPolicy:
     """What a letter may carry; values come from configuration.
 
+    A file may be as large as `max_bytes_by_kind` says for its kind, or
+    `max_attachment_bytes` for a kind not listed there; all files of a letter together at
+    most `max_total_bytes` (0: bounded by the count alone). `uncleanable_files` is "remove"
+    for letters: a file that cannot be proven clean is never delivered as sent. Only staff
+    posts, written by staff as themselves, use "keep".
+
     The last four fields bound the work done on one letter, so that a hostile or broken
     message costs no more than an ordinary one; what lies beyond them is left out and noted.
     """
@@ -73,10 +88,17 @@ class ScrubPolicy:
     max_attachment_bytes: int = 5 * 1024 * 1024
     max_attachments: int = 5
     allowed_types: tuple[str, ...] = ("image/*",)
+    max_bytes_by_kind: tuple[tuple[AttachmentKind, int], ...] = ()
+    max_total_bytes: int = 0
+    uncleanable_files: Literal["remove", "keep"] = "remove"
     max_parts: int = 200
     max_depth: int = 8
     max_text_chars: int = 200_000
     max_image_pixels: int = 40_000_000
+
+    def max_bytes_for(self, kind: AttachmentKind) -> int:
+        """The largest file of this kind a letter may carry."""
+        return dict(self.max_bytes_by_kind).get(kind, self.max_attachment_bytes)
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,91 @@ def test_the_servers_config_is_found_from_any_folder(
     monkeypatch.setenv(config_module.ENV_VAR, "/elsewhere.toml")
     assert config_module.locate(None) == Path("/elsewhere.toml")
     assert config_module.locate("given.toml") == Path("given.toml")
+
+
+def _loaded(tmp_path: Path, old: str, new: str) -> config_module.Config:
+    text = (ROOT / "config.toml").read_text()
+    assert old in text
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace(old, new, 1))
+    return config_module.load(path)
+
+
+_SHIPPED_SIZES = """[attachments.max_bytes]
+# The largest single file of each kind (a single number instead of this table, as in older
+# versions of this file, applies to every kind).
+picture = 5242880     # 5 MB
+audio = 20971520      # 20 MB: about 20 minutes of spoken MP3
+video = 26214400      # 25 MB
+document = 5242880    # 5 MB
+text = 1048576        # 1 MB
+file = 5242880        # any other allowed type (removed anyway: no cleaner yet)
+"""
+
+
+def test_attachments_are_limited_by_kind_and_a_letter_fits_the_smtp_limit() -> None:
+    config = config_module.load(ROOT / "config.toml")
+    attachments = config.attachments
+    assert attachments.allowed_types == ("image/*", "audio/*")
+    assert attachments.max_bytes_for("audio") == 20 * 1024 * 1024
+    assert attachments.max_bytes_for("picture") == 5 * 1024 * 1024
+    assert attachments.max_count == 5
+    # The most files a letter may carry, base64-encoded, still fit one SMTP message.
+    encoded = attachments.max_total_bytes * config_module.BASE64_GROWTH
+    assert encoded < config.smtp.max_message_bytes
+    assert attachments.max_bytes_for("audio") * 1.37 < config.smtp.max_message_bytes
+    assert config.warnings == ()
+
+
+def test_the_kinds_of_files_are_the_ones_scrubbing_knows() -> None:
+    from relay.scrub.model import ATTACHMENT_KINDS
+
+    assert config_module.FILE_KINDS == ATTACHMENT_KINDS
+
+
+def test_an_older_single_max_bytes_applies_to_every_kind(tmp_path: Path) -> None:
+    older = "max_bytes = 1000\nmax_count = 5"
+    config = _loaded(tmp_path, _SHIPPED_SIZES, "").attachments
+    assert config.max_bytes_for("audio") == 20 * 1024 * 1024  # no table: the defaults
+    text = (ROOT / "config.toml").read_text().replace(_SHIPPED_SIZES, "")
+    (tmp_path / "older.toml").write_text(text.replace("max_count = 5", older, 1))
+    config = config_module.load(tmp_path / "older.toml").attachments
+    assert {config.max_bytes_for(kind) for kind in config_module.FILE_KINDS} == {1000}
+
+
+def test_mistakes_in_attachment_sizes_name_their_key(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "", "audio = 20971520", 'audio = "big"')
+    assert problems == ["attachments.max_bytes.audio: must be a whole number, not a string"]
+    problems = _problems(tmp_path, "", "text = 1048576 ", "txt = 1048576 ")
+    assert problems == ["attachments.max_bytes.txt: unknown key"]
+    problems = _problems(tmp_path, "", "video = 26214400", "video = 0")
+    assert problems == ["attachments.max_bytes.video: must be greater than 0"]
+
+
+def test_a_total_that_cannot_fit_a_message_is_a_warning(tmp_path: Path) -> None:
+    config = _loaded(tmp_path, "max_message_bytes = 37748736", "max_message_bytes = 26214400")
+    (warning,) = config.warnings
+    assert warning.startswith("attachments.max_total_bytes: 26214400 bytes of files take about")
+    assert "smtp.max_message_bytes (26214400)" in warning
+
+
+def test_without_a_written_total_the_files_fit_a_smaller_message(tmp_path: Path) -> None:
+    config = _loaded(tmp_path, "max_total_bytes = 26214400", "")
+    assert config.attachments.max_total_bytes == 25 * 1024 * 1024
+    smaller = tmp_path / "smaller"
+    smaller.mkdir()
+    text = (ROOT / "config.toml").read_text().replace("max_total_bytes = 26214400", "")
+    text = text.replace("max_message_bytes = 37748736", "max_message_bytes = 10485760")
+    (smaller / "config.toml").write_text(text)
+    config = config_module.load(smaller / "config.toml")
+    assert config.attachments.max_total_bytes * 1.37 <= 10485760
+    assert config.warnings == ()
+
+
+def test_recordings_allowed_without_ffmpeg_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config_module.load(ROOT / "config.toml").warnings == ()
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no ffmpeg on it
+    (warning,) = config_module.load(ROOT / "config.toml").warnings
+    assert warning.startswith("attachments.allowed_types: audio/* needs ffmpeg")

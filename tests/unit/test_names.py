@@ -3,13 +3,15 @@ taken out where their mail program put it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from email.message import EmailMessage
 from email.policy import SMTP
+from pathlib import Path
 
 import pytest
 
 from relay.screen import Flag, screen
-from relay.scrub import ScrubbedLetter, ScrubPolicy, scrub_letter
+from relay.scrub import SURNAME_IN_FILE, ScrubbedLetter, ScrubPolicy, scrub_letter
 from relay.scrub.markup import WriterNames, clean_html
 from relay.scrub.names import (
     MAX_KNOWN_NAMES,
@@ -21,6 +23,7 @@ from relay.scrub.names import (
     typed_values,
 )
 from relay.store.records import Participant
+from tests.support.media_files import make_pdf
 
 MAYA = "maya.c@family-mail.example.net"
 MASKED = "quiet-heron-2841@pals.example.org"
@@ -250,10 +253,26 @@ def test_a_text_file_with_the_surname_is_flagged_not_changed() -> None:
     story = "A story by Maya Castellanos"
     clean = scrub_letter(_letter("Hi", attachment=story), POLICY)
     (attached,) = clean.attachments
-    assert attached.flags == ("the writer's surname appears in this file",)
+    assert SURNAME_IN_FILE in attached.flags
     assert b"Castellanos" in attached.data
     plain = scrub_letter(_letter("Hi", attachment="A story by Maya"), POLICY)
-    assert plain.attachments[0].flags == ()
+    assert SURNAME_IN_FILE not in plain.attachments[0].flags
+
+
+def test_a_document_with_the_surname_in_its_text_is_flagged(tmp_path: Path) -> None:
+    """Its metadata (where programs put the name) is gone; what she typed is for staff."""
+    message = EmailMessage()
+    message["From"] = f"<{MAYA}>"
+    message["To"] = MASKED
+    message["Subject"] = "My story"
+    message.set_content("Here is my story.")
+    for name, text in (("story.pdf", "A story by Maya Castellanos"), ("other.pdf", "By Maya")):
+        data = make_pdf(tmp_path / name, text, pages=1).read_bytes()
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    policy = replace(POLICY, allowed_types=("application/pdf",))
+    named, unnamed = scrub_letter(message.as_bytes(policy=SMTP), policy).attachments
+    assert SURNAME_IN_FILE in named.flags
+    assert SURNAME_IN_FILE not in unnamed.flags
 
 
 # --- kept with the participant --------------------------------------------------------------
