@@ -349,7 +349,7 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
     for note in letter.notes:
         print(f"note:     {note}")
     for removal in letter.removed:
-        print(f"removed:  {removal.kind}: {removal.detail}")
+        print(f"removed:  {removal.detail}")
     for file in delivered_files(clean, previews=False):
         print(f"file:     {_file_line(file)}")
     print("--- as it will be delivered ---")

@@ -42,6 +42,7 @@ def test_remove_a_picture_redact_and_approve_and_preview_an_edit(
     relay.wait_held(2)
     sign_in(page, dashboard, MODERATOR_A)
 
+    page.click("#letter-1 .file-actions summary")  # on the queue card, tucked away
     page.click("#letter-1 button.remove-file[data-file^='drawing-1.']")
     expect(page.locator("#done")).to_contain_text("A file was removed from letter 1")
     expect(page.locator("#letter-1 button.remove-file")).to_have_count(1)
