@@ -19,6 +19,8 @@ from mutagen.id3 import ID3, TPE1
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
+from tests.support.system import ensure_package
+
 ARTIST = "Maya Castellanos"
 TITLE = "Secret Treehouse Song"
 PLACE = "+40.4168-003.7038/"
@@ -49,7 +51,8 @@ def planted_in(data: bytes, values: tuple[str, ...] = PLANTED) -> list[str]:
 
 
 def _ffmpeg(*arguments: str | Path) -> None:
-    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    ffmpeg = ensure_package("ffmpeg", "ffmpeg")
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     subprocess.run([*command, *map(str, arguments)], check=True, timeout=60)
 
 
