@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -27,7 +26,7 @@ from typing import Literal
 import phonenumbers
 
 from relay.scrub import ScrubbedLetter
-from relay.scrub.names import find_names
+from relay.scrub.names import find_names, folded_with_origin
 
 __all__ = ["Flag", "FlagKind", "LetterPart", "screen"]
 
@@ -222,33 +221,17 @@ def _phone(text: str, part: LetterPart, start: int, end: int) -> Flag:
     return Flag("phone", text[start:end], part, start, end)
 
 
-def _folded(text: str) -> tuple[str, list[int]]:
-    """Text without accents, case-folded; and, per folded character, its index in `text`."""
-    if text.isascii():  # nothing to unaccent, and ASCII case-folds to one character each
-        return text.lower(), list(range(len(text)))
-    chars: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text):
-        for base in unicodedata.normalize("NFD", char):
-            if unicodedata.combining(base):
-                continue
-            for folded in base.casefold():
-                chars.append(folded)
-                origin.append(index)
-    return "".join(chars), origin
-
-
 def _keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str] | None:
     alternatives: list[str] = []
     for keyword in sorted({k.strip() for k in keywords if k.strip()}, key=len, reverse=True):
-        body = r"\s+".join(re.escape(_folded(word)[0]) for word in keyword.split())
+        body = r"\s+".join(re.escape(folded_with_origin(word)[0]) for word in keyword.split())
         # Japanese and Chinese do not put spaces between words; a substring is a word.
         alternatives.append(body if _UNSPACED_SCRIPT.search(keyword) else rf"(?<!\w){body}(?!\w)")
     return re.compile("|".join(alternatives)) if alternatives else None
 
 
 def _keyword_flags(text: str, part: LetterPart, pattern: re.Pattern[str]) -> Iterator[Flag]:
-    folded, origin = _folded(text)
+    folded, origin = folded_with_origin(text)
     for found in pattern.finditer(folded):
         if found.end() > found.start():
             start, end = origin[found.start()], origin[found.end() - 1] + 1

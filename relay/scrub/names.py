@@ -33,6 +33,7 @@ __all__ = [
     "display_name",
     "find_names",
     "fold",
+    "folded_with_origin",
     "learnable",
     "mask_names",
     "remember",
@@ -190,7 +191,8 @@ def typed_values(first_name: str, values: Iterable[str]) -> tuple[str, ...]:
 # --- finding them in text -------------------------------------------------------------------
 
 
-def _folded_with_origin(text: str) -> tuple[str, list[int]]:
+def folded_with_origin(text: str) -> tuple[str, list[int]]:
+    """Text without accents, case-folded; and, per folded character, its index in `text`."""
     if text.isascii():
         return text.lower(), list(range(len(text)))
     chars: list[str] = []
@@ -228,7 +230,7 @@ def find_names(text: str, values: Sequence[str], *, markup: bool = False) -> lis
     spans: list[tuple[int, int]] = []
     pattern = _pattern(values)
     if pattern is not None:
-        folded, origin = _folded_with_origin(text)
+        folded, origin = folded_with_origin(text)
         for found in pattern.finditer(folded):
             if found.end() > found.start():
                 spans.append((origin[found.start()], origin[found.end() - 1] + 1))

@@ -18,7 +18,6 @@ nothing and handles the cases mutagen cannot (RIFF INFO, MP4 atoms outside `ilst
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import mutagen
 from mutagen.flac import FLAC
@@ -29,30 +28,19 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from relay.scrub.media import Cleaned, Uncleanable
-from relay.scrub.media.runner import duration, personal_tags, probe, remux
+from relay.scrub.media.runner import Container, duration, personal_tags, probe, remux
 
 __all__ = ["clean_recording"]
 
 
-@dataclass(frozen=True)
-class _Container:
-    demuxer: str
-    muxer: str
-    content_type: str
-    extension: str
-    extra: tuple[str, ...] = ()
-
-
-_CONTAINERS: dict[type[mutagen.FileType], _Container] = {
+_CONTAINERS: dict[type[mutagen.FileType], Container] = {
     # No ID3 header at all: an empty one would still be a place to hide a frame.
-    MP3: _Container(
-        "mp3", "mp3", "audio/mpeg", "mp3", ("-id3v2_version", "0", "-write_id3v1", "0")
-    ),
-    OggVorbis: _Container("ogg", "ogg", "audio/ogg", "ogg"),
-    OggOpus: _Container("ogg", "ogg", "audio/ogg", "opus"),
-    MP4: _Container("mov", "ipod", "audio/mp4", "m4a", ("-movflags", "+faststart")),
-    FLAC: _Container("flac", "flac", "audio/flac", "flac"),
-    WAVE: _Container("wav", "wav", "audio/wav", "wav"),
+    MP3: Container("mp3", "mp3", "audio/mpeg", "mp3", ("-id3v2_version", "0", "-write_id3v1", "0")),
+    OggVorbis: Container("ogg", "ogg", "audio/ogg", "ogg"),
+    OggOpus: Container("ogg", "ogg", "audio/ogg", "opus"),
+    MP4: Container("mov", "ipod", "audio/mp4", "m4a", ("-movflags", "+faststart")),
+    FLAC: Container("flac", "flac", "audio/flac", "flac"),
+    WAVE: Container("wav", "wav", "audio/wav", "wav"),
 }
 
 _REMUX = (
@@ -79,7 +67,7 @@ def _had_details(found: mutagen.FileType, data: bytes) -> bool:
     return bool(found.tags) or _has_pictures(found) or riff_info
 
 
-def _check(cleaned: bytes, kind: type[mutagen.FileType], container: _Container) -> None:
+def _check(cleaned: bytes, kind: type[mutagen.FileType], container: Container) -> None:
     again = _recognise(cleaned)
     if again is None or type(again) is not kind:
         raise Uncleanable("it could not be read back after cleaning")

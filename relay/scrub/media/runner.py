@@ -16,12 +16,34 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from relay.scrub.media import Uncleanable
 
-__all__ = ["TIMEOUT_SECONDS", "duration", "have_ffmpeg", "personal_tags", "probe", "remux"]
+__all__ = [
+    "TIMEOUT_SECONDS",
+    "Container",
+    "duration",
+    "have_ffmpeg",
+    "personal_tags",
+    "probe",
+    "remux",
+]
+
+
+@dataclass(frozen=True)
+class Container:
+    """How ffmpeg reads (`demuxer`) and writes (`muxer`) one kind of file, what it is called
+    when delivered, and any options its muxer needs (`extra`)."""
+
+    demuxer: str
+    muxer: str
+    content_type: str
+    extension: str
+    extra: tuple[str, ...] = ()
+
 
 TIMEOUT_SECONDS = 60.0
 _MEMORY_BYTES = 1024 * 1024 * 1024

@@ -17,27 +17,16 @@ ffmpeg is told which demuxer to use and never guesses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from relay.scrub.media import Cleaned, Uncleanable
-from relay.scrub.media.runner import duration, personal_tags, probe, remux
+from relay.scrub.media.runner import Container, duration, personal_tags, probe, remux
 
 __all__ = ["clean_video"]
 
 
-@dataclass(frozen=True)
-class _Container:
-    demuxer: str
-    muxer: str
-    content_type: str
-    extension: str
-    extra: tuple[str, ...] = ()
-
-
-_MP4 = _Container("mov", "mp4", "video/mp4", "mp4", ("-movflags", "+faststart"))
-_MOV = _Container("mov", "mov", "video/quicktime", "mov", ("-movflags", "+faststart"))
-_WEBM = _Container("matroska", "webm", "video/webm", "webm")
-_MKV = _Container("matroska", "matroska", "video/x-matroska", "mkv")
+_MP4 = Container("mov", "mp4", "video/mp4", "mp4", ("-movflags", "+faststart"))
+_MOV = Container("mov", "mov", "video/quicktime", "mov", ("-movflags", "+faststart"))
+_WEBM = Container("matroska", "webm", "video/webm", "webm")
+_MKV = Container("matroska", "matroska", "video/x-matroska", "mkv")
 _QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip")
 
 _REMUX = (
@@ -48,7 +37,7 @@ _REMUX = (
 )  # fmt: skip
 
 
-def _container(data: bytes) -> _Container | None:
+def _container(data: bytes) -> Container | None:
     box = data[4:8]
     if box == b"ftyp":
         return _MOV if data[8:12] == b"qt  " else _MP4
