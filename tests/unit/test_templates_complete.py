@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
+import jinja2
 import pytest
 
+from relay.scrub import SURNAME_IN_FILE
+from relay.scrub.media.documents import HAS_TEXT as DOCUMENT_HAS_TEXT
+from relay.scrub.media.text import HAS_TEXT as FILE_HAS_TEXT
 from relay.wording import Templates, shipped_templates
 
 ROOT = shipped_templates()
@@ -46,3 +50,27 @@ def test_email_templates_start_with_a_subject_line(language: str) -> None:
             body_start = source.split("\n", 1)[1] if first_line.startswith("{% set") else source
             assert body_start.startswith("Subject:"), f"{language}/{name}"
     assert Templates().decision_words()[language]["approve"]
+
+
+# The notes scrubbing writes beside a file, which staff read in their own language.
+FILE_FLAGS = (SURNAME_IN_FILE, DOCUMENT_HAS_TEXT, FILE_HAS_TEXT)
+
+
+@pytest.mark.parametrize("language", [lang for lang in _languages("email") if lang != "en"])
+def test_every_note_on_a_file_is_said_in_every_language(language: str) -> None:
+    """Each note reaches a moderator translated, in the held-letter email and the dashboard."""
+    words = Templates().html.get_template(f"web/{language}/words.html").module
+    for flag in FILE_FLAGS:
+        said = words.file_flags.get(flag)  # type: ignore[attr-defined]
+        assert said and said != flag, f"web/{language}/words.html does not say {flag!r}"
+    files = [{"number": 1, "name": "document-1.pdf", "kind": "document", "size_text": "1 KB",
+              "flags": FILE_FLAGS}]  # fmt: skip
+    for name in ("held_notice.txt", "held_notice.html"):
+        source = (ROOT / "email" / language / name).read_text("utf-8")
+        plain = jinja2.Environment(autoescape=False)  # noqa: S701 -- to read it as written
+        rendered = plain.from_string(source).render(
+            files=files, letter={"id": 1, "subject": "Hi"}, flags=(), removed=(), notes=()
+        )
+        for flag in FILE_FLAGS:
+            assert flag not in rendered, f"email/{language}/{name} says {flag!r} in English"
+            assert words.file_flags[flag] in rendered  # type: ignore[attr-defined]
