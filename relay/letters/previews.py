@@ -28,6 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from relay.scrub.media.runner import limits
 from relay.scrub.model import Attachment, AttachmentKind, ScrubbedLetter
 
 log = logging.getLogger("relay")
@@ -37,7 +38,6 @@ __all__ = ["DeliveredFile", "Preview", "delivered_files", "human_size", "preview
 MAX_SIDE = 480  # the longest side of a preview, in pixels
 MAX_SOURCE_PIXELS = 40_000_000  # a picture larger than this is not decoded for a preview
 SECONDS = 10  # for one PDF page or one video frame, in its own process
-MEMORY = 1024 * 1024 * 1024  # address space of that process
 _CACHE_SIZE = 128
 # Demuxers ffmpeg may use on a video: ordinary containers only, so a "video" that is in
 # fact a playlist cannot make ffmpeg open other files.
@@ -172,19 +172,8 @@ def _has_transparency(image: Image.Image) -> bool:
     return isinstance(low, (int, float)) and low < 255
 
 
-# Both children set their own limits before any work (no preexec_fn: the relay has
-# threads, and forking with them is only safe straight into exec).
-_LIMITS = f"""
-import resource
-resource.setrlimit(resource.RLIMIT_AS, ({MEMORY}, {MEMORY}))
-resource.setrlimit(resource.RLIMIT_CPU, ({SECONDS}, {SECONDS}))
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-"""
-
 # Reads the PDF on stdin, writes its first page as PNG on stdout.
-_DRAW_PDF_PAGE = (
-    _LIMITS
-    + """
+_DRAW_PDF_PAGE = """
 import io, sys
 import pypdfium2
 side = int(sys.argv[1])
@@ -197,17 +186,22 @@ out = io.BytesIO()
 image.save(out, "PNG")
 sys.stdout.buffer.write(out.getvalue())
 """
-)
-
-# Runs the program given after it within the limits (exec: the limits carry over).
-_LIMITED_EXEC = _LIMITS + "import os, sys\nos.execvp(sys.argv[1], sys.argv[1:])\n"
+# What a child may write to files (ffmpeg's one frame); the PDF page goes to a pipe.
+_MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
 def _pdf_page(data: bytes) -> Preview:
     """pdfium draws the first page in a child process: a PDF that makes it loop or grow
     is stopped by the time and memory limit instead of stalling the relay."""
     done = subprocess.run(
-        [sys.executable, "-I", "-c", _DRAW_PDF_PAGE, str(MAX_SIDE)],
+        [
+            *limits(_MAX_FRAME_BYTES, SECONDS),
+            sys.executable,
+            "-I",
+            "-c",
+            _DRAW_PDF_PAGE,
+            str(MAX_SIDE),
+        ],
         input=data,
         capture_output=True,
         timeout=SECONDS,
@@ -227,11 +221,7 @@ def _video_frame(data: bytes) -> Preview:
         os.chmod(source, 0o600)
         subprocess.run(
             [
-                sys.executable,
-                "-I",
-                "-S",
-                "-c",
-                _LIMITED_EXEC,
+                *limits(_MAX_FRAME_BYTES, SECONDS),
                 "ffmpeg",
                 "-nostdin",
                 "-hide_banner",

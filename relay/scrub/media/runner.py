@@ -27,6 +27,7 @@ __all__ = [
     "Container",
     "duration",
     "have_ffmpeg",
+    "limits",
     "personal_tags",
     "probe",
     "remux",
@@ -55,12 +56,15 @@ def have_ffmpeg() -> bool:
     return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 
-def _limits(max_output: int) -> list[str]:
-    """The `prlimit` prefix bounding one run; empty where util-linux is missing (not Linux)."""
+def limits(max_output: int, seconds: float = TIMEOUT_SECONDS) -> list[str]:
+    """The `prlimit` prefix bounding one run of any program (CPU time, memory, size of the
+    files it writes, no core file); empty where util-linux is missing (not Linux). The
+    limits are set by prlimit before the program starts, so no `preexec_fn` is needed in a
+    relay that runs threads."""
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         return []
-    cpu = int(TIMEOUT_SECONDS) + 1
+    cpu = int(seconds) + 1
     bounds = [f"--cpu={cpu}", f"--as={_MEMORY_BYTES}", f"--fsize={max_output}", "--core=0"]
     return [prlimit, *bounds, "--"]
 
@@ -71,7 +75,7 @@ def _run(program: str, arguments: Sequence[str], max_output: int) -> bytes:
         raise Uncleanable(f"{program} is not installed on the relay's computer")
     try:
         done = subprocess.run(
-            [*_limits(max_output), path, *arguments],
+            [*limits(max_output), path, *arguments],
             capture_output=True,
             timeout=TIMEOUT_SECONDS,
             env={"PATH": os.defpath},
