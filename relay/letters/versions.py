@@ -44,6 +44,7 @@ def policy(ctx: Context, sender: Participant, names_here: Sequence[str] = ()) ->
             (kind, attachments.max_bytes_for(kind)) for kind in ATTACHMENT_KINDS
         ),
         max_total_bytes=attachments.max_total_bytes,
+        own_domains=(ctx.config.relay.domain,),
     )
 
 
@@ -76,6 +77,7 @@ def encode(clean: ScrubbedLetter) -> bytes:
             ],
             "removed": [[r.kind, r.detail] for r in clean.removed],
             "notes": list(clean.notes),
+            "history_addresses": list(clean.history_addresses),
         },
         ensure_ascii=False,
     ).encode("utf-8")
@@ -100,6 +102,7 @@ def decode(data: bytes) -> ScrubbedLetter:
         ),
         removed=tuple(Removal(kind, detail) for kind, detail in value["removed"]),
         notes=tuple(value["notes"]),
+        history_addresses=tuple(value.get("history_addresses", ())),
     )
 
 

@@ -25,7 +25,7 @@ from email.message import Message
 
 from relay.scrub import names
 from relay.scrub.attachments import take_attachments
-from relay.scrub.markup import WriterNames, clean_html, sanitize
+from relay.scrub.markup import UNSURE, WriterNames, clean_html, sanitize
 from relay.scrub.media.documents import document_text
 from relay.scrub.mime import (
     Leaf,
@@ -41,7 +41,7 @@ from relay.scrub.mime import (
 from relay.scrub.model import Attachment, Removal, ScrubbedLetter, ScrubPolicy
 from relay.scrub.names import find_names
 from relay.scrub.private import PrivateMatcher, matcher_for, redact
-from relay.scrub.quotes import remove_quotes, remove_signature
+from relay.scrub.quotes import remove_signature, reply_text
 
 __all__ = [
     "Attachment",
@@ -62,6 +62,7 @@ class _Draft:
     matcher: PrivateMatcher | None
     removed: list[Removal] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
 
     def remove(self, kind: str, detail: str) -> None:
         removal = Removal(kind, detail)
@@ -101,9 +102,13 @@ def _body_text(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str |
         return None
     # Signature first as well as last: bottom-posted replies sign below the quote.
     text, signed_below = remove_signature("\n".join(pieces))
-    text, quoted = remove_quotes(text)
-    if quoted:
+    reply = reply_text(text)
+    text = reply.text
+    draft.history.extend(reply.history)
+    if reply.removed:
         draft.remove("quoted-reply", "the quoted earlier letter (text)")
+    if reply.unsure:
+        draft.remove("quoted-reply", UNSURE)
     text, signed = remove_signature(text)
     if signed or signed_below:
         draft.remove("signature", "the sender's signature block (text)")
@@ -123,6 +128,7 @@ def _html_source(draft: _Draft, leaves: list[Leaf]) -> str | None:
 def _body_html(draft: _Draft, source: str, cids: dict[str, str]) -> str:
     writer = WriterNames(draft.policy.first_name, draft.policy.surnames)
     cleaned = clean_html(source, cids, writer)
+    draft.history.extend(cleaned.history)
     for removal in cleaned.removed:
         draft.remove(removal.kind, removal.detail)
     html, count = redact(cleaned.html, draft.matcher, markup=True)
@@ -190,6 +196,9 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
     html = None if source is None else _body_html(draft, source, taken.cids)
     if text is None and html is None:
         draft.notes.append("The message had no text; there is nothing to deliver but the subject.")
+    strangers = history_addresses(draft.history, policy)
+    if strangers:
+        text, html = _strangers_gone(draft, strangers, text, html)
     return ScrubbedLetter(
         subject=subject,
         text=text,
@@ -197,7 +206,43 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
         attachments=tuple(attachments),
         removed=tuple(draft.removed),
         notes=tuple(dict.fromkeys(draft.notes)),
+        history_addresses=strangers,
     )
+
+
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
+
+
+def history_addresses(history: list[str], policy: ScrubPolicy) -> tuple[str, ...]:
+    """Every address in the quoted history that is not on the relay's own domains."""
+    own = tuple(f"@{domain.lower()}" for domain in policy.own_domains if domain)
+    found: dict[str, None] = {}
+    for line in history:
+        if "@" not in line:
+            continue
+        for address in _ADDRESS.findall(line):
+            address = address.strip(".").lower()
+            if not address.endswith(own):
+                found[address] = None
+    return tuple(found)
+
+
+def _strangers_gone(
+    draft: _Draft, strangers: tuple[str, ...], text: str | None, html: str | None
+) -> tuple[str | None, str | None]:
+    """An address from the quoted history never reaches the pal, wherever it survived."""
+    matcher = matcher_for(strangers)
+    count = 0
+    if text:
+        text, found = redact(text, matcher)
+        count += found
+    if html:
+        html, found = redact(html, matcher, markup=True)
+        html = sanitize(html) if found else html
+        count += found
+    if count:
+        draft.remove("quoted-reply", "an address from the quoted history was removed")
+    return text, html
 
 
 def scrub_letter(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:

@@ -25,7 +25,7 @@ import nh3
 
 from relay.scrub.model import Removal
 from relay.scrub.names import find_names
-from relay.scrub.quotes import find_cut
+from relay.scrub.quotes import is_attribution, read_reply
 
 __all__ = ["CleanHtml", "WriterNames", "clean_html", "sanitize"]
 
@@ -68,10 +68,20 @@ _REPORTED_DROP = {
     "audio": "an embedded sound",
     "video": "an embedded video",
 }
-_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix", "moz-forward-container")
+# Quote containers by class (a class containing one of these: Outlook prefixes "x_"), and by
+# other attributes; a plain <blockquote> counts when the line above it is an attribution.
+_QUOTE_CLASSES = (
+    "gmail_quote", "gmail_extra", "yahoo_quoted", "moz-cite-prefix", "moz-forward-container",
+    "protonmail_quote", "zmail_extra", "tutanota_quote", "mail-quote", "reply-quote",
+    "quoted-text", "ms-outlook-mobile-reference", "qt-quote",
+)  # fmt: skip
+_QUOTE_NAMES = ("quote",)  # GMX and WEB.DE: <div name="quote">
 _SIGNATURE_CLASSES = ("gmail_signature", "moz-signature", "elementtoproof-signature")
 _SIGNATURE_IDS = ("signature", "x_signature", "signature_bookmark")
-_CUT_IDS = ("divrplyfwdmsg", "x_divrplyfwdmsg", "appendonsend", "outlookmessageheader")
+_CUT_IDS = (
+    "divrplyfwdmsg", "x_divrplyfwdmsg", "appendonsend", "x_appendonsend", "outlookmessageheader",
+    "mail-editor-reference-message-container", "x_mail-editor-reference-message-container",
+)  # fmt: skip
 _OUTLOOK_SEPARATOR = re.compile(r"border-top:\s*solid", re.IGNORECASE)
 
 
@@ -81,13 +91,18 @@ class CleanHtml:
 
     html: str
     removed: list[Removal] = field(default_factory=list)
+    # The text of the quoted history that was dropped (searched for third parties' addresses).
+    history: tuple[str, ...] = ()
 
 
 class _Walker(HTMLParser):
     """The first pass: re-emits the markup element by element, leaving out whole subtrees.
 
-    `tokens` is the output so far; `lines` records where each visual line starts in it and
-    its text, so attribution lines can be found with the plain-text rules afterwards.
+    `tokens` is the output so far; `lines` records where each visual line starts in it, its
+    text and its quote depth, so the reply is read with the plain-text rules afterwards
+    (`relay.scrub.quotes.read_reply`). A dropped quote container leaves one line of depth 1
+    whose text is the last line it quoted at its first level (the context an inline answer
+    may keep); the text of everything dropped as history is kept in `history`.
     """
 
     def __init__(self, cids: Mapping[str, str], writer: WriterNames | None = None) -> None:
@@ -95,20 +110,22 @@ class _Walker(HTMLParser):
         self.cids = cids
         self.writer = writer or WriterNames()
         self.tokens: list[str] = []
-        self.lines: list[tuple[int, list[str]]] = [(0, [])]
+        self.lines: list[_Line] = [_Line(0)]
         self.removed: list[Removal] = []
         self.skip_tag: str | None = None
         self.skip_level = 0
         self.cut = False
         self.mailto: tuple[int, str] | None = None
+        self.history: list[str] = []
+        # While a quote container is skipped: its lines as (blockquote level, text).
+        self.quote: list[tuple[int, list[str]]] | None = None
+        self.quote_level = 0
 
     # -- element decisions ---------------------------------------------------------------
     def _drop_reason(self, tag: str, attrs: dict[str, str]) -> Removal | None:
         classes = attrs.get("class", "").lower()
         ident = attrs.get("id", "").lower()
-        if tag == "blockquote" and attrs.get("type", "").lower() == "cite":
-            return Removal("quoted-reply", "the quoted earlier letter")
-        if any(name in classes for name in _QUOTE_CLASSES):
+        if self._is_quote(tag, attrs, classes):
             return Removal("quoted-reply", "the quoted earlier letter")
         if any(name in classes for name in _SIGNATURE_CLASSES) or ident in _SIGNATURE_IDS:
             return Removal("signature", "the sender's signature block")
@@ -117,6 +134,19 @@ class _Walker(HTMLParser):
         if tag in _SILENT_DROP:
             return Removal("", "")
         return None
+
+    def _is_quote(self, tag: str, attrs: dict[str, str], classes: str) -> bool:
+        if any(name in classes for name in _QUOTE_CLASSES):
+            return True
+        if attrs.get("name", "").lower() in _QUOTE_NAMES:
+            return True
+        if tag != "blockquote":
+            return False
+        if attrs.get("type", "").lower() == "cite":
+            return True
+        # mail.ru, Yandex and others: a plain blockquote right below an attribution line.
+        written = [line for line in self.lines if line.text()]
+        return bool(written) and written[-1].depth == 0 and is_attribution(written[-1].text())
 
     def _starts_cut(self, tag: str, attrs: dict[str, str]) -> bool:
         if attrs.get("id", "").lower() in _CUT_IDS:
@@ -128,9 +158,11 @@ class _Walker(HTMLParser):
     def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
         attrs = {name: value or "" for name, value in attr_list}
         if self.cut:
+            self._history_link(attrs)
             return
         if self.skip_tag is not None:
             self.skip_level += tag == self.skip_tag and tag not in _VOID
+            self._quoted_start(tag, attrs)
             return
         if self._starts_cut(tag, attrs):
             self.cut = True
@@ -142,6 +174,9 @@ class _Walker(HTMLParser):
                 self.removed.append(reason)
             if tag not in _VOID:
                 self.skip_tag, self.skip_level = tag, 1
+                if reason.kind == "quoted-reply":
+                    self.quote, self.quote_level = [(0, [])], 0
+                    self._quoted_start(tag, attrs)
             return
         self._emit_start(tag, attrs)
 
@@ -154,10 +189,14 @@ class _Walker(HTMLParser):
         if self.cut:
             return
         if self.skip_tag is not None:
+            if self.quote is not None and tag in _BLOCK:
+                self.quote_level -= tag == "blockquote"
+                self.quote.append((self.quote_level, []))
             if tag == self.skip_tag:
                 self.skip_level -= 1
                 if self.skip_level == 0:
                     self.skip_tag = None
+                    self._quote_ended()
             return
         if tag == "a" and self.mailto is not None:
             self.close_mailto()
@@ -169,14 +208,44 @@ class _Walker(HTMLParser):
             self._new_line()
 
     def handle_data(self, data: str) -> None:
-        if self.cut or self.skip_tag is not None:
+        if self.cut:
+            self.history.append(data)
+            return
+        if self.skip_tag is not None:
+            if self.quote is not None:
+                self.quote[-1][1].append(data)
+                self.history.append(data)
             return
         self.tokens.append(html.escape(data, quote=False))
-        self.lines[-1][1].append(data)
+        self.lines[-1].parts.append(data)
+
+    # -- quoted history ------------------------------------------------------------------
+    def _history_link(self, attrs: dict[str, str]) -> None:
+        href = attrs.get("href", "")
+        if href.lower().startswith("mailto:"):
+            self.history.append(href[7:])
+
+    def _quoted_start(self, tag: str, attrs: dict[str, str]) -> None:
+        if self.quote is None:
+            return
+        self._history_link(attrs)
+        if tag in _BLOCK:
+            self.quote_level += tag == "blockquote"
+            self.quote.append((self.quote_level, []))
+
+    def _quote_ended(self) -> None:
+        """A quote container was dropped: one line of depth 1 stands for it."""
+        quoted = self.quote or []
+        self.quote = None
+        first_level = [" ".join("".join(parts).split()) for level, parts in quoted if level <= 1]
+        context = next((text for text in reversed(first_level) if text), "")
+        self._new_line()
+        self.lines[-1] = _Line(len(self.tokens), [context], depth=1)
+        self._new_line()
 
     # -- output --------------------------------------------------------------------------
     def _new_line(self) -> None:
-        self.lines.append((len(self.tokens), []))
+        self.lines.append(_Line(len(self.tokens)))
 
     def _emit_start(self, tag: str, attrs: dict[str, str]) -> None:
         if tag in _BLOCK:
@@ -231,19 +300,64 @@ def _cid_key(cid: str) -> str:
     return unquote(cid.strip().strip("<>")).lower()
 
 
-def _cut_at_attribution(walker: _Walker) -> list[str]:
-    texts = [" ".join("".join(parts).split()) for _, parts in walker.lines]
-    cut = find_cut(texts)
-    if cut is not None:
+@dataclass
+class _Line:
+    """One visual line of the walked markup: where its tokens start, its text, its depth."""
+
+    start: int
+    parts: list[str] = field(default_factory=list)
+    depth: int = 0
+
+    def text(self) -> str:
+        return " ".join("".join(self.parts).split())
+
+
+def _read_reply(walker: _Walker) -> list[str]:
+    """The tokens of the writer's own lines, read with the plain-text rules (an inline
+    answer keeps the line it answers as a blockquote), without a "-- " signature."""
+    written = [index for index, line in enumerate(walker.lines) if line.text()]
+    texts = [walker.lines[index].text() for index in written]
+    reading = read_reply(texts, [walker.lines[index].depth for index in written])
+    if reading.removed:
         walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
-        texts = texts[:cut]
+    if reading.unsure:
+        walker.removed.append(Removal("quoted-reply", UNSURE))
+    walker.history.extend(reading.history)
+    keep = [True] * len(walker.lines)
+    context: dict[int, str] = {}
+    prefixes: dict[int, str] = {}
+    verdict = True
+    for position, index in enumerate(written):
+        verdict = reading.keep[position] and walker.lines[index].depth == 0
+        keep[index] = verdict
+        # The blank lines after a line (markup only) share its fate.
+        following = written[position + 1] if position + 1 < len(written) else len(walker.lines)
+        for blank in range(index + 1, following):
+            keep[blank] = verdict
+        if position in reading.context:
+            context[index] = reading.context[position]
+        if position in reading.prefixes:
+            prefixes[index] = reading.prefixes[position]
     # A "-- " line starts a signature in HTML as in text (where a client marks it with no
     # class, or a person typed it): the same block the text part loses.
-    signed = [index for index, text in enumerate(texts) if text == "--"]
+    signed = [index for index in written if keep[index] and walker.lines[index].text() == "--"]
     if signed:
-        cut = signed[-1]
+        for index in range(signed[-1], len(walker.lines)):
+            keep[index] = False
         walker.removed.append(Removal("signature", "the sender's signature block"))
-    return walker.tokens if cut is None else walker.tokens[: walker.lines[cut][0]]
+    tokens: list[str] = []
+    bounds = [line.start for line in walker.lines] + [len(walker.tokens)]
+    for index in range(len(walker.lines)):
+        if index in context:
+            tokens.append(f"<blockquote>{html.escape(context[index], quote=False)}</blockquote>")
+        if index in prefixes:
+            tokens.append(f"<div>{html.escape(prefixes[index], quote=False)}</div>")
+        elif keep[index]:
+            tokens.extend(walker.tokens[bounds[index] : bounds[index + 1]])
+    return tokens
+
+
+UNSURE = "could not tell the reply from the history: read all of it before approving"
 
 
 def sanitize(markup: str) -> str:
@@ -279,8 +393,8 @@ def clean_html(
         walker.removed.append(Removal("html", "the end of the HTML could not be read"))
     if walker.mailto is not None:
         walker.close_mailto()
-    tokens = _cut_at_attribution(walker)
-    return CleanHtml(sanitize("".join(tokens)), _dedupe(walker.removed))
+    tokens = _read_reply(walker)
+    return CleanHtml(sanitize("".join(tokens)), _dedupe(walker.removed), tuple(walker.history))
 
 
 def _dedupe(removed: list[Removal]) -> list[Removal]:

@@ -95,6 +95,9 @@ class ScrubPolicy:
     max_depth: int = 8
     max_text_chars: int = 200_000
     max_image_pixels: int = 40_000_000
+    # The relay's own domains: masked addresses there may stay where a reply quotes them;
+    # every other address seen in quoted history is removed wherever it survives.
+    own_domains: tuple[str, ...] = ()
 
     def max_bytes_for(self, kind: AttachmentKind) -> int:
         """The largest file of this kind a letter may carry."""
@@ -116,3 +119,6 @@ class ScrubbedLetter:
     attachments: tuple[Attachment, ...] = ()
     removed: tuple[Removal, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # Addresses that were in the quoted history (not the relay's): the leak guard removes
+    # them from whatever is sent, should any survive an edit or a later change.
+    history_addresses: tuple[str, ...] = ()

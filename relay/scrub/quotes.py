@@ -1,157 +1,472 @@
-"""Quoted replies and signatures: find where a participant's own words end.
+"""Replies as people write them: tell the writer's own words from the history they quoted.
 
-A reply quotes the pal's letter, and the attribution line above the quote ("On Monday, Jane
-<jane@…> wrote:") often names a real address. Everything from the first attribution or
-separator is cut, and so is any remaining line quoted with ">". The rules cover Gmail,
-Outlook desktop and web, Apple Mail, Thunderbird and Yahoo in English, Spanish, French,
-German, Portuguese, Italian and Japanese; quotequail is asked as a second opinion and adds
-patterns for other languages and forwards. Attributions are matched over up to three joined
-lines, because clients wrap long ones.
+A reply is read as a sequence of lines, each the writer's own or part of quoted history:
 
-mail-parser-reply was considered and not used: it strips every line, treats any "- item"
-line as the start of a signature (children write lists), and its patterns run `(.|\\s)*`
-over whole bodies.
+- **quoted lines** (`> …` in text; a dropped quote container in HTML, see `relay.scrub.markup`);
+- an **attribution** ("On Mon, Mar 4, 2024 at 10:12 AM Jane <jane@…> wrote:"), one line or
+  wrapped over up to three, or written at the end of the writer's last sentence;
+- a **separator** ("-----Original Message-----", "Begin forwarded message:");
+- a **header block** (Outlook's "From: … Sent: … To: … Subject: …", in any order).
 
-The same `find_cut` works on the lines of an HTML body (see `relay.scrub.markup`).
+An attribution, separator or header block followed by quoted lines is removed with them, and
+the writer's words after the quote (a bottom-posted answer, a sign-off) are kept. Followed by
+unquoted text, it starts history that runs to the end of the letter (Outlook copies the
+earlier letter below without marks), but only when it is unmistakable: an attribution must
+end with its colon and carry a digit or an address. When the writer answered between quoted
+lines (an inline reply), each answer keeps, for context, the last line of the quote it
+follows. When nothing of the writer's would be left but unquoted text was cut, that text is
+kept and the reading is marked unsure, so staff read it rather than a letter arriving empty.
+
+The words of every language and mail program are data (`relay/scrub/history/*.toml`); the
+shapes are compiled once into a few alternations. Each line is tried at most a bounded number
+of times against patterns with bounded repetition over at most `_MAX_JOINED` characters, so
+reading a letter costs O(lines).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 
-import quotequail
-
-__all__ = ["find_cut", "remove_quotes", "remove_signature"]
+__all__ = [
+    "Reading",
+    "is_attribution",
+    "quote_depth",
+    "read_reply",
+    "remove_quotes",
+    "remove_signature",
+]
 
 _JOINED_LINES = 3
-_EMAIL_IN_BRACKETS = r"<[^<>\s@]+@[^<>\s]+>"
+_MAX_JOINED = 600
+_HEADER_WINDOW = 6
+_HEADER_BLOCK_MAX = 16
+_SENTENCE_SPLITS = 8
 
-# One alternative per client and language: the line starts with the first words and ends
-# with the verb (Japanese clients end the line with の…: or a bare colon after the address).
-_ATTRIBUTION = re.compile(
-    r"""^\s*(?:
-        on\s.{4,300}\swrote\s?:
-      | el\s.{4,300}\sescribi[óo]\s?:
-      | le\s.{4,300}\sa\s[ée]crit\s?:
-      | am\s.{4,300}\sschrieb\s.{0,300}:
-      | em\s.{4,300}\sescreveu\s?:
-      | il\s(?:giorno\s)?.{4,300}\sha\sscritto\s?:
-      | .{2,300}(?:のメッセージ|のメール|さんは書きました)\s?[:：]
-      | \d{4}年.{2,200}"""
-    + _EMAIL_IN_BRACKETS
-    + r""".{0,20}[:：]
-      | .{0,200}"""
-    + _EMAIL_IN_BRACKETS
-    + r"""\s*(?:wrote|escribió|a\s[ée]crit|schrieb|
-            escreveu|ha\sscritto)\s?:
-    )\s*$""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-_SEPARATOR = re.compile(
-    r"""^\s*[-_=*\s]{2,}\s*(?:
-        original\smessage | forwarded\smessage | mensaje\soriginal | mensaje\sreenviado
-      | message\sd'origine | message\stransf[ée]r[ée] | ursprüngliche\snachricht
-      | weitergeleitete\snachricht | messaggio\soriginale | messaggio\sinoltrato
-      | mensagem\soriginal | mensagem\sencaminhada | 元のメッセージ | 転送メッセージ
-    )\s*[-_=*\s]{2,}\s*$""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-_RULE = re.compile(r"^\s*(?:_{20,}|-{20,})\s*$")
-
-# Outlook's header block: a "From:" line followed closely by a "Sent:"/"Date:" line.
-_FROM_LINE = re.compile(r"^\s*\*?(?:from|de|von|da|差出人|送信者)\s*\*?\s*[:：]", re.IGNORECASE)
-_SENT_LINE = re.compile(
-    r"^\s*\*?(?:sent|date|enviado(?:\sel)?|fecha|envoy[ée]|date\sd'envoi|gesendet|datum|"
-    r"inviato|data|enviada\sem|enviado\sem|送信日時|日付|日時)\s*\*?\s*[:：]",
-    re.IGNORECASE,
-)
-_QUOTED_LINE = re.compile(r"^\s*>")
+_PLACEHOLDERS = {
+    "{address}": r"<[^<>\s@]{1,64}@[^<>\s]{1,255}>",
+    "{time}": r"\d{1,2}[:.h]\d{2}",
+    "{name}": r"(?:[^\n<>]{1,120}?)",
+}
+_EDGE = r"[\s\-–—_=*]*"
+# An attribution is closed by its colon, or by the dashes Zoho writes around it.
+_COLON = r"(?P<colon>[:：]|-{2,})?"
+_QUOTE_PREFIX = re.compile(r"^(?:[ \t]*>)+")
+_RULE = re.compile(r"^\s*(?:_{10,}|-{10,}|={10,}|—{5,})\s*$")
 _SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
+_STRONG = re.compile(r"\d|@")
+_SENTENCE_END = re.compile(r"[.!?…。！？)]\s+")
 
 
-def _attribution_lines(lines: Sequence[str], index: int) -> int:
-    """How many lines from `index` form an attribution (0 when they do not)."""
+@dataclass(frozen=True)
+class _Shapes:
+    attribution: re.Pattern[str]
+    free: re.Pattern[str]
+    separator: re.Pattern[str]
+    header_role: dict[str, re.Pattern[str]]
+    header_any: re.Pattern[str]
+    date_inline: re.Pattern[str]
+
+
+def _fill(pattern: str) -> str:
+    for placeholder, regex in _PLACEHOLDERS.items():
+        pattern = pattern.replace(placeholder, regex)
+    return pattern
+
+
+def _whole_line(patterns: Iterable[str]) -> re.Pattern[str]:
+    alternatives = "|".join(f"(?:{_fill(p)})" for p in patterns) or r"(?!)"
+    return re.compile(rf"^{_EDGE}(?:{alternatives})\s*{_COLON}{_EDGE}$", re.IGNORECASE)
+
+
+def _data_files() -> list[dict[str, object]]:
+    folder = resources.files("relay.scrub").joinpath("history")
+    return [
+        tomllib.loads(entry.read_text("utf-8"))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".toml")
+    ]
+
+
+def _strings(table: dict[str, object], key: str) -> list[str]:
+    value = table.get(key, [])
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+@cache
+def shapes() -> _Shapes:
+    """Every language's shapes, compiled together (a letter's language is not known)."""
+    data = _data_files()
+    attributions = [p for table in data for p in _strings(table, "attributions")]
+    free = [p for table in data for p in _strings(table, "free_attributions")]
+    separators = [p for table in data for p in _strings(table, "separators")]
+    roles: dict[str, list[str]] = {}
+    for table in data:
+        headers = table.get("headers", {})
+        if isinstance(headers, dict):
+            for role in ("from", "date", "to", "cc", "subject"):
+                roles.setdefault(role, []).extend(_strings(headers, role))
+
+    def field_line(words: list[str]) -> re.Pattern[str]:
+        alternatives = "|".join(words) or r"(?!)"
+        return re.compile(rf"^\s*\*?\s*(?:{alternatives})\s*\*?\s*[:：]", re.IGNORECASE)
+
+    every = [word for words in roles.values() for word in words]
+    return _Shapes(
+        attribution=_whole_line(attributions),
+        free=_whole_line(free),
+        separator=re.compile(
+            rf"^{_EDGE}(?:{'|'.join(separators)})\s*{_EDGE}[:：]?{_EDGE}$", re.IGNORECASE
+        ),
+        header_role={role: field_line(words) for role, words in roles.items()},
+        header_any=field_line(every),
+        date_inline=re.compile(
+            rf"\s\*?(?:{'|'.join(roles['date'])})\s*\*?\s*[:：].{{0,80}}\d", re.IGNORECASE
+        ),
+    )
+
+
+def quote_depth(line: str) -> int:
+    """How many `>` quote the line (`> > x` and `>> x` are both 2)."""
+    found = _QUOTE_PREFIX.match(line)
+    return found.group(0).count(">") if found else 0
+
+
+def _unquoted(line: str) -> str:
+    return _QUOTE_PREFIX.sub("", line, count=1).strip()
+
+
+@dataclass(frozen=True)
+class _Attribution:
+    start: int
+    end: int
+    colon: bool
+    strong: bool
+    kept_prefix: str | None = None  # the writer's words before it on its first line
+
+
+def _match(joined: str) -> re.Match[str] | None:
+    if len(joined) > _MAX_JOINED:
+        return None
+    kinds = shapes()
+    return kinds.attribution.match(joined) or kinds.free.match(joined)
+
+
+def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> _Attribution:
+    strong = bool(_STRONG.search(joined))
+    return _Attribution(start, end, bool(found.group("colon")), strong)
+
+
+def _attribution_ending(lines: Sequence[str], end: int, floor: int) -> _Attribution | None:
+    """The attribution whose last line is `end` (its first line not before `floor`).
+
+    A shape that starts with its fixed words ("On …") is taken with as few lines as read as
+    one, so a sentence of the writer's above it stays. A free shape (a name or a date first)
+    reaches up to the start of its paragraph when the longer join still reads as one, so a
+    name wrapped onto the line above goes with it; otherwise it is the fewest lines.
+    """
+    kinds = shapes()
+    joins: list[tuple[int, str]] = []
     for count in range(1, _JOINED_LINES + 1):
-        if index + count > len(lines) or not lines[index + count - 1].strip():
+        start = end - count + 1
+        if start < floor or not lines[start].strip() or quote_depth(lines[start]):
             break
-        if not lines[index + count - 1].rstrip().endswith((":", "：")):
-            continue  # every attribution pattern ends with a colon: no need to try it
-        joined = " ".join(line.strip() for line in lines[index : index + count])
-        if len(joined) <= 600 and _ATTRIBUTION.match(joined):
-            return count
-    return 0
-
-
-def _is_attribution(lines: Sequence[str], index: int) -> bool:
-    count = _attribution_lines(lines, index)
-    # A wrapped attribution joined with the line above it also matches; keep that line.
-    return count == 1 or (count > 1 and not _attribution_lines(lines, index + 1))
-
-
-def _is_header_block(lines: Sequence[str], index: int) -> bool:
-    if not _FROM_LINE.match(lines[index]):
-        return False
-    return any(_SENT_LINE.match(line) for line in lines[index + 1 : index + 5])
-
-
-def _own_cut(lines: Sequence[str]) -> int | None:
-    for index, line in enumerate(lines):
-        if _SEPARATOR.match(line) or _is_attribution(lines, index):
-            return index
-        if _is_header_block(lines, index):
-            ruled = index > 0 and _RULE.match(lines[index - 1])
-            return index - 1 if ruled else index
+        joined = " ".join(line.strip() for line in lines[start : end + 1])
+        if len(joined) > _MAX_JOINED:
+            break
+        joins.append((start, joined))
+    for start, joined in joins:
+        found = kinds.attribution.match(joined)
+        if found:
+            return _as_attribution(found, start, end, joined)
+    after = _after_sentence(lines[end], end)
+    if after is not None:
+        return after
+    free = [(start, joined, kinds.free.match(joined)) for start, joined in joins]
+    matched = [(start, joined, found) for start, joined, found in free if found]
+    if matched:
+        paragraph = [
+            entry for entry in matched if entry[0] == floor or not lines[entry[0] - 1].strip()
+        ]
+        start, joined, found = paragraph[-1] if paragraph else matched[0]
+        assert found is not None
+        return _as_attribution(found, start, end, joined)
     return None
 
 
-# Every reply and forward pattern quotequail knows ends in one of these characters (a test
-# reads its pattern table to keep this true), and it looks at most `_WRAP` lines ahead, so
-# only a line that ends in one of them, or is followed by one that does, can start its quote.
-# Asking it about every other line was two thirds of the cost of scrubbing a long letter.
-_PATTERN_ENDINGS = (":", "-", "_", ">")
-_WRAP = 2
+def _after_sentence(line: str, index: int) -> _Attribution | None:
+    """ "Thanks! On Mon, … wrote:": an attribution written after the writer's last sentence."""
+    text = line.strip()
+    if len(text) > 4 * _MAX_JOINED or not text.endswith((":", "：")):
+        return None
+    for count, split in enumerate(_SENTENCE_END.finditer(text)):
+        if count >= _SENTENCE_SPLITS:
+            break
+        rest = text[split.end() :]
+        found = shapes().attribution.match(rest) if len(rest) <= _MAX_JOINED else None
+        if found and _STRONG.search(rest):
+            prefix = text[: split.end()].rstrip()
+            return _Attribution(index, index, True, True, kept_prefix=prefix)
+    return None
 
 
-def _may_start_quote(lines: Sequence[str], index: int) -> bool:
-    return any(line.rstrip().endswith(_PATTERN_ENDINGS) for line in lines[index : index + _WRAP])
+def is_attribution(text: str) -> bool:
+    """Whether one rendered line reads as an attribution (used before HTML quotes)."""
+    return _match(" ".join(text.split())) is not None
 
 
-def _quotequail_cut(lines: Sequence[str]) -> int | None:
-    for index in range(len(lines)):
-        if not _may_start_quote(lines, index):
-            continue
-        window = [line.replace("\n", " ") for line in lines[index : index + _WRAP]]
-        try:
-            parts = quotequail.quote("\n".join(window), limit=_WRAP + 1, quote_intro_line=True)
-        except Exception:  # a second opinion must never lose the letter
+def _header_end(lines: Sequence[str], index: int) -> int | None:
+    """The last line of a header block starting at `index`, or None when there is none."""
+    kinds = shapes()
+    line = lines[index]
+    if not kinds.header_any.match(line):
+        return None
+    if kinds.header_role["from"].match(line) and kinds.date_inline.search(line):
+        roles = {"from", "date"}  # Outlook.com renders From: and Sent: on one visual line
+    else:
+        roles = set()
+        for offset, following in enumerate(lines[index : index + _HEADER_WINDOW]):
+            if not following.strip() and offset:
+                break
+            for role, pattern in kinds.header_role.items():
+                if pattern.match(following) and (role != "date" or re.search(r"\d", following)):
+                    roles.add(role)
+        if not {"from", "date"} <= roles:
             return None
-        if len(parts) < 2:
-            continue
-        shown = parts[0][1]
-        # The quote starts at the window's first line unless that line is shown: a blank first
-        # line never starts a pattern, so "" shown means the quote starts right there.
-        starts_here = shown == "" and window[0] != ""
-        return index if starts_here else index + shown.count("\n") + 1
+    end = index
+    limit = min(len(lines), index + _HEADER_BLOCK_MAX)
+    while end + 1 < limit and lines[end + 1].strip() and not quote_depth(lines[end + 1]):
+        end += 1
+    return end
+
+
+@dataclass
+class Reading:
+    """Which lines of a reply are the writer's, and what is kept for context."""
+
+    keep: list[bool]
+    # Before line i, the quoted line the writer's answer at i follows (inline replies).
+    context: dict[int, str] = field(default_factory=dict)
+    # The first line, when the writer's words end in the middle of it (same-line attribution).
+    prefixes: dict[int, str] = field(default_factory=dict)
+    # Lines of history that were removed (their text is searched for third parties' addresses).
+    history: list[str] = field(default_factory=list)
+    removed: bool = False
+    unsure: bool = False
+
+
+def _next_written(lines: Sequence[str], index: int) -> int | None:
+    for following in range(index, len(lines)):
+        if lines[following].strip():
+            return following
     return None
 
 
-def find_cut(lines: Sequence[str]) -> int | None:
-    """Index of the first line of quoted history (attribution or separator), or None."""
-    cuts = [cut for cut in (_own_cut(lines), _quotequail_cut(lines)) if cut is not None]
-    return min(cuts) if cuts else None
+def _quote_follows(lines: Sequence[str], depths: Sequence[int], index: int) -> bool:
+    following = _next_written(lines, index)
+    return following is not None and depths[following] > 0
+
+
+@dataclass
+class _Marks:
+    """Per line: 'own', 'quote' (quoted or an attribution/header above a quote), 'cut'."""
+
+    kinds: list[str]
+    attribution_lines: set[int] = field(default_factory=set)
+    prefixes: dict[int, str] = field(default_factory=dict)
+
+
+def _may_introduce(lines: Sequence[str], depths: Sequence[int], index: int) -> bool:
+    """Only a line that ends like an introduction, or is followed by a quote, is read further:
+    every shape ends in a colon, a dash or `=` ("---- Jane wrote ----"), or is colon-less
+    above a quote; header blocks start with a field name and a colon near the start."""
+    line = lines[index].rstrip()
+    if line.endswith((":", "：", "-", "=", "—")) or ":" in line[:40] or "：" in line[:40]:
+        return True
+    return _quote_follows(lines, depths, index + 1)
+
+
+@dataclass(frozen=True)
+class _Found:
+    start: int
+    end: int
+    cuts: bool  # may start history that runs to the end of the letter
+    prefix: str | None = None
+
+
+def _history_at(lines: Sequence[str], index: int, floor: int) -> _Found | None:
+    """History introduced at `index`: a separator, a header block, or an attribution ending
+    on this line (which may have started up to two lines above, not before `floor`)."""
+    kinds = shapes()
+    line = lines[index]
+    if kinds.separator.match(line):
+        header = _next_written(lines, index + 1)
+        end = index
+        if header is not None and header <= index + 2:
+            block_end = _header_end(lines, header)
+            end = block_end if block_end is not None else index
+        return _Found(index, end, True)
+    block_end = _header_end(lines, index)
+    if block_end is not None:
+        return _Found(index, block_end, True)
+    found = _attribution_ending(lines, index, floor)
+    if found is None:
+        return None
+    return _Found(found.start, index, found.colon and found.strong, found.kept_prefix)
+
+
+def _mark(lines: Sequence[str], depths: Sequence[int]) -> _Marks:
+    marks = _Marks(["quote" if depth else "own" for depth in depths])
+    floor = 0  # an attribution never reaches back over a quote or a block already found
+    index = 0
+    while index < len(lines):
+        if depths[index]:
+            floor = index + 1
+        if depths[index] or not lines[index].strip() or not _may_introduce(lines, depths, index):
+            index += 1
+            continue
+        found = _history_at(lines, index, floor)
+        quoted = found is not None and _quote_follows(lines, depths, found.end + 1)
+        if found is None or not (quoted or found.cuts):
+            index += 1
+            continue
+        start = found.start
+        if found.prefix is not None:
+            marks.prefixes[start] = found.prefix
+        if start > floor and _RULE.match(lines[start - 1]):
+            start -= 1
+        marks.attribution_lines.update(range(start, found.end + 1))
+        if quoted:
+            for covered in range(start, found.end + 1):
+                marks.kinds[covered] = "quote"
+            floor = index = found.end + 1
+            continue
+        for covered in range(start, len(lines)):
+            marks.kinds[covered] = "cut"
+        break
+    return marks
+
+
+def _segments(kinds: Sequence[str], lines: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Runs of written lines by kind ('own' or 'quote'); blank lines join their neighbours."""
+    runs: list[tuple[str, list[int]]] = []
+    for index, kind in enumerate(kinds):
+        if kind == "cut" or not lines[index].strip():
+            continue
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(index)
+        else:
+            runs.append((kind, [index]))
+    return runs
+
+
+def _context_line(
+    lines: Sequence[str], depths: Sequence[int], run: list[int], marks: _Marks
+) -> str | None:
+    for index in reversed(run):
+        if depths[index] == 1 and index not in marks.attribution_lines:
+            text = _unquoted(lines[index])
+            if text and not is_attribution(text):
+                return text
+    return None
+
+
+def read_reply(lines: Sequence[str], depths: Sequence[int] | None = None) -> Reading:
+    """Read a reply line by line (see the module docstring); `depths` default to `>` marks."""
+    if depths is None:
+        depths = [quote_depth(line) for line in lines]
+    marks = _mark(lines, depths)
+    keep = [kind == "own" for kind in marks.kinds]
+    reading = Reading(keep, prefixes=dict(marks.prefixes))
+    for start in marks.prefixes:
+        keep[start] = True  # its writer's part is kept, the attribution after it is not
+    runs = _segments(marks.kinds, lines)
+    quotes = [position for position, (kind, _) in enumerate(runs) if kind == "quote"]
+    inline = len(quotes) >= 2 and any(
+        runs[position][0] == "own" and quotes[0] < position < quotes[-1]
+        for position in range(len(runs))
+    )
+    if inline:
+        for position in range(1, len(runs)):
+            kind, run = runs[position]
+            if kind == "own" and runs[position - 1][0] == "quote":
+                context = _context_line(lines, depths, runs[position - 1][1], marks)
+                if context:
+                    reading.context[run[0]] = context
+    reading.history = [line for line, kind in zip(lines, marks.kinds, strict=True) if kind != "own"]
+    reading.removed = any(kind != "own" for kind in marks.kinds) or bool(marks.prefixes)
+    written = any(keep[i] and lines[i].strip() for i in range(len(lines)))
+    if not written:
+        _keep_when_unsure(lines, marks, reading)
+    return reading
+
+
+def _keep_when_unsure(lines: Sequence[str], marks: _Marks, reading: Reading) -> None:
+    """Nothing of the writer's is left but unquoted text was cut: keep that text (without the
+    attribution or header lines), so staff read it and decide."""
+    candidates = [
+        index
+        for index, kind in enumerate(marks.kinds)
+        if kind == "cut" and index not in marks.attribution_lines and lines[index].strip()
+    ]
+    if not candidates:
+        return
+    for index in range(candidates[0], len(lines)):
+        if marks.kinds[index] == "cut" and index not in marks.attribution_lines:
+            reading.keep[index] = True
+    reading.unsure = True
+
+
+def _written(reading: Reading, lines: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        if index in reading.context:
+            if out and out[-1].strip():
+                out.append("")
+            out.append(f"> {reading.context[index]}")
+        if index in reading.prefixes:
+            out.append(reading.prefixes[index])
+        elif reading.keep[index]:
+            out.append(line)
+    return out
+
+
+def _tidy(lines: Iterable[str]) -> str:
+    """Blank runs left where history was become one blank line."""
+    out: list[str] = []
+    for line in lines:
+        line = line.rstrip()
+        if not line and (not out or not out[-1]):
+            continue
+        out.append(line)
+    return "\n".join(out).strip("\n")
+
+
+@dataclass(frozen=True)
+class TextReply:
+    text: str
+    removed: bool
+    unsure: bool
+    history: tuple[str, ...]
+
+
+def reply_text(text: str) -> TextReply:
+    """The writer's words of a text body (see `read_reply`)."""
+    lines = text.split("\n")
+    reading = read_reply(lines)
+    return TextReply(
+        _tidy(_written(reading, lines)), reading.removed, reading.unsure, tuple(reading.history)
+    )
 
 
 def remove_quotes(text: str) -> tuple[str, bool]:
     """The text without quoted history; and whether anything was removed."""
-    lines = text.split("\n")
-    cut = find_cut(lines)
-    kept = lines if cut is None else lines[:cut]
-    unquoted = [line for line in kept if not _QUOTED_LINE.match(line)]
-    removed = cut is not None or len(unquoted) != len(kept)
-    return "\n".join(unquoted).rstrip(), removed
+    reply = reply_text(text)
+    return reply.text, reply.removed
 
 
 def remove_signature(text: str) -> tuple[str, bool]:
