@@ -87,7 +87,8 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     in_reply_to, references = _map_thread(ctx, letter)
     decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
     clean = versions.content(ctx, letter, sender)
-    private = guard.private_for_letter(ctx, letter)
+    # Third parties' addresses seen in the quoted history go too, should an edit bring one back.
+    private = guard.private_for_letter(ctx, letter) | set(clean.history_addresses)
 
     def build(reader: compose.Party, message_id: str, copy_for: str | None) -> CheckedMessage:
         message = compose.compose_letter(
