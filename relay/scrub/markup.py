@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 
 import nh3
 
@@ -75,6 +76,13 @@ _QUOTE_CLASSES = (
     "protonmail_quote", "zmail_extra", "tutanota_quote", "mail-quote", "reply-quote",
     "quoted-text", "ms-outlook-mobile-reference", "qt-quote",
 )  # fmt: skip
+# A wrapper (not a blockquote) of these classes holds the attribution and the blockquotes;
+# a writer answering inline types between them, inside it. It is read through: its lines
+# are the writer's where they stand between its blockquotes, and all quoted when it has none
+# (Gmail's forwards put the earlier letter there without one).
+_WRAPPER_CLASSES = ("gmail_quote", "gmail_extra", "zmail_extra", "protonmail_quote")
+# The attribution line of these programs, in an element of its own: never the writer's.
+_ATTRIBUTION_CLASSES = ("gmail_attr", "moz-cite-prefix")
 _QUOTE_NAMES = ("quote",)  # GMX and WEB.DE: <div name="quote">
 _SIGNATURE_CLASSES = ("gmail_signature", "moz-signature", "elementtoproof-signature")
 _SIGNATURE_IDS = ("signature", "x_signature", "signature_bookmark")
@@ -120,6 +128,8 @@ class _Walker(HTMLParser):
         # While a quote container is skipped: its lines as (blockquote level, text).
         self.quote: list[tuple[int, list[str]]] | None = None
         self.quote_level = 0
+        # Open wrappers and attribution elements: [tag, role, nesting, first line, quotes].
+        self.open: list[list[Any]] = []
 
     # -- element decisions ---------------------------------------------------------------
     def _drop_reason(self, tag: str, attrs: dict[str, str]) -> Removal | None:
@@ -135,7 +145,38 @@ class _Walker(HTMLParser):
             return Removal("", "")
         return None
 
+    def _role(self, tag: str, classes: str) -> str | None:
+        if any(name in classes for name in _ATTRIBUTION_CLASSES):
+            return "attribution"
+        if tag != "blockquote" and any(name in classes for name in _WRAPPER_CLASSES):
+            return "wrapper"
+        return None
+
+    def _opened(self, tag: str, role: str | None) -> None:
+        for entry in self.open:
+            entry[2] += entry[0] == tag
+        if role is not None:
+            self._new_line()
+            self.open.append([tag, role, 1, len(self.lines) - 1, 0])
+
+    def _closed(self, tag: str) -> None:
+        for entry in list(self.open):
+            entry[2] -= entry[0] == tag
+            if entry[2] == 0:
+                self.open.remove(entry)
+                self._new_line()
+                self._ended(entry[1], entry[3], entry[4])
+
+    def _ended(self, role: str, first: int, quotes: int) -> None:
+        """An attribution element's lines, and a wrapper's without a blockquote, are history."""
+        if role == "attribution" or not quotes:
+            for line in self.lines[first:-1]:
+                line.depth = max(line.depth, 1)
+                line.attribution = line.attribution or role == "attribution"
+
     def _is_quote(self, tag: str, attrs: dict[str, str], classes: str) -> bool:
+        if self._role(tag, classes) is not None:
+            return False
         if any(name in classes for name in _QUOTE_CLASSES):
             return True
         if attrs.get("name", "").lower() in _QUOTE_NAMES:
@@ -177,7 +218,11 @@ class _Walker(HTMLParser):
                 if reason.kind == "quoted-reply":
                     self.quote, self.quote_level = [(0, [])], 0
                     self._quoted_start(tag, attrs)
+                    for entry in self.open:
+                        entry[4] += 1
             return
+        if tag not in _VOID:
+            self._opened(tag, self._role(tag, attrs.get("class", "").lower()))
         self._emit_start(tag, attrs)
 
     def handle_startendtag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
@@ -206,6 +251,8 @@ class _Walker(HTMLParser):
         self.tokens.append(f"</{tag}>")
         if tag in _BLOCK:
             self._new_line()
+        if self.open:
+            self._closed(tag)
 
     def handle_data(self, data: str) -> None:
         if self.cut:
@@ -307,6 +354,7 @@ class _Line:
     start: int
     parts: list[str] = field(default_factory=list)
     depth: int = 0
+    attribution: bool = False  # in an attribution element (never kept, never context)
 
     def text(self) -> str:
         return " ".join("".join(self.parts).split())
@@ -315,15 +363,20 @@ class _Line:
 def _read_reply(walker: _Walker) -> list[str]:
     """The tokens of the writer's own lines, read with the plain-text rules (an inline
     answer keeps the line it answers as a blockquote), without a "-- " signature."""
-    written = [index for index, line in enumerate(walker.lines) if line.text()]
-    texts = [walker.lines[index].text() for index in written]
-    reading = read_reply(texts, [walker.lines[index].depth for index in written])
-    if reading.removed:
+    lines = walker.lines
+    for entry in walker.open:  # elements never closed end with the markup
+        walker._ended(entry[1], entry[3], entry[4])
+    _cut_after_forwarding_attribution(lines)
+    written = [i for i, line in enumerate(lines) if line.text() and not line.attribution]
+    texts = [lines[index].text() for index in written]
+    reading = read_reply(texts, [lines[index].depth for index in written])
+    walker.history.extend(line.text() for line in lines if line.attribution)
+    if reading.removed or any(line.attribution for line in lines):
         walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
     if reading.unsure:
         walker.removed.append(Removal("quoted-reply", UNSURE))
     walker.history.extend(reading.history)
-    keep = [True] * len(walker.lines)
+    keep = [not line.attribution for line in walker.lines]
     context: dict[int, str] = {}
     prefixes: dict[int, str] = {}
     verdict = True
@@ -333,7 +386,7 @@ def _read_reply(walker: _Walker) -> list[str]:
         # The blank lines after a line (markup only) share its fate.
         following = written[position + 1] if position + 1 < len(written) else len(walker.lines)
         for blank in range(index + 1, following):
-            keep[blank] = verdict
+            keep[blank] = verdict and not lines[blank].attribution
         if position in reading.context:
             context[index] = reading.context[position]
         if position in reading.prefixes:
@@ -355,6 +408,24 @@ def _read_reply(walker: _Walker) -> list[str]:
         elif keep[index]:
             tokens.extend(walker.tokens[bounds[index] : bounds[index + 1]])
     return tokens
+
+
+def _cut_after_forwarding_attribution(lines: list[_Line]) -> None:
+    """An attribution element followed by the writer's level rather than a quote introduces
+    a forwarded letter (Gmail writes "Forwarded message", From: and Date: there): it and
+    everything after it are history."""
+    for index, line in enumerate(lines):
+        if not line.attribution:
+            continue
+        following = next(
+            (later for later in lines[index + 1 :] if later.text() and not later.attribution),
+            None,
+        )
+        if following is not None and following.depth == 0:
+            for later in lines[index:]:
+                later.depth = max(later.depth, 1)
+                later.attribution = True
+            return
 
 
 UNSURE = "could not tell the reply from the history: read all of it before approving"

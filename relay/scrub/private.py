@@ -82,6 +82,9 @@ def _char_forms(char: str) -> str:
     """Every way one character may be written once text has been decoded."""
     forms = {re.escape(char)}
     for variant in {char, char.lower(), char.upper()}:
+        if len(variant) != 1:  # "ß".upper() is "SS", "İ".lower() is "i̇": written as such
+            forms.add(re.escape(variant))
+            continue
         code = ord(variant)
         # "&amp;" before a reference and "%25" before an escape: encoded twice, which a
         # reader decodes as easily as once.

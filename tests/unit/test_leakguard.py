@@ -115,3 +115,13 @@ def test_rebuilding_leaves_other_parts_byte_for_byte() -> None:
     assert report.checked is not None
     assert b"\nFrom the library:\nno change here" in report.checked.data
     assert b">From" not in report.checked.data
+
+
+def test_a_surname_whose_letters_change_length_with_case_is_still_found() -> None:
+    """ "ß" is "SS" in capitals and "İ" is two characters in small letters."""
+    from relay.scrub.private import matcher_for, redact
+
+    text, count = redact("Anna Weißenberg, ANNA WEISSENBERG", matcher_for(["Weißenberg"]))
+    assert (text, count) == ("Anna [removed], ANNA [removed]", 2)
+    text, count = redact("Ali Yİğit", matcher_for(["Yİğit"]))
+    assert (text, count) == ("Ali [removed]", 1)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +24,8 @@ MESSAGES = Path(__file__).resolve().parents[1] / "messages"
 SAMPLES = sorted(path.stem for path in MESSAGES.glob("*.eml"))
 
 
-def expectations(name: str) -> dict[str, list[str]]:
-    loaded: dict[str, list[str]] = json.loads((MESSAGES / f"{name}.json").read_text("utf-8"))
+def expectations(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((MESSAGES / f"{name}.json").read_text("utf-8"))
     return loaded
 
 
@@ -104,3 +106,34 @@ def test_no_private_value_in_any_form(name: str) -> None:
     report = check_outgoing(compose(letter), values)
     assert report.hits == ()
     assert report.checked is not None
+
+
+def visible_words(markup: str) -> list[str]:
+    """The words a reader sees in delivered HTML, in order (tags are word breaks)."""
+    return html.unescape(re.sub(r"<[^>]*>", " ", markup)).split()
+
+
+REPLIES = [name for name in SAMPLES if "language" in expectations(name)]
+
+
+def test_every_language_we_read_has_replies_written_in_it() -> None:
+    """Each data file of `relay/scrub/history` is checked against letters in its language."""
+    history = Path(__file__).resolve().parents[2] / "relay" / "scrub" / "history"
+    read = {path.stem for path in history.glob("*.toml")} - {"common"}
+    languages = {str(expectations(name)["language"]) for name in REPLIES}
+    assert len(read) >= 19
+    assert read <= languages, sorted(read - languages)
+    assert len(REPLIES) >= 60
+
+
+@pytest.mark.parametrize("name", REPLIES)
+def test_a_reply_delivers_exactly_the_writers_words(name: str) -> None:
+    """Compared word by word: every word the writer wrote, in order, and nothing quoted."""
+    expected = expectations(name)
+    letter = scrub_sample(name)
+    if "delivered_text" in expected:
+        assert (letter.text or "").split() == str(expected["delivered_text"]).split()
+    if "delivered_html_text" in expected:
+        wanted = str(expected["delivered_html_text"]).split()
+        assert visible_words(letter.html or "") == wanted
+    assert letter.text or letter.html, "a reply is never delivered empty"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.scrub.markup import clean_html
 from relay.scrub.quotes import remove_quotes, remove_signature
@@ -153,3 +155,93 @@ def test_html_quote_containers_and_attributions(markup: str, kept: str, gone: st
     assert kept in cleaned.html
     assert gone not in cleaned.html
     assert any(r.kind == "quoted-reply" for r in cleaned.removed)
+
+
+# -- the property: a reply written above, below or between quoted blocks is kept whole ------
+
+OWN_LINES = [
+    "I made a kite today.",
+    "Yes! A cat called Luna.",
+    "My teacher wrote:",
+    "From: my heart",
+    "To: you",
+    "Date: tomorrow",
+    "Subject: my holidays",
+    "On Sunday we went to the zoo.",
+    "It was 10:30 when we left:",
+    "Original message from my friend",
+    "- my dog",
+    "P.S. I love you <3",
+    "Meine Oma schrieb mir:",
+    "El libro escribió algo bonito.",
+    "Mamá dijo: ¡hola!",
+    "私は猫が好きです。",
+    "Love,",
+    "Maya",
+]
+ATTRIBUTIONS = [
+    "On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron <quiet-heron-2841@pals.example.org> wrote:",
+    "On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron <\nquiet-heron-2841@pals.example.org> wrote:",
+    "On Mon, Mar 4, 2024 at 10:12 AM\nQuiet Heron\n<quiet-heron-2841@pals.example.org> wrote:",
+    "On Mon, Mar 4, 2024 Quiet Heron wrote",
+    "---- On Mon, 04 Mar 2024 10:12:00 +0100 Quiet Heron <q@pals.example.org> wrote ----",
+    "2014-10-17 11:28 GMT+03:00 Quiet Heron <q@pals.example.org>:",
+    "El lun, 4 mar 2024 a las 10:12, Quiet Heron (<q@pals.example.org>) escribió:",
+    "Le 04/03/2024 à 10:12, Quiet Heron a écrit :",
+    "Den 4 mars 2024 kl. 10:12 skrev Quiet Heron <q@pals.example.org>:",
+    "W dniu 4.03.2024 o 10:12, Quiet Heron <q@pals.example.org> pisze:",
+    "пн, 4 мар. 2024 г. в 10:12, Quiet Heron <q@pals.example.org>:",
+    "2024年3月4日(月) 10:12 Quiet Heron <q@pals.example.org>:",
+    "Quiet Heron <q@pals.example.org> 于2024年3月4日周一 10:12写道：",
+    "2024년 3월 4일 (월) 오전 10:12, Quiet Heron <q@pals.example.org>님이 작성:",
+    "",  # quoted lines with no attribution above them
+]
+QUOTED = [
+    "> I live near the sea.",
+    "> Do you have a pet?",
+    ">",
+    "> > Write to me at a.friend@example.net",
+    ">> On Sun, Ms Kowalski <ms.k@school.example.org> wrote:",
+]
+
+
+@st.composite
+def replies(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
+    """A reply of own paragraphs and quoted blocks in any order; its own lines; its quotes."""
+    kinds = draw(st.lists(st.sampled_from(["own", "quote"]), min_size=1, max_size=6))
+    blocks: list[str] = []
+    own: list[str] = []
+    quoted: list[str] = []
+    previous = ""
+    for kind in kinds:
+        if kind == "own" and previous != "own":
+            lines = draw(st.lists(st.sampled_from(OWN_LINES), min_size=1, max_size=3))
+            own += lines
+            blocks.append("\n".join(lines))
+        elif kind == "quote":
+            attribution = draw(st.sampled_from(ATTRIBUTIONS))
+            lines = draw(st.lists(st.sampled_from(QUOTED), min_size=1, max_size=4))
+            if not any(line.strip(">").strip() for line in lines):
+                lines.append("> Bye!")
+            quoted += lines
+            blocks.append("\n".join([attribution, *lines] if attribution else lines))
+        previous = kind
+    return "\n\n".join(blocks), own, quoted
+
+
+@settings(max_examples=300, deadline=None)
+@given(replies())
+def test_a_reply_around_quoted_blocks_is_kept_whole(
+    reply: tuple[str, list[str], list[str]],
+) -> None:
+    text, own, quoted = reply
+    kept, _ = remove_quotes(text)
+    lines = [line for line in kept.split("\n") if line.strip()]
+    answers = [line for line in lines if not line.startswith("> ")]
+    assert answers == own
+    contexts = [line for line in lines if line.startswith("> ")]
+    for context in contexts:
+        assert context in quoted  # only a line of the quote itself, at its first level
+    assert "pals.example.org" not in kept
+    attribution_lines = {line for a in ATTRIBUTIONS for line in a.split("\n") if line}
+    assert not attribution_lines & set(lines)
