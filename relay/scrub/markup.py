@@ -130,6 +130,7 @@ class _Walker(HTMLParser):
         self.quote_level = 0
         # Open wrappers and attribution elements: [tag, role, nesting, first line, quotes].
         self.open: list[list[Any]] = []
+        self.plain_quotes = False
 
     # -- element decisions ---------------------------------------------------------------
     def _drop_reason(self, tag: str, attrs: dict[str, str]) -> Removal | None:
@@ -185,9 +186,15 @@ class _Walker(HTMLParser):
             return False
         if attrs.get("type", "").lower() == "cite":
             return True
-        # mail.ru, Yandex and others: a plain blockquote right below an attribution line.
-        written = [line for line in self.lines if line.text()]
-        return bool(written) and written[-1].depth == 0 and is_attribution(written[-1].text())
+        # mail.ru, Yandex and others: a plain blockquote right below an attribution line, and
+        # every plain blockquote after one (the writer answered between them).
+        if self.plain_quotes:
+            return True
+        for line in reversed(self.lines):
+            if line.text():
+                self.plain_quotes = line.depth == 0 and is_attribution(line.text())
+                return self.plain_quotes
+        return False
 
     def _starts_cut(self, tag: str, attrs: dict[str, str]) -> bool:
         if attrs.get("id", "").lower() in _CUT_IDS:

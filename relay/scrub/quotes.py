@@ -207,8 +207,10 @@ def _after_sentence(line: str, index: int) -> _Attribution | None:
         if count >= _SENTENCE_SPLITS:
             break
         rest = text[split.end() :]
-        found = shapes().attribution.match(rest) if len(rest) <= _MAX_JOINED else None
-        if found and _STRONG.search(rest):
+        if len(rest) > _MAX_JOINED or not _STRONG.search(rest):
+            continue
+        found = shapes().attribution.match(rest) or shapes().free.match(rest)
+        if found:
             prefix = text[: split.end()].rstrip()
             return _Attribution(index, index, True, True, kept_prefix=prefix)
     return None
