@@ -59,7 +59,7 @@ _QUOTE_PREFIX = re.compile(r"^(?:[ \t]*>)+")
 _RULE = re.compile(r"^\s*(?:_{10,}|-{10,}|={10,}|—{5,})\s*$")
 _SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
 _STRONG = re.compile(r"\d|@")
-_SENTENCE_END = re.compile(r"[.!?…。！？)]\s+")
+_SENTENCE_END = re.compile(r"[.!?…。！？]\s+")
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,12 @@ def _after_sentence(line: str, index: int) -> _Attribution | None:
         rest = text[split.end() :]
         if len(rest) > _MAX_JOINED or not _STRONG.search(rest):
             continue
-        found = shapes().attribution.match(rest) or shapes().free.match(rest)
+        # After a sentence, a shape that starts with its fixed words; or a free one when what
+        # comes before has no digit (so "пн, 4 мар. 2024 г. в 10:12, Jane <…>:" is one).
+        prefix = text[: split.end()]
+        found = shapes().attribution.match(rest) or (
+            shapes().free.match(rest) if not re.search(r"\d", prefix) else None
+        )
         if found:
             prefix = text[: split.end()].rstrip()
             return _Attribution(index, index, True, True, kept_prefix=prefix)
