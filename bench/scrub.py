@@ -31,6 +31,7 @@ from PIL import Image
 from bench.common import WRITER, emit
 from relay.screen import screen
 from relay.scrub import ScrubPolicy, scrub_letter
+from relay.scrub.quotes import reply_text
 
 POLICY = ScrubPolicy(private_values=(WRITER,))
 MEDIA_POLICY = ScrubPolicy(
@@ -87,6 +88,48 @@ def text_reply() -> bytes:
     )
     message.set_content(body)
     return message.as_bytes()
+
+
+def gmail_inline_reply() -> bytes:
+    """A Gmail reply, text and HTML, answered between the quoted lines, three levels deep."""
+    message = _base("Re: Re: Re: Our winter holidays")
+    questions = [f"Question {i}: what do you like best about winter, and why?" for i in range(6)]
+    text = ["Hi Tomás!", "", "On Sun, 3 May 2026 at 09:12, Tomás <t@pals.example.org> wrote:"]
+    html = [
+        '<div dir="ltr">Hi Tomás!</div><div class="gmail_quote"><div class="gmail_attr">',
+        "On Sun, 3 May 2026 at 09:12, Tomás &lt;t@pals.example.org&gt; wrote:</div>",
+    ]
+    for question in questions:
+        text += [
+            f"> {question}",
+            "> It snowed a lot in the mountains this year.",
+            "",
+            "I like the snow, and the holidays, and hot chocolate.",
+            "",
+        ]
+        html += [
+            f'<blockquote class="gmail_quote"><div>{question}</div>',
+            "<div>It snowed a lot in the mountains this year.</div></blockquote>",
+            "<div>I like the snow, and the holidays, and hot chocolate.</div>",
+        ]
+    older = [f">> On Sat, 2 May 2026, Maya <{WRITER}> wrote:"]
+    older += [f">> Line {i} of an older letter, quoted again and again." for i in range(40)]
+    text += ["> Your friend, Tomás", *older, "", "Love,", "Maya"]
+    html += [
+        "<blockquote><div>Your friend, Tomás</div><blockquote>",
+        "".join(f"<div>{line[3:]}</div>" for line in older),
+        "</blockquote></blockquote>",
+        "<div>Love,<br>Maya</div></div>",
+    ]
+    message.set_content("\n".join(text) + "\n")
+    message.add_alternative("".join(html), subtype="html")
+    return message.as_bytes()
+
+
+def reply_corpus() -> list[bytes]:
+    """Every reply of the test corpus, as each mail program wrote it."""
+    folder = Path(__file__).resolve().parents[1] / "tests" / "messages"
+    return [path.read_bytes() for path in sorted(folder.glob("reply-*.eml"))]
 
 
 def html_with_photo() -> bytes:
@@ -184,9 +227,58 @@ def pillow_share(raw: bytes, repeat: int) -> float:
     return pillow / total if total else 0.0
 
 
+def _corpus_rate(fn: Callable[[bytes], None], letters: list[bytes], repeat: int) -> float:
+    for raw in letters:
+        fn(raw)
+    begin = time.perf_counter()
+    for _ in range(repeat):
+        for raw in letters:
+            fn(raw)
+    return repeat * len(letters) / (time.perf_counter() - begin)
+
+
+def quote_reading_scale(repeat: int) -> None:
+    """Reading a reply costs O(lines): lines per second at 1,000 to 100,000 lines of the
+    hardest kind (every line may introduce history: colons, dashes, quotes switching)."""
+    kinds = [
+        "On Sunday it snowed:",
+        "> Did it snow?",
+        "From: my heart",
+        "---- a line with dashes ----",
+        "My teacher wrote:",
+        "It was 10:30 when we left:",
+        "",
+        ">> older: quoted again",
+    ]
+    for count in (1_000, 10_000, 100_000):
+        text = "\n".join(kinds[i % len(kinds)] for i in range(count))
+        rounds = max(1, repeat * 1_000 // count)
+        reply_text(text)
+        begin = time.perf_counter()
+        for _ in range(rounds):
+            reply_text(text)
+        elapsed = (time.perf_counter() - begin) / rounds
+        emit(
+            "scrub", shape=f"quote reading, {count} lines", lines_per_second=round(count / elapsed)
+        )
+
+
 def run(repeat: int) -> None:
+    letters = reply_corpus()
+    relay_rate = _corpus_rate(scrub_and_screen, letters, max(1, repeat // 3))
+    plain_rate = _corpus_rate(parse_and_serialize, letters, max(1, repeat // 3))
+    emit(
+        "scrub",
+        shape=f"reply corpus ({len(letters)} letters)",
+        bytes=sum(len(raw) for raw in letters) // max(1, len(letters)),
+        scrub_screen_per_second=round(relay_rate, 1),
+        parse_serialize_per_second=round(plain_rate, 1),
+        ratio=round(relay_rate / plain_rate, 3),
+    )
+    quote_reading_scale(repeat)
     shapes = {
         "text reply with quotes": (text_reply(), 20 * repeat),
+        "Gmail inline reply, text + HTML": (gmail_inline_reply(), 10 * repeat),
         "HTML + 2 MP inline JPEG": (html_with_photo(), max(3, repeat // 3)),
         "five attached photos": (five_attachments(), max(3, repeat // 3)),
         "MP3 (30 s) + 2-page PDF": (recording_and_document(), max(2, repeat // 5)),

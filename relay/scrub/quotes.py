@@ -65,7 +65,19 @@ _SENTENCE_END = re.compile(r"[.!?…。！？]\s+")
 @dataclass(frozen=True)
 class _Shapes:
     attribution: re.Pattern[str]
-    free: re.Pattern[str]
+    free: tuple[tuple[str, re.Pattern[str]], ...]  # (characters a line needs, shapes)
+    above_quote: re.Pattern[str]
+
+    def free_match(self, joined: str) -> re.Match[str] | None:
+        """A free shape, trying only the group whose characters the line has: most shapes
+        need an address (`<` and `@`), and trying them all on every line would cost most
+        of the reading time."""
+        for needs, pattern in self.free:
+            if all(char in joined for char in needs):
+                found = pattern.match(joined)
+                if found:
+                    return found
+        return None
     separator: re.Pattern[str]
     header_role: dict[str, re.Pattern[str]]
     header_any: re.Pattern[str]
@@ -81,6 +93,14 @@ def _fill(pattern: str) -> str:
 def _whole_line(patterns: Iterable[str]) -> re.Pattern[str]:
     alternatives = "|".join(f"(?:{_fill(p)})" for p in patterns) or r"(?!)"
     return re.compile(rf"^{_EDGE}(?:{alternatives})\s*{_COLON}{_EDGE}$", re.IGNORECASE)
+
+
+def _by_needs(patterns: list[str]) -> dict[str, list[str]]:
+    """Shapes grouped by the characters any line they match must have."""
+    groups: dict[str, list[str]] = {"<@": [], "": []}
+    for pattern in patterns:
+        groups["<@" if "{address}" in pattern else ""].append(pattern)
+    return groups
 
 
 def _data_files() -> list[dict[str, object]]:
@@ -103,6 +123,7 @@ def shapes() -> _Shapes:
     data = _data_files()
     attributions = [p for table in data for p in _strings(table, "attributions")]
     free = [p for table in data for p in _strings(table, "free_attributions")]
+    above = [p for table in data for p in _strings(table, "attributions_above_quotes")]
     separators = [p for table in data for p in _strings(table, "separators")]
     roles: dict[str, list[str]] = {}
     for table in data:
@@ -118,7 +139,10 @@ def shapes() -> _Shapes:
     every = [word for words in roles.values() for word in words]
     return _Shapes(
         attribution=_whole_line(attributions),
-        free=_whole_line(free),
+        free=tuple(
+            (needs, _whole_line(group)) for needs, group in _by_needs(free).items() if group
+        ),
+        above_quote=_whole_line(above),
         separator=re.compile(
             rf"^{_EDGE}(?:{'|'.join(separators)})\s*{_EDGE}[:：]?{_EDGE}$", re.IGNORECASE
         ),
@@ -153,7 +177,7 @@ def _match(joined: str) -> re.Match[str] | None:
     if len(joined) > _MAX_JOINED:
         return None
     kinds = shapes()
-    return kinds.attribution.match(joined) or kinds.free.match(joined)
+    return kinds.attribution.match(joined) or kinds.free_match(joined)
 
 
 def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> _Attribution:
@@ -161,13 +185,17 @@ def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> 
     return _Attribution(start, end, bool(found.group("colon")), strong)
 
 
-def _attribution_ending(lines: Sequence[str], end: int, floor: int) -> _Attribution | None:
+def _attribution_ending(
+    lines: Sequence[str], end: int, floor: int, *, above: bool
+) -> _Attribution | None:
     """The attribution whose last line is `end` (its first line not before `floor`).
 
     A shape that starts with its fixed words ("On …") is taken with as few lines as read as
     one, so a sentence of the writer's above it stays. A free shape (a name or a date first)
     reaches up to the start of its paragraph when the longer join still reads as one, so a
-    name wrapped onto the line above goes with it; otherwise it is the fewest lines.
+    name wrapped onto the line above goes with it; otherwise it is the fewest lines. A free
+    shape without a digit or an address counts only above a quote (`above`), so it is not
+    tried elsewhere: that is where most of the reading time would go.
     """
     kinds = shapes()
     joins: list[tuple[int, str]] = []
@@ -186,7 +214,8 @@ def _attribution_ending(lines: Sequence[str], end: int, floor: int) -> _Attribut
     after = _after_sentence(lines[end], end)
     if after is not None:
         return after
-    free = [(start, joined, kinds.free.match(joined)) for start, joined in joins]
+    joins = [(start, joined) for start, joined in joins if above or _STRONG.search(joined)]
+    free = [(start, joined, kinds.free_match(joined)) for start, joined in joins]
     matched = [(start, joined, found) for start, joined, found in free if found]
     if matched:
         paragraph = [
@@ -195,6 +224,9 @@ def _attribution_ending(lines: Sequence[str], end: int, floor: int) -> _Attribut
         start, joined, found = paragraph[-1] if paragraph else matched[0]
         assert found is not None
         return _as_attribution(found, start, end, joined)
+    for start, joined in joins if above else []:  # above a quote only: never starts a cut
+        if kinds.above_quote.match(joined):
+            return _Attribution(start, end, colon=False, strong=True)
     return None
 
 
@@ -213,7 +245,7 @@ def _after_sentence(line: str, index: int) -> _Attribution | None:
         # comes before has no digit (so "пн, 4 мар. 2024 г. в 10:12, Jane <…>:" is one).
         prefix = text[: split.end()]
         found = shapes().attribution.match(rest) or (
-            shapes().free.match(rest) if not re.search(r"\d", prefix) else None
+            shapes().free_match(rest) if not re.search(r"\d", prefix) else None
         )
         if found:
             prefix = text[: split.end()].rstrip()
@@ -287,16 +319,6 @@ class _Marks:
     prefixes: dict[int, str] = field(default_factory=dict)
 
 
-def _may_introduce(lines: Sequence[str], depths: Sequence[int], index: int) -> bool:
-    """Only a line that ends like an introduction, or is followed by a quote, is read further:
-    every shape ends in a colon, a dash or `=` ("---- Jane wrote ----"), or is colon-less
-    above a quote; header blocks start with a field name and a colon near the start."""
-    line = lines[index].rstrip()
-    if line.endswith((":", "：", "-", "=", "—")) or ":" in line[:40] or "：" in line[:40]:
-        return True
-    return _quote_follows(lines, depths, index + 1)
-
-
 @dataclass(frozen=True)
 class _Found:
     start: int
@@ -305,9 +327,14 @@ class _Found:
     prefix: str | None = None
 
 
-def _history_at(lines: Sequence[str], index: int, floor: int) -> _Found | None:
+def _history_at(
+    lines: Sequence[str], depths: Sequence[int], index: int, floor: int
+) -> _Found | None:
     """History introduced at `index`: a separator, a header block, or an attribution ending
-    on this line (which may have started up to two lines above, not before `floor`)."""
+    on this line (which may have started up to two lines above, not before `floor`).
+
+    Only what could match is tried: a header block starts with a field name and its colon;
+    every attribution ends with a colon, a dash or `=`, or stands right above a quote."""
     kinds = shapes()
     line = lines[index]
     if kinds.separator.match(line):
@@ -317,10 +344,14 @@ def _history_at(lines: Sequence[str], index: int, floor: int) -> _Found | None:
             block_end = _header_end(lines, header)
             end = block_end if block_end is not None else index
         return _Found(index, end, True)
-    block_end = _header_end(lines, index)
-    if block_end is not None:
-        return _Found(index, block_end, True)
-    found = _attribution_ending(lines, index, floor)
+    if ":" in line[:60] or "：" in line[:60]:
+        block_end = _header_end(lines, index)
+        if block_end is not None:
+            return _Found(index, block_end, True)
+    above = _quote_follows(lines, depths, index + 1)
+    if not above and not line.rstrip().endswith((":", "：", "-", "=", "—")):
+        return None
+    found = _attribution_ending(lines, index, floor, above=above)
     if found is None:
         return None
     return _Found(found.start, index, found.colon and found.strong, found.kept_prefix)
@@ -333,10 +364,10 @@ def _mark(lines: Sequence[str], depths: Sequence[int]) -> _Marks:
     while index < len(lines):
         if depths[index]:
             floor = index + 1
-        if depths[index] or not lines[index].strip() or not _may_introduce(lines, depths, index):
+        if depths[index] or not lines[index].strip():
             index += 1
             continue
-        found = _history_at(lines, index, floor)
+        found = _history_at(lines, depths, index, floor)
         quoted = found is not None and _quote_follows(lines, depths, found.end + 1)
         if found is None or not (quoted or found.cuts):
             index += 1
