@@ -108,7 +108,7 @@ def _body_text(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str |
     if reply.removed:
         draft.remove("quoted-reply", "the quoted earlier letter (text)")
     if reply.unsure:
-        draft.remove("quoted-reply", UNSURE)
+        draft.notes.append(UNSURE)
     text, signed = remove_signature(text)
     if signed or signed_below:
         draft.remove("signature", "the sender's signature block (text)")
@@ -129,6 +129,8 @@ def _body_html(draft: _Draft, source: str, cids: dict[str, str]) -> str:
     writer = WriterNames(draft.policy.first_name, draft.policy.surnames)
     cleaned = clean_html(source, cids, writer)
     draft.history.extend(cleaned.history)
+    if cleaned.unsure:
+        draft.notes.append(UNSURE)
     for removal in cleaned.removed:
         draft.remove(removal.kind, removal.detail)
     html, count = redact(cleaned.html, draft.matcher, markup=True)

@@ -101,6 +101,7 @@ class CleanHtml:
     removed: list[Removal] = field(default_factory=list)
     # The text of the quoted history that was dropped (searched for third parties' addresses).
     history: tuple[str, ...] = ()
+    unsure: bool = False  # see `relay.scrub.quotes.Reading.unsure`
 
 
 class _Walker(HTMLParser):
@@ -131,6 +132,7 @@ class _Walker(HTMLParser):
         # Open wrappers and attribution elements: [tag, role, nesting, first line, quotes].
         self.open: list[list[Any]] = []
         self.plain_quotes = False
+        self.unsure = False  # nothing was the writer's but cut history: it was kept
 
     # -- element decisions ---------------------------------------------------------------
     def _drop_reason(self, tag: str, attrs: dict[str, str]) -> Removal | None:
@@ -380,8 +382,7 @@ def _read_reply(walker: _Walker) -> list[str]:
     walker.history.extend(line.text() for line in lines if line.attribution)
     if reading.removed or any(line.attribution for line in lines):
         walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
-    if reading.unsure:
-        walker.removed.append(Removal("quoted-reply", UNSURE))
+    walker.unsure = reading.unsure
     walker.history.extend(reading.history)
     keep = [not line.attribution for line in walker.lines]
     context: dict[int, str] = {}
@@ -435,7 +436,10 @@ def _cut_after_forwarding_attribution(lines: list[_Line]) -> None:
             return
 
 
-UNSURE = "could not tell the reply from the history: read all of it before approving"
+UNSURE = (
+    "The relay could not tell the writer's reply from the history it quotes, so it kept the "
+    "text below a header or attribution line: read all of it before approving."
+)
 
 
 def sanitize(markup: str) -> str:
@@ -472,7 +476,9 @@ def clean_html(
     if walker.mailto is not None:
         walker.close_mailto()
     tokens = _read_reply(walker)
-    return CleanHtml(sanitize("".join(tokens)), _dedupe(walker.removed), tuple(walker.history))
+    return CleanHtml(
+        sanitize("".join(tokens)), _dedupe(walker.removed), tuple(walker.history), walker.unsure
+    )
 
 
 def _dedupe(removed: list[Removal]) -> list[Removal]:

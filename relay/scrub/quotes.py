@@ -60,6 +60,7 @@ _RULE = re.compile(r"^\s*(?:_{10,}|-{10,}|={10,}|—{5,})\s*$")
 _SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
 _STRONG = re.compile(r"\d|@")
 _SENTENCE_END = re.compile(r"[.!?…。！？]\s+")
+_ENDS_SENTENCE = re.compile(r"[.!?…。！？]\s*$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class _Shapes:
                 if found:
                     return found
         return None
+
     separator: re.Pattern[str]
     header_role: dict[str, re.Pattern[str]]
     header_any: re.Pattern[str]
@@ -216,7 +218,13 @@ def _attribution_ending(
         return after
     joins = [(start, joined) for start, joined in joins if above or _STRONG.search(joined)]
     free = [(start, joined, kinds.free_match(joined)) for start, joined in joins]
-    matched = [(start, joined, found) for start, joined, found in free if found]
+    # A line above joins only when it does not end a sentence: a name or a date wraps, the
+    # writer's "Hi!" does not.
+    matched = [
+        (start, joined, found)
+        for start, joined, found in free
+        if found and not any(_ENDS_SENTENCE.search(line) for line in lines[start:end])
+    ]
     if matched:
         paragraph = [
             entry for entry in matched if entry[0] == floor or not lines[entry[0] - 1].strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -148,6 +150,36 @@ def test_a_trailing_signature_is_removed() -> None:
             "Hi!",
             "old",
         ),
+        (  # Proton
+            '<div>Hi!</div><div class="protonmail_quote">On Monday, Pal wrote:<br>'
+            '<blockquote class="protonmail_quote" type="cite">old</blockquote></div>',
+            "Hi!",
+            "old",
+        ),
+        (  # GMX and WEB.DE
+            '<div>Hi!</div><div name="quote"><div><b>Gesendet:</b> Montag, 04. März 2024</div>'
+            "<div>old</div></div>",
+            "Hi!",
+            "old",
+        ),
+        (  # mail.ru: a plain blockquote below the attribution
+            "<div>Hi!</div><div>Понедельник, 4 марта 2024, 10:12 +03:00 от Pal "
+            '&lt;p@pals.example.org&gt;:</div><blockquote style="border-left:1px solid #0857A6">'
+            "<div>old</div></blockquote>",
+            "Hi!",
+            "old",
+        ),
+        (  # Outlook.com renders From: and Sent: on one line, with no marker around them
+            "<div>Hi!</div><div><b>From:</b> Pal &lt;p@pals.example.org&gt; <b>Sent:</b> "
+            "Monday, March 4, 2024 10:12 AM</div><div>old</div>",
+            "Hi!",
+            "old",
+        ),
+        (  # Outlook on phones
+            '<div>Hi!</div><div id="mail-editor-reference-message-container"><div>old</div></div>',
+            "Hi!",
+            "old",
+        ),
     ],
 )
 def test_html_quote_containers_and_attributions(markup: str, kept: str, gone: str) -> None:
@@ -245,3 +277,51 @@ def test_a_reply_around_quoted_blocks_is_kept_whole(
     assert "pals.example.org" not in kept
     attribution_lines = {line for a in ATTRIBUTIONS for line in a.split("\n") if line}
     assert not attribution_lines & set(lines)
+
+
+def test_a_letter_that_is_all_history_by_its_shape_is_kept_for_staff_to_read() -> None:
+    """A header block at the very top (a forward with no comment, or a writer who typed
+    below one) would leave nothing: the text is kept and staff are told to read it."""
+    from relay.scrub import ScrubPolicy, scrub_letter
+    from relay.scrub.markup import UNSURE
+
+    raw = (
+        b"From: Maya <maya@family.example.net>\r\nTo: quiet-heron-2841@pals.example.org\r\n"
+        b"Subject: Fw: hello\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"From: Quiet Heron <quiet-heron-2841@pals.example.org>\r\n"
+        b"Sent: Monday, March 4, 2024 10:12 AM\r\nTo: Maya\r\nSubject: hello\r\n\r\n"
+        b"I wrote this below because I did not know where to write.\r\n"
+    )
+    letter = scrub_letter(raw, ScrubPolicy(private_values=("maya@family.example.net",)))
+    assert letter.text == "I wrote this below because I did not know where to write."
+    assert UNSURE in letter.notes
+
+
+def test_gmail_inline_answers_inside_its_quote_stay_with_the_line_they_answer() -> None:
+    markup = (
+        '<div>Hi!</div><div class="gmail_quote"><div class="gmail_attr">On Mon, Mar 4, 2024 '
+        "at 10:12 AM Pal &lt;p@pals.example.org&gt; wrote:</div>"
+        '<blockquote class="gmail_quote"><div>Hello.</div><div>Do you have a pet?</div>'
+        "</blockquote><div>A cat!</div>"
+        '<blockquote class="gmail_quote"><div>Bye</div><blockquote>older</blockquote>'
+        "</blockquote><div>Love, Maya</div></div>"
+    )
+    cleaned = clean_html(markup, {}).html
+    assert cleaned == (
+        "<div>Hi!</div><div><blockquote>Do you have a pet?</blockquote><div>A cat!</div>"
+        "<blockquote>Bye</blockquote><div>Love, Maya</div></div>"
+    )
+
+
+def test_a_gmail_forward_never_passes_as_the_writers_words() -> None:
+    """Gmail puts a forwarded letter in its quote wrapper without a blockquote, and that
+    letter may itself quote an older one."""
+    markup = (
+        '<div>Look at this!</div><div class="gmail_quote"><div class="gmail_attr">'
+        "---------- Forwarded message ---------<br>From: <b>Ms K</b> &lt;k@school.example&gt;"
+        "<br>Date: Mon, Mar 4, 2024 at 10:12 AM<br></div><br><div>The trip is on Friday.</div>"
+        "<blockquote>older</blockquote><div>Ms K</div></div>"
+    )
+    cleaned = clean_html(markup, {})
+    assert re.sub(r"<[^>]*>", " ", cleaned.html).split() == ["Look", "at", "this!"]
+    assert "k@school.example" in " ".join(cleaned.history)
