@@ -140,10 +140,18 @@ def scrub(results: Results, command: str, folder: Path) -> str:
             f"{r['pillow_share']:.0%}" if "pillow_share" in r else "",
         ]
         for r in results
-        if r["bench"] == "scrub"
+        if r["bench"] == "scrub" and "ratio" in r
     ]
     header = ["shape", "bytes", "scrub+screen /s", "parse+serialize /s", "ratio", "Pillow's share"]
-    return _stamp(command) + "\n" + _table(header, rows) + "\n"
+    text = _stamp(command) + "\n" + _table(header, rows) + "\n"
+    scale = [
+        [r["shape"], f"{r['lines_per_second']:,}"]
+        for r in results
+        if r["bench"] == "scrub" and "lines_per_second" in r
+    ]
+    if scale:
+        text += "\n" + _table(["reading replies", "lines /s"], scale) + "\n"
+    return text
 
 
 def _chart(path: Path, draw: Callable[[Any], Any], xlabel: str, ylabel: str) -> str | None:

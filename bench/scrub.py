@@ -1,12 +1,16 @@
 """Scrub and screen: letters per second against plain `email` parse and re-serialize.
 
-Four shapes, built here: a short text reply with quoted history; an HTML letter with an
-inline 2-megapixel JPEG photo; a text letter with five attached photos; a text letter with
+The replies of the test corpus (`tests/messages/reply-*.eml`, as each mail program writes
+them), then shapes built here: a short text reply with quoted history; a Gmail reply in text
+and HTML answered between its quoted lines; an HTML letter with an inline 2-megapixel JPEG
+photo; a text letter with five attached photos; a text letter with
 a 30-second tagged MP3 and a two-page PDF (ffmpeg copies the sound, pikepdf rewrites the
 document: per letter, the cost of a process start or two dominates). Each is run through
 `scrub_letter` + `screen` (what holding a letter does to its bytes) and, for reference,
 through `email.message_from_bytes(raw, policy=default).as_bytes()`. The image case is
 bounded by Pillow's decode and re-encode: its share comes from a cProfile of the same runs.
+Reading a reply alone (`relay.scrub.quotes.reply_text`) is measured on 1,000 to 100,000 lines
+of the hardest kind: the same lines per second at every size is what O(lines) looks like.
 """
 
 from __future__ import annotations
