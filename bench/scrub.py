@@ -254,7 +254,8 @@ def quote_reading_scale(repeat: int) -> None:
         "",
         ">> older: quoted again",
     ]
-    for count in (1_000, 10_000, 100_000):
+    sizes = (1_000, 10_000, 100_000) if repeat >= 3 else (1_000, 10_000)  # smoke: small
+    for count in sizes:
         text = "\n".join(kinds[i % len(kinds)] for i in range(count))
         rounds = max(1, repeat * 1_000 // count)
         reply_text(text)
