@@ -421,10 +421,29 @@ def _context_line(
     return None
 
 
+def _rewrapped(depths: list[int], lines: Sequence[str]) -> list[int]:
+    """A mail program that wraps a long quoted line may leave its end without `>`: a short
+    line starting in small letters, squeezed between two quoted lines of one depth right
+    after a long one, is that end, not an answer (answers start a sentence)."""
+    for index in range(1, len(lines) - 1):
+        above, below = depths[index - 1], depths[index + 1]
+        line = lines[index].strip()
+        if (
+            depths[index] == 0
+            and above
+            and above == below
+            and len(lines[index - 1]) >= 60
+            and 0 < len(line) <= 40
+            and line[0].islower()
+        ):
+            depths[index] = above
+    return depths
+
+
 def read_reply(lines: Sequence[str], depths: Sequence[int] | None = None) -> Reading:
     """Read a reply line by line (see the module docstring); `depths` default to `>` marks."""
     if depths is None:
-        depths = [quote_depth(line) for line in lines]
+        depths = _rewrapped([quote_depth(line) for line in lines], lines)
     marks = _mark(lines, depths)
     keep = [kind == "own" for kind in marks.kinds]
     reading = Reading(keep, prefixes=dict(marks.prefixes))

@@ -325,3 +325,12 @@ def test_a_gmail_forward_never_passes_as_the_writers_words() -> None:
     cleaned = clean_html(markup, {})
     assert re.sub(r"<[^>]*>", " ", cleaned.html).split() == ["Look", "at", "this!"]
     assert "k@school.example" in " ".join(cleaned.history)
+
+
+def test_the_end_of_a_quoted_line_wrapped_without_its_mark_stays_quoted() -> None:
+    text = (
+        "Yes, a cat.\n\nOn Mon, Mar 4, 2024 at 10:12 AM Pal <p@pals.example.org> wrote:\n"
+        "> Do you have a pet? My teacher Ms Kowalski has two dogs and her address is\n"
+        "k@school.example\n> Bye!\n"
+    )
+    assert remove_quotes(text) == ("Yes, a cat.", True)
