@@ -26,7 +26,7 @@ import nh3
 
 from relay.scrub.model import Removal
 from relay.scrub.names import find_names
-from relay.scrub.quotes import is_attribution, read_reply
+from relay.scrub.quotes import introduces_forward, is_attribution, read_reply
 
 __all__ = ["CleanHtml", "WriterNames", "clean_html", "sanitize"]
 
@@ -419,17 +419,23 @@ def _read_reply(walker: _Walker) -> list[str]:
 
 
 def _cut_after_forwarding_attribution(lines: list[_Line]) -> None:
-    """An attribution element followed by the writer's level rather than a quote introduces
-    a forwarded letter (Gmail writes "Forwarded message", From: and Date: there): it and
-    everything after it are history."""
+    """An attribution element that holds a separator or header fields (Gmail writes
+    "Forwarded message", From: and Date: there) and is followed by the writer's level rather
+    than a quote introduces a forwarded letter: it and everything after it are history. A
+    plain "On … wrote:" left above the writer's words (the quote deleted) goes alone."""
     for index, line in enumerate(lines):
         if not line.attribution:
             continue
+        element = []
+        for later in lines[index:]:
+            if not later.attribution:
+                break
+            element.append(later.text())
         following = next(
             (later for later in lines[index + 1 :] if later.text() and not later.attribution),
             None,
         )
-        if following is not None and following.depth == 0:
+        if following is not None and following.depth == 0 and introduces_forward(element):
             for later in lines[index:]:
                 later.depth = max(later.depth, 1)
                 later.attribution = True

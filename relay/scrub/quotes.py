@@ -34,6 +34,7 @@ from importlib import resources
 
 __all__ = [
     "Reading",
+    "introduces_forward",
     "is_attribution",
     "quote_depth",
     "read_reply",
@@ -259,6 +260,12 @@ def _after_sentence(line: str, index: int) -> _Attribution | None:
             prefix = text[: split.end()].rstrip()
             return _Attribution(index, index, True, True, kept_prefix=prefix)
     return None
+
+
+def introduces_forward(texts: Sequence[str]) -> bool:
+    """Whether lines hold a separator or a header field ("Forwarded message", "From: …")."""
+    kinds = shapes()
+    return any(kinds.separator.match(text) or kinds.header_any.match(text) for text in texts)
 
 
 def is_attribution(text: str) -> bool:

@@ -334,3 +334,12 @@ def test_the_end_of_a_quoted_line_wrapped_without_its_mark_stays_quoted() -> Non
         "k@school.example\n> Bye!\n"
     )
     assert remove_quotes(text) == ("Yes, a cat.", True)
+
+
+def test_words_below_an_attribution_whose_quote_was_deleted_stay() -> None:
+    markup = (
+        '<div>Hi!</div><div class="moz-cite-prefix">On 04/03/2024 10:12, Pal wrote:<br></div>'
+        "<div>PS: a cat!</div>"
+    )
+    cleaned = clean_html(markup, {}).html
+    assert re.sub(r"<[^>]*>", " ", cleaned).split() == ["Hi!", "PS:", "a", "cat!"]
