@@ -34,12 +34,15 @@ from importlib import resources
 
 __all__ = [
     "Reading",
+    "TextReply",
+    "data_files",
     "introduces_forward",
     "is_attribution",
     "quote_depth",
     "read_reply",
     "remove_quotes",
     "remove_signature",
+    "reply_text",
 ]
 
 _JOINED_LINES = 3
@@ -69,6 +72,10 @@ class _Shapes:
     attribution: re.Pattern[str]
     free: tuple[tuple[str, re.Pattern[str]], ...]  # (characters a line needs, shapes)
     above_quote: re.Pattern[str]
+    separator: re.Pattern[str]
+    header_role: dict[str, re.Pattern[str]]
+    header_any: re.Pattern[str]
+    date_inline: re.Pattern[str]
 
     def free_match(self, joined: str) -> re.Match[str] | None:
         """A free shape, trying only the group whose characters the line has: most shapes
@@ -80,11 +87,6 @@ class _Shapes:
                 if found:
                     return found
         return None
-
-    separator: re.Pattern[str]
-    header_role: dict[str, re.Pattern[str]]
-    header_any: re.Pattern[str]
-    date_inline: re.Pattern[str]
 
 
 def _fill(pattern: str) -> str:
@@ -106,13 +108,14 @@ def _by_needs(patterns: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def _data_files() -> list[dict[str, object]]:
+def data_files() -> dict[str, dict[str, object]]:
+    """Each file of `relay/scrub/history` by name, read."""
     folder = resources.files("relay.scrub").joinpath("history")
-    return [
-        tomllib.loads(entry.read_text("utf-8"))
+    return {
+        entry.name: tomllib.loads(entry.read_text("utf-8"))
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".toml")
-    ]
+    }
 
 
 def _strings(table: dict[str, object], key: str) -> list[str]:
@@ -123,7 +126,7 @@ def _strings(table: dict[str, object], key: str) -> list[str]:
 @cache
 def shapes() -> _Shapes:
     """Every language's shapes, compiled together (a letter's language is not known)."""
-    data = _data_files()
+    data = list(data_files().values())
     attributions = [p for table in data for p in _strings(table, "attributions")]
     free = [p for table in data for p in _strings(table, "free_attributions")]
     above = [p for table in data for p in _strings(table, "attributions_above_quotes")]

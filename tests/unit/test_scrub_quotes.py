@@ -343,3 +343,20 @@ def test_words_below_an_attribution_whose_quote_was_deleted_stay() -> None:
     )
     cleaned = clean_html(markup, {}).html
     assert re.sub(r"<[^>]*>", " ", cleaned).split() == ["Hi!", "PS:", "a", "cat!"]
+
+
+def test_every_shape_in_the_data_compiles_alone_and_is_bounded() -> None:
+    """A shape that does not compile names its file here, and none may repeat without a
+    bound (`.*`, `.+`, `{n,}`): reading a letter stays O(lines)."""
+    from relay.scrub import quotes
+
+    keys = ("attributions", "free_attributions", "attributions_above_quotes", "separators")
+    for name, table in quotes.data_files().items():
+        for key in keys:
+            for shape in table.get(key, []):
+                assert re.compile(quotes._fill(shape)), (name, shape)
+                classes_out = re.sub(r"\[[^\]]*\]", "C", shape)
+                unbounded = re.search(r"(?<!\\)[.C\)][*+]|\{\d+,\}", classes_out)
+                assert unbounded is None, (name, shape)
+        headers = table.get("headers", {})
+        assert set(headers) <= {"from", "date", "to", "cc", "subject"}, name
