@@ -78,6 +78,8 @@ class _Draft:
         return text
 
 
+ONLY_HISTORY = "The letter held only the history it quoted: the writer wrote nothing of their own."
+
 _PICTURE_PLACEHOLDER = re.compile(r"\[(?:cid:([^\]\s]{1,200})|image:[^\]\n]{0,200})\]", re.I)
 
 
@@ -109,6 +111,8 @@ def _body_text(draft: _Draft, leaves: list[Leaf], cids: dict[str, str]) -> str |
         draft.remove("quoted-reply", "the quoted earlier letter (text)")
     if reply.unsure:
         draft.notes.append(UNSURE)
+    elif reply.removed and not reply.text.strip():
+        draft.notes.append(ONLY_HISTORY)
     text, signed = remove_signature(text)
     if signed or signed_below:
         draft.remove("signature", "the sender's signature block (text)")
