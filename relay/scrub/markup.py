@@ -26,7 +26,7 @@ import nh3
 
 from relay.scrub.model import Removal
 from relay.scrub.names import find_names
-from relay.scrub.quotes import introduces_forward, is_attribution, read_reply
+from relay.scrub.quotes import introduces_forward, is_attribution, quote_depth, read_reply
 
 __all__ = ["CleanHtml", "WriterNames", "clean_html", "sanitize"]
 
@@ -89,6 +89,7 @@ _SIGNATURE_IDS = ("signature", "x_signature", "signature_bookmark")
 _CUT_IDS = (
     "divrplyfwdmsg", "x_divrplyfwdmsg", "appendonsend", "x_appendonsend", "outlookmessageheader",
     "mail-editor-reference-message-container", "x_mail-editor-reference-message-container",
+    "zwchr",  # Zimbra's rule above the quoted letter
 )  # fmt: skip
 _OUTLOOK_SEPARATOR = re.compile(r"border-top:\s*solid", re.IGNORECASE)
 
@@ -153,6 +154,8 @@ class _Walker(HTMLParser):
             return "attribution"
         if tag != "blockquote" and any(name in classes for name in _WRAPPER_CLASSES):
             return "wrapper"
+        if tag == "blockquote":
+            return "blockquote"  # the writer's, unless it opens like quoted history
         return None
 
     def _opened(self, tag: str, role: str | None) -> None:
@@ -171,14 +174,24 @@ class _Walker(HTMLParser):
                 self._ended(entry[1], entry[3], entry[4])
 
     def _ended(self, role: str, first: int, quotes: int) -> None:
-        """An attribution element's lines, and a wrapper's without a blockquote, are history."""
-        if role == "attribution" or not quotes:
-            for line in self.lines[first:-1]:
-                line.depth = max(line.depth, 1)
-                line.attribution = line.attribution or role == "attribution"
+        """An attribution element's lines, a wrapper's without a blockquote, and a plain
+        blockquote's that opens like quoted history (an attribution, a separator, header
+        fields, or `>` marks: Orange, Lotus Notes) are history."""
+        lines = self.lines[first:-1]
+        if role == "blockquote":
+            opening = next((line.text() for line in lines if line.text()), "")
+            if not (
+                quote_depth(opening) or is_attribution(opening) or introduces_forward([opening])
+            ):
+                return
+        elif role == "wrapper" and quotes:
+            return
+        for line in lines:
+            line.depth = max(line.depth, 1)
+            line.attribution = line.attribution or role == "attribution"
 
     def _is_quote(self, tag: str, attrs: dict[str, str], classes: str) -> bool:
-        if self._role(tag, classes) is not None:
+        if self._role(tag, classes) in ("attribution", "wrapper"):
             return False
         if any(name in classes for name in _QUOTE_CLASSES):
             return True
@@ -378,7 +391,9 @@ def _read_reply(walker: _Walker) -> list[str]:
     _cut_after_forwarding_attribution(lines)
     written = [i for i, line in enumerate(lines) if line.text() and not line.attribution]
     texts = [lines[index].text() for index in written]
-    reading = read_reply(texts, [lines[index].depth for index in written])
+    # Text quoted with ">" inside HTML (Lotus Notes, Orange) is quoted too.
+    depths = [max(lines[index].depth, quote_depth(texts[n])) for n, index in enumerate(written)]
+    reading = read_reply(texts, depths)
     walker.history.extend(line.text() for line in lines if line.attribution)
     if reading.removed or any(line.attribution for line in lines):
         walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
@@ -389,7 +404,7 @@ def _read_reply(walker: _Walker) -> list[str]:
     prefixes: dict[int, str] = {}
     verdict = True
     for position, index in enumerate(written):
-        verdict = reading.keep[position] and walker.lines[index].depth == 0
+        verdict = reading.keep[position] and depths[position] == 0
         keep[index] = verdict
         # The blank lines after a line (markup only) share its fate.
         following = written[position + 1] if position + 1 < len(written) else len(walker.lines)

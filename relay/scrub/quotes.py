@@ -61,10 +61,13 @@ _EDGE = r"[\s\-–—_=*]*"
 _COLON = r"(?P<colon>[:：]|-{2,})?"
 _QUOTE_PREFIX = re.compile(r"^(?:[ \t]*>)+")
 _RULE = re.compile(r"^\s*(?:_{10,}|-{10,}|={10,}|—{5,})\s*$")
+# A title between dashes right above a header block ("--- Оригінальний лист ---"): the
+# separator of a program or language no data file knows yet.
+_TITLE = re.compile(r"^\s*[-=*]{2,12}\s?[^\s\-=*].{0,60}?[^\s\-=*]\s?[-=*]{2,12}\s*$")
 _SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
 _STRONG = re.compile(r"\d|@")
 _SENTENCE_END = re.compile(r"[.!?…。！？]\s+")
-_ENDS_SENTENCE = re.compile(r"[.!?…。！？]\s*$")
+_WRAPS_AFTER = 50  # characters: no program wraps a line shorter than this at a full stop
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,15 @@ def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> 
     return _Attribution(start, end, bool(found.group("colon")), strong)
 
 
+def _may_wrap(line: str) -> bool:
+    """Whether a line may be the first part of a wrapped attribution: a mail program wraps
+    a long line; the writer's "Hi!" or "We went to the zoo." ends a sentence instead."""
+    text = line.strip()
+    if re.search(r"[!?…。！？]$", text):
+        return False
+    return not (text.endswith(".") and len(text) < _WRAPS_AFTER)
+
+
 def _attribution_ending(
     lines: Sequence[str], end: int, floor: int, *, above: bool
 ) -> _Attribution | None:
@@ -209,6 +221,8 @@ def _attribution_ending(
         start = end - count + 1
         if start < floor or not lines[start].strip() or quote_depth(lines[start]):
             break
+        if start < end and not _may_wrap(lines[start]):
+            break  # the writer's sentence above an attribution is never part of it
         joined = " ".join(line.strip() for line in lines[start : end + 1])
         if len(joined) > _MAX_JOINED:
             break
@@ -222,13 +236,7 @@ def _attribution_ending(
         return after
     joins = [(start, joined) for start, joined in joins if above or _STRONG.search(joined)]
     free = [(start, joined, kinds.free_match(joined)) for start, joined in joins]
-    # A line above joins only when it does not end a sentence: a name or a date wraps, the
-    # writer's "Hi!" does not.
-    matched = [
-        (start, joined, found)
-        for start, joined, found in free
-        if found and not any(_ENDS_SENTENCE.search(line) for line in lines[start:end])
-    ]
+    matched = [(start, joined, found) for start, joined, found in free if found]
     if matched:
         paragraph = [
             entry for entry in matched if entry[0] == floor or not lines[entry[0] - 1].strip()
@@ -343,6 +351,7 @@ class _Found:
     end: int
     cuts: bool  # may start history that runs to the end of the letter
     prefix: str | None = None
+    block: bool = False  # a header block
 
 
 def _history_at(
@@ -365,7 +374,7 @@ def _history_at(
     if ":" in line[:60] or "：" in line[:60]:
         block_end = _header_end(lines, index)
         if block_end is not None:
-            return _Found(index, block_end, True)
+            return _Found(index, block_end, True, block=True)
     above = _quote_follows(lines, depths, index + 1)
     if not above and not line.rstrip().endswith((":", "：", "-", "=", "—")):
         return None
@@ -393,7 +402,9 @@ def _mark(lines: Sequence[str], depths: Sequence[int]) -> _Marks:
         start = found.start
         if found.prefix is not None:
             marks.prefixes[start] = found.prefix
-        if start > floor and _RULE.match(lines[start - 1]):
+        if start > floor and (
+            _RULE.match(lines[start - 1]) or (found.block and _TITLE.match(lines[start - 1]))
+        ):
             start -= 1
         marks.attribution_lines.update(range(start, found.end + 1))
         if quoted:

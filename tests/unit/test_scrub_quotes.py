@@ -360,3 +360,15 @@ def test_every_shape_in_the_data_compiles_alone_and_is_bounded() -> None:
                 assert unbounded is None, (name, shape)
         headers = table.get("headers", {})
         assert set(headers) <= {"from", "date", "to", "cc", "subject"}, name
+
+
+def test_a_dashed_title_above_a_header_block_goes_with_it() -> None:
+    text = (
+        f"{OWN_WORDS}\n\n--- Alkuperäinen lähetys ---\nFrom: Pal <p@pals.example.org>\n"
+        "Date: 4.3.2024 10.12\n\nold words"
+    )
+    assert remove_quotes(text) == (OWN_WORDS, True)
+    assert remove_quotes("--- My holidays ---\nWe went to the sea.") == (
+        "--- My holidays ---\nWe went to the sea.",
+        False,
+    )
