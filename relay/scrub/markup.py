@@ -325,7 +325,9 @@ class _Walker(HTMLParser):
                 return
         if tag == "a" and attrs.get("href", "").strip().lower().startswith("mailto:"):
             self.mailto = (len(self.tokens), attrs["href"].strip()[7:].split("?")[0])
-            self.removed.append(Removal("html", "a link to an email address was unlinked"))
+            if not any(entry[1] in ("attribution", "wrapper") for entry in self.open):
+                # (in an attribution or a quote wrapper it is history, not the writer's link)
+                self.removed.append(Removal("html", "a link to an email address was unlinked"))
             return
         rendered = "".join(f' {name}="{html.escape(value)}"' for name, value in attrs.items())
         self.tokens.append(f"<{tag}{rendered}>")
