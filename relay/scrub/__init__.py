@@ -40,7 +40,7 @@ from relay.scrub.mime import (
 )
 from relay.scrub.model import Attachment, Removal, ScrubbedLetter, ScrubPolicy
 from relay.scrub.names import find_names
-from relay.scrub.private import PrivateMatcher, matcher_for, redact
+from relay.scrub.private import REDACTED, PrivateMatcher, matcher_for, redact
 from relay.scrub.quotes import remove_signature, reply_text
 
 __all__ = [
@@ -236,14 +236,16 @@ def history_addresses(history: list[str], policy: ScrubPolicy) -> tuple[str, ...
 def _strangers_gone(
     draft: _Draft, strangers: tuple[str, ...], text: str | None, html: str | None
 ) -> tuple[str | None, str | None]:
-    """An address from the quoted history never reaches the pal, wherever it survived."""
-    matcher = matcher_for(strangers)
+    """An address from the quoted history never reaches the pal, wherever it survived. The
+    bodies are decoded text here, so the addresses are looked for as written (the leak guard
+    looks again at delivery, in every encoded form)."""
+    pattern = re.compile("|".join(re.escape(address) for address in strangers), re.IGNORECASE)
     count = 0
     if text:
-        text, found = redact(text, matcher)
+        text, found = pattern.subn(REDACTED, text)
         count += found
     if html:
-        html, found = redact(html, matcher, markup=True)
+        html, found = pattern.subn(REDACTED, html)
         html = sanitize(html) if found else html
         count += found
     if count:

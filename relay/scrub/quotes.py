@@ -12,10 +12,12 @@ An attribution, separator or header block followed by quoted lines is removed wi
 the writer's words after the quote (a bottom-posted answer, a sign-off) are kept. Followed by
 unquoted text, it starts history that runs to the end of the letter (Outlook copies the
 earlier letter below without marks), but only when it is unmistakable: an attribution must
-end with its colon and carry a digit or an address. When the writer answered between quoted
-lines (an inline reply), each answer keeps, for context, the last line of the quote it
-follows. When nothing of the writer's would be left but unquoted text was cut, that text is
-kept and the reading is marked unsure, so staff read it rather than a letter arriving empty.
+end with its colon and name an address (or be closed by Zoho's dashes and carry a date), so
+a child's "On Monday at 10:30 my teacher wrote:" above their own words stays theirs. When
+the writer answered between quoted lines (an inline reply), each answer keeps, for
+context, the last line of the quote it follows. When nothing of the writer's would be left
+but unquoted text was cut, that text is kept and the reading is marked unsure, so staff read
+it rather than a letter arriving empty.
 
 The words of every language and mail program are data (`relay/scrub/history/*.toml`); the
 shapes are compiled once into a few alternations. Each line is tried at most a bounded number
@@ -190,8 +192,12 @@ def _match(joined: str) -> re.Match[str] | None:
 
 
 def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> _Attribution:
-    strong = bool(_STRONG.search(joined))
-    return _Attribution(start, end, bool(found.group("colon")), strong)
+    # Unmistakable enough to cut what follows: it names an address, or it is closed by the
+    # dashes Zoho writes and carries a date. "On Monday at 10:30 my teacher wrote:" is a
+    # child's own line introducing their own words.
+    closing = found.group("colon") or ""
+    strong = "@" in joined or (closing.startswith("-") and bool(re.search(r"\d", joined)))
+    return _Attribution(start, end, bool(closing), strong)
 
 
 def _may_wrap(line: str) -> bool:
@@ -231,7 +237,7 @@ def _attribution_ending(
         found = kinds.attribution.match(joined)
         if found:
             return _as_attribution(found, start, end, joined)
-    after = _after_sentence(lines[end], end)
+    after = _after_sentence(lines[end], end, above=above)
     if after is not None:
         return after
     joins = [(start, joined) for start, joined in joins if above or _STRONG.search(joined)]
@@ -250,8 +256,9 @@ def _attribution_ending(
     return None
 
 
-def _after_sentence(line: str, index: int) -> _Attribution | None:
-    """ "Thanks! On Mon, … wrote:": an attribution written after the writer's last sentence."""
+def _after_sentence(line: str, index: int, *, above: bool) -> _Attribution | None:
+    """ "Thanks! On Mon, … wrote:": an attribution written after the writer's last sentence,
+    naming an address or right above a quote (else it is the writer's own line)."""
     text = line.strip()
     if len(text) > 4 * _MAX_JOINED or not text.endswith((":", "：")):
         return None
@@ -259,7 +266,7 @@ def _after_sentence(line: str, index: int) -> _Attribution | None:
         if count >= _SENTENCE_SPLITS:
             break
         rest = text[split.end() :]
-        if len(rest) > _MAX_JOINED or not _STRONG.search(rest):
+        if len(rest) > _MAX_JOINED or not ("@" in rest or above):
             continue
         # After a sentence, a shape that starts with its fixed words; or a free one when what
         # comes before has no digit (so "пн, 4 мар. 2024 г. в 10:12, Jane <…>:" is one).

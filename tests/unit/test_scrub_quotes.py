@@ -146,7 +146,8 @@ def test_a_trailing_signature_is_removed() -> None:
             "old",
         ),
         (
-            "<p>Hi!</p><p>Il giorno lun 4 mar 2024 alle ore 10:12 Pal ha scritto:</p><p>old</p>",
+            "<p>Hi!</p><p>Il giorno lun 4 mar 2024 alle ore 10:12 Pal &lt;p@x.org&gt; ha "
+            "scritto:</p><p>old</p>",
             "Hi!",
             "old",
         ),
