@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
 
 import nh3
 
@@ -130,8 +130,14 @@ class _Walker(HTMLParser):
         # While a quote container is skipped: its lines as (blockquote level, text).
         self.quote: list[tuple[int, list[str]]] | None = None
         self.quote_level = 0
-        # Open wrappers and attribution elements: [tag, role, nesting, first line, quotes].
-        self.open: list[list[Any]] = []
+        # Every emitted element still open, with its role when it has one; how many of each
+        # tag and role are open; how many quote containers were dropped so far.
+        self.stack: list[tuple[str, _Open | None]] = []
+        self.open_tags: Counter[str] = Counter()
+        self.open_roles: Counter[str] = Counter()
+        self.quotes_dropped = 0
+        self.last_written: _Line | None = None
+        self.marks: list[tuple[int, int, str]] = []  # (first line, end, role) to mark
         self.plain_quotes = False
         self.unsure = False  # nothing was the writer's but cut history: it was kept
 
@@ -159,36 +165,40 @@ class _Walker(HTMLParser):
         return None
 
     def _opened(self, tag: str, role: str | None) -> None:
-        for entry in self.open:
-            entry[2] += entry[0] == tag
+        entry = None
         if role is not None:
             self._new_line()
-            self.open.append([tag, role, 1, len(self.lines) - 1, 0])
+            entry = _Open(role, len(self.lines) - 1, self.quotes_dropped)
+            self.open_roles[role] += 1
+        self.stack.append((tag, entry))
+        self.open_tags[tag] += 1
 
     def _closed(self, tag: str) -> None:
-        for entry in list(self.open):
-            entry[2] -= entry[0] == tag
-            if entry[2] == 0:
-                self.open.remove(entry)
-                self._new_line()
-                self._ended(entry[1], entry[3], entry[4])
+        """Close `tag` and whatever was left open inside it (each element is closed once,
+        so this stays linear however the markup nests or fails to)."""
+        if not self.open_tags[tag]:
+            return  # a stray end tag
+        while self.stack:
+            open_tag, entry = self.stack.pop()
+            self.open_tags[open_tag] -= 1
+            if entry is not None:
+                self._end(entry)
+            if open_tag == tag:
+                return
+
+    def _end(self, entry: _Open) -> None:
+        self.open_roles[entry.role] -= 1
+        self._new_line()
+        self._ended(entry.role, entry.first, self.quotes_dropped - entry.quotes_before)
 
     def _ended(self, role: str, first: int, quotes: int) -> None:
         """An attribution element's lines, a wrapper's without a blockquote, and a plain
         blockquote's that opens like quoted history (an attribution, a separator, header
-        fields, or `>` marks: Orange, Lotus Notes) are history."""
-        lines = self.lines[first:-1]
-        if role == "blockquote":
-            opening = next((line.text() for line in lines if line.text()), "")
-            if not (
-                quote_depth(opening) or is_attribution(opening) or introduces_forward([opening])
-            ):
-                return
-        elif role == "wrapper" and quotes:
+        fields, or `>` marks: Orange, Lotus Notes) are history. Ranges are noted here and
+        marked once at the end (`_apply_marks`), so nesting costs nothing per line."""
+        if role == "wrapper" and quotes:
             return
-        for line in lines:
-            line.depth = max(line.depth, 1)
-            line.attribution = line.attribution or role == "attribution"
+        self.marks.append((first, len(self.lines) - 1, role))
 
     def _is_quote(self, tag: str, attrs: dict[str, str], classes: str) -> bool:
         if self._role(tag, classes) in ("attribution", "wrapper"):
@@ -203,13 +213,9 @@ class _Walker(HTMLParser):
             return True
         # mail.ru, Yandex and others: a plain blockquote right below an attribution line, and
         # every plain blockquote after one (the writer answered between them).
-        if self.plain_quotes:
-            return True
-        for line in reversed(self.lines):
-            if line.text():
-                self.plain_quotes = line.depth == 0 and is_attribution(line.text())
-                return self.plain_quotes
-        return False
+        if not self.plain_quotes and self.last_written is not None:
+            self.plain_quotes = is_attribution(self.last_written.text())
+        return self.plain_quotes
 
     def _starts_cut(self, tag: str, attrs: dict[str, str]) -> bool:
         if attrs.get("id", "").lower() in _CUT_IDS:
@@ -240,8 +246,7 @@ class _Walker(HTMLParser):
                 if reason.kind == "quoted-reply":
                     self.quote, self.quote_level = [(0, [])], 0
                     self._quoted_start(tag, attrs)
-                    for entry in self.open:
-                        entry[4] += 1
+                    self.quotes_dropped += 1
             return
         if tag not in _VOID:
             self._opened(tag, self._role(tag, attrs.get("class", "").lower()))
@@ -273,8 +278,7 @@ class _Walker(HTMLParser):
         self.tokens.append(f"</{tag}>")
         if tag in _BLOCK:
             self._new_line()
-        if self.open:
-            self._closed(tag)
+        self._closed(tag)
 
     def handle_data(self, data: str) -> None:
         if self.cut:
@@ -287,6 +291,8 @@ class _Walker(HTMLParser):
             return
         self.tokens.append(html.escape(data, quote=False))
         self.lines[-1].parts.append(data)
+        if data.strip():
+            self.last_written = self.lines[-1]
 
     # -- quoted history ------------------------------------------------------------------
     def _history_link(self, attrs: dict[str, str]) -> None:
@@ -325,7 +331,7 @@ class _Walker(HTMLParser):
                 return
         if tag == "a" and attrs.get("href", "").strip().lower().startswith("mailto:"):
             self.mailto = (len(self.tokens), attrs["href"].strip()[7:].split("?")[0])
-            if not any(entry[1] in ("attribution", "wrapper") for entry in self.open):
+            if not (self.open_roles["attribution"] or self.open_roles["wrapper"]):
                 # (in an attribution or a quote wrapper it is history, not the writer's link)
                 self.removed.append(Removal("html", "a link to an email address was unlinked"))
             return
@@ -371,6 +377,16 @@ def _cid_key(cid: str) -> str:
     return unquote(cid.strip().strip("<>")).lower()
 
 
+@dataclass(frozen=True)
+class _Open:
+    """An open element with a role: where its lines start, how many quotes were dropped
+    before it (so the number inside it is known when it closes)."""
+
+    role: str
+    first: int
+    quotes_before: int
+
+
 @dataclass
 class _Line:
     """One visual line of the walked markup: where its tokens start, its text, its depth."""
@@ -388,8 +404,11 @@ def _read_reply(walker: _Walker) -> list[str]:
     """The tokens of the writer's own lines, read with the plain-text rules (an inline
     answer keeps the line it answers as a blockquote), without a "-- " signature."""
     lines = walker.lines
-    for entry in walker.open:  # elements never closed end with the markup
-        walker._ended(entry[1], entry[3], entry[4])
+    while walker.stack:  # elements never closed end with the markup
+        _, entry = walker.stack.pop()
+        if entry is not None:
+            walker._end(entry)
+    _apply_marks(lines, walker.marks)
     _cut_after_forwarding_attribution(lines)
     written = [i for i, line in enumerate(lines) if line.text() and not line.attribution]
     texts = [lines[index].text() for index in written]
@@ -435,28 +454,56 @@ def _read_reply(walker: _Walker) -> list[str]:
     return tokens
 
 
+def _apply_marks(lines: list[_Line], marks: list[tuple[int, int, str]]) -> None:
+    """Mark the noted ranges in one pass (see `_Walker._ended`)."""
+    texted = [len(lines)] * (len(lines) + 1)
+    for index in range(len(lines) - 1, -1, -1):
+        texted[index] = index if lines[index].text() else texted[index + 1]
+    quoted = [0] * (len(lines) + 1)
+    attributed = [0] * (len(lines) + 1)
+    for first, end, role in marks:
+        if role == "blockquote":
+            opening = lines[texted[first]].text() if texted[first] < end else ""
+            if not (
+                quote_depth(opening) or is_attribution(opening) or introduces_forward([opening])
+            ):
+                continue
+        quoted[first] += 1
+        quoted[end] -= 1
+        if role == "attribution":
+            attributed[first] += 1
+            attributed[end] -= 1
+    depth = attribution = 0
+    for index, line in enumerate(lines):
+        depth += quoted[index]
+        attribution += attributed[index]
+        if depth:
+            line.depth = max(line.depth, 1)
+        if attribution:
+            line.attribution = True
+
+
 def _cut_after_forwarding_attribution(lines: list[_Line]) -> None:
     """An attribution element that holds a separator or header fields (Gmail writes
     "Forwarded message", From: and Date: there) and is followed by the writer's level rather
     than a quote introduces a forwarded letter: it and everything after it are history. A
     plain "On … wrote:" left above the writer's words (the quote deleted) goes alone."""
-    for index, line in enumerate(lines):
-        if not line.attribution:
+    index = 0
+    while index < len(lines):
+        if not lines[index].attribution:
+            index += 1
             continue
-        element = []
-        for later in lines[index:]:
-            if not later.attribution:
-                break
-            element.append(later.text())
-        following = next(
-            (later for later in lines[index + 1 :] if later.text() and not later.attribution),
-            None,
-        )
+        end = index
+        while end < len(lines) and lines[end].attribution:
+            end += 1
+        element = [line.text() for line in lines[index:end]]
+        following = next((line for line in lines[end:] if line.text()), None)
         if following is not None and following.depth == 0 and introduces_forward(element):
             for later in lines[index:]:
                 later.depth = max(later.depth, 1)
                 later.attribution = True
             return
+        index = end
 
 
 UNSURE = (
