@@ -381,7 +381,17 @@ def _history_at(
     if ":" in line[:60] or "：" in line[:60]:
         block_end = _header_end(lines, index)
         if block_end is not None:
-            return _Found(index, block_end, True, block=True)
+            # It cuts what follows when it names an address, sits under a rule or a title, or
+            # has every field a program writes (from, date, to, subject); "From: Ana / Sent:
+            # 4 March 2024 / To: Tom" a child typed into their letter does none of these.
+            block = lines[index : block_end + 1]
+            ruled = index > floor and bool(
+                _RULE.match(lines[index - 1]) or _TITLE.match(lines[index - 1])
+            )
+            named = any("@" in text for text in block)
+            roles = {r for r, p in shapes().header_role.items() for text in block if p.match(text)}
+            whole = {"from", "date", "to", "subject"} <= roles
+            return _Found(index, block_end, named or ruled or whole, block=True)
     above = _quote_follows(lines, depths, index + 1)
     if not above and not line.rstrip().endswith((":", "：", "-", "=", "—")):
         return None

@@ -373,3 +373,8 @@ def test_a_dashed_title_above_a_header_block_goes_with_it() -> None:
         "--- My holidays ---\nWe went to the sea.",
         False,
     )
+
+
+def test_a_pretend_header_a_child_typed_is_their_own() -> None:
+    text = "Hi!\n\nFrom: Agent Ana\nSent: 4 March 2024\nTo: Agent Tom\n\nThe secret is: I like you."
+    assert remove_quotes(text) == (text, False)
