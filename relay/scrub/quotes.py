@@ -12,7 +12,7 @@ An attribution, separator or header block followed by quoted lines is removed wi
 the writer's words after the quote (a bottom-posted answer, a sign-off) are kept. Followed by
 unquoted text, it starts history that runs to the end of the letter (Outlook copies the
 earlier letter below without marks), but only when it is unmistakable: an attribution must
-end with its colon and name an address (or be closed by Zoho's dashes and carry a date), so
+end with its colon and name an address (or be framed by the dashes Zoho writes), so
 a child's "On Monday at 10:30 my teacher wrote:" above their own words stays theirs. When
 the writer answered between quoted lines (an inline reply), each answer keeps, for
 context, the last line of the quote it follows. When nothing of the writer's would be left
@@ -67,7 +67,7 @@ _RULE = re.compile(r"^\s*(?:_{10,}|-{10,}|={10,}|—{5,})\s*$")
 # separator of a program or language no data file knows yet.
 _TITLE = re.compile(r"^\s*[-=*]{2,12}\s?[^\s\-=*].{0,60}?[^\s\-=*]\s?[-=*]{2,12}\s*$")
 _SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
-_STRONG = re.compile(r"\d|@")
+_STRONG = re.compile(r"\d|@|^\s*--")  # what a free shape that may cut needs
 _SENTENCE_END = re.compile(r"[.!?…。！？]\s+")
 _WRAPS_AFTER = 50  # characters: no program wraps a line shorter than this at a full stop
 
@@ -192,11 +192,11 @@ def _match(joined: str) -> re.Match[str] | None:
 
 
 def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> _Attribution:
-    # Unmistakable enough to cut what follows: it names an address, or it is closed by the
-    # dashes Zoho writes and carries a date. "On Monday at 10:30 my teacher wrote:" is a
-    # child's own line introducing their own words.
+    # Unmistakable enough to cut what follows: it names an address, or it is framed by the
+    # dashes Zoho writes ("---- Jane wrote ----"). "On Monday at 10:30 my teacher wrote:" is
+    # a child's own line introducing their own words.
     closing = found.group("colon") or ""
-    strong = "@" in joined or (closing.startswith("-") and bool(re.search(r"\d", joined)))
+    strong = "@" in joined or (closing.startswith("-") and joined.lstrip().startswith("-"))
     return _Attribution(start, end, bool(closing), strong)
 
 
