@@ -11,6 +11,7 @@ import html
 import json
 import re
 from email.message import EmailMessage
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,15 @@ MESSAGES = Path(__file__).resolve().parents[1] / "messages"
 SAMPLES = sorted(path.stem for path in MESSAGES.glob("*.eml"))
 
 
+@cache
 def expectations(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((MESSAGES / f"{name}.json").read_text("utf-8"))
     return loaded
 
 
+@cache
 def scrub_sample(name: str) -> ScrubbedLetter:
+    """Scrubbed once per sample (a ScrubbedLetter is frozen), read by every test."""
     policy = ScrubPolicy(private_values=tuple(expectations(name)["private_values"]))
     return scrub_letter((MESSAGES / f"{name}.eml").read_bytes(), policy)
 
