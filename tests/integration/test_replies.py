@@ -56,7 +56,9 @@ def _text(message: EmailMessage, kind: str) -> str:
     return str(part.get_content())
 
 
-def test_inline_answers_arrive_with_their_question_and_no_history(relay: Relay, pals: Pals) -> None:
+def test_a_third_partys_address_a_moderators_edit_brings_back_is_removed(
+    relay: Relay, pals: Pals
+) -> None:
     relay.start()
     relay.send(pals.maya.email, [pals.tomas.masked], _reply(pals))
     store = relay.context().store
@@ -72,7 +74,7 @@ def test_inline_answers_arrive_with_their_question_and_no_history(relay: Relay, 
     assert "Write to my teacher: [removed]" in _text(delivered, "plain")
 
 
-def test_the_held_version_keeps_every_answer_and_drops_the_history(
+def test_inline_answers_arrive_with_the_line_they_answer_and_no_history(
     relay: Relay, pals: Pals
 ) -> None:
     relay.start()
