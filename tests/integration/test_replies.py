@@ -50,6 +50,14 @@ def _reply(pals: Pals) -> bytes:
     return message.as_bytes(policy=email.policy.SMTP)
 
 
+def _held_reply(relay: Relay, pals: Pals) -> int:
+    relay.start()
+    relay.send(pals.maya.email, [pals.tomas.masked], _reply(pals))
+    store = relay.context().store
+    held: list[Letter] = wait_for(lambda: store.queue(), 15, "the letter held")
+    return held[0].id
+
+
 def _text(message: EmailMessage, kind: str) -> str:
     part = message.get_body((kind,))
     assert part is not None
@@ -59,16 +67,13 @@ def _text(message: EmailMessage, kind: str) -> str:
 def test_a_third_partys_address_a_moderators_edit_brings_back_is_removed(
     relay: Relay, pals: Pals
 ) -> None:
-    relay.start()
-    relay.send(pals.maya.email, [pals.tomas.masked], _reply(pals))
-    store = relay.context().store
-    held: list[Letter] = wait_for(lambda: store.queue(), 15, "the letter held")
-    shown = relay.cli("queue", "show", str(held[0].id)).stdout
+    letter_id = _held_reply(relay, pals)
+    shown = relay.cli("queue", "show", str(letter_id)).stdout
     assert "> What do you like to read?\nComics! And books about space." in shown
 
     edited = relay.root / "edited.txt"
     edited.write_text(f"Yes, a cat called Luna. Write to my teacher: {TEACHER}\n\nLove,\nMaya\n")
-    relay.cli("queue", "approve", str(held[0].id), "--by", MODERATOR_A, "--edit", str(edited))
+    relay.cli("queue", "approve", str(letter_id), "--by", MODERATOR_A, "--edit", str(edited))
     (delivered,) = wait_for(lambda: relay.delivered(pals.tomas.email), what="the letter")
     assert TEACHER not in delivered.as_string().lower()
     assert "Write to my teacher: [removed]" in _text(delivered, "plain")
@@ -77,11 +82,7 @@ def test_a_third_partys_address_a_moderators_edit_brings_back_is_removed(
 def test_inline_answers_arrive_with_the_line_they_answer_and_no_history(
     relay: Relay, pals: Pals
 ) -> None:
-    relay.start()
-    relay.send(pals.maya.email, [pals.tomas.masked], _reply(pals))
-    store = relay.context().store
-    held: list[Letter] = wait_for(lambda: store.queue(), 15, "the letter held")
-    relay.cli("queue", "approve", str(held[0].id), "--by", MODERATOR_A)
+    relay.cli("queue", "approve", str(_held_reply(relay, pals)), "--by", MODERATOR_A)
     (delivered,) = wait_for(lambda: relay.delivered(pals.tomas.email), what="the letter")
     text = _text(delivered, "plain")
     assert text.startswith(
