@@ -378,3 +378,17 @@ def test_a_dashed_title_above_a_header_block_goes_with_it() -> None:
 def test_a_pretend_header_a_child_typed_is_their_own() -> None:
     text = "Hi!\n\nFrom: Agent Ana\nSent: 4 March 2024\nTo: Agent Tom\n\nThe secret is: I like you."
     assert remove_quotes(text) == (text, False)
+
+
+def test_staff_are_told_when_a_letter_held_only_what_it_quoted() -> None:
+    from relay.scrub import ONLY_HISTORY, ScrubPolicy, scrub_letter
+
+    raw = (
+        "From: Maya <maya@family.example.net>\r\nTo: quiet-heron-2841@pals.example.org\r\n"
+        "Subject: Re: hello\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron <quiet-heron-2841@pals.example.org> "
+        "wrote:\r\n> Hello Maya!\r\n"
+    ).encode()
+    letter = scrub_letter(raw, ScrubPolicy())
+    assert letter.text == ""
+    assert ONLY_HISTORY in letter.notes
