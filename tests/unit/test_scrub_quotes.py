@@ -384,11 +384,11 @@ def test_staff_are_told_when_a_letter_held_only_what_it_quoted() -> None:
     from relay.scrub import ONLY_HISTORY, ScrubPolicy, scrub_letter
 
     raw = (
-        "From: Maya <maya@family.example.net>\r\nTo: quiet-heron-2841@pals.example.org\r\n"
-        "Subject: Re: hello\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        "On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron <quiet-heron-2841@pals.example.org> "
-        "wrote:\r\n> Hello Maya!\r\n"
-    ).encode()
+        b"From: Maya <maya@family.example.net>\r\nTo: quiet-heron-2841@pals.example.org\r\n"
+        b"Subject: Re: hello\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron <quiet-heron-2841@pals.example.org> "
+        b"wrote:\r\n> Hello Maya!\r\n"
+    )
     letter = scrub_letter(raw, ScrubPolicy())
     assert letter.text == ""
     assert ONLY_HISTORY in letter.notes
