@@ -204,7 +204,7 @@ def _scrub(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:
         draft.notes.append("The message had no text; there is nothing to deliver but the subject.")
     strangers = history_addresses(draft.history, policy)
     if strangers:
-        text, html = _strangers_gone(draft, strangers, text, html)
+        subject, text, html = _strangers_gone(draft, strangers, subject, text, html)
     return ScrubbedLetter(
         subject=subject,
         text=text,
@@ -234,13 +234,13 @@ def history_addresses(history: list[str], policy: ScrubPolicy) -> tuple[str, ...
 
 
 def _strangers_gone(
-    draft: _Draft, strangers: tuple[str, ...], text: str | None, html: str | None
-) -> tuple[str | None, str | None]:
+    draft: _Draft, strangers: tuple[str, ...], subject: str, text: str | None, html: str | None
+) -> tuple[str, str | None, str | None]:
     """An address from the quoted history never reaches the pal, wherever it survived. The
-    bodies are decoded text here, so the addresses are looked for as written (the leak guard
+    parts are decoded text here, so the addresses are looked for as written (the leak guard
     looks again at delivery, in every encoded form)."""
     pattern = re.compile("|".join(re.escape(address) for address in strangers), re.IGNORECASE)
-    count = 0
+    subject, count = pattern.subn(REDACTED, subject)
     if text:
         text, found = pattern.subn(REDACTED, text)
         count += found
@@ -250,7 +250,7 @@ def _strangers_gone(
         count += found
     if count:
         draft.remove("quoted-reply", "an address from the quoted history was removed")
-    return text, html
+    return subject, text, html
 
 
 def scrub_letter(raw: bytes, policy: ScrubPolicy) -> ScrubbedLetter:

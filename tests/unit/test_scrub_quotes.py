@@ -392,3 +392,21 @@ def test_staff_are_told_when_a_letter_held_only_what_it_quoted() -> None:
     letter = scrub_letter(raw, ScrubPolicy())
     assert letter.text == ""
     assert ONLY_HISTORY in letter.notes
+
+
+def test_an_address_from_the_history_is_removed_wherever_the_writer_repeats_it() -> None:
+    from relay.scrub import ScrubPolicy, scrub_letter
+
+    raw = (
+        b"From: Maya <maya@family.example.net>\r\nTo: quiet-heron-2841@pals.example.org\r\n"
+        b"Subject: Re: from dad@family.example.com\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Yes, write to DAD@family.example.com!\r\n\r\n"
+        b"On Mon, Mar 4, 2024 at 10:12 AM Quiet Heron <quiet-heron-2841@pals.example.org> "
+        b"wrote:\r\n> My dad (dad@family.example.com) says hello.\r\n"
+    )
+    policy = ScrubPolicy(own_domains=("pals.example.org",))
+    letter = scrub_letter(raw, policy)
+    assert letter.subject == "Re: from [removed]"
+    assert letter.text == "Yes, write to [removed]!"
+    assert letter.history_addresses == ("dad@family.example.com",)
