@@ -289,6 +289,18 @@ class _Walker(HTMLParser):
                 self.quote[-1][1].append(data)
                 self.history.append(data)
             return
+        if self.open_tags["pre"] and "\n" in data:
+            # Preformatted text keeps its line breaks: each is a line of its own, so "> "
+            # marks and attributions there are read as in a text body.
+            first, *rest = data.split("\n")
+            self._text(first)
+            for piece in rest:
+                self._new_line()
+                self._text("\n" + piece)
+            return
+        self._text(data)
+
+    def _text(self, data: str) -> None:
         self.tokens.append(html.escape(data, quote=False))
         self.lines[-1].parts.append(data)
         if data.strip():

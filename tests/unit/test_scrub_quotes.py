@@ -410,3 +410,12 @@ def test_an_address_from_the_history_is_removed_wherever_the_writer_repeats_it()
     assert letter.subject == "Re: from [removed]"
     assert letter.text == "Yes, write to [removed]!"
     assert letter.history_addresses == ("dad@family.example.com",)
+
+
+def test_a_reply_in_preformatted_html_is_read_line_by_line() -> None:
+    markup = (
+        "<pre>Yes, a cat.\n\nOn Mon, Mar 4, 2024 at 10:12 AM Pal &lt;p@pals.example.org&gt; "
+        "wrote:\n&gt; Do you have a pet?\n&gt; Bye\n\nLove, Maya</pre>"
+    )
+    cleaned = clean_html(markup, {}).html
+    assert re.sub(r"<[^>]*>", " ", cleaned).split() == ["Yes,", "a", "cat.", "Love,", "Maya"]
