@@ -176,28 +176,24 @@ def _unquoted(line: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Attribution:
+class _Found:
+    """History introduced on lines `start`..`end`: an attribution, a separator or a header
+    block; `cuts` when it may start history that runs to the end of the letter."""
+
     start: int
     end: int
-    colon: bool
-    strong: bool
-    kept_prefix: str | None = None  # the writer's words before it on its first line
+    cuts: bool
+    prefix: str | None = None  # the writer's words before it on its first line
+    block: bool = False  # a header block
 
 
-def _match(joined: str) -> re.Match[str] | None:
-    if len(joined) > _MAX_JOINED:
-        return None
-    kinds = shapes()
-    return kinds.attribution.match(joined) or kinds.free_match(joined)
-
-
-def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> _Attribution:
+def _as_attribution(found: re.Match[str], start: int, end: int, joined: str) -> _Found:
     # Unmistakable enough to cut what follows: it names an address, or it is framed by the
     # dashes Zoho writes ("---- Jane wrote ----"). "On Monday at 10:30 my teacher wrote:" is
     # a child's own line introducing their own words.
     closing = found.group("colon") or ""
     strong = "@" in joined or (closing.startswith("-") and joined.lstrip().startswith("-"))
-    return _Attribution(start, end, bool(closing), strong)
+    return _Found(start, end, cuts=bool(closing) and strong)
 
 
 def _may_wrap(line: str) -> bool:
@@ -211,7 +207,7 @@ def _may_wrap(line: str) -> bool:
 
 def _attribution_ending(
     lines: Sequence[str], end: int, floor: int, *, above: bool
-) -> _Attribution | None:
+) -> _Found | None:
     """The attribution whose last line is `end` (its first line not before `floor`).
 
     A shape that starts with its fixed words ("On …") is taken with as few lines as read as
@@ -252,11 +248,11 @@ def _attribution_ending(
         return _as_attribution(found, start, end, joined)
     for start, joined in joins if above else []:  # above a quote only: never starts a cut
         if kinds.above_quote.match(joined):
-            return _Attribution(start, end, colon=False, strong=True)
+            return _Found(start, end, cuts=False)
     return None
 
 
-def _after_sentence(line: str, index: int, *, above: bool) -> _Attribution | None:
+def _after_sentence(line: str, index: int, *, above: bool) -> _Found | None:
     """ "Thanks! On Mon, … wrote:": an attribution written after the writer's last sentence,
     naming an address or right above a quote (else it is the writer's own line)."""
     text = line.strip()
@@ -276,7 +272,7 @@ def _after_sentence(line: str, index: int, *, above: bool) -> _Attribution | Non
         )
         if found:
             prefix = text[: split.end()].rstrip()
-            return _Attribution(index, index, True, True, kept_prefix=prefix)
+            return _Found(index, index, cuts=True, prefix=prefix)
     return None
 
 
@@ -288,32 +284,34 @@ def introduces_forward(texts: Sequence[str]) -> bool:
 
 def is_attribution(text: str) -> bool:
     """Whether one rendered line reads as an attribution (used before HTML quotes)."""
-    return _match(" ".join(text.split())) is not None
+    joined = " ".join(text.split())
+    if len(joined) > _MAX_JOINED:
+        return False
+    kinds = shapes()
+    return bool(kinds.attribution.match(joined) or kinds.free_match(joined))
 
 
-def _header_end(lines: Sequence[str], index: int) -> int | None:
-    """The last line of a header block starting at `index`, or None when there is none."""
+def _header_block(lines: Sequence[str], index: int) -> tuple[int, set[str]] | None:
+    """A header block starting at `index`: its last line and the roles of its fields, or
+    None. It needs a `from` field and a `date` field with a digit in its first lines (or
+    both on one line, as Outlook.com renders them)."""
     kinds = shapes()
     line = lines[index]
     if not kinds.header_any.match(line):
         return None
-    if kinds.header_role["from"].match(line) and kinds.date_inline.search(line):
-        roles = {"from", "date"}  # Outlook.com renders From: and Sent: on one visual line
-    else:
-        roles = set()
-        for offset, following in enumerate(lines[index : index + _HEADER_WINDOW]):
-            if not following.strip() and offset:
-                break
-            for role, pattern in kinds.header_role.items():
-                if pattern.match(following) and (role != "date" or re.search(r"\d", following)):
-                    roles.add(role)
-        if not {"from", "date"} <= roles:
-            return None
     end = index
     limit = min(len(lines), index + _HEADER_BLOCK_MAX)
     while end + 1 < limit and lines[end + 1].strip() and not quote_depth(lines[end + 1]):
         end += 1
-    return end
+    block = lines[index : end + 1]
+    fields = [{r for r, pattern in kinds.header_role.items() if pattern.match(t)} for t in block]
+    first = list(zip(fields, block, strict=True))[:_HEADER_WINDOW]
+    one_line = "from" in fields[0] and kinds.date_inline.search(line)
+    sender = any("from" in roles for roles, _ in first)
+    dated = any("date" in roles and re.search(r"\d", text) for roles, text in first)
+    if not (one_line or (sender and dated)):
+        return None
+    return end, set().union(*fields)
 
 
 @dataclass
@@ -352,15 +350,6 @@ class _Marks:
     prefixes: dict[int, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Found:
-    start: int
-    end: int
-    cuts: bool  # may start history that runs to the end of the letter
-    prefix: str | None = None
-    block: bool = False  # a header block
-
-
 def _history_at(
     lines: Sequence[str], depths: Sequence[int], index: int, floor: int
 ) -> _Found | None:
@@ -373,32 +362,24 @@ def _history_at(
     line = lines[index]
     if kinds.separator.match(line):
         header = _next_written(lines, index + 1)
-        end = index
-        if header is not None and header <= index + 2:
-            block_end = _header_end(lines, header)
-            end = block_end if block_end is not None else index
-        return _Found(index, end, True)
-    if ":" in line[:60] or "：" in line[:60]:
-        block_end = _header_end(lines, index)
-        if block_end is not None:
-            # It cuts what follows when it names an address, sits under a rule or a title, or
-            # has every field a program writes (from, date, to, subject); "From: Ana / Sent:
-            # 4 March 2024 / To: Tom" a child typed into their letter does none of these.
-            block = lines[index : block_end + 1]
-            ruled = index > floor and bool(
-                _RULE.match(lines[index - 1]) or _TITLE.match(lines[index - 1])
-            )
-            named = any("@" in text for text in block)
-            roles = {r for r, p in shapes().header_role.items() for text in block if p.match(text)}
-            whole = {"from", "date", "to", "subject"} <= roles
-            return _Found(index, block_end, named or ruled or whole, block=True)
+        block = _header_block(lines, header) if header is not None and header <= index + 2 else None
+        return _Found(index, block[0] if block else index, True)
+    block = _header_block(lines, index) if ":" in line[:60] or "：" in line[:60] else None
+    if block is not None:
+        end, roles = block
+        # It cuts what follows when it names an address, sits under a rule or a title, or
+        # has every field a program writes (from, date, to, subject); "From: Ana / Sent:
+        # 4 March 2024 / To: Tom" a child typed into their letter does none of these.
+        ruled = index > floor and bool(
+            _RULE.match(lines[index - 1]) or _TITLE.match(lines[index - 1])
+        )
+        named = any("@" in text for text in lines[index : end + 1])
+        whole = {"from", "date", "to", "subject"} <= roles
+        return _Found(index, end, named or ruled or whole, block=True)
     above = _quote_follows(lines, depths, index + 1)
     if not above and not line.rstrip().endswith((":", "：", "-", "=", "—")):
         return None
-    found = _attribution_ending(lines, index, floor, above=above)
-    if found is None:
-        return None
-    return _Found(found.start, index, found.colon and found.strong, found.kept_prefix)
+    return _attribution_ending(lines, index, floor, above=above)
 
 
 def _mark(lines: Sequence[str], depths: Sequence[int]) -> _Marks:
