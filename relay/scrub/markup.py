@@ -186,6 +186,13 @@ class _Walker(HTMLParser):
             if open_tag == tag:
                 return
 
+    def end_all(self) -> None:
+        """Elements never closed end with the markup."""
+        while self.stack:
+            _, entry = self.stack.pop()
+            if entry is not None:
+                self._end(entry)
+
     def _end(self, entry: _Open) -> None:
         self.open_roles[entry.role] -= 1
         self._new_line()
@@ -415,19 +422,17 @@ class _Line:
 def _read_reply(walker: _Walker) -> list[str]:
     """The tokens of the writer's own lines, read with the plain-text rules (an inline
     answer keeps the line it answers as a blockquote), without a "-- " signature."""
+    walker.end_all()
     lines = walker.lines
-    while walker.stack:  # elements never closed end with the markup
-        _, entry = walker.stack.pop()
-        if entry is not None:
-            walker._end(entry)
-    _apply_marks(lines, walker.marks)
-    _cut_after_forwarding_attribution(lines)
-    written = [i for i, line in enumerate(lines) if line.text() and not line.attribution]
-    texts = [lines[index].text() for index in written]
+    shown = [line.text() for line in lines]  # each line's text, read once
+    _apply_marks(lines, shown, walker.marks)
+    _cut_after_forwarding_attribution(lines, shown)
+    written = [i for i, line in enumerate(lines) if shown[i] and not line.attribution]
+    texts = [shown[index] for index in written]
     # Text quoted with ">" inside HTML (Lotus Notes, Orange) is quoted too.
     depths = [max(lines[index].depth, quote_depth(texts[n])) for n, index in enumerate(written)]
     reading = read_reply(texts, depths)
-    walker.history.extend(line.text() for line in lines if line.attribution)
+    walker.history.extend(shown[i] for i, line in enumerate(lines) if line.attribution)
     if reading.removed or any(line.attribution for line in lines):
         walker.removed.append(Removal("quoted-reply", "the quoted earlier letter"))
     walker.unsure = reading.unsure
@@ -435,7 +440,6 @@ def _read_reply(walker: _Walker) -> list[str]:
     keep = [not line.attribution for line in walker.lines]
     context: dict[int, str] = {}
     prefixes: dict[int, str] = {}
-    verdict = True
     for position, index in enumerate(written):
         verdict = reading.keep[position] and depths[position] == 0
         keep[index] = verdict
@@ -449,7 +453,7 @@ def _read_reply(walker: _Walker) -> list[str]:
             prefixes[index] = reading.prefixes[position]
     # A "-- " line starts a signature in HTML as in text (where a client marks it with no
     # class, or a person typed it): the same block the text part loses.
-    signed = [index for index in written if keep[index] and walker.lines[index].text() == "--"]
+    signed = [index for index in written if keep[index] and shown[index] == "--"]
     if signed:
         for index in range(signed[-1], len(walker.lines)):
             keep[index] = False
@@ -466,16 +470,16 @@ def _read_reply(walker: _Walker) -> list[str]:
     return tokens
 
 
-def _apply_marks(lines: list[_Line], marks: list[tuple[int, int, str]]) -> None:
+def _apply_marks(lines: list[_Line], shown: list[str], marks: list[tuple[int, int, str]]) -> None:
     """Mark the noted ranges in one pass (see `_Walker._ended`)."""
     texted = [len(lines)] * (len(lines) + 1)
     for index in range(len(lines) - 1, -1, -1):
-        texted[index] = index if lines[index].text() else texted[index + 1]
+        texted[index] = index if shown[index] else texted[index + 1]
     quoted = [0] * (len(lines) + 1)
     attributed = [0] * (len(lines) + 1)
     for first, end, role in marks:
         if role == "blockquote":
-            opening = lines[texted[first]].text() if texted[first] < end else ""
+            opening = shown[texted[first]] if texted[first] < end else ""
             if not (
                 quote_depth(opening) or is_attribution(opening) or introduces_forward([opening])
             ):
@@ -495,7 +499,7 @@ def _apply_marks(lines: list[_Line], marks: list[tuple[int, int, str]]) -> None:
             line.attribution = True
 
 
-def _cut_after_forwarding_attribution(lines: list[_Line]) -> None:
+def _cut_after_forwarding_attribution(lines: list[_Line], shown: list[str]) -> None:
     """An attribution element that holds a separator or header fields (Gmail writes
     "Forwarded message", From: and Date: there) and is followed by the writer's level rather
     than a quote introduces a forwarded letter: it and everything after it are history. A
@@ -508,8 +512,8 @@ def _cut_after_forwarding_attribution(lines: list[_Line]) -> None:
         end = index
         while end < len(lines) and lines[end].attribution:
             end += 1
-        element = [line.text() for line in lines[index:end]]
-        following = next((line for line in lines[end:] if line.text()), None)
+        element = shown[index:end]
+        following = next((lines[i] for i in range(end, len(lines)) if shown[i]), None)
         if following is not None and following.depth == 0 and introduces_forward(element):
             for later in lines[index:]:
                 later.depth = max(later.depth, 1)
