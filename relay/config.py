@@ -83,6 +83,22 @@ class Staff:
         return "coordinator" in self.roles
 
 
+# The age under which a child needs a parent's or guardian's consent to take part, by the
+# library's country (ISO 3166): COPPA in the US, the GDPR's Article 8 as each member state set
+# it, the UK's Data Protection Act, Chile's Law 21.719, Peru's data protection regulation,
+# Brazil's LGPD (a child is under 12). A library's `consent_age` overrides it; a country not
+# listed takes DEFAULT_CONSENT_AGE, the strictest of these.
+CONSENT_AGES: dict[str, int] = {
+    "US": 13, "GB": 13, "CA": 13, "AU": 13, "NZ": 13,
+    "AT": 14, "BE": 13, "BG": 14, "CY": 14, "CZ": 15, "DE": 16, "DK": 13, "EE": 13,
+    "ES": 14, "FI": 13, "FR": 15, "GR": 15, "HR": 16, "HU": 16, "IE": 16, "IT": 14,
+    "LT": 14, "LU": 16, "LV": 13, "MT": 13, "NL": 16, "PL": 16, "PT": 13, "RO": 16,
+    "SE": 13, "SI": 15, "SK": 16, "IS": 13, "LI": 16, "NO": 13, "CH": 16,
+    "CL": 14, "PE": 14, "AR": 13, "CO": 14, "MX": 18, "BR": 12, "JP": 16, "KR": 14,
+}  # fmt: skip
+DEFAULT_CONSENT_AGE = 16
+
+
 @dataclass(frozen=True)
 class Library:
     id: str
@@ -91,6 +107,8 @@ class Library:
     language: str
     timezone: str
     staff: tuple[Staff, ...]
+    # Participants younger than this take part only with a guardian's consent.
+    consent_age: int = DEFAULT_CONSENT_AGE
 
     @property
     def moderators(self) -> tuple[Staff, ...]:
@@ -885,8 +903,14 @@ def _library(entry: _Section) -> Library:
         entry.problem("timezone", f"unknown time zone {timezone!r}")
     seen: set[str] = set()
     staff = [_staff(member, language, seen) for member in entry.items("staff")]
+    default_age = CONSENT_AGES.get(country, DEFAULT_CONSENT_AGE)
+    consent_age = entry.get("consent_age", int, default_age)
+    if consent_age is None or not 0 <= consent_age <= 21:
+        entry.problem("consent_age", "must be an age from 0 (nobody needs consent) to 21")
+        consent_age = default_age
     entry.finish()
-    return Library(library_id, name, country, language, timezone, tuple(s for s in staff if s))
+    members = tuple(s for s in staff if s)
+    return Library(library_id, name, country, language, timezone, members, consent_age)
 
 
 def _partnerships(root: _Section, libraries: dict[str, Library]) -> tuple[Partnership, ...]:

@@ -17,7 +17,9 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
+from relay import consent
 from relay.addresses import new_masked_address, normalize
 from relay.config import Library
 from relay.context import Context
@@ -39,6 +41,33 @@ class Enrolment:
     email: str
     language: str
     guardian: str  # "" for none
+    birth_year: int = 0  # 0 for not recorded
+    age_band: str = ""
+    interests: tuple[str, ...] = ()
+    guardian_name: str = ""
+    guardian_copies: bool = True
+    needs_consent: bool = False  # under the library's consent age: a guardian must consent
+
+
+@dataclass(frozen=True)
+class Details:
+    """The optional enrolment details, as a channel received them (text or values)."""
+
+    birth_year: int | str | None = None
+    age_band: str | None = None
+    interests: Iterable[str] | str | None = None
+    guardian_name: str | None = None
+    guardian_copies: bool | None = None
+
+
+def _interests(value: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Interests as a list or as text separated by commas or semicolons; each lower-cased."""
+    items = re.split(r"[,;]", value) if isinstance(value, str) else list(value or ())
+    found = (" ".join(str(item).split()).lower() for item in items)
+    words = tuple(dict.fromkeys(word for word in found if word))
+    if any(len(word) > 40 for word in words) or len(words) > 20:
+        raise InvalidField("interests", "at most 20 interests of up to 40 characters each")
+    return words
 
 
 # --- enrol ---------------------------------------------------------------------------------
@@ -69,9 +98,17 @@ def check_enrolment(
     email: str,
     language: str | None = None,
     guardian: str | None = None,
+    details: Details | None = None,
+    *,
+    today: date | None = None,
 ) -> Enrolment:
     """Blocking (reads the store): the enrolment asked for, or `InvalidField` for its first
-    bad field (`AlreadyEnrolled` when this name and address are enrolled at this library)."""
+    bad field (`AlreadyEnrolled` when this name and address are enrolled at this library).
+
+    Someone under the library's consent age must have a guardian's address: the guardian is
+    asked for consent (`relay.consent`) and nothing is sent to or from them before it."""
+    more = details or Details()
+    day = today or datetime.now(UTC).date()
     library = _library(ctx, library_id)
     display_name = name.strip()
     if not display_name:
@@ -83,7 +120,33 @@ def check_enrolment(
         if existing.library == library.id and existing.name == display_name:
             raise AlreadyEnrolled(f"{display_name} is already enrolled as {existing.masked}")
     guardian_address = _address(ctx, "guardian", guardian) if guardian else ""
-    return Enrolment(library, display_name, address, language or library.language, guardian_address)
+    if guardian_address and guardian_address == address:
+        raise InvalidField("guardian", "the guardian's address is the participant's own")
+    birth_year = consent.check_birth_year(more.birth_year, day)
+    age_band = consent.check_age_band(more.age_band)
+    needs = consent.needs_consent(library, birth_year, age_band, day)
+    if needs and not guardian_address:
+        raise InvalidField(
+            "guardian",
+            f"under {library.consent_age} at {library.name}, a guardian's address is "
+            "required: the guardian is asked for consent",
+        )
+    guardian_name = " ".join((more.guardian_name or "").split())
+    if len(guardian_name) > 100:
+        raise InvalidField("guardian_name", "at most 100 characters")
+    return Enrolment(
+        library,
+        display_name,
+        address,
+        language or library.language,
+        guardian_address,
+        birth_year=birth_year,
+        age_band=age_band,
+        interests=_interests(more.interests),
+        guardian_name=guardian_name if guardian_address else "",
+        guardian_copies=True if more.guardian_copies is None else bool(more.guardian_copies),
+        needs_consent=needs,
+    )
 
 
 def enroll(
@@ -94,11 +157,20 @@ def enroll(
     *,
     language: str | None = None,
     guardian: str | None = None,
+    details: Details | None = None,
     by: str = "",
     via: str = "cli",
 ) -> Participant:
-    """Blocking: enrol a new participant with a fresh masked address."""
-    checked = check_enrolment(ctx, library_id, name, email, language, guardian)
+    """Blocking: enrol a new participant with a fresh masked address. Someone who needs a
+    guardian's consent is enrolled with consent "pending" (see `relay.consent`)."""
+    checked = check_enrolment(ctx, library_id, name, email, language, guardian, details)
+    return enroll_checked(ctx, checked, by=by, via=via)
+
+
+def enroll_checked(
+    ctx: Context, checked: Enrolment, *, by: str = "", via: str = "cli"
+) -> Participant:
+    """Blocking: enrol what `check_enrolment` accepted."""
     domain = ctx.config.relay.domain
     participant = ctx.store.add_participant(
         library=checked.library.id,
@@ -107,8 +179,17 @@ def enroll(
         language=checked.language,
         new_masked=lambda: new_masked_address(domain),
         guardian=checked.guardian,
+        more={
+            "birth_year": checked.birth_year,
+            "age_band": checked.age_band,
+            "interests": checked.interests,
+            "guardian_name": checked.guardian_name,
+            "guardian_copies": checked.guardian_copies,
+            "consent": "pending" if checked.needs_consent else "",
+        },
     )
-    _record(ctx, "enrolled", participant, by=by, via=via, masked=participant.masked)
+    more = {"consent": "pending"} if checked.needs_consent else {}
+    _record(ctx, "enrolled", participant, by=by, via=via, masked=participant.masked, **more)
     return participant
 
 
@@ -213,12 +294,14 @@ def pause(
     ctx: Context, participant: Participant, *, by: str = "", via: str = "cli", reason: str = ""
 ) -> Participant:
     """Letters from and to a paused participant are refused until resumed; `reason` (a word
-    such as "mailbox-failing") goes to the audit log and the log when the relay paused."""
+    such as "mailbox-failing", or "asked" when they or their guardian asked) is kept with
+    the participant (`pause_reason`, "staff" when none is given) and goes to the audit log
+    and the log."""
 
     def paused(current: Participant) -> Participant:
         if current.status == LEFT:
             raise UserError(f"{current.id} has left the program; there is nothing to pause")
-        return current.but(status=PAUSED)
+        return current.but(status=PAUSED, pause_reason=reason or "staff")
 
     change = ctx.store.update_participant(participant.id, paused)
     return _recorded(
@@ -248,7 +331,9 @@ def resume(
     """Active again, from paused or from having left; letters returned before no longer
     count towards pausing them (staff have looked at their address)."""
     ctx.store.clear_bounces(participant.id)
-    change = ctx.store.set_status(participant.id, ACTIVE)
+    change = ctx.store.update_participant(
+        participant.id, lambda p: p.but(status=ACTIVE, pause_reason="")
+    )
     return _recorded(ctx, "resumed", change, by=by, via=via)
 
 

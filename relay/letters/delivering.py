@@ -118,7 +118,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
         ),
     ]
     for child in (sender, recipient):
-        if child.guardian:
+        if child.guardian and child.guardian_copies:
             reader = replace(_party(ctx, child), name="", email=child.guardian)
             copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
             entries.append(
@@ -168,7 +168,7 @@ def copy_ids(ctx: Context, letter: Letter) -> list[str]:
     ids = [f"letter-{letter.id}"]
     for participant_id in (letter.sender, letter.recipient):
         child = ctx.store.participant(participant_id)
-        if child is not None and child.guardian:
+        if child is not None and child.guardian and child.guardian_copies:
             ids.append(f"letter-{letter.id}-guardian-{child.id}")
     return ids
 

@@ -343,7 +343,9 @@ class Store:
         language: str,
         new_masked: Callable[[], str],
         guardian: str = "",
+        more: dict[str, Any] | None = None,
     ) -> Participant:
+        """A new participant; `more` holds the optional `Participant` fields by name."""
         with self._writing():
             masked = new_masked()
             while self._key(f"masked:{masked}") is not None:
@@ -358,6 +360,7 @@ class Store:
                 masked=masked,
                 created_at=now_iso(),
                 guardian=guardian,
+                **(more or {}),
             )
             # Keys first: a crash before the record leaves an orphan key, never a
             # participant that cannot be found.

@@ -20,6 +20,15 @@ ACTIVE: ParticipantStatus = "active"
 PAUSED: ParticipantStatus = "paused"
 LEFT: ParticipantStatus = "left"  # no longer in the program; the record stays
 
+# A guardian's consent for a participant under their library's consent age (relay.consent):
+# "" not needed (no age known under it, or records written before consent was asked);
+# "pending" asked, not yet given: nothing is sent to or from them; "given"; "withdrawn"
+# (they are paused at once).
+ConsentState = Literal["", "pending", "given", "withdrawn"]
+CONSENT_STATES: tuple[ConsentState, ...] = get_args(ConsentState)
+# How consent was given: the link in the request, a reply to it, or on paper at the library.
+ConsentMethod = Literal["", "link", "reply", "paper"]
+
 LetterStatus = Literal["held", "approved", "delivered", "rejected", "failed", "bounced"]
 HELD: Final = "held"
 APPROVED: Final = "approved"  # in the outbox, not yet confirmed by the transport
@@ -130,10 +139,29 @@ class Participant(_Record):
     # first (relay.scrub.names): private, shown only to their own library's staff, never
     # delivered. Records written before have none, which reads as ().
     known_names: tuple[str, ...] = ()
+    # Enrolment details (all optional): the year of birth, or an age band such as "9-11"
+    # when the library records only that; interests for matching pals; the guardian's name
+    # and whether they get a copy of every letter (when `guardian` is set).
+    birth_year: int = 0
+    age_band: str = ""
+    interests: tuple[str, ...] = ()
+    guardian_name: str = ""
+    guardian_copies: bool = True
+    consent: ConsentState = ""
+    consent_at: str = ""  # ISO time consent was given or withdrawn
+    consent_method: ConsentMethod = ""
+    # Why they are paused: "asked" (by them or their guardian, so they may resume by email),
+    # "staff", "mailbox-failing", "consent-withdrawn"; "" for records paused before.
+    pause_reason: str = ""
 
     @property
     def number(self) -> int:
         return int(self.id.removeprefix("p"))
+
+    @property
+    def may_correspond(self) -> bool:
+        """Consent, where it is needed, is given: letters may go to and from them."""
+        return self.consent in ("", "given")
 
 
 @dataclass(frozen=True)
