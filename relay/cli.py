@@ -30,7 +30,7 @@ from relay.errors import AlreadyEnrolled, ConfigError, InvalidField, NotFound, U
 from relay.letters.previews import DeliveredFile, delivered_files
 from relay.logfile import setup_logging
 from relay.privileges import become_data_owner
-from relay.schedule import digests, prompts, run_scheduled
+from relay.schedule import digests, prompts, retention, run_scheduled
 from relay.store import Store, version
 from relay.store.records import Letter, Participant
 
@@ -124,7 +124,40 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     enrolled = Store(store_folder).participants() if store_folder.exists() else []
     for warning in prompts.missing_languages(config, enrolled):
         print(f"{path}: warning: {warning}")
+    if store_folder.exists():
+        for line in _retention_forecast(open_context(config), datetime.now(UTC)):
+            print(f"{path}: retention: {line}")
     return 0
+
+
+def _retention_forecast(ctx: Context, now: datetime) -> list[str]:
+    """What the next purges remove, kind by kind (`config check`)."""
+    settings = ctx.config.retention
+    found = retention.plan(ctx, now)
+    day = retention.next_purge(ctx, now).isoformat()
+    originals, letters, tokens = found.forecast_originals, found.forecast_letters, found.tokens
+    lines = [
+        f"{originals.due + len(found.failed)} raw originals and refused messages older than "
+        f"{settings.originals_days} days will be removed at the next purge ({day})",
+        f"{letters.due} letters older than {settings.letters_months} months will be reduced "
+        f"to their dates at the next purge ({day})",
+        f"{tokens.grants + tokens.sign_in_links} expired reply and sign-in links and "
+        f"{tokens.counters} old daily counters will be removed at the next purge ({day})",
+    ]
+    if originals.next_day:
+        lines.append(
+            f"{originals.next_count} raw originals reach {settings.originals_days} days on "
+            f"{originals.next_day.isoformat()}"
+        )
+    if letters.next_day:
+        lines.append(
+            f"{letters.next_count} letters reach {settings.letters_months} months on "
+            f"{letters.next_day.isoformat()}"
+        )
+    if tokens.next_expiry is not None:
+        expires = datetime.fromtimestamp(tokens.next_expiry, UTC).date().isoformat()
+        lines.append(f"the next reply or sign-in link expires on {expires}")
+    return lines
 
 
 def cmd_config_init(args: argparse.Namespace) -> int:
@@ -507,6 +540,38 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _now(text: str | None) -> datetime:
+    try:
+        now = datetime.fromisoformat(text) if text else datetime.now(UTC)
+    except ValueError:
+        raise UserError(
+            f"--now: expected an ISO time such as 2027-01-01T09:00+13:00, not {text!r}"
+        ) from None
+    if now.tzinfo is None:
+        raise UserError("--now: give a time zone offset (for example +00:00)")
+    return now
+
+
+PURGED_WORDS = (
+    ("originals", "raw originals"),
+    ("letters", "letters reduced to their dates"),
+    ("failed", "refused messages"),
+    ("grants", "expired reply links"),
+    ("sign_in_links", "expired sign-in links"),
+    ("counters", "old daily counters"),
+    ("audit_entries", "audit entries without their free text"),
+)
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    purged = retention.purge(ctx, _now(args.now).astimezone(UTC), dry_run=args.dry_run)
+    counts = purged.fields()
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb}: " + ", ".join(f"{counts[key]} {words}" for key, words in PURGED_WORDS))
+    return 0
+
+
 # --- backup and restore --------------------------------------------------------------------
 
 BACKUP_HELP = (
@@ -742,6 +807,16 @@ def parser() -> argparse.ArgumentParser:
         "do what the scheduler in serve would do at a given time",
     )
     run.add_argument("--now", help="ISO time with offset (default: now)")
+
+    retention_sub = group("retention", "remove what [retention] says is kept no longer")
+    purge = command(
+        retention_sub,
+        "run",
+        cmd_retention_run,
+        "purge now what is due (serve does it once a day); one audit entry says how much",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only count what would go")
+    purge.add_argument("--now", help="ISO time with offset (default: now)")
 
     saving = command(commands, "backup", cmd_backup, BACKUP_HELP)
     saving.add_argument("dest", metavar="DEST", help="a folder that does not exist or is empty")

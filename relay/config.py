@@ -327,6 +327,21 @@ class NewsletterSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long what the relay keeps about letters stays (see relay/schedule/retention.py).
+
+    `originals_days`: raw originals as received (real addresses, mail headers) are removed
+    this many days after their letter reached a final state (delivered, rejected, failed,
+    bounced); 0: at the next daily purge. `letters_months`: a letter's contents (the scrubbed
+    version, moderators' changes, its subject, flags and notes) are removed this many months
+    after its final state, leaving a record of its number, libraries, status and dates.
+    """
+
+    originals_days: int = 7
+    letters_months: int = 12
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     relay: RelaySettings
@@ -351,6 +366,7 @@ class Config:
     )
     # What a coordinator should change though it still works (logged once at start).
     warnings: tuple[str, ...] = ()
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -382,6 +398,15 @@ class Config:
     @property
     def program_address(self) -> str:
         return f"program@{self.relay.domain}"
+
+    @property
+    def public_url(self) -> str:
+        """Where the relay's pages are reached from outside (no trailing slash)."""
+        return self.web.public_url.rstrip("/") or f"http://{self.web.listen}"
+
+    def privacy_url(self, language: str) -> str:
+        """The public privacy notice in one language, as every patron email links to it."""
+        return f"{self.public_url}/privacy?lang={language}"
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -1007,6 +1032,20 @@ def _newsletter(root: _Section) -> NewsletterSettings:
     return settings
 
 
+def _retention(root: _Section) -> RetentionSettings:
+    s = root.section("retention")
+    days = s.get("originals_days", int, 7)
+    if days is None or not 0 <= days <= 3650:
+        s.problem("originals_days", "must be a whole number of days from 0 to 3650")
+        days = 7
+    months = s.get("letters_months", int, 12)
+    if months is None or not 1 <= months <= 120:
+        s.problem("letters_months", "must be a whole number of months from 1 to 120")
+        months = 12
+    s.finish()
+    return RetentionSettings(originals_days=days, letters_months=months)
+
+
 def _web(root: _Section) -> WebSettings:
     section = root.section("web")
     settings, problems = parse_web_section(section.data)
@@ -1040,6 +1079,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     prompts = _prompts(root, partnerships)
     newsletter = _newsletter(root)
     dkim = _dkim(root, paths)
+    retention = _retention(root)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -1060,6 +1100,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         newsletter,
         dkim,
         tuple(paths.warnings),
+        retention,
     )
 
 

@@ -37,6 +37,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -80,6 +81,9 @@ def _create(path: Path, data: bytes, mode: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+_NEW_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
 
 
 def new_id() -> str:
@@ -526,6 +530,42 @@ class Spool:
         self.path("outbox", item_id, ".json").unlink(missing_ok=True)
         fsync_dir(self.root / "outbox")
 
+    # --- retention -----------------------------------------------------------------------
+    # relay/schedule/retention.py decides what goes; these only list and remove.
+
+    def kept_originals(self) -> list[tuple[str, float]]:
+        """Every original in `messages/`, with when it arrived (seconds since the epoch)."""
+        found = []
+        for body in (self.root / "messages").glob("*.eml"):
+            with contextlib.suppress(FileNotFoundError):
+                found.append((body.stem, _arrived(body)))
+        return sorted(found)
+
+    def failed_entries(self) -> list[tuple[str, float]]:
+        """Every message the transport refused for good (`failed/`), with when it was."""
+        found = []
+        for marker in (self.root / "failed").glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                found.append((marker.stem, marker.stat().st_mtime))
+        return sorted(found)
+
+    def remove_originals(self, item_ids: Sequence[str]) -> None:
+        for item_id in item_ids:
+            self.path("messages", item_id).unlink(missing_ok=True)
+        fsync_dir(self.root / "messages")
+
+    def remove_failed(self, item_ids: Sequence[str]) -> None:
+        for item_id in item_ids:
+            self.path("failed", item_id, ".json").unlink(missing_ok=True)
+            self.path("failed", item_id).unlink(missing_ok=True)
+        fsync_dir(self.root / "failed")
+
+    def remove_letter_versions(self, item_id: str, recipient: str, letter_id: int) -> None:
+        """A letter's scrubbed version and a moderator's changes to it."""
+        self.path("scrubbed", f"{item_id}.{recipient}", ".json").unlink(missing_ok=True)
+        for suffix in (".json", ".txt"):
+            self.path("edits", f"letter-{letter_id}", suffix).unlink(missing_ok=True)
+
     # --- recovery ------------------------------------------------------------------------
 
     def _items(self, queue: str) -> list[Item]:
@@ -574,6 +614,14 @@ class Spool:
                 marker.unlink(missing_ok=True)
         fsync_dir(self.root / "outbox")
         return removed
+
+
+def _arrived(body: Path) -> float:
+    """When a spooled message arrived: its id starts with the time in nanoseconds (`new_id`);
+    an id chosen otherwise (IMAP) falls back to the file's time."""
+    if _NEW_ID.match(body.stem):
+        return int(body.stem[:16], 16) / 1e9
+    return body.stat().st_mtime
 
 
 def _older(path: Path, cutoff: float) -> bool:

@@ -120,6 +120,13 @@ def scrubbed(ctx: Context, letter: Letter, sender: Participant) -> ScrubbedLette
     return clean
 
 
+def removed(letter: Letter) -> ScrubbedLetter:
+    """What is shown of a letter whose contents retention removed: a note for staff."""
+    day = letter.reduced_at[:10]
+    note = f"The contents of this letter were removed on {day}, as [retention] says."
+    return ScrubbedLetter(subject="", text=None, html=None, notes=(note,))
+
+
 def content(ctx: Context, letter: Letter, sender: Participant) -> ScrubbedLetter:
     """The letter exactly as it will be delivered: the stored version with the moderator's
     changes on top (`changes`): files removed, and, once the record says a moderator

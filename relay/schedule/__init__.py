@@ -1,5 +1,6 @@
-"""Scheduled work: moderator reminders, monthly prompts, newsletter digests, and forgetting
-the names of outbox entries delivered long ago (kept so a replay never sends twice)."""
+"""Scheduled work: moderator reminders, monthly prompts, newsletter digests, forgetting
+the names of outbox entries delivered long ago (kept so a replay never sends twice), and
+the daily retention purge."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 
 from relay import notices
 from relay.context import Context
-from relay.schedule import digests, prompts
+from relay.schedule import digests, prompts, retention
 
 log = logging.getLogger("relay")
 
@@ -26,6 +27,7 @@ def run_scheduled(ctx: Context, now: datetime) -> None:
         ("prompts", prompts.send_due),
         ("digests", digests.send_due),
         ("forgetting sent names", forget_sent),
+        ("retention purge", retention.purge_due),
     ):
         try:
             step(ctx, now)

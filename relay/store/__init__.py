@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,7 +54,7 @@ from tinydb.table import Document, Table
 
 from relay.errors import NotFound, UserError
 from relay.store import version
-from relay.store.files import AtomicJSONStorage, append_line, read_lines
+from relay.store.files import AtomicJSONStorage, append_line, read_lines, write_atomic
 from relay.store.records import (
     APPROVED,
     FINAL_STATES,
@@ -162,7 +162,9 @@ class Store:
     def _key_in(table: Table, key: str) -> Any:
         doc = table.get(doc_id=_key_doc_id(key))
         if not isinstance(doc, dict):
-            return None  # keys are never removed, so no collision slot can hold it either
+            # No collision slot can hold it either: removing a key moves a key of the same
+            # hash up from its collision slot (`_remove_keys`).
+            return None
         if doc.get("k") == key:
             return doc.get("v")
         for other in table.all():  # two keys with one 64-bit hash: see `_set_key`
@@ -185,7 +187,11 @@ class Store:
                 if doc.get("k") == key:
                     table.upsert(Document({"k": key, "v": value}, doc_id=doc.doc_id))
                     return
-            table.insert(Document({"k": key, "v": value}, doc_id=2**64 + len(table) + 1))
+            slot = 2**64 + len(table) + 1
+            taken = {doc.doc_id for doc in table.all()}
+            while slot in taken:  # a slot freed by a removal may have left a gap below
+                slot += 1
+            table.insert(Document({"k": key, "v": value}, doc_id=slot))
             return
         table.upsert(Document({"k": key, "v": value}, doc_id=doc_id))
 
@@ -547,6 +553,121 @@ class Store:
     def _archive_path(self, letter_id: int) -> Path:
         return self.root / "archive" / f"letters-{letter_id // ARCHIVE_SPAN:05d}.jsonl"
 
+    # --- retention: removing what is kept no longer -------------------------------------
+    # Called by relay/schedule/retention.py. Archive files are rewritten atomically (one
+    # file, under the lock); lookup keys are removed shard by shard.
+
+    def retention_ran_on(self) -> date | None:
+        """The day (UTC) the scheduled purge last ran."""
+        value = self._key("retention:last-run")
+        return date.fromisoformat(value) if isinstance(value, str) else None
+
+    def set_retention_ran_on(self, day: date) -> None:
+        self._put("retention:last-run", day.isoformat())
+
+    def archived_letters(self) -> Iterator[Letter]:
+        """Every archived letter in its latest state, file by file (10,000 letters each)."""
+        for path in sorted((self.root / "archive").glob("letters-*.jsonl")):
+            latest = {record.get("id"): record for record in read_lines(path)}
+            yield from (Letter.from_dict(r) for r in latest.values() if isinstance(r, dict))
+
+    def reduce_letters(self, letter_ids: Collection[int], at: str) -> list[Letter]:
+        """Replace archived letters by what retention keeps of them (`Letter.reduced`), every
+        earlier state of each too, and remove their lookup keys (the writer's Message-ID, the
+        spool item, the "told it is waiting" mark). Returns the letters as they were."""
+        wanted = set(letter_ids)
+        by_file: dict[Path, set[int]] = {}
+        for letter_id in wanted:
+            by_file.setdefault(self._archive_path(letter_id), set()).add(letter_id)
+        before: list[Letter] = []
+        with self._writing():
+            for path, ids in sorted(by_file.items()):
+                records = read_lines(path)
+                latest = {r.get("id"): r for r in records if r.get("id") in ids}
+                if not latest:
+                    continue
+                found = {i: Letter.from_dict(r) for i, r in latest.items() if isinstance(i, int)}
+                kept = {i: letter.reduced(at).to_dict() for i, letter in found.items()}
+                last = {r.get("id"): n for n, r in enumerate(records)}
+                # A reduced letter keeps one line: earlier states of it held its contents too.
+                lines = [
+                    kept.get(r["id"], r)
+                    for n, r in enumerate(records)
+                    if r.get("id") not in kept or last[r["id"]] == n
+                ]
+                _rewrite_lines(path, lines)
+                before += [letter for letter in found.values() if not letter.reduced_at]
+            self._remove_keys(key for letter in before for key in _letter_keys(letter))
+        return sorted(before, key=lambda letter: letter.id)
+
+    def forget_expired(self, now: float, counters_before: date, *, dry_run: bool) -> Expired:
+        """Remove moderators' reply tokens and sign-in links expired at `now` (seconds since
+        the epoch), and daily counters of days before `counters_before`; with `dry_run`,
+        only count them. Reads every lookup shard: meant for a daily run."""
+        expired: list[str] = []
+        counts = {"grants": 0, "sign_in_links": 0, "counters": 0}
+        upcoming: list[float] = []
+        for key, value in self._all_keys():
+            kind, ends = _expiry(key, value)
+            if kind == "counters":
+                if key.rsplit(":", 1)[1] < counters_before.isoformat():
+                    counts[kind] += 1
+                    expired.append(key)
+            elif kind:
+                if ends < now:
+                    counts[kind] += 1
+                    expired.append(key)
+                    if kind == "grants":  # the letter's notice names the token: gone too
+                        expired.append(f"notice:{value.get('letter')}:{value.get('moderator')}")
+                else:
+                    upcoming.append(ends)
+        if not dry_run and expired:
+            with self._writing():
+                self._remove_keys(expired)
+        return Expired(**counts, next_expiry=min(upcoming) if upcoming else None)
+
+    def reduce_audit(self, before_month: str, *, dry_run: bool) -> int:
+        """Take the free text moderators and mail servers wrote (a rejection's reason, a
+        delivery error) out of audit entries of months before `before_month` ("YYYY-MM");
+        the decision, its time and who made it stay. Returns how many entries had some."""
+        changed = 0
+        for path in sorted((self.root / "audit").glob("*.jsonl")):
+            if path.stem >= before_month:
+                continue
+            with self._writing():
+                entries = read_lines(path)
+                reduced = [_without_free_text(entry) for entry in entries]
+                count = sum(1 for a, b in zip(entries, reduced, strict=True) if a != b)
+                if count and not dry_run:
+                    _rewrite_lines(path, reduced)
+                changed += count
+        return changed
+
+    def _all_keys(self) -> Iterator[tuple[str, Any]]:
+        folders = ["lookup", "keys"] if self._legacy_keys else ["lookup"]
+        for folder in folders:
+            for shard in sorted((self.root / folder).glob("*.json")):
+                records = (AtomicJSONStorage(shard).read() or {}).get("records", {})
+                for record in records.values():
+                    if isinstance(record, dict) and isinstance(record.get("k"), str):
+                        yield record["k"], record.get("v")
+
+    def _remove_keys(self, keys: Iterable[str]) -> int:
+        """Remove lookup keys (under the lock), one write per shard. A key of the same hash
+        waiting in a collision slot moves up into the slot a removed key leaves, so
+        `_key_in` still finds it there first."""
+        shards: dict[Path, list[str]] = {}
+        for key in keys:
+            shards.setdefault(self.root / "lookup" / f"{_key_shard(key):05d}.json", []).append(key)
+            if self._legacy_keys:
+                legacy = self.root / "keys" / f"{_key_doc_id(key) % LEGACY_KEY_SHARDS:03d}.json"
+                shards.setdefault(legacy, []).append(key)
+        removed = 0
+        with self._writing():
+            for path, shard_keys in sorted(shards.items()):
+                removed += _remove_from_shard(path, shard_keys)
+        return removed
+
     # --- audit ---------------------------------------------------------------------------
 
     def audit(self, event: str, **details: Any) -> None:
@@ -559,6 +680,87 @@ class Store:
         for path in sorted((self.root / "audit").glob("*.jsonl")):
             entries += read_lines(path)
         return entries
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What `forget_expired` removed (or would): counts by kind, and when the next token or
+    sign-in link still kept expires (seconds since the epoch; None: none kept)."""
+
+    grants: int
+    sign_in_links: int
+    counters: int
+    next_expiry: float | None
+
+
+def _expiry(key: str, value: Any) -> tuple[str, float]:
+    """The kind of an expiring key, and when it expires; ("", 0) for keys kept."""
+    if key.startswith("token:") and isinstance(value, dict):
+        return "grants", float(value.get("expires", 0))
+    if key.startswith("magic:") and isinstance(value, dict):
+        return "sign_in_links", float(value.get("expires", 0))
+    if key.startswith("writer-notices:"):
+        return "counters", 0.0
+    return "", 0.0
+
+
+def _letter_keys(letter: Letter) -> list[str]:
+    keys = [f"told-waiting:{letter.id}"]
+    if letter.spool_id:
+        keys.append(f"spool:{letter.spool_id}:{letter.recipient}")
+    if letter.message_id:
+        keys.append(f"msgid:{letter.message_id}")
+    return keys
+
+
+def _remove_from_shard(path: Path, keys: list[str]) -> int:
+    storage = AtomicJSONStorage(path)
+    data = storage.read()
+    records = data.get("records") if data else None
+    if not records:
+        return 0
+    removed = 0
+    for key in keys:
+        primary = str(_key_doc_id(key))
+        slot = next(
+            (i for i, r in records.items() if int(i) > 2**64 and r.get("k") == key),
+            primary if records.get(primary, {}).get("k") == key else None,
+        )
+        if slot is None:
+            continue
+        del records[slot]
+        removed += 1
+        if slot == primary:
+            partner = next(
+                (
+                    i
+                    for i, r in records.items()
+                    if int(i) > 2**64 and str(_key_doc_id(str(r.get("k")))) == primary
+                ),
+                None,
+            )
+            if partner is not None:
+                records[primary] = records.pop(partner)
+    if removed and data is not None:
+        storage.write(data)
+    return removed
+
+
+def _rewrite_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    write_atomic(path, data.encode("utf-8"))
+
+
+# Audit entries whose free text retention takes out (a reason written to the writer, the
+# error text a mail server answered); every other entry carries only words and counts.
+_FREE_TEXT = {"rejected": "reason", "failed": "error", "bounced": "error"}
+
+
+def _without_free_text(entry: dict[str, Any]) -> dict[str, Any]:
+    field_name = _FREE_TEXT.get(str(entry.get("event")))
+    if field_name is None or field_name not in entry:
+        return entry
+    return {k: v for k, v in entry.items() if k != field_name} | {"reduced": True}
 
 
 def _grant(token: str, value: object) -> ModerationGrant | None:

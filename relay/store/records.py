@@ -193,10 +193,43 @@ class Letter(_Record):
     history: tuple[Step, ...] = field(default=())
     sender_check: SenderCheck = "unchecked"
     sender_results: str = ""  # the Authentication-Results the check read (no address in it)
+    # When retention removed the letter's contents ("" while they are kept): what is left is
+    # its number, libraries, status and dates (`reduced`).
+    reduced_at: str = ""
 
     @property
     def sender_unverified(self) -> bool:
         return self.sender_check == "unverified"
+
+    @property
+    def final_at(self) -> str:
+        """When the letter reached the state it is in (ISO); "" while it is not final."""
+        if self.status not in FINAL_STATES:
+            return ""
+        steps = [step.at for step in self.history if step.event == self.status and step.at]
+        return steps[-1] if steps else self.delivered_at or self.decided_at or self.received_at
+
+    def reduced(self, at: str) -> Letter:
+        """What retention keeps of a letter: number, libraries, status, dates and the history
+        of events without names; nothing of the writer, the pal or what was written."""
+        return Letter(
+            id=self.id,
+            spool_id="",
+            sender="",
+            recipient="",
+            sender_masked="",
+            recipient_masked="",
+            sender_library=self.sender_library,
+            recipient_library=self.recipient_library,
+            subject="",
+            received_at=self.received_at,
+            status=self.status,
+            decided_at=self.decided_at,
+            delivered_at=self.delivered_at,
+            history=tuple(Step(at=step.at, event=step.event) for step in self.history),
+            sender_check=self.sender_check,
+            reduced_at=at,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
