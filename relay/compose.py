@@ -97,8 +97,10 @@ def compose_letter(
     date: datetime,
     templates: Templates,
     copy_for: str | None = None,
+    privacy_url: str = "",
 ) -> EmailMessage:
-    """The letter for one reader: the pal, or (with `copy_for`) a participant's guardian."""
+    """The letter for one reader: the pal, or (with `copy_for`) a participant's guardian;
+    its footer links to the privacy notice at `privacy_url`."""
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(f"{sender.name} ({sender.library_name})", addr_spec=sender.masked)
     message["To"] = Address(recipient.name, addr_spec=recipient.email)
@@ -115,6 +117,7 @@ def compose_letter(
         "sender_masked": sender.masked,
         "program_name": program_name,
         "copy_for": copy_for,
+        "privacy_url": privacy_url,
     }
     lang = recipient.language
     body = letter.text if letter.text is not None else html_to_text(letter.html or "")

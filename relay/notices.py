@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from relay import compose, guard
-from relay.config import Library, Staff
+from relay.config import Config, Library, Staff
 from relay.context import Context
 from relay.outbox import Notice, door
 from relay.screen import Flag
@@ -229,6 +229,37 @@ def _library_name(ctx: Context, library_id: str) -> str:
     return library.name if library else library_id
 
 
+# --- the privacy notice --------------------------------------------------------------------
+
+
+def privacy_values(config: Config, language: str) -> dict[str, Any]:
+    """What the privacy notice says, from the configuration: the page (`/privacy`) and the
+    email (`privacy.txt`) are written from the same values."""
+    domain = config.relay.domain
+    return {
+        "program_name": config.relay.program_name,
+        "libraries": [library.name for library in config.libraries],
+        "originals_days": config.retention.originals_days,
+        "letters_months": config.retention.letters_months,
+        "help_address": f"help@{domain}",
+        "program_address": config.program_address,
+        "example_address": f"quiet-heron-2841@{domain}",
+        "privacy_url": config.privacy_url(language),
+    }
+
+
+def privacy_words(ctx: Context, language: str) -> tuple[str, str]:
+    """The privacy notice as an email's (subject, text) in `language` (or English), for a
+    message that sends or quotes it."""
+    return ctx.templates.email(language, "privacy", **privacy_values(ctx.config, language))
+
+
+def privacy_line(ctx: Context, language: str) -> str:
+    """The line every patron email ends with: where the privacy notice is."""
+    url = ctx.config.privacy_url(language)
+    return ctx.templates.render("email", language, "privacy_line.txt", privacy_url=url).strip()
+
+
 # --- short answers to staff ----------------------------------------------------------------
 
 
@@ -314,6 +345,7 @@ def tell_writer(
             program_name=ctx.config.relay.program_name,
             **values,
         )
+        body = f"{body.rstrip()}\n\n{privacy_line(ctx, writer.language)}\n"
         message = door.program_message(
             ctx, Address(writer.name, addr_spec=writer.email), subject, body, auto="auto-replied"
         )

@@ -75,7 +75,10 @@ def _map_thread(ctx: Context, letter: Letter) -> tuple[str | None, tuple[str, ..
 
 
 def as_delivered(ctx: Context, letter: Letter) -> ScrubbedLetter:
-    """The letter's content exactly as it will be (or was) delivered."""
+    """The letter's content exactly as it will be (or was) delivered; only a note once
+    retention removed it."""
+    if letter.reduced_at:
+        return versions.removed(letter)
     return versions.content(ctx, letter, _participant(ctx, letter.sender))
 
 
@@ -102,6 +105,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
             date=decided,
             templates=ctx.templates,
             copy_for=copy_for,
+            privacy_url=ctx.config.privacy_url(reader.language),
         ).as_bytes()
         return guard.checked(
             message, guard.for_reader(private, reader.email), what=f"letter {letter.id}"

@@ -140,6 +140,7 @@ def render(
             for p in pals
         ],
         "program_name": ctx.config.relay.program_name,
+        "privacy_url": ctx.config.privacy_url(language),
     }
     text = _body_template(body).render(**values)
     footer = ctx.templates.render("email", language, "prompt_footer.txt", **values)

@@ -26,7 +26,17 @@ from starlette.routing import Route
 
 from relay.config_web import WebSettings
 from relay.context import Context
-from relay.web import files, history, people, program, queue, sessions, signin, unsubscribe
+from relay.web import (
+    files,
+    history,
+    people,
+    privacy,
+    program,
+    queue,
+    sessions,
+    signin,
+    unsubscribe,
+)
 from relay.web.dashboard import (
     Dashboard,
     PageNotFound,
@@ -158,6 +168,7 @@ ROUTES = [
     Route("/history", history.show_history),
     Route("/audit", history.show_audit),
     Route("/program", program.show_program),
+    Route("/privacy", privacy.show_privacy),
     Route("/unsubscribe/{token}", unsubscribe.confirm),
     Route("/unsubscribe/{token}", unsubscribe.unsubscribe, methods=["POST"]),
 ]
