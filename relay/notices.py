@@ -257,7 +257,7 @@ def privacy_words(ctx: Context, language: str) -> tuple[str, str]:
 def privacy_line(ctx: Context, language: str) -> str:
     """The line every patron email ends with: where the privacy notice is."""
     url = ctx.config.privacy_url(language)
-    return ctx.templates.render("email", language, "privacy_line.txt", privacy_url=url).strip()
+    return ctx.templates.render("email", language, "privacy_footer.txt", privacy_url=url).strip()
 
 
 # --- short answers to staff ----------------------------------------------------------------
