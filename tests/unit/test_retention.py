@@ -1,0 +1,171 @@
+"""Retention's pure parts and the store's removals: month arithmetic, what a reduced letter
+keeps, keys removed without losing a key that shares their hash, archive files rewritten,
+settings named by key, and the privacy notice as an email in every language."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+import relay.store as store_module
+from relay import config as config_module
+from relay import notices
+from relay.context import open_context
+from relay.errors import ConfigError
+from relay.schedule.retention import months_after, months_before
+from relay.store import Store
+from relay.store.records import Letter, SignInLink, Step
+from relay.wording import Templates
+from tests.conftest import config_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _letter(letter_id: int, **changes: object) -> Letter:
+    return Letter(
+        id=letter_id,
+        spool_id="18ecc8b7915e35e9-cbc42ea8",
+        sender="p1",
+        recipient="p2",
+        sender_masked="quiet-heron-2841@pals.example.org",
+        recipient_masked="jolly-tiger-5811@pals.example.org",
+        sender_library="riverside",
+        recipient_library="valparaiso",
+        subject="My dog Rex",
+        received_at="2026-01-05T10:00:00+00:00",
+        message_id="<abc@maya-laptop.family-mail.example.net>",
+        status="delivered",
+        decided_by="ana@riverside-library.example.org",
+        decided_at="2026-01-05T11:00:00+00:00",
+        history=(
+            Step("2026-01-05T10:00:00+00:00", "held"),
+            Step("2026-01-05T11:00:00+00:00", "approved", "Ana"),
+            Step("2026-01-05T11:00:05+00:00", "delivered"),
+        ),
+    ).but(**changes)
+
+
+def test_months_are_counted_on_the_calendar() -> None:
+    at = datetime(2027, 3, 31, 9, 30, tzinfo=UTC)
+    assert months_before(at, 1) == datetime(2027, 2, 28, 9, 30, tzinfo=UTC)
+    assert months_before(at, 12) == datetime(2026, 3, 31, 9, 30, tzinfo=UTC)
+    assert months_after(datetime(2026, 12, 15, tzinfo=UTC), 2) == datetime(2027, 2, 15, tzinfo=UTC)
+
+
+def test_a_reduced_letter_keeps_its_number_libraries_status_and_dates_only() -> None:
+    kept = _letter(9).reduced("2027-02-01T00:00:00+00:00")
+    assert kept.final_at == "2026-01-05T11:00:05+00:00"
+    assert (kept.id, kept.status, kept.sender_library, kept.recipient_library) == (
+        9,
+        "delivered",
+        "riverside",
+        "valparaiso",
+    )
+    text = str(kept.to_dict())
+    for private in ("Rex", "heron", "tiger", "maya-laptop", "Ana", "ana@", "p1", "18ecc8"):
+        assert private not in text, private
+    assert [step.event for step in kept.history] == ["held", "approved", "delivered"]
+
+
+def test_letters_in_the_archive_are_reduced_with_every_earlier_state(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.save_letter(_letter(3))
+    store.save_letter(_letter(3, status="bounced"))  # a second line for the same letter
+    store.save_letter(_letter(4, subject="Untouched"))
+    store._set_key("msgid:<abc@maya-laptop.family-mail.example.net>", 3)
+    before = store.reduce_letters([3], "2027-02-01T00:00:00+00:00")
+    assert [letter.subject for letter in before] == ["My dog Rex"]
+    archive = (tmp_path / "archive" / "letters-00000.jsonl").read_text()
+    assert "Rex" not in archive and archive.count('"id":3,') == 1
+    assert store.letter(4) is not None and store.letter(4).subject == "Untouched"  # type: ignore[union-attr]
+    assert store.letter(3).status == "bounced"  # type: ignore[union-attr]
+    assert store.letter_by_message_id("<abc@maya-laptop.family-mail.example.net>") is None
+    assert store.reduce_letters([3], "2027-03-01T00:00:00+00:00") == []  # once only
+
+
+def test_a_removed_key_leaves_a_key_of_the_same_hash_findable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_key_doc_id", lambda key: 42)  # every key collides
+    store = Store(tmp_path)
+    for name in ("a", "b", "c"):
+        store._set_key(f"writer-notices:{name}:2026-01-01", 1)
+    store._set_key("reminded:riverside", "2026-01-01")
+    assert store._remove_keys(["writer-notices:a:2026-01-01"]) == 1  # the first slot's key
+    assert store._key("writer-notices:b:2026-01-01") == 1
+    assert store._key("writer-notices:c:2026-01-01") == 1
+    store._set_key("writer-notices:d:2026-01-01", 2)  # a new collision finds a free slot
+    assert store._remove_keys(["writer-notices:c:2026-01-01", "nothing-here"]) == 1
+    assert store._key("writer-notices:c:2026-01-01") is None
+    assert store._key("writer-notices:d:2026-01-01") == 2
+    assert store._key("reminded:riverside") == "2026-01-01"
+
+
+def test_expired_links_and_old_counters_go_and_the_next_expiry_is_known(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.record_sign_in_link("old-secret", SignInLink("ana@x.example", "riverside", expires=100))
+    store.record_sign_in_link("new-secret", SignInLink("ana@x.example", "riverside", expires=900))
+    store.notice_token(5, "ana@x.example", library="riverside", expires=200, new_token=lambda: "t")
+    store.set_writer_notices("p1", date(2026, 1, 1), 3)
+    store.set_writer_notices("p1", date(2026, 1, 9), 1)
+    counted = store.forget_expired(500, date(2026, 1, 8), dry_run=True)
+    assert (counted.grants, counted.sign_in_links, counted.counters) == (1, 1, 1)
+    assert counted.next_expiry == 900
+    store.forget_expired(500, date(2026, 1, 8), dry_run=False)
+    assert store.sign_in_link("old-secret") is None and store.grant("t") is None
+    assert store._key("notice:5:ana@x.example") is None
+    assert store.sign_in_link("new-secret") is not None
+    assert store.writer_notices("p1", date(2026, 1, 9)) == 1
+
+
+def test_old_audit_entries_lose_the_reason_and_error_texts_only(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.audit("rejected", letter=1, by="ana@x.example", reason="Your phone 555-0100 is there")
+    (tmp_path / "audit" / f"{datetime.now(UTC):%Y-%m}.jsonl").rename(
+        tmp_path / "audit" / "2025-01.jsonl"
+    )
+    store.audit("rejected", letter=2, by="ana@x.example", reason="Kept this month")
+    assert store.reduce_audit("2026-01", dry_run=False) == 1
+    entries = store.audit_log()
+    assert "555" not in str(entries) and "Kept this month" in str(entries)
+    assert entries[0]["by"] == "ana@x.example" and entries[0]["event"] == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("originals_days = 7", "originals_days = -1", "retention.originals_days: must be a whole"),
+        ("letters_months = 12", "letters_months = 0", "retention.letters_months: must be a whole"),
+        ("letters_months = 12", 'letters_months = "a year"', "retention.letters_months: must be"),
+        ("letters_months = 12", "keep_forever = true", "retention.keep_forever: unknown key"),
+    ],
+)
+def test_retention_mistakes_are_named_by_key(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text((ROOT / "config.toml").read_text().replace(old, new, 1))
+    with pytest.raises(ConfigError) as error:
+        config_module.load(path)
+    assert any(p.startswith(expected) for p in error.value.problems), error.value.problems
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("en", "removed 5 days after"), ("es", "se elimina 5 días"), ("fr", "supprimée 5 jours")],
+)
+def test_the_privacy_notice_email_says_the_configured_retention(
+    tmp_path: Path, language: str, words: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        config_text(tmp_path / "data", extra_sections="[retention]\noriginals_days = 5\n")
+    )
+    ctx = open_context(config_module.load(path))
+    subject, text = notices.privacy_words(ctx, language)
+    assert "Test Pen Pals" in subject
+    assert words in " ".join(text.split())
+    assert "help@pals.example.org" in text and f"/privacy?lang={language}" in text
+    assert Templates().render("email", language, "privacy_footer.txt", privacy_url="U").strip()
