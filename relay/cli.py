@@ -130,30 +130,34 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
 def _retention_forecast(ctx: Context, now: datetime) -> list[str]:
     """What the next purges remove, kind by kind (`config check`)."""
     settings = ctx.config.retention
     found = retention.plan(ctx, now)
-    day = retention.next_purge(ctx, now).isoformat()
+    day = retention.next_purge(ctx, now)
+    when = "today" if day == now.astimezone(UTC).date() else f"on {day.isoformat()}"
     originals, letters, tokens = found.forecast_originals, found.forecast_letters, found.tokens
+    days = _n(settings.originals_days, "day", "days")
+    months = _n(settings.letters_months, "month", "months")
     lines = [
-        f"{originals.due + len(found.failed)} raw originals and refused messages older than "
-        f"{settings.originals_days} days will be removed at the next purge ({day})",
-        f"{letters.due} letters older than {settings.letters_months} months will be reduced "
-        f"to their dates at the next purge ({day})",
-        f"{tokens.grants + tokens.sign_in_links} expired reply and sign-in links and "
-        f"{tokens.counters} old daily counters will be removed at the next purge ({day})",
+        f"{_n(originals.due + len(found.failed), 'raw original', 'raw originals')} older than "
+        f"{days} will be removed at the next purge ({when})",
+        f"{_n(letters.due, 'letter', 'letters')} older than {months} will be reduced to "
+        f"their dates at the next purge ({when})",
+        f"{_n(tokens.grants + tokens.sign_in_links, 'expired link', 'expired links')} and "
+        f"{_n(tokens.counters, 'old daily counter', 'old daily counters')} will be removed "
+        f"at the next purge ({when})",
     ]
     if originals.next_day:
-        lines.append(
-            f"{originals.next_count} raw originals reach {settings.originals_days} days on "
-            f"{originals.next_day.isoformat()}"
-        )
+        reach = _n(originals.next_count, "raw original reaches", "raw originals reach")
+        lines.append(f"{reach} {days} on {originals.next_day.isoformat()}")
     if letters.next_day:
-        lines.append(
-            f"{letters.next_count} letters reach {settings.letters_months} months on "
-            f"{letters.next_day.isoformat()}"
-        )
+        reach = _n(letters.next_count, "letter reaches", "letters reach")
+        lines.append(f"{reach} {months} on {letters.next_day.isoformat()}")
     if tokens.next_expiry is not None:
         expires = datetime.fromtimestamp(tokens.next_expiry, UTC).date().isoformat()
         lines.append(f"the next reply or sign-in link expires on {expires}")
@@ -553,13 +557,13 @@ def _now(text: str | None) -> datetime:
 
 
 PURGED_WORDS = (
-    ("originals", "raw originals"),
-    ("letters", "letters reduced to their dates"),
-    ("failed", "refused messages"),
-    ("grants", "expired reply links"),
-    ("sign_in_links", "expired sign-in links"),
-    ("counters", "old daily counters"),
-    ("audit_entries", "audit entries without their free text"),
+    ("originals", "raw original", "raw originals"),
+    ("letters", "letter reduced to its dates", "letters reduced to their dates"),
+    ("failed", "refused message", "refused messages"),
+    ("grants", "expired reply link", "expired reply links"),
+    ("sign_in_links", "expired sign-in link", "expired sign-in links"),
+    ("counters", "old daily counter", "old daily counters"),
+    ("audit_entries", "audit entry without its free text", "audit entries without free text"),
 )
 
 
@@ -568,7 +572,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     purged = retention.purge(ctx, _now(args.now).astimezone(UTC), dry_run=args.dry_run)
     counts = purged.fields()
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb}: " + ", ".join(f"{counts[key]} {words}" for key, words in PURGED_WORDS))
+    print(f"{verb} " + ", ".join(_n(counts[key], one, many) for key, one, many in PURGED_WORDS))
     return 0
 
 

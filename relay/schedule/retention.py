@@ -214,5 +214,7 @@ def purge_due(ctx: Context, now: datetime) -> None:
     moment = now.astimezone(UTC)
     if ctx.store.retention_ran_on() == moment.date():
         return
-    purge(ctx, moment)
+    # Marked first: a purge that fails is logged once and tried again tomorrow, not every
+    # minute (`retention run` tries it now).
     ctx.store.set_retention_ran_on(moment.date())
+    purge(ctx, moment)
