@@ -49,8 +49,6 @@ def test_enrolment_details_added_shown_and_edited(relay: Relay) -> None:
     )
     assert maya["consent"] == "pending"
 
-    bad_band = relay.cli("participants", "edit", maya["id"], "--age-band", "11-9", check=False)
-    assert bad_band.stderr.startswith("penpal-relay: --age-band: '11-9' is not an age band")
     relay.cli(
         "participants", "edit", maya["id"], "--interests", "chess", "--birth-year", "",
         "--age-band", "9-11",
