@@ -160,7 +160,7 @@ def handle_command_mail(ctx: Context, item_id: str, raw: bytes, incoming: Incomi
         return True
     (participant,) = chosen
     if vouched:
-        outcome = carry_out(ctx, item_id, asked.action, participant, writer.asked_by(participant))
+        outcome = _carry_out(ctx, item_id, asked.action, participant, writer.asked_by(participant))
         _audit(ctx, item_id, asked, writer, chosen, outcome, vouched)
         _answer(
             ctx,
@@ -250,7 +250,7 @@ def _audit(
 # --- carrying a command out ----------------------------------------------------------------
 
 
-def carry_out(
+def _carry_out(
     ctx: Context, item_id: str, action: Action, participant: Participant, asked_by: str
 ) -> str:
     """Do what was asked, with the record as it is now; the outcome, a word the answer's
@@ -377,7 +377,7 @@ def handle_confirmation(
         participant = ctx.store.participant(participant_id)
         if participant is None:
             continue
-        outcome = carry_out(ctx, item_id, action, participant, pending.asked_by)
+        outcome = _carry_out(ctx, item_id, action, participant, pending.asked_by)
         ctx.store.audit(
             "command",
             action=action,
