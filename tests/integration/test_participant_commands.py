@@ -15,7 +15,7 @@ from email.policy import SMTP
 import pytest
 
 from relay import replies
-from relay.participants import enroll, pair
+from relay.participants import enroll, pair, pause, resume
 from tests.conftest import (
     FRONT_AUTHSERV_ID,
     MAYA,
@@ -102,6 +102,10 @@ def test_commands_by_email_from_participants_and_guardians(
     pair(ctx, maya, tomas)
     relay.start()
 
+    # Someone not enrolled gets the program's general help, as from program@; no command.
+    _command(relay, FORGER, "stop")
+    assert "About Test Pen Pals" in _answer(smarthost, FORGER, 1)["Subject"]
+
     # A verified participant pauses in Spanish: paused at once, answered in Spanish, threaded.
     asked = _command(relay, TOMAS, "¡Pausa!")
     answer = _answer(smarthost, TOMAS, 1)
@@ -127,13 +131,13 @@ def test_commands_by_email_from_participants_and_guardians(
     assert _status(relay, tomas.id) == "active"
 
     # A pause by staff is theirs to lift: "reanudar" is answered, nothing changes.
-    relay.cli("participants", "pause", tomas.id)
+    pause(relay.context(), tomas, by=MODERATOR_B, via="web")
     _command(relay, TOMAS, "reanudar")
     assert "no a tu pedido" in _text(_answer(smarthost, TOMAS, 3))
     assert _status(relay, tomas.id) == "paused"
 
     # Over the day's answers the command still acts, silently.
-    relay.cli("participants", "resume", tomas.id)
+    resume(relay.context(), tomas, by=MODERATOR_B, via="web")
     _command(relay, TOMAS, "pausar")
     wait_for(lambda: "command not answered (daily limit)" in relay.log(), what="limit")
     assert _status(relay, tomas.id) == "paused"
@@ -185,7 +189,7 @@ def test_commands_by_email_from_participants_and_guardians(
     assert confirm["Subject"] == 'Test Pen Pals: please confirm "stop" for Leo'
     token_address = confirm["From"].addresses[0].addr_spec
     assert token_address.startswith("confirm+")
-    assert _to(smarthost, FORGER) == []
+    assert len(_to(smarthost, FORGER)) == 1  # only the general help of before
     assert _status(relay, leo.id) == "active"
     # An auto-reply to the request confirms nothing.
     _command(relay, LEO, "I am away", to=token_address, verified=False,
