@@ -31,8 +31,13 @@ log = logging.getLogger("relay")
 def process_incoming(ctx: Context, item_id: str, incoming: Incoming) -> None:
     raw = ctx.spool.original(item_id)
     keep = False  # the original is kept only while something refers to it
+    commands_read = False  # a message to both help@ and program@ is one command
     for rcpt in incoming.rcpt_tos:
         decision = _route(ctx, incoming, rcpt)
+        if isinstance(decision, OwnAddress) and decision.kind in COMMAND_KINDS:
+            if commands_read:
+                continue
+            commands_read = True
         if isinstance(decision, OwnAddress):
             _own_address(ctx, item_id, raw, incoming, rcpt, decision)
             keep = keep or decision.kind in KEPT_OWN_KINDS
@@ -68,6 +73,9 @@ def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
 # Own addresses whose original is read again later (a newsletter post waits for its digest);
 # the originals of other control mail (replies, bounces, reports) are removed once handled.
 KEPT_OWN_KINDS = ("newsletter",)
+
+# Own addresses where participants write commands (relay/participant_mail.py).
+COMMAND_KINDS = ("program", "help")
 
 # Own addresses whose mail is parsed whole (the others read no more than the header).
 _PARSED = ("moderation", "newsletter", "staff", "bounce", "bounces", "program", "help", "confirm")
