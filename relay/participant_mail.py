@@ -26,8 +26,11 @@ address a day (counted under a keyed digest of the address; beyond it a command 
 silently). Each command is audited once (`command`, with ids, never an address) and logged
 with ids and masked addresses only.
 
-Cost: finding whose guardian an address is reads every participant shard (help@ mail is
-rare; a guardian index in the store would make it one lookup).
+Cost: finding whose guardian an address is reads every participant shard, so it is done
+only for a message whose first own line (or subject) is a command word; other mail from an
+address no participant is enrolled with goes straight to `own_mail` (a guardian writing
+something else gets program@'s general help, which names the words). A guardian index in the
+store would make it one lookup.
 """
 
 from __future__ import annotations
@@ -123,11 +126,14 @@ def _message_id(message: EmailMessage) -> str | None:
     return str(value).strip() or None if value else None
 
 
-def _writer(ctx: Context, address: str) -> Writer | None:
+def _writer(ctx: Context, address: str, *, guardians: bool) -> Writer | None:
+    """Whom an address speaks for: participants enrolled with it, and (`guardians`, which
+    reads every participant) those it is the guardian of."""
     known = [p for p in ctx.store.by_email(address) if ctx.config.library(p.library)]
+    everyone = ctx.store.participants() if guardians else []
     guarded = [
         p
-        for p in ctx.store.participants()
+        for p in everyone
         if p.guardian == address and ctx.config.library(p.library) and p not in known
     ]
     found = known + guarded
@@ -144,10 +150,11 @@ def handle_command_mail(ctx: Context, item_id: str, raw: bytes, incoming: Incomi
     if is_automatic(message, incoming.mail_from):
         return False
     address = _from_address(message)
-    writer = _writer(ctx, address) if address else None
+    asked = read_command(str(message.get("Subject", "") or ""), _body_text(message), _words(ctx))
+    # Guardians are looked for only when a command word was written (see "Cost" above).
+    writer = _writer(ctx, address, guardians=asked is not None) if address else None
     if writer is None:
         return False
-    asked = read_command(str(message.get("Subject", "") or ""), _body_text(message), _words(ctx))
     vouched = not ctx.config.authentication.required or incoming.verdict.vouches_for(address)
     forged = not vouched and _envelope(incoming.mail_from) != address
     reply_to = _message_id(message)
