@@ -64,6 +64,8 @@ from relay.store.records import ACTIVE, LEFT, PAUSED, Participant, PendingComman
 log = logging.getLogger("relay")
 
 CONFIRM_PREFIX = "confirm+"
+# The commands that change a participation, and so may wait for a confirmation.
+CHANGES: dict[str, Action] = {"pause": "pause", "resume": "resume", "stop": "stop"}
 PARTICIPANT, GUARDIAN = "participant", "guardian"
 
 
@@ -375,11 +377,12 @@ def handle_confirmation(
         reason = "other-sender"
     elif ctx.store.use_pending_command(token, now_iso()) is None:
         reason = "token-not-usable"
-    if reason or pending is None:
+    action = CHANGES.get(pending.action) if pending is not None else None
+    if reason or pending is None or action is None:
+        reason = reason or "token-not-usable"
         ctx.store.audit("command-not-confirmed", reason=reason, token=token[:8], spool=item_id)
         log.info("command not confirmed reason=%s spool=%s", reason, item_id)
         return
-    action: Action = pending.action  # type: ignore[assignment]
     for participant_id in pending.participants:
         participant = ctx.store.participant(participant_id)
         if participant is None:
