@@ -4,6 +4,7 @@ settings named by key, and the privacy notice as an email in every language."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from relay import config as config_module
 from relay import notices
 from relay.context import open_context
 from relay.errors import ConfigError
+from relay.schedule import retention
 from relay.schedule.retention import months_after, months_before
 from relay.store import Store
 from relay.store.records import Letter, SignInLink, Step
@@ -169,3 +171,27 @@ def test_the_privacy_notice_email_says_the_configured_retention(
     assert words in " ".join(text.split())
     assert "help@pals.example.org" in text and f"/privacy?lang={language}" in text
     assert Templates().render("email", language, "privacy_footer.txt", privacy_url="U").strip()
+
+
+def test_originals_no_letter_came_from_go_after_days_and_staff_posts_after_months(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data", extra_sections="[retention]\n"))
+    ctx = open_context(config_module.load(path))
+    arrived = datetime(2026, 1, 10, tzinfo=UTC)
+    names = {}
+    for kind in ("automatic-reply", "staff-post"):
+        names[kind] = f"{int(arrived.timestamp() * 1e9):016x}-{len(names):08x}"
+        ctx.spool.path("messages", names[kind]).write_bytes(b"Subject: x\n\nfrom " + kind.encode())
+    posts = ctx.config.relay.data_dir / "newsletter" / "posts.jsonl"
+    posts.parent.mkdir(parents=True)
+    post = {"number": 1, "spool": names["staff-post"], "library": "riverside", "author": "a"}
+    posts.write_text(json.dumps(post | {"author_name": "Ana", "subject": "News", "at": ""}) + "\n")
+
+    week_later = retention.plan(ctx, datetime(2026, 1, 17, 1, tzinfo=UTC))
+    assert week_later.originals == (names["automatic-reply"],)
+    assert week_later.forecast_originals.next_day == date(2027, 1, 10)
+    retention.purge(ctx, datetime(2026, 1, 17, 1, tzinfo=UTC))
+    year_later = retention.plan(ctx, datetime(2027, 1, 10, 1, tzinfo=UTC))
+    assert year_later.originals == (names["staff-post"],)
