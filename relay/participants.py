@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from relay import consent
+from relay import consent, guardians
 from relay.addresses import new_masked_address, normalize
 from relay.config import Library
 from relay.context import Context
@@ -170,7 +170,8 @@ def enroll(
 def enroll_checked(
     ctx: Context, checked: Enrolment, *, by: str = "", via: str = "cli"
 ) -> Participant:
-    """Blocking: enrol what `check_enrolment` accepted."""
+    """Blocking: enrol what `check_enrolment` accepted; the guardian of someone who needs
+    consent is asked for it at once (`guardians.ask`)."""
     domain = ctx.config.relay.domain
     participant = ctx.store.add_participant(
         library=checked.library.id,
@@ -190,6 +191,8 @@ def enroll_checked(
     )
     more = {"consent": "pending"} if checked.needs_consent else {}
     _record(ctx, "enrolled", participant, by=by, via=via, masked=participant.masked, **more)
+    if participant.consent == "pending":
+        guardians.ask(ctx, participant, by=by, via=via)  # after the record: a link finds it
     return participant
 
 

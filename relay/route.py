@@ -15,7 +15,7 @@ from email.message import Message
 from relay import replies
 from relay.addresses import normalize, split
 from relay.config import Config
-from relay.store.records import ACTIVE, ModerationGrant, Participant
+from relay.store.records import ACTIVE, ConsentRequest, ModerationGrant, Participant
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ _TOKEN = re.compile(r"^moderate\+[0-9a-f]{32}$")
 # A letter's VERP address, dated and signed (`relay.verp`), or its older undated form.
 _BOUNCE = re.compile(r"^bounce\+\d+-(?:[0-9a-z]+-[0-9a-f]{16}|[0-9a-f]{12})$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
+# Where a guardian replies "yes" to a consent request (relay.guardians): one request's token.
+_CONSENT = re.compile(r"^consent\+[0-9a-f]{32}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
 LIST_ADDRESSES = ("newsletter", "staff")
 # Addresses every mail domain answers (RFC 5321 4.5.1, RFC 2142): forwarded to coordinators.
@@ -55,6 +57,7 @@ OWN_KINDS = (
     "moderation",
     "bounce",
     "unsubscribe",
+    "consent",
     *LIST_ADDRESSES,
     *ROLE_ADDRESSES,
     PROGRAM_ADDRESS,
@@ -69,6 +72,8 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("bounce", local)
     if _UNSUBSCRIBE.match(local):
         return OwnAddress("unsubscribe", local)
+    if _CONSENT.match(local):
+        return OwnAddress("consent", local)
     if local in LIST_ADDRESSES or local in ROLE_ADDRESSES:
         return OwnAddress(local, local)
     if local in (PROGRAM_ADDRESS, BOUNCES_ADDRESS):
@@ -82,10 +87,21 @@ def check_token(
     grant: Callable[[str], ModerationGrant | None],
     unsubscribe_signed: Callable[[str], bool],
     now: float,
+    consent_request: Callable[[str], ConsentRequest | None] = lambda _token: None,
 ) -> OwnAddress | Refusal:
     """A token address is accepted only while it can still do something: a moderation token
-    that exists, is unused and unexpired; an unsubscribe address with a good signature. All
-    refusals say the same (`UNKNOWN_ADDRESS`), so a sender learns nothing from trying."""
+    or a consent request that exists, is unused and unexpired; an unsubscribe address with a
+    good signature. All refusals say the same (`UNKNOWN_ADDRESS`), so a sender learns nothing
+    from trying."""
+    if own.kind == "consent":
+        request = consent_request(own.local.removeprefix("consent+"))
+        if request is None:
+            return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
+        if not request.usable(now):
+            return Refusal(
+                replies.UNKNOWN_ADDRESS, "used-token" if request.used else "expired-token"
+            )
+        return own
     if own.kind == "moderation":
         found = grant(own.local.removeprefix("moderate+"))
         if found is None:

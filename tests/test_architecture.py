@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.own_mail",
         ),
     ),
-    ("core", ("relay.participants", "relay.letters", "relay.notices")),
+    ("core", ("relay.participants", "relay.guardians", "relay.letters", "relay.notices")),
     ("outbox", ("relay.outbox",)),
     (
         "base",
@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.authresults",
             "relay.authentication",
             "relay.decisions",
+            "relay.consent",
             "relay.verp",
             "relay.dkim_signing",
             "relay.logfile",

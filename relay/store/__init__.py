@@ -59,6 +59,7 @@ from relay.store.records import (
     APPROVED,
     FINAL_STATES,
     HELD,
+    ConsentRequest,
     DigestState,
     ImapState,
     Letter,
@@ -286,6 +287,33 @@ class Store:
             if link is not None and link.usable(at):
                 self._set_key(key, value | {"used": True, "used_at": at})
             return link
+
+    # --- guardians' consent requests (`consent:<sha256 of the token>`) ----------------
+
+    def record_consent_request(self, token: str, request: ConsentRequest) -> None:
+        """Keep a request under the hash of its token: a copy of the store consents for
+        nobody."""
+        value = {
+            "participant": request.participant,
+            "expires": request.expires,
+            "used": request.used,
+        }
+        self._put(_consent_key(token), value)
+
+    def consent_request(self, token: str) -> ConsentRequest | None:
+        return _consent_request(self._key(_consent_key(token)))
+
+    def answer_consent_request(self, token: str, answer: str, at: float) -> ConsentRequest | None:
+        """The request as found (None if unknown); marked used with `answer` if it was usable
+        at `at`. Check and mark happen under the lock: two answers racing count once."""
+        key = _consent_key(token)
+        with self._writing():
+            value = self._key(key)
+            request = _consent_request(value)
+            if request is not None and request.usable(at):
+                stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+                self._set_key(key, value | {"used": True, "used_at": stamp, "answer": answer})
+            return request
 
     # --- IMAP intake (`imap:<mailbox>`, `imap-msgid:<Message-ID>`) -----------------------
 
@@ -572,6 +600,22 @@ def _grant(token: str, value: object) -> ModerationGrant | None:
         expires=float(value.get("expires", 0)),
         used=bool(value.get("used")),
         used_at=str(value.get("used_at", "")),
+    )
+
+
+def _consent_key(token: str) -> str:
+    return "consent:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _consent_request(value: object) -> ConsentRequest | None:
+    if not isinstance(value, dict):
+        return None
+    return ConsentRequest(
+        participant=str(value["participant"]),
+        expires=float(value.get("expires", 0)),
+        used=bool(value.get("used")),
+        used_at=str(value.get("used_at", "")),
+        answer=str(value.get("answer", "")),
     )
 
 
