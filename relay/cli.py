@@ -22,7 +22,7 @@ from typing import Any
 
 import jinja2
 
-from relay import backup, dkim_signing, letters, notices, participants
+from relay import backup, dkim_signing, guardians, letters, notices, participants
 from relay import config as config_module
 from relay.config import Config
 from relay.context import Context, open_context
@@ -244,6 +244,36 @@ def cmd_participants_guardian(args: argparse.Namespace) -> int:
         participants.set_guardian(ctx, participant, args.email)
         print(f"{participant.id} ({participant.masked}): the guardian gets a copy of every letter")
     return 0
+
+
+def cmd_participants_consent(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    who = f"{participant.id} ({participant.masked})"
+    by = _staff_of(ctx, participant, args.by) if args.by else ""
+    if args.paper:
+        if not by:
+            raise UserError("--by: say which staff member received the consent on paper")
+        given = guardians.give(ctx, participant, method="paper", by=by)
+        waiting = len(guardians.waiting_letters(ctx, given))
+        print(
+            f"{who}: consent received on paper is recorded; {waiting} held letters may be approved"
+        )
+    elif args.withdraw:
+        withdrawn = guardians.withdraw(ctx, participant, by=by)
+        print(f"{who}: consent withdrawn; {withdrawn.id} is {withdrawn.status}")
+    else:
+        guardians.ask(ctx, participant, by=by)
+        print(f"{who}: the consent request was sent to the guardian again")
+    return 0
+
+
+def _staff_of(ctx: Context, participant: Participant, email: str) -> str:
+    library = ctx.config.library(participant.library)
+    member = library.staff_member(email) if library else None
+    if member is None:
+        raise UserError(f"--by: {email} is not listed as staff of {participant.library}")
+    return member.email
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
@@ -669,6 +699,22 @@ def parser() -> argparse.ArgumentParser:
         "email", nargs="?", help="a parent's address: gets a copy of every letter"
     )
     guardian.add_argument("--clear", action="store_true", help="no guardian any more")
+    consenting = command(
+        people_sub,
+        "consent",
+        cmd_participants_consent,
+        "a guardian's consent: ask again, record it received on paper, or record a withdrawal",
+    )
+    consenting.add_argument("participant", help=REFERENCE)
+    what = consenting.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--ask-again", action="store_true", help="email the guardian a new consent request"
+    )
+    what.add_argument("--paper", action="store_true", help="consent was received on paper")
+    what.add_argument(
+        "--withdraw", action="store_true", help="consent is withdrawn: the participant is paused"
+    )
+    consenting.add_argument("--by", help="your staff email, as listed in the config")
 
     pairing = command(commands, "pair", cmd_pair, "make two participants pals")
     pairing.add_argument("a", help=REFERENCE)

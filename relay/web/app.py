@@ -26,7 +26,17 @@ from starlette.routing import Route
 
 from relay.config_web import WebSettings
 from relay.context import Context
-from relay.web import files, history, people, program, queue, sessions, signin, unsubscribe
+from relay.web import (
+    consent,
+    files,
+    history,
+    people,
+    program,
+    queue,
+    sessions,
+    signin,
+    unsubscribe,
+)
 from relay.web.dashboard import (
     Dashboard,
     PageNotFound,
@@ -153,11 +163,15 @@ ROUTES = [
     Route("/participants/import/confirm", people.import_confirm, methods=["POST"]),
     Route("/participants/{pid}", people.show_participant),
     Route("/participants/{pid}/status", people.change_status, methods=["POST"]),
+    Route("/participants/{pid}/consent", people.change_consent, methods=["POST"]),
     Route("/participants/{pid}/pair", people.pair_pals, methods=["POST"]),
     Route("/participants/{pid}/unpair", people.unpair_pals, methods=["POST"]),
     Route("/history", history.show_history),
     Route("/audit", history.show_audit),
     Route("/program", program.show_program),
+    Route("/consent/{token}", consent.show),
+    Route("/consent/{token}", consent.answer, methods=["POST"]),
+    Route("/consent/{token}/withdraw", consent.withdraw, methods=["POST"]),
     Route("/unsubscribe/{token}", unsubscribe.confirm),
     Route("/unsubscribe/{token}", unsubscribe.unsubscribe, methods=["POST"]),
 ]
