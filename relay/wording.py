@@ -7,7 +7,7 @@ without copying them all. A template is looked up in the reader's language, then
 language (`pt` for `pt-BR`), then English.
 
 Templates of whole emails start with a `Subject:` line, a blank line, then the body; parts
-of emails (`*_footer.txt`, `*_contents.txt`, `*_mark.txt`) are only text.
+of emails (`*_footer.txt`, `*_contents.txt`, `*_mark.txt`, `*_note.txt`) are only text.
 """
 
 from __future__ import annotations
