@@ -15,7 +15,13 @@ from email.message import Message
 from relay import replies
 from relay.addresses import normalize, split
 from relay.config import Config
-from relay.store.records import ACTIVE, ConsentRequest, ModerationGrant, Participant
+from relay.store.records import (
+    ACTIVE,
+    ConsentRequest,
+    ModerationGrant,
+    Participant,
+    PendingCommand,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,8 @@ class LetterRoute:
 
 @dataclass(frozen=True)
 class OwnAddress:
-    """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
+    """One of the relay's own addresses: a moderator's reply, a bounce of a letter, a
+    participant's command or its confirmation, a list, a role address."""
 
     kind: str  # one of OWN_KINDS
     local: str
@@ -46,6 +53,8 @@ _BOUNCE = re.compile(r"^bounce\+\d+-(?:[0-9a-z]+-[0-9a-f]{16}|[0-9a-f]{12})$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
 # Where a guardian replies "yes" to a consent request (relay.guardians): one request's token.
 _CONSENT = re.compile(r"^consent\+[0-9a-f]{32}$")
+# The single-use address that confirms a participant's emailed command (relay.commands).
+_CONFIRM = re.compile(r"^confirm\+[0-9a-f]{32}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
 LIST_ADDRESSES = ("newsletter", "staff")
 # Addresses every mail domain answers (RFC 5321 4.5.1, RFC 2142): forwarded to coordinators.
@@ -53,11 +62,15 @@ ROLE_ADDRESSES = ("postmaster", "abuse")
 # The From of notices (a person may answer it) and their envelope sender (bounces come back).
 PROGRAM_ADDRESS = "program"
 BOUNCES_ADDRESS = "bounces"
+# Where participants (and guardians) write one-word commands: help, pause, resume, stop.
+HELP_ADDRESS = "help"
 OWN_KINDS = (
     "moderation",
     "bounce",
     "unsubscribe",
     "consent",
+    "confirm",
+    HELP_ADDRESS,
     *LIST_ADDRESSES,
     *ROLE_ADDRESSES,
     PROGRAM_ADDRESS,
@@ -74,9 +87,11 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("unsubscribe", local)
     if _CONSENT.match(local):
         return OwnAddress("consent", local)
+    if _CONFIRM.match(local):
+        return OwnAddress("confirm", local)
     if local in LIST_ADDRESSES or local in ROLE_ADDRESSES:
         return OwnAddress(local, local)
-    if local in (PROGRAM_ADDRESS, BOUNCES_ADDRESS):
+    if local in (PROGRAM_ADDRESS, BOUNCES_ADDRESS, HELP_ADDRESS):
         return OwnAddress(local, local)
     return None
 
@@ -87,12 +102,13 @@ def check_token(
     grant: Callable[[str], ModerationGrant | None],
     unsubscribe_signed: Callable[[str], bool],
     now: float,
+    pending: Callable[[str], PendingCommand | None] = lambda _token: None,
     consent_request: Callable[[str], ConsentRequest | None] = lambda _token: None,
 ) -> OwnAddress | Refusal:
-    """A token address is accepted only while it can still do something: a moderation token
-    or a consent request that exists, is unused and unexpired; an unsubscribe address with a
-    good signature. All refusals say the same (`UNKNOWN_ADDRESS`), so a sender learns nothing
-    from trying."""
+    """A token address is accepted only while it can still do something: a moderation token,
+    a command's confirmation or a consent request that exists, is unused and unexpired; an
+    unsubscribe address with a good signature. All refusals say the same (`UNKNOWN_ADDRESS`),
+    so a sender learns nothing from trying."""
     if own.kind == "consent":
         request = consent_request(own.local.removeprefix("consent+"))
         if request is None:
@@ -101,6 +117,15 @@ def check_token(
             return Refusal(
                 replies.UNKNOWN_ADDRESS, "used-token" if request.used else "expired-token"
             )
+        return own
+    if own.kind == "confirm":
+        command = pending(own.local.removeprefix("confirm+"))
+        if command is None:
+            return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
+        if command.used:
+            return Refusal(replies.UNKNOWN_ADDRESS, "used-token")
+        if command.expires < now:
+            return Refusal(replies.UNKNOWN_ADDRESS, "expired-token")
         return own
     if own.kind == "moderation":
         found = grant(own.local.removeprefix("moderate+"))

@@ -65,6 +65,11 @@ class Templates:
         consent request (`yes`, `no`)."""
         return self._word_lists("consent.toml")
 
+    def command_words(self) -> dict[str, dict[str, list[str]]]:
+        """`email/<lang>/commands.toml` of every language: the words participants may write
+        to help@ or in reply to program mail (help, pause, resume, stop)."""
+        return self._word_lists("commands.toml")
+
     def _word_lists(self, name: str) -> dict[str, dict[str, list[str]]]:
         words: dict[str, dict[str, list[str]]] = {}
         for language in self.languages():

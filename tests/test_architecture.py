@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.lists",
             "relay.bounces",
             "relay.own_mail",
+            "relay.participant_mail",
         ),
     ),
     ("core", ("relay.participants", "relay.guardians", "relay.letters", "relay.notices")),
@@ -45,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.authentication",
             "relay.decisions",
             "relay.consent",
+            "relay.commands",
             "relay.verp",
             "relay.dkim_signing",
             "relay.logfile",
@@ -63,13 +65,21 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.replies",
             "relay.faults",
             "relay.dsn",
+            "relay.consent",
         ),
     ),
 )
 
 # Channels that form one channel: accepted mail is dispatched to the handler of its address.
 CHANNEL_GROUPS = (
-    ("relay.process", "relay.by_email", "relay.lists", "relay.bounces", "relay.own_mail"),
+    (
+        "relay.process",
+        "relay.by_email",
+        "relay.lists",
+        "relay.bounces",
+        "relay.own_mail",
+        "relay.participant_mail",
+    ),
 )
 
 # Edges between channels, each with its reason.

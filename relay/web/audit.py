@@ -6,7 +6,8 @@ by event, with `str.format` fields filled from the entry: {by} (the staff member
 {second} (a pairing), {count}, {waiting}, {what} (the event's short name). A new event is one
 line in each table. An entry may match several keys, tried in order — a variant
 ("approved-redacted", "approved-edited", "consent-given-paper" by the method recorded,
-"paused-auto" for a change nobody signed), then the
+"paused-by-email" for a participant's emailed command, "paused-auto" for a change nobody
+signed), then the
 event itself, then the generic sentences — and the first whose fields the entry has wins,
 so an entry missing a detail never shows a gap, a raw record or a spool id.
 
@@ -95,6 +96,8 @@ def _keys(entry: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
     method = entry.get("method")
     if isinstance(method, str) and method:
         keys.append(f"{event}-{method}")
+    if "by" not in values and entry.get("via") == "email":
+        keys.append(f"{event}-by-email")  # a participant's own command (participant_mail)
     if "by" not in values:
         keys.append(f"{event}-auto")
     return [*keys, event, *GENERIC]
