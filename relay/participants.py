@@ -332,11 +332,19 @@ def resume(
     ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
 ) -> Participant:
     """Active again, from paused or from having left; letters returned before no longer
-    count towards pausing them (staff have looked at their address)."""
+    count towards pausing them (staff have looked at their address). Not someone whose
+    guardian withdrew consent: consent given again (`guardians.give`) resumes them."""
+
+    def resumed(current: Participant) -> Participant:
+        if current.status == PAUSED and current.pause_reason == guardians.WITHDRAWN:
+            raise UserError(
+                f"{current.id}: the guardian withdrew consent; record consent given again "
+                "(participants consent --paper, or --ask-again) to resume"
+            )
+        return current.but(status=ACTIVE, pause_reason="")
+
+    change = ctx.store.update_participant(participant.id, resumed)
     ctx.store.clear_bounces(participant.id)
-    change = ctx.store.update_participant(
-        participant.id, lambda p: p.but(status=ACTIVE, pause_reason="")
-    )
     return _recorded(ctx, "resumed", change, by=by, via=via)
 
 

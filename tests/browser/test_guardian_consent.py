@@ -1,7 +1,7 @@
 """A guardian's consent, end to end: the request at the guardian's mailbox in the child's
 language, letters held until consent, the link's page in Chromium (opening it changes
 nothing; its button consents), a reply "sí" from the guardian's own address (and not from
-another), consent on paper and its withdrawal from the command line.
+another), consent on paper from the command line and its withdrawal on the participant page.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from playwright.sync_api import Page
 from relay.consent import NO_CONSENT_NOTES
 from relay.participants import Details, enroll, pair
 from relay.store.records import Participant
+from tests.browser.conftest import sign_in
 from tests.browser.dashboard import Dashboard, start_dashboard
 from tests.conftest import DOMAIN, FRONT_AUTHSERV_ID, MODERATOR_B, Relay, letter_bytes, wait_for
 
@@ -161,11 +162,18 @@ def test_a_guardian_consents_and_only_then_letters_go(
     with pytest.raises(smtplib.SMTPRecipientsRefused):  # the address was good once
         relay.send(PEDRO_FATHER, [reply_to], _reply(PEDRO_FATHER, pedro_request, "Sí"))
 
-    # Lucas's mother signed on paper; later she withdraws, and Lucas is paused at once.
+    # Lucas's mother signed on paper; later she withdraws (staff record it on Lucas's page),
+    # and Lucas is paused at once.
     relay.cli("participants", "consent", lucas.id, "--paper", "--by", MODERATOR_B)
     on_paper = _consent(relay, lucas)
     assert (on_paper.consent, on_paper.consent_method) == ("given", "paper")
-    relay.cli("participants", "consent", lucas.id, "--withdraw", "--by", MODERATOR_B)
+    sign_in(page, dashboard, MODERATOR_B)
+    page.goto(f"{dashboard.url}/participants/{lucas.id}")
+    assert page.inner_text("#consent-state").endswith("en papel")
+    page.click("#consent-withdraw")
+    assert "en pausa" in page.inner_text("#done")
+    assert page.get_attribute("#consent-state", "data-consent") == "withdrawn"
+    assert page.locator("input[name=status][value=active]").count() == 0  # no plain resume
     withdrawn = _consent(relay, lucas)
     assert (withdrawn.consent, withdrawn.status) == ("withdrawn", "paused")
     assert withdrawn.pause_reason == "consent-withdrawn"
