@@ -31,6 +31,7 @@ from typing import Literal
 
 from relay import consent, notices
 from relay.authresults import Verdict
+from relay.compose import html_to_text
 from relay.context import Context
 from relay.decisions import first_instruction
 from relay.errors import UserError
@@ -138,8 +139,9 @@ def answer_by_link(ctx: Context, token: str, answer: consent.Answer) -> LinkPage
     shown = page(ctx, token)
     if shown.state != "ask":
         return shown
-    request = ctx.store.answer_consent_request(token, answer, time.time())
-    if request is None or not request.usable(time.time()) or shown.participant is None:
+    now = time.time()
+    request = ctx.store.answer_consent_request(token, answer, now)
+    if request is None or not request.usable(now) or shown.participant is None:
         return page(ctx, token)  # used by a racing answer, or expired meanwhile
     _answered(ctx, shown.participant, answer, "link")
     return page(ctx, token)
@@ -187,8 +189,9 @@ def _reply_answer(ctx: Context, message: EmailMessage, token: str, participant: 
     answer = consent.read_answer(line, ctx.templates.consent_words())
     if answer is None:
         return "no-answer"
-    request = ctx.store.answer_consent_request(token, answer, time.time())
-    if request is None or not request.usable(time.time()):
+    now = time.time()
+    request = ctx.store.answer_consent_request(token, answer, now)
+    if request is None or not request.usable(now):
         return "used-token" if request is not None and request.used else "expired-token"
     _answered(ctx, participant, answer, "reply")
     return ""
@@ -204,12 +207,15 @@ def _answered(
 
 
 def _body_text(message: EmailMessage) -> str:
+    """The reply's text (an HTML-only reply read as text)."""
     try:
-        part = message.get_body(("plain",))
+        part = message.get_body(("plain", "html"))
         content = part.get_content() if part is not None else ""
     except (LookupError, ValueError, AttributeError):
         return ""
-    return content if isinstance(content, str) else ""
+    if not isinstance(content, str) or part is None:
+        return ""
+    return html_to_text(content) if part.get_content_type() == "text/html" else content
 
 
 def _from_address(message: EmailMessage) -> str:
