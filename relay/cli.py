@@ -22,7 +22,7 @@ from typing import Any
 
 import jinja2
 
-from relay import backup, dkim_signing, letters, notices, participants
+from relay import backup, dkim_signing, letters, notices, participants, rights
 from relay import config as config_module
 from relay.config import Config
 from relay.context import Context, open_context
@@ -32,6 +32,7 @@ from relay.logfile import setup_logging
 from relay.privileges import become_data_owner
 from relay.schedule import digests, prompts, run_scheduled
 from relay.store import Store, version
+from relay.store.files import write_atomic
 from relay.store.records import Letter, Participant
 
 PROG = "penpal-relay"
@@ -45,6 +46,8 @@ FIELD_FLAGS = {
     "guardian": "--guardian",
     "edit": "--edit",
     "file": "FILE",
+    "by": "--by",
+    "output": "--output",
 }
 
 
@@ -243,6 +246,57 @@ def cmd_participants_guardian(args: argparse.Namespace) -> int:
     else:
         participants.set_guardian(ctx, participant, args.email)
         print(f"{participant.id} ({participant.masked}): the guardian gets a copy of every letter")
+    return 0
+
+
+def _asking(ctx: Context, participant: Participant, by: str | None, *, erasing: bool) -> str:
+    """`--by`: a staff member of the participant's library (a coordinator, to erase)."""
+    if not by:
+        return ""
+    library = ctx.config.library(participant.library)
+    member = library.staff_member(by) if library else None
+    if member is None or (erasing and not member.is_coordinator):
+        role = "a coordinator" if erasing else "staff"
+        raise InvalidField("by", f"{by} is not {role} of {participant.library} in the config")
+    return member.email
+
+
+def cmd_participants_export(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    by = _asking(ctx, participant, args.by, erasing=False)
+    output = Path(args.output or f"{participant.id}-data.zip")
+    if not output.parent.is_dir():
+        raise InvalidField("output", f"no folder {output.parent}")
+    data = rights.export(ctx, participant, by=by)
+    write_atomic(output, data)
+    print(f"wrote {output}: everything held about {participant.id} ({participant.masked})")
+    return 0
+
+
+def cmd_participants_erase(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    by = _asking(ctx, participant, args.by, erasing=True)
+    if not args.yes:
+        preview = rights.erasure_preview(ctx, participant)
+        print(
+            f"Erase {participant.id} ({participant.name}, {participant.masked}, "
+            f"{participant.library}): their record, guardian, {preview.written} letters "
+            f"written and {preview.received} received ({preview.waiting} not sent yet, "
+            "which will not be), their spool and Maildir copies. This cannot be undone."
+        )
+        try:
+            answer = input("Type yes to erase: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() != "yes":
+            raise UserError("nothing erased (answer yes, or pass --yes)")
+    erased = rights.erase(ctx, participant, by=by)
+    print(
+        f"erased {erased.participant}: {erased.letters} letters kept as figures only, "
+        f"{erased.files} files removed"
+    )
     return 0
 
 
@@ -669,6 +723,25 @@ def parser() -> argparse.ArgumentParser:
         "email", nargs="?", help="a parent's address: gets a copy of every letter"
     )
     guardian.add_argument("--clear", action="store_true", help="no guardian any more")
+
+    exporting = command(
+        people_sub,
+        "export",
+        cmd_participants_export,
+        "write everything held about a participant to a zip (records, letters, audit)",
+    )
+    exporting.add_argument("participant", help=REFERENCE)
+    exporting.add_argument("--output", metavar="FILE.zip", help="default: <id>-data.zip here")
+    exporting.add_argument("--by", help="your staff email, for the audit log")
+    erasing = command(
+        people_sub,
+        "erase",
+        cmd_participants_erase,
+        "remove a participant and everything about them; letters stay as figures only",
+    )
+    erasing.add_argument("participant", help=REFERENCE)
+    erasing.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    erasing.add_argument("--by", help="your staff email (a coordinator), for the audit log")
 
     pairing = command(commands, "pair", cmd_pair, "make two participants pals")
     pairing.add_argument("a", help=REFERENCE)

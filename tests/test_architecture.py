@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.own_mail",
         ),
     ),
-    ("core", ("relay.participants", "relay.letters", "relay.notices")),
+    ("core", ("relay.participants", "relay.letters", "relay.notices", "relay.rights")),
     ("outbox", ("relay.outbox",)),
     (
         "base",

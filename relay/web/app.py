@@ -26,7 +26,17 @@ from starlette.routing import Route
 
 from relay.config_web import WebSettings
 from relay.context import Context
-from relay.web import files, history, people, program, queue, sessions, signin, unsubscribe
+from relay.web import (
+    files,
+    history,
+    people,
+    program,
+    queue,
+    rights,
+    sessions,
+    signin,
+    unsubscribe,
+)
 from relay.web.dashboard import (
     Dashboard,
     PageNotFound,
@@ -155,6 +165,9 @@ ROUTES = [
     Route("/participants/{pid}/status", people.change_status, methods=["POST"]),
     Route("/participants/{pid}/pair", people.pair_pals, methods=["POST"]),
     Route("/participants/{pid}/unpair", people.unpair_pals, methods=["POST"]),
+    Route("/participants/{pid}/export", rights.export_data, methods=["POST"]),
+    Route("/participants/{pid}/erase", rights.confirm_erase),
+    Route("/participants/{pid}/erase", rights.erase, methods=["POST"]),
     Route("/history", history.show_history),
     Route("/audit", history.show_audit),
     Route("/program", program.show_program),
