@@ -62,6 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.replies",
             "relay.faults",
             "relay.dsn",
+            "relay.consent",
         ),
     ),
 )
