@@ -342,6 +342,8 @@ def _letter(ctx: Context, letter_id: int) -> Letter:
     letter = ctx.store.letter(letter_id)
     if letter is None:
         raise NotFound(f"letter {letter_id} not found")
+    if not letter.sender:
+        raise NotFound(f"letter {letter_id} was erased with its writer or pal; only its dates stay")
     return letter
 
 
