@@ -212,7 +212,15 @@ class _Person:
 
 
 def _remove_files(ctx: Context, participant: Participant, letters: list[Letter]) -> int:
-    addresses = {participant.email, participant.masked, participant.guardian} - {""}
+    # An address a sibling or their guardian still uses (a family address) does not tell
+    # whose a message is: such messages are known by their letters and the masked address.
+    shared = {
+        address
+        for other in ctx.store.participants()
+        if other.id != participant.id
+        for address in (other.email, other.guardian)
+    }
+    addresses = {participant.email, participant.masked, participant.guardian} - shared - {""}
     person = _Person(
         participant.id,
         frozenset(a.lower() for a in addresses),

@@ -5,6 +5,7 @@ to figures, audit entries without their words, messages searched decoded, and th
 from __future__ import annotations
 
 import io
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 import relay.store
-from relay import cli, participants
+from relay import cli, participants, rights
 from relay import config as config_module
 from relay.context import Context, open_context
+from relay.outbox import Notice, door
 from relay.rights.erase import _reduced, _without_details, readable_text
 from relay.store import Store
 from relay.store.records import DELIVERED, HELD, REJECTED, Flag, Letter, Step
@@ -178,3 +180,26 @@ def test_erase_asks_first_and_mistakes_get_one_line(
     assert ctx.store.participants() == []
     assert cli.main([*run, "erase", maya.id, "--yes"]) == 1
     assert capsys.readouterr().err.startswith("penpal-relay: p1: no participant")
+
+
+def test_mail_to_a_family_address_a_sibling_still_uses_stays(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    family = "the.smiths@family-mail.example.net"
+    maya = participants.enroll(ctx, "riverside", "Maya", family)
+    participants.enroll(ctx, "riverside", "Leo", family)
+    own = participants.enroll(ctx, "riverside", "Ivy", "ivy@family-mail.example.net")
+    to = {"family": family, "maya": maya.masked, "ivy": own.email}
+    for item, address in to.items():
+        message = door.program_message(ctx, Address("", addr_spec=address), "Hello", "Hi")
+        door.queue(ctx, f"notice-{item}", message, Notice("test"), to=address)
+    maildir = ctx.config.delivery.maildir / "new"
+    maildir.mkdir(parents=True)
+    (maildir / "1.notice-family-0.host").write_text(f"Delivered-To: {family}\n\nHi Leo\n")
+    (maildir / "1.notice-maya-0.host").write_text(f"To: {maya.masked}\n\nHi\n")
+
+    rights.erase(ctx, maya, via="test")
+    assert [item.id for item in ctx.spool.outbox()] == ["notice-family", "notice-ivy"]
+    assert sorted(p.name for p in maildir.iterdir()) == ["1.notice-family-0.host"]
+    assert ctx.store.by_email(family)[0].name == "Leo"
