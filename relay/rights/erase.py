@@ -109,7 +109,7 @@ def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         ]
         removed = _remove_files(ctx, current, letters)
         ids = {letter.id for letter in letters}
-        ctx.store.rewrite_audit(lambda entry: _without_details(entry, current.id, ids))
+        ctx.store.rewrite_audit(lambda entry: _without_details(entry, current, ids))
         staff = [member.email for library in ctx.config.libraries for member in library.staff]
         for letter in letters:
             ctx.store.forget_letter_keys(letter, staff)
@@ -160,9 +160,13 @@ def _reduced(letter: Letter) -> Letter:
 
 
 def _without_details(
-    entry: dict[str, Any], participant_id: str, letters: set[int]
+    entry: dict[str, Any], participant: Participant, letters: set[int]
 ) -> dict[str, Any]:
-    if not about(entry, participant_id, letters):
+    """An entry naming the participant, one of their letters or one of their addresses
+    (a notice's `to`), reduced to `AUDIT_KEPT`; any other entry as it is."""
+    addresses = {participant.email, participant.masked, participant.guardian} - {""}
+    text = json.dumps(entry, ensure_ascii=False).lower()
+    if not about(entry, participant.id, letters) and not any(a in text for a in addresses):
         return entry
     return {key: value for key, value in entry.items() if key in AUDIT_KEPT}
 
