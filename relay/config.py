@@ -193,6 +193,14 @@ class ModerationSettings:
 
 
 @dataclass(frozen=True)
+class CommandSettings:
+    """Participants' one-word commands by email (help@, or a reply to program mail)."""
+
+    answers_per_day: int = 3  # answers to one address a day; beyond, commands act silently
+    confirm_days: float = 7.0  # how long a request to confirm a command stays valid
+
+
+@dataclass(frozen=True)
 class ScreeningSettings:
     keywords: dict[str, tuple[str, ...]]  # language (or "*" for all) -> words to flag
 
@@ -351,6 +359,7 @@ class Config:
     )
     # What a coordinator should change though it still works (logged once at start).
     warnings: tuple[str, ...] = ()
+    commands: CommandSettings = field(default_factory=CommandSettings)
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -661,6 +670,16 @@ def _moderation(root: _Section) -> ModerationSettings:
         reminder_hour=hour,
         tell_writer_after_hours=_at_least_zero(s, "tell_writer_after_hours", 0.0),
         notices_per_writer_per_day=_positive(s, "notices_per_writer_per_day", int, 5),
+    )
+    s.finish()
+    return settings
+
+
+def _commands(root: _Section) -> CommandSettings:
+    s = root.section("commands")
+    settings = CommandSettings(
+        answers_per_day=_positive(s, "answers_per_day", int, 3),
+        confirm_days=_positive(s, "confirm_days", float, 7.0),
     )
     s.finish()
     return settings
@@ -1040,6 +1059,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     prompts = _prompts(root, partnerships)
     newsletter = _newsletter(root)
     dkim = _dkim(root, paths)
+    commands = _commands(root)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -1060,6 +1080,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         newsletter,
         dkim,
         tuple(paths.warnings),
+        commands=commands,
     )
 
 

@@ -3,8 +3,9 @@
 - `postmaster@` and `abuse@` (RFC 5321 4.5.1, RFC 2142): reports from outside about our
   mail. Each coordinator of every library gets it, attached as it arrived; the real
   addresses of the other libraries' participants are kept out by the leak guard.
-- `program@` (the From of notices): a person who writes to it gets one short help text,
-  at most once a day, never an automatic message, never a sender whose From line is not
+- `program@` (the From of notices) and `help@`: a participant's or guardian's one-word
+  command is read by `participant_mail`; anyone else gets one short help text, at most once
+  a day, never an automatic message, never a sender whose From line is not
   its envelope address (a forged sender would get our mail: backscatter).
   (`bounces@`, the envelope sender of notices, is read by `bounces.handle_notice_bounce`.)
 
@@ -104,7 +105,12 @@ def answer_program_mail(ctx: Context, item_id: str, raw: bytes, mail_from: str) 
         dict.fromkeys(["en", *(lib.language.split("-")[0] for lib in config.libraries)])
     )
     parts = [
-        ctx.templates.email(language, "program_help", program_name=config.relay.program_name)
+        ctx.templates.email(
+            language,
+            "program_help",
+            program_name=config.relay.program_name,
+            help_address=f"help@{config.relay.domain}",
+        )
         for language in languages
     ]
     subject = parts[0][0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from relay import by_email, letters, lists, own_mail
+from relay import by_email, letters, lists, own_mail, participant_mail
 from relay.bounces import handle_bounce, handle_notice_bounce
 from relay.context import Context
 from relay.route import (
@@ -31,8 +31,13 @@ log = logging.getLogger("relay")
 def process_incoming(ctx: Context, item_id: str, incoming: Incoming) -> None:
     raw = ctx.spool.original(item_id)
     keep = False  # the original is kept only while something refers to it
+    commands_read = False  # a message to both help@ and program@ is one command
     for rcpt in incoming.rcpt_tos:
         decision = _route(ctx, incoming, rcpt)
+        if isinstance(decision, OwnAddress) and decision.kind in COMMAND_KINDS:
+            if commands_read:
+                continue
+            commands_read = True
         if isinstance(decision, OwnAddress):
             _own_address(ctx, item_id, raw, incoming, rcpt, decision)
             keep = keep or decision.kind in KEPT_OWN_KINDS
@@ -69,8 +74,11 @@ def _route(ctx: Context, incoming: Incoming, rcpt: str) -> Route:
 # the originals of other control mail (replies, bounces, reports) are removed once handled.
 KEPT_OWN_KINDS = ("newsletter",)
 
+# Own addresses where participants write commands (relay/participant_mail.py).
+COMMAND_KINDS = ("program", "help")
+
 # Own addresses whose mail is parsed whole (the others read no more than the header).
-_PARSED = ("moderation", "newsletter", "staff", "bounce", "bounces", "program")
+_PARSED = ("moderation", "newsletter", "staff", "bounce", "bounces", "program", "help", "confirm")
 
 
 def _own_address(
@@ -98,8 +106,12 @@ def _own_address(
         lists.handle_staff_list(ctx, item_id, raw, mail_from, verdict)
     elif own.kind in ("postmaster", "abuse"):
         own_mail.forward_to_coordinators(ctx, item_id, raw, own.kind)
-    elif own.kind == "program":
-        own_mail.answer_program_mail(ctx, item_id, raw, mail_from)
+    elif own.kind in ("program", "help"):
+        # A participant's or guardian's command; anyone else gets the once-a-day help text.
+        if not participant_mail.handle_command_mail(ctx, item_id, raw, incoming):
+            own_mail.answer_program_mail(ctx, item_id, raw, mail_from)
+    elif own.kind == "confirm":
+        participant_mail.handle_confirmation(ctx, item_id, raw, incoming, own.local)
 
 
 def _letter(ctx: Context, item_id: str, incoming: Incoming, raw: bytes, route: LetterRoute) -> None:

@@ -15,7 +15,7 @@ from email.message import Message
 from relay import replies
 from relay.addresses import normalize, split
 from relay.config import Config
-from relay.store.records import ACTIVE, ModerationGrant, Participant
+from relay.store.records import ACTIVE, ModerationGrant, Participant, PendingCommand
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class LetterRoute:
 
 @dataclass(frozen=True)
 class OwnAddress:
-    """One of the relay's own addresses: a moderator's reply, or a bounce of a letter."""
+    """One of the relay's own addresses: a moderator's reply, a bounce of a letter, a
+    participant's command or its confirmation, a list, a role address."""
 
     kind: str  # one of OWN_KINDS
     local: str
@@ -44,6 +45,8 @@ _TOKEN = re.compile(r"^moderate\+[0-9a-f]{32}$")
 # A letter's VERP address, dated and signed (`relay.verp`), or its older undated form.
 _BOUNCE = re.compile(r"^bounce\+\d+-(?:[0-9a-z]+-[0-9a-f]{16}|[0-9a-f]{12})$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
+# The single-use address that confirms a participant's emailed command (relay.commands).
+_CONFIRM = re.compile(r"^confirm\+[0-9a-f]{32}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
 LIST_ADDRESSES = ("newsletter", "staff")
 # Addresses every mail domain answers (RFC 5321 4.5.1, RFC 2142): forwarded to coordinators.
@@ -51,10 +54,14 @@ ROLE_ADDRESSES = ("postmaster", "abuse")
 # The From of notices (a person may answer it) and their envelope sender (bounces come back).
 PROGRAM_ADDRESS = "program"
 BOUNCES_ADDRESS = "bounces"
+# Where participants (and guardians) write one-word commands: help, pause, resume, stop.
+HELP_ADDRESS = "help"
 OWN_KINDS = (
     "moderation",
     "bounce",
     "unsubscribe",
+    "confirm",
+    HELP_ADDRESS,
     *LIST_ADDRESSES,
     *ROLE_ADDRESSES,
     PROGRAM_ADDRESS,
@@ -69,9 +76,11 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("bounce", local)
     if _UNSUBSCRIBE.match(local):
         return OwnAddress("unsubscribe", local)
+    if _CONFIRM.match(local):
+        return OwnAddress("confirm", local)
     if local in LIST_ADDRESSES or local in ROLE_ADDRESSES:
         return OwnAddress(local, local)
-    if local in (PROGRAM_ADDRESS, BOUNCES_ADDRESS):
+    if local in (PROGRAM_ADDRESS, BOUNCES_ADDRESS, HELP_ADDRESS):
         return OwnAddress(local, local)
     return None
 
@@ -82,10 +91,21 @@ def check_token(
     grant: Callable[[str], ModerationGrant | None],
     unsubscribe_signed: Callable[[str], bool],
     now: float,
+    pending: Callable[[str], PendingCommand | None] = lambda _token: None,
 ) -> OwnAddress | Refusal:
     """A token address is accepted only while it can still do something: a moderation token
-    that exists, is unused and unexpired; an unsubscribe address with a good signature. All
-    refusals say the same (`UNKNOWN_ADDRESS`), so a sender learns nothing from trying."""
+    or a command's confirmation that exists, is unused and unexpired; an unsubscribe address
+    with a good signature. All refusals say the same (`UNKNOWN_ADDRESS`), so a sender learns
+    nothing from trying."""
+    if own.kind == "confirm":
+        command = pending(own.local.removeprefix("confirm+"))
+        if command is None:
+            return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
+        if command.used:
+            return Refusal(replies.UNKNOWN_ADDRESS, "used-token")
+        if command.expires < now:
+            return Refusal(replies.UNKNOWN_ADDRESS, "expired-token")
+        return own
     if own.kind == "moderation":
         found = grant(own.local.removeprefix("moderate+"))
         if found is None:

@@ -58,10 +58,18 @@ class Templates:
 
     def decision_words(self) -> dict[str, dict[str, list[str]]]:
         """`email/<lang>/decisions.toml` of every language: the words moderators may reply."""
+        return self._word_lists("decisions.toml")
+
+    def command_words(self) -> dict[str, dict[str, list[str]]]:
+        """`email/<lang>/commands.toml` of every language: the words participants may write
+        to help@ or in reply to program mail (help, pause, resume, stop)."""
+        return self._word_lists("commands.toml")
+
+    def _word_lists(self, name: str) -> dict[str, dict[str, list[str]]]:
         words: dict[str, dict[str, list[str]]] = {}
         for language in self.languages():
             for folder in reversed(self.folders):  # an override wins
-                path = folder / "email" / language / "decisions.toml"
+                path = folder / "email" / language / name
                 if path.is_file():
                     data = tomllib.loads(path.read_text("utf-8"))
                     words[language] = {k: [str(w) for w in v] for k, v in data.items()}

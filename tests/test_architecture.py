@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.lists",
             "relay.bounces",
             "relay.own_mail",
+            "relay.participant_mail",
         ),
     ),
     ("core", ("relay.participants", "relay.letters", "relay.notices", "relay.rights")),
@@ -44,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.authresults",
             "relay.authentication",
             "relay.decisions",
+            "relay.commands",
             "relay.verp",
             "relay.dkim_signing",
             "relay.logfile",
@@ -69,7 +71,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 # Channels that form one channel: accepted mail is dispatched to the handler of its address.
 CHANNEL_GROUPS = (
-    ("relay.process", "relay.by_email", "relay.lists", "relay.bounces", "relay.own_mail"),
+    (
+        "relay.process",
+        "relay.by_email",
+        "relay.lists",
+        "relay.bounces",
+        "relay.own_mail",
+        "relay.participant_mail",
+    ),
 )
 
 # Edges between channels, each with its reason.

@@ -65,6 +65,7 @@ from relay.store.records import (
     ModerationGrant,
     Participant,
     ParticipantStatus,
+    PendingCommand,
     SignInLink,
 )
 
@@ -281,6 +282,41 @@ class Store:
 
     def record_told_writer_waiting(self, letter_id: int) -> None:
         self._put(f"told-waiting:{letter_id}", True)
+
+    # --- participants' commands by email (`command:<token>`, `command-answers:<who>:<day>`) ---
+
+    def record_pending_command(self, pending: PendingCommand) -> None:
+        value = {
+            "action": pending.action,
+            "participants": list(pending.participants),
+            "address": pending.address,
+            "asked_by": pending.asked_by,
+            "expires": pending.expires,
+            "used": pending.used,
+        }
+        self._put(f"command:{pending.token}", value)
+
+    def pending_command(self, token: str) -> PendingCommand | None:
+        return _pending_command(token, self._key(f"command:{token}"))
+
+    def use_pending_command(self, token: str, at: str) -> PendingCommand | None:
+        """Mark a pending command carried out; None, and nothing written, when the token is
+        unknown or was used already (two replies racing carry it out once)."""
+        with self._writing():
+            value = self._key(f"command:{token}")
+            pending = _pending_command(token, value)
+            if pending is None or pending.used:
+                return None
+            self._set_key(f"command:{token}", value | {"used": True, "used_at": at})
+            return replace(pending, used=True, used_at=at)
+
+    def command_answers(self, who: str, day: date) -> int:
+        """How many answers to commands an address (`who`: its keyed digest) got on `day`."""
+        value = self._key(f"command-answers:{who}:{day.isoformat()}")
+        return value if isinstance(value, int) else 0
+
+    def set_command_answers(self, who: str, day: date, count: int) -> None:
+        self._put(f"command-answers:{who}:{day.isoformat()}", count)
 
     # --- staff sign-in links (`magic:<sha256 of the link's secret>`) ---------------------
 
@@ -691,6 +727,21 @@ def _grant(token: str, value: object) -> ModerationGrant | None:
         library=str(value.get("library", "")),
         expires=float(value.get("expires", 0)),
         used=bool(value.get("used")),
+        used_at=str(value.get("used_at", "")),
+    )
+
+
+def _pending_command(token: str, value: object) -> PendingCommand | None:
+    if not isinstance(value, dict):
+        return None
+    return PendingCommand(
+        token=token,
+        action=str(value.get("action", "")),
+        participants=tuple(str(p) for p in value.get("participants", [])),
+        address=str(value.get("address", "")),
+        asked_by=str(value.get("asked_by", "")),
+        expires=float(value.get("expires", 0)),
+        used=bool(value.get("used", False)),
         used_at=str(value.get("used_at", "")),
     )
 

@@ -249,6 +249,22 @@ class ModerationGrant:
 
 
 @dataclass(frozen=True)
+class PendingCommand:
+    """A participant's emailed pause, resume or stop that the authentication verdict did not
+    vouch for: carried out only when the enrolled address answers its `confirm+<token>@`
+    request. `asked_by` says whose address that is ("participant" or "guardian")."""
+
+    token: str
+    action: str  # "pause", "resume" or "stop"
+    participants: tuple[str, ...]
+    address: str  # the enrolled address the request went to, which alone may confirm
+    asked_by: str
+    expires: float  # seconds since the epoch
+    used: bool = False
+    used_at: str = ""
+
+
+@dataclass(frozen=True)
 class SignInLink:
     """A staff sign-in link, recorded under the hash of its secret part."""
 

@@ -1,0 +1,489 @@
+"""Participants' commands by email: help, pause, resume and stop, to help@ or program@.
+
+Who may ask: the message's From line is the enrolled address of a participant or the address
+of a participant's guardian. Siblings at one family address, or a guardian of two, name one
+by first name after the word ("pause Maya"); without it they are asked which. Anyone else,
+and automatic mail, is left to `own_mail` (program@'s once-a-day help): `handle_command_mail`
+then returns False. Words are read by `relay.commands`; an unknown word gets the help text.
+
+Trust: pause, resume and stop change a child's participation, so they are carried out at once
+only when the message's authentication verdict vouches for its From address (or on a closed
+test network, `[authentication] required = false`). Otherwise the enrolled address, and never
+another, gets a request to confirm from a single-use `confirm+<token>@` address (128 random
+bits, valid `[commands] confirm_days`, checked at RCPT); a reply to it from that address,
+with any text, carries the command out. A From line that is neither vouched for nor the
+envelope sender looks forged: its help and "which one?" questions are not answered.
+
+What each does: pause → `participants.pause(reason="asked")`; resume undoes only a pause
+asked for (`pause_reason == "asked"`), any other pause is the library's to lift; stop →
+`participants.leave`, and the moderators of the pal's library (to find their patron a new
+pal) and of the participant's own library are told; the pal and the pal's family are not.
+A command that changes nothing (stop after stop) gets a kind answer.
+
+Answers: in the participant's language, from program@, threaded (In-Reply-To), marked
+`auto-replied`, with the null envelope sender; at most `[commands] answers_per_day` to one
+address a day (counted under a keyed digest of the address; beyond it a command still acts,
+silently). Each command is audited once (`command`, with ids, never an address) and logged
+with ids and masked addresses only.
+
+Cost: finding whose guardian an address is reads every participant shard, so it is done
+only for a message whose first own line (or subject) is a command word; other mail from an
+address no participant is enrolled with goes straight to `own_mail` (a guardian writing
+something else gets program@'s general help, which names the words). A guardian index in the
+store would make it one lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from typing import Any
+
+from relay import guard, notices, participants
+from relay.addresses import normalize
+from relay.commands import Action, Asked, read_command
+from relay.compose import html_to_text
+from relay.context import Context
+from relay.decisions import fold
+from relay.errors import UserError
+from relay.outbox import Notice, door
+from relay.route import is_automatic
+from relay.scrub import parse
+from relay.spool import Incoming
+from relay.store import now_iso
+from relay.store.records import ACTIVE, LEFT, PAUSED, Participant, PendingCommand
+
+log = logging.getLogger("relay")
+
+CONFIRM_PREFIX = "confirm+"
+# The commands that change a participation, and so may wait for a confirmation.
+CHANGES: dict[str, Action] = {"pause": "pause", "resume": "resume", "stop": "stop"}
+PARTICIPANT, GUARDIAN = "participant", "guardian"
+
+
+@dataclass(frozen=True)
+class Writer:
+    """An address that wrote a command, and the participants it may speak for."""
+
+    address: str
+    participants: tuple[Participant, ...]
+
+    def asked_by(self, participant: Participant) -> str:
+        return PARTICIPANT if participant.email == self.address else GUARDIAN
+
+    def chosen(self, name: str) -> list[Participant]:
+        """The participants a command is for: all of them, or those a first name names."""
+        if len(self.participants) == 1:
+            return list(self.participants)
+        if not name:
+            return list(self.participants)
+        return [p for p in self.participants if name in (fold(p.name), fold(p.name).split()[0])]
+
+
+# --- reading the message -------------------------------------------------------------------
+
+
+def _from_address(message: EmailMessage) -> str:
+    try:
+        found = list(message["From"].addresses) if message["From"] else []
+    except (AttributeError, IndexError, ValueError):
+        return ""
+    if len(found) != 1:
+        return ""
+    try:
+        return normalize(str(found[0].addr_spec))
+    except ValueError:
+        return ""
+
+
+def _envelope(mail_from: str) -> str:
+    try:
+        return normalize(mail_from) if mail_from.strip("<> ") else ""
+    except ValueError:
+        return ""
+
+
+def _body_text(message: EmailMessage) -> str:
+    try:
+        part = message.get_body(("plain", "html"))
+        content = part.get_content() if part is not None else ""
+    except (LookupError, ValueError, AttributeError):
+        return ""
+    text = content if isinstance(content, str) else ""
+    if part is not None and part.get_content_type() == "text/html":
+        return html_to_text(text)
+    return text
+
+
+def _message_id(message: EmailMessage) -> str | None:
+    value = message.get("Message-ID")
+    return str(value).strip() or None if value else None
+
+
+def _writer(ctx: Context, address: str, *, guardians: bool) -> Writer | None:
+    """Whom an address speaks for: participants enrolled with it, and (`guardians`, which
+    reads every participant) those it is the guardian of."""
+    known = [p for p in ctx.store.by_email(address) if ctx.config.library(p.library)]
+    everyone = ctx.store.participants() if guardians else []
+    guarded = [
+        p
+        for p in everyone
+        if p.guardian == address and ctx.config.library(p.library) and p not in known
+    ]
+    found = known + guarded
+    return Writer(address, tuple(found)) if found else None
+
+
+# --- commands to help@ and program@ --------------------------------------------------------
+
+
+def handle_command_mail(ctx: Context, item_id: str, raw: bytes, incoming: Incoming) -> bool:
+    """Read and carry out (or ask to confirm) a participant's command; False when the mail
+    is not a participant's or guardian's (automatic, or from anyone else)."""
+    message = parse(raw)
+    if is_automatic(message, incoming.mail_from):
+        return False
+    address = _from_address(message)
+    asked = read_command(str(message.get("Subject", "") or ""), _body_text(message), _words(ctx))
+    # Guardians are looked for only when a command word was written (see "Cost" above).
+    writer = _writer(ctx, address, guardians=asked is not None) if address else None
+    if writer is None:
+        return False
+    vouched = not ctx.config.authentication.required or incoming.verdict.vouches_for(address)
+    forged = not vouched and _envelope(incoming.mail_from) != address
+    reply_to = _message_id(message)
+    chosen = writer.chosen(asked.name if asked else "")
+    if asked is None or asked.action == "help" or len(chosen) != 1:
+        outcome = "help" if asked is None or asked.action == "help" else "which-one"
+        _audit(ctx, item_id, asked, writer, chosen, outcome, vouched)
+        if not forged:
+            _answer_question(ctx, item_id, writer, asked, reply_to)
+        return True
+    (participant,) = chosen
+    if vouched:
+        outcome = _carry_out(ctx, item_id, asked.action, participant, writer.asked_by(participant))
+        _audit(ctx, item_id, asked, writer, chosen, outcome, vouched)
+        _answer(
+            ctx,
+            item_id,
+            writer.address,
+            participant,
+            "command_done",
+            reply_to,
+            action=asked.action,
+            outcome=outcome,
+        )
+        return True
+    _audit(ctx, item_id, asked, writer, chosen, "confirmation-asked", vouched)
+    _ask_to_confirm(ctx, item_id, writer, asked.action, participant, reply_to)
+    return True
+
+
+def _words(ctx: Context) -> dict[str, dict[str, list[str]]]:
+    return ctx.templates.command_words()
+
+
+def _own_words(ctx: Context, language: str) -> dict[str, str]:
+    """The first word of each command in a language, as the answers suggest them."""
+    words = _words(ctx)
+    own = words.get(language.split("-")[0]) or words.get("en", {})
+    return {
+        action: (own.get(action) or [action])[0] for action in ("help", "pause", "resume", "stop")
+    }
+
+
+def _answer_question(
+    ctx: Context, item_id: str, writer: Writer, asked: Asked | None, reply_to: str | None
+) -> None:
+    """The help text, or (several participants, none named) which one the command is for."""
+    first = writer.participants[0]
+    everyone = [
+        {"name": p.name, "status": p.status, "pause_reason": p.pause_reason}
+        for p in writer.participants
+    ]
+    if asked is None or asked.action == "help":
+        _answer(ctx, item_id, writer.address, first, "command_help", reply_to, people=everyone)
+    else:
+        _answer(
+            ctx,
+            item_id,
+            writer.address,
+            first,
+            "command_choose",
+            reply_to,
+            action=asked.action,
+            people=everyone,
+        )
+
+
+def _audit(
+    ctx: Context,
+    item_id: str,
+    asked: Asked | None,
+    writer: Writer,
+    chosen: Iterable[Participant],
+    outcome: str,
+    vouched: bool,
+) -> None:
+    chosen = list(chosen)
+    ids = [p.id for p in chosen]
+    details: dict[str, Any] = {
+        "action": asked.action if asked else "unknown",
+        "outcome": outcome,
+        "verified": vouched,
+        "spool": item_id,
+    }
+    if len(ids) == 1:
+        details |= {"participant": ids[0], "asked_by": writer.asked_by(chosen[0])}
+    else:
+        details["participants"] = ids
+    ctx.store.audit("command", **details)
+    log.info(
+        "command action=%s outcome=%s participants=%s verified=%s spool=%s",
+        details["action"],
+        outcome,
+        ",".join(ids) or "-",
+        vouched,
+        item_id,
+    )
+
+
+# --- carrying a command out ----------------------------------------------------------------
+
+
+def _carry_out(
+    ctx: Context, item_id: str, action: Action, participant: Participant, asked_by: str
+) -> str:
+    """Do what was asked, with the record as it is now; the outcome, a word the answer's
+    template explains."""
+    current = ctx.store.participant(participant.id) or participant
+    if action == "pause":
+        if current.status == LEFT:
+            return "has-left"
+        if current.status == PAUSED:
+            return "already-paused"
+        participants.pause(ctx, current, via="email", reason="asked")
+        return "paused"
+    if action == "resume":
+        if current.status == LEFT:
+            return "has-left"
+        if current.status == ACTIVE:
+            return "not-paused"
+        if current.pause_reason != "asked":
+            return "paused-by-library"
+        participants.resume(ctx, current, via="email")
+        return "resumed"
+    if current.status == LEFT:
+        return "already-left"
+    participants.leave(ctx, current, via="email")
+    _tell_libraries(ctx, item_id, current, asked_by)
+    return "left"
+
+
+def _tell_libraries(ctx: Context, item_id: str, leaver: Participant, asked_by: str) -> None:
+    """Both libraries' moderators learn that a participant left: the pal's library to find
+    their patron a new pal (never the pal or the pal's family), the participant's own."""
+    pals = [p for p in (ctx.store.participant(i) for i in leaver.pals) if p is not None]
+    own = ctx.config.library(leaver.library)
+    notices.tell_moderators(
+        ctx,
+        leaver.library,
+        "command_patron_left",
+        f"left-{item_id}-{leaver.id}-own",
+        private=guard.addresses_of(pals),
+        name=leaver.name,
+        masked=leaver.masked,
+        asked_by=asked_by,
+        pal_names=[p.name for p in pals],
+    )
+    for pal in pals:
+        notices.tell_moderators(
+            ctx,
+            pal.library,
+            "command_pal_left",
+            f"left-{item_id}-{leaver.id}-pal-{pal.id}",
+            private=guard.addresses_of([leaver]),
+            name=leaver.name,
+            masked=leaver.masked,
+            from_library=own.name if own else leaver.library,
+            pal_name=pal.name,
+            pal_masked=pal.masked,
+        )
+
+
+# --- confirming a command the verdict did not vouch for -------------------------------------
+
+
+def _ask_to_confirm(
+    ctx: Context,
+    item_id: str,
+    writer: Writer,
+    action: Action,
+    participant: Participant,
+    reply_to: str | None,
+) -> None:
+    token = secrets.token_hex(16)  # 128 bits
+    days = ctx.config.commands.confirm_days
+    ctx.store.record_pending_command(
+        PendingCommand(
+            token=token,
+            action=action,
+            participants=(participant.id,),
+            address=writer.address,
+            asked_by=writer.asked_by(participant),
+            expires=time.time() + days * 86400,
+        )
+    )
+    confirm = Address(
+        ctx.config.relay.program_name,
+        addr_spec=f"{CONFIRM_PREFIX}{token}@{ctx.config.relay.domain}",
+    )
+    _answer(
+        ctx,
+        item_id,
+        writer.address,
+        participant,
+        "command_confirm",
+        reply_to,
+        sender=confirm,
+        action=action,
+        confirm_days=int(days),
+    )
+
+
+def handle_confirmation(
+    ctx: Context, item_id: str, raw: bytes, incoming: Incoming, local: str
+) -> None:
+    """A reply to a request to confirm: the pending command is carried out once, when the
+    reply comes from the address the request went to and is not automatic."""
+    message = parse(raw)
+    token = local.lower().removeprefix(CONFIRM_PREFIX)
+    pending = ctx.store.pending_command(token)
+    senders = {_from_address(message), _envelope(incoming.mail_from)}
+    reason = ""
+    if is_automatic(message, incoming.mail_from):
+        reason = "automatic"  # an out-of-office reply confirms nothing
+    elif pending is None or pending.used or pending.expires < time.time():
+        reason = "token-not-usable"
+    elif pending.address not in senders:
+        reason = "other-sender"
+    elif ctx.store.use_pending_command(token, now_iso()) is None:
+        reason = "token-not-usable"
+    action = CHANGES.get(pending.action) if pending is not None else None
+    if reason or pending is None or action is None:
+        reason = reason or "token-not-usable"
+        ctx.store.audit("command-not-confirmed", reason=reason, token=token[:8], spool=item_id)
+        log.info("command not confirmed reason=%s spool=%s", reason, item_id)
+        return
+    for participant_id in pending.participants:
+        participant = ctx.store.participant(participant_id)
+        if participant is None:
+            continue
+        outcome = _carry_out(ctx, item_id, action, participant, pending.asked_by)
+        ctx.store.audit(
+            "command",
+            action=action,
+            outcome=outcome,
+            participant=participant.id,
+            asked_by=pending.asked_by,
+            verified=False,
+            confirmed=True,
+            spool=item_id,
+        )
+        log.info(
+            "command confirmed action=%s outcome=%s participant=%s spool=%s",
+            action,
+            outcome,
+            participant.id,
+            item_id,
+        )
+        _answer(
+            ctx,
+            item_id,
+            pending.address,
+            participant,
+            "command_done",
+            _message_id(message),
+            action=action,
+            outcome=outcome,
+        )
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+def _answer(
+    ctx: Context,
+    item_id: str,
+    address: str,
+    participant: Participant,
+    template: str,
+    reply_to: str | None,
+    *,
+    sender: Address | None = None,
+    **values: Any,
+) -> bool:
+    """One answer to an enrolled or guardian address, in the participant's language; False
+    when the address had its answers for the day (the command, if any, still acted)."""
+    day = datetime.now(UTC).date()
+    who = _digest(ctx, address)
+    name = f"command-{item_id}-{who}-{participant.id}"  # fixed: a replay sends nothing twice
+    library = ctx.config.library(participant.library)
+    pals = [ctx.store.participant(i) for i in participant.pals]
+
+    def send() -> bool:
+        if ctx.spool.queued_or_sent(name):
+            return True
+        count = ctx.store.command_answers(who, day)
+        if count >= ctx.config.commands.answers_per_day:
+            log.info("command not answered (daily limit) spool=%s kind=%s", item_id, template)
+            return False
+        subject, body = ctx.templates.email(
+            participant.language,
+            template,
+            name=participant.name,
+            library_name=library.name if library else participant.library,
+            program_name=ctx.config.relay.program_name,
+            help_address=f"help@{ctx.config.relay.domain}",
+            words=_own_words(ctx, participant.language),
+            **values,
+        )
+        message = door.program_message(
+            ctx,
+            Address("", addr_spec=address),
+            subject,
+            body,
+            sender=sender,
+            auto="auto-replied",
+            in_reply_to=reply_to,
+        )
+        try:
+            door.queue(
+                ctx,
+                name,
+                message,
+                Notice(template),
+                to=address,
+                private=guard.addresses_of(pals),
+                sender="",  # the null sender: a bounce of this answer must not come back
+            )
+        except UserError as error:  # the leak guard stopped it
+            log.warning("command answer not sent spool=%s: %s", item_id, error)
+            return False
+        ctx.store.set_command_answers(who, day, count + 1)
+        return True
+
+    return ctx.store.exclusively(send)
+
+
+def _digest(ctx: Context, address: str) -> str:
+    """A name for an address in store keys and file names that does not reveal it."""
+    return hmac.new(ctx.secret, address.lower().encode(), hashlib.sha256).hexdigest()[:16]
