@@ -11,7 +11,8 @@ other commands wait rather than interleave:
 - audit entries naming them or their letters keep only their event, time, ids and who
   acted (no reasons, errors, addresses or names);
 - the lookup keys of their letters (spool item, Message-ID, notice tokens) and their own
-  (masked and real address, daily notice counts);
+  (masked and real address, daily notice counts, emailed commands waiting for their
+  confirmation);
 - each letter record becomes a line with its id, libraries, status and dates only; a letter
   still held or approved is rejected (nothing more is sent of it);
 - their record (with their guardian and the names learned from their mail), and their
@@ -20,8 +21,10 @@ other commands wait rather than interleave:
 The record goes last, so an erasure interrupted by a crash is finished by running it again.
 One audit entry `erased` is written with the participant's id, library and who asked.
 
-What stays: the names of delivered outbox entries in `spool/sent/` (ids only) and the log
-file, whose INFO lines carry ids and masked addresses only.
+What stays: the names of delivered outbox entries in `spool/sent/` (ids only), the daily
+counts of answers to emailed commands (kept under a keyed digest of an address, which says
+nothing without the relay's secret), and the log file, whose INFO
+lines carry ids and masked addresses only.
 
 A message the outbox worker of a running `serve` read just before the erasure may still
 be handed to the transport (and so reach the Maildir) after it.
@@ -114,6 +117,7 @@ def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         for letter in letters:
             ctx.store.forget_letter_keys(letter, staff)
         ctx.store.replace_letters(_reduced(letter) for letter in letters)
+        ctx.store.forget_pending_commands(current.id)
         ctx.store.remove_participant(current.id, _days_since(current.created_at))
         details = {"participant": current.id, "library": current.library, "via": via}
         ctx.store.audit("erased", **details, **({"by": by} if by else {}), letters=len(letters))

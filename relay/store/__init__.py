@@ -294,7 +294,14 @@ class Store:
             "expires": pending.expires,
             "used": pending.used,
         }
-        self._put(f"command:{pending.token}", value)
+        with self._writing():
+            self._set_key(f"command:{pending.token}", value)
+            # Each participant's tokens, so that erasing them finds their pending commands.
+            for participant_id in pending.participants:
+                tokens = self._key(f"command-tokens:{participant_id}")
+                known = [str(t) for t in tokens] if isinstance(tokens, list) else []
+                if pending.token not in known:
+                    self._set_key(f"command-tokens:{participant_id}", [*known, pending.token])
 
     def pending_command(self, token: str) -> PendingCommand | None:
         return _pending_command(token, self._key(f"command:{token}"))
@@ -535,6 +542,25 @@ class Store:
             for day in notice_days:
                 self._remove_key(f"writer-notices:{participant.id}:{day.isoformat()}")
             self._participant_table(participant.number).remove(doc_ids=[participant.number])
+
+    def forget_pending_commands(self, participant_id: str) -> None:
+        """Remove the emailed commands waiting for a participant's confirmation (they name
+        the address asked), as recorded by `record_pending_command`; one that was also for
+        a sibling stays for the sibling alone."""
+        with self._writing():
+            tokens = self._key(f"command-tokens:{participant_id}")
+            for token in tokens if isinstance(tokens, list) else ():
+                value = self._key(f"command:{token}")
+                others = [
+                    str(p)
+                    for p in (value.get("participants", []) if isinstance(value, dict) else [])
+                    if p != participant_id
+                ]
+                if isinstance(value, dict) and others:
+                    self._set_key(f"command:{token}", value | {"participants": others})
+                else:
+                    self._remove_key(f"command:{token}")
+            self._remove_key(f"command-tokens:{participant_id}")
 
     def forget_letter_keys(self, letter: Letter, moderators: Iterable[str]) -> None:
         """Remove the keys naming a letter's spool item, its Message-ID and its notices'

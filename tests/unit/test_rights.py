@@ -19,7 +19,16 @@ from relay.context import Context, open_context
 from relay.outbox import Notice, door
 from relay.rights.erase import _reduced, _without_details, readable_text
 from relay.store import Store
-from relay.store.records import DELIVERED, HELD, REJECTED, Flag, Letter, Participant, Step
+from relay.store.records import (
+    DELIVERED,
+    HELD,
+    REJECTED,
+    Flag,
+    Letter,
+    Participant,
+    PendingCommand,
+    Step,
+)
 from tests.conftest import MODERATOR_A, MODERATOR_A2, MODERATOR_B, config_text
 
 
@@ -215,3 +224,17 @@ def test_mail_to_a_family_address_a_sibling_still_uses_stays(
     assert [item.id for item in ctx.spool.outbox()] == ["notice-family", "notice-ivy"]
     assert sorted(p.name for p in maildir.iterdir()) == ["1.notice-family-0.host"]
     assert ctx.store.by_email(family)[0].name == "Leo"
+
+
+def test_commands_waiting_for_confirmation_go_with_the_participant(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    family = "the.smiths@family-mail.example.net"
+    for token, asked_for in (("t1", ("p1",)), ("t2", ("p1", "p2")), ("t3", ("p3",))):
+        store.record_pending_command(
+            PendingCommand(token, "pause", asked_for, family, "guardian", expires=9e9)
+        )
+    store.forget_pending_commands("p1")
+    assert store.pending_command("t1") is None
+    shared = store.pending_command("t2")
+    assert shared is not None and shared.participants == ("p2",)  # the sibling's stays
+    assert store.pending_command("t3") is not None
