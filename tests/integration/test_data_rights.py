@@ -237,6 +237,7 @@ def test_export_then_erase_leaves_nothing_about_the_participant(
     relay.send(leo.email, [sofia.masked], letter_bytes(leo.email, sofia.masked, subject="After"))
     letters.approve(ctx, _held(ctx, "After"), MODERATOR_A)
     wait_for(lambda: relay.delivered(sofia.email), 15, "Sofía's letter")
+    assert "Traceback" not in relay.log() and " ERROR " not in relay.log()
 
 
 def _parsed(data: bytes) -> EmailMessage:
