@@ -163,6 +163,7 @@ ROUTES = [
     Route("/participants/import/confirm", people.import_confirm, methods=["POST"]),
     Route("/participants/{pid}", people.show_participant),
     Route("/participants/{pid}/status", people.change_status, methods=["POST"]),
+    Route("/participants/{pid}/details", people.edit_details, methods=["POST"]),
     Route("/participants/{pid}/pair", people.pair_pals, methods=["POST"]),
     Route("/participants/{pid}/unpair", people.unpair_pals, methods=["POST"]),
     Route("/participants/{pid}/export", rights.export_data, methods=["POST"]),
