@@ -22,7 +22,7 @@ from typing import Any
 
 import jinja2
 
-from relay import backup, dkim_signing, guardians, letters, notices, participants
+from relay import backup, dkim_signing, guardians, letters, notices, participants, rights
 from relay import config as config_module
 from relay.config import Config
 from relay.context import Context, open_context
@@ -32,6 +32,7 @@ from relay.logfile import setup_logging
 from relay.privileges import become_data_owner
 from relay.schedule import digests, prompts, run_scheduled
 from relay.store import Store, version
+from relay.store.files import write_atomic
 from relay.store.records import Letter, Participant
 
 PROG = "penpal-relay"
@@ -43,8 +44,14 @@ FIELD_FLAGS = {
     "name": "--name",
     "language": "--language",
     "guardian": "--guardian",
+    "guardian_name": "--guardian-name",
+    "birth_year": "--birth-year",
+    "age_band": "--age-band",
+    "interests": "--interests",
     "edit": "--edit",
     "file": "FILE",
+    "by": "--by",
+    "output": "--output",
 }
 
 
@@ -191,6 +198,17 @@ def _participant_json(participant: Participant) -> dict[str, Any]:
     return participant.to_dict() | {"pals": list(participant.pals)}
 
 
+def _details(args: argparse.Namespace) -> participants.Details:
+    """The enrolment details given on the command line; None for each one not given."""
+    return participants.Details(
+        birth_year=args.birth_year,
+        age_band=args.age_band,
+        interests=args.interests,
+        guardian_name=getattr(args, "guardian_name", None),
+        guardian_copies=getattr(args, "guardian_copies", None),
+    )
+
+
 def cmd_participants_add(args: argparse.Namespace) -> int:
     ctx = _context(args)
     participant = participants.enroll(
@@ -200,12 +218,21 @@ def cmd_participants_add(args: argparse.Namespace) -> int:
         args.email,
         language=args.language,
         guardian=args.guardian,
+        details=_details(args),
     )
     if args.json:
         _print_json(_participant_json(participant))
     else:
         print(participant.masked)
+        if participant.consent == "pending":
+            print(f"under {args.library}'s consent age: waiting for the guardian's consent")
     return 0
+
+
+def _age(participant: Participant) -> str:
+    if participant.birth_year:
+        return f"b.{participant.birth_year}"
+    return participant.age_band or "-"
 
 
 def cmd_participants_list(args: argparse.Namespace) -> int:
@@ -216,7 +243,50 @@ def cmd_participants_list(args: argparse.Namespace) -> int:
         return 0
     for p in found:
         pals = ", ".join(p.pals) or "-"
-        print(f"{p.id:>6}  {p.library:<12} {p.name:<16} {p.masked:<36} {p.status:<7} pals: {pals}")
+        consent = f" consent: {p.consent}" if p.consent else ""
+        print(
+            f"{p.id:>6}  {p.library:<12} {p.name:<16} {p.masked:<36} {p.status:<7} "
+            f"age: {_age(p):<7} pals: {pals}{consent}"
+        )
+    return 0
+
+
+def cmd_participants_show(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    p = participants.find(ctx, args.participant)
+    if args.json:
+        _print_json(_participant_json(p))
+        return 0
+    guardian = f"{p.guardian_name} <{p.guardian}>".strip() if p.guardian else "-"
+    copies = "" if not p.guardian else (" (copies)" if p.guardian_copies else " (no copies)")
+    for label, value in (
+        ("id", p.id),
+        ("library", p.library),
+        ("name", p.name),
+        ("email", p.email),
+        ("masked", p.masked),
+        ("language", p.language),
+        ("status", p.status + (f" ({p.pause_reason})" if p.pause_reason else "")),
+        ("born", str(p.birth_year) if p.birth_year else "-"),
+        ("age band", p.age_band or "-"),
+        ("interests", ", ".join(p.interests) or "-"),
+        ("guardian", guardian + copies),
+        ("consent", " ".join(x for x in (p.consent, p.consent_at, p.consent_method) if x) or "-"),
+        ("pals", ", ".join(p.pals) or "-"),
+    ):
+        print(f"{label + ':':<11}{value}")
+    return 0
+
+
+def cmd_participants_edit(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    details = _details(args)
+    if all(value is None for value in vars(details).values()):
+        raise UserError("give at least one of --birth-year, --age-band, --interests")
+    participant = participants.edit(ctx, participants.find(ctx, args.participant), details)
+    print(f"{participant.id} ({participant.masked}): details saved")
+    if participant.consent == "pending":
+        print("under the library's consent age: waiting for the guardian's consent")
     return 0
 
 
@@ -240,9 +310,65 @@ def cmd_participants_guardian(args: argparse.Namespace) -> int:
     if args.clear:
         participants.clear_guardian(ctx, participant)
         print(f"{participant.id} ({participant.masked}) has no guardian now")
-    else:
-        participants.set_guardian(ctx, participant, args.email)
+        return 0
+    changed = participants.set_guardian(
+        ctx, participant, args.email, name=args.guardian_name, copies=not args.no_copies
+    )
+    if changed.guardian_copies:
         print(f"{participant.id} ({participant.masked}): the guardian gets a copy of every letter")
+    else:
+        print(f"{participant.id} ({participant.masked}): guardian saved; no copies of letters")
+    return 0
+
+
+def _asking(ctx: Context, participant: Participant, by: str | None, *, erasing: bool) -> str:
+    """`--by`: a staff member of the participant's library (a coordinator, to erase)."""
+    if not by:
+        return ""
+    library = ctx.config.library(participant.library)
+    member = library.staff_member(by) if library else None
+    if member is None or (erasing and not member.is_coordinator):
+        role = "a coordinator" if erasing else "staff"
+        raise InvalidField("by", f"{by} is not {role} of {participant.library} in the config")
+    return member.email
+
+
+def cmd_participants_export(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    by = _asking(ctx, participant, args.by, erasing=False)
+    output = Path(args.output or f"{participant.id}-data.zip")
+    if not output.parent.is_dir():
+        raise InvalidField("output", f"no folder {output.parent}")
+    data = rights.export(ctx, participant, by=by)
+    write_atomic(output, data)
+    print(f"wrote {output}: everything held about {participant.id} ({participant.masked})")
+    return 0
+
+
+def cmd_participants_erase(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    by = _asking(ctx, participant, args.by, erasing=True)
+    if not args.yes:
+        preview = rights.erasure_preview(ctx, participant)
+        print(
+            f"Erase {participant.id} ({participant.name}, {participant.masked}, "
+            f"{participant.library}): their record, guardian, {preview.written} letters "
+            f"written and {preview.received} received ({preview.waiting} not sent yet, "
+            "which will not be), their spool and Maildir copies. This cannot be undone."
+        )
+        try:
+            answer = input("Type yes to erase: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() != "yes":
+            raise UserError("nothing erased (answer yes, or pass --yes)")
+    erased = rights.erase(ctx, participant, by=by)
+    print(
+        f"erased {erased.participant}: {erased.letters} letters kept as figures only, "
+        f"{erased.files} files removed"
+    )
     return 0
 
 
@@ -318,6 +444,8 @@ def _letter(ctx: Context, letter_id: int) -> Letter:
     letter = ctx.store.letter(letter_id)
     if letter is None:
         raise NotFound(f"letter {letter_id} not found")
+    if not letter.sender:
+        raise NotFound(f"letter {letter_id} was erased with its writer or pal; only its dates stay")
     return letter
 
 
@@ -635,6 +763,16 @@ def _letter_id(text: str) -> int:
     return int(text)
 
 
+def _detail_flags(sub: argparse.ArgumentParser, clear: str = "") -> None:
+    sub.add_argument("--birth-year", metavar="YYYY", help=f"the year of birth{clear}")
+    sub.add_argument(
+        "--age-band", metavar="BAND", help=f"an age band such as 9-11 or 13+ instead{clear}"
+    )
+    sub.add_argument(
+        "--interests", metavar="LIST", help=f'interests, such as "football, drawing"{clear}'
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROG, description="Moderated pen-pal email relay.")
     top.add_argument(
@@ -679,11 +817,35 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="display name pals see (a first name)")
     add.add_argument("--email", required=True, help="the participant's real address (private)")
     add.add_argument("--language", help="default: the library's language")
-    add.add_argument("--guardian", help="a parent's address: gets a copy of every letter")
+    add.add_argument(
+        "--guardian",
+        help="a parent's address: gets a copy of every letter; required under the library's "
+        "consent age (the guardian is asked for consent)",
+    )
+    add.add_argument("--guardian-name", help="the guardian's name")
+    add.add_argument(
+        "--no-guardian-copies",
+        dest="guardian_copies",
+        action="store_const",
+        const=False,
+        help="the guardian gets no copies of letters",
+    )
+    _detail_flags(add)
     add.add_argument("--json", action="store_true")
     listing = command(people_sub, "list", cmd_participants_list, "list participants")
     listing.add_argument("--library")
     listing.add_argument("--json", action="store_true")
+    showing = command(people_sub, "show", cmd_participants_show, "one participant in full")
+    showing.add_argument("participant", help=REFERENCE)
+    showing.add_argument("--json", action="store_true")
+    editing = command(
+        people_sub,
+        "edit",
+        cmd_participants_edit,
+        "change the year of birth, age band or interests of a participant",
+    )
+    editing.add_argument("participant", help=REFERENCE)
+    _detail_flags(editing, clear=' ("" removes it)')
     for action, text in (
         ("pause", "refuse letters from and to a participant until resumed"),
         ("resume", "make a paused participant (or one who left) active again"),
@@ -698,7 +860,31 @@ def parser() -> argparse.ArgumentParser:
     guardian.add_argument(
         "email", nargs="?", help="a parent's address: gets a copy of every letter"
     )
+    guardian.add_argument("--name", dest="guardian_name", help="the guardian's name")
+    guardian.add_argument(
+        "--no-copies", action="store_true", help="the guardian gets no copies of letters"
+    )
     guardian.add_argument("--clear", action="store_true", help="no guardian any more")
+    guardian.set_defaults(field_flags={"guardian_name": "--name"})
+
+    exporting = command(
+        people_sub,
+        "export",
+        cmd_participants_export,
+        "write everything held about a participant to a zip (records, letters, audit)",
+    )
+    exporting.add_argument("participant", help=REFERENCE)
+    exporting.add_argument("--output", metavar="FILE.zip", help="default: <id>-data.zip here")
+    exporting.add_argument("--by", help="your staff email, for the audit log")
+    erasing = command(
+        people_sub,
+        "erase",
+        cmd_participants_erase,
+        "remove a participant and everything about them; letters stay as figures only",
+    )
+    erasing.add_argument("participant", help=REFERENCE)
+    erasing.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    erasing.add_argument("--by", help="your staff email (a coordinator), for the audit log")
     consenting = command(
         people_sub,
         "consent",
@@ -813,7 +999,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: config: {problem}", file=sys.stderr)
         return 1
     except InvalidField as error:
-        flag = FIELD_FLAGS.get(error.field, error.field)
+        flags = FIELD_FLAGS | getattr(args, "field_flags", {})
+        flag = flags.get(error.field, error.field)
         print(f"{PROG}: {flag}: {error.problem}", file=sys.stderr)
         return 1
     except UserError as error:

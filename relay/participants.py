@@ -3,12 +3,13 @@
 Every channel (CLI, dashboard, CSV import, demo) calls these functions and nothing else to
 change a participant. Each change is made by one named store operation under the store's
 own lock, then written once to the audit log (events: enrolled, paired, unpaired, paused,
-resumed, left, guardian-set, guardian-cleared, name-learned) and logged once at INFO with
-ids and masked addresses only: a real address, or a name learned from the participant's
-mail, never reaches the log or the audit entry.
+resumed, left, guardian-set, guardian-cleared, details-changed, name-learned) and logged
+once at INFO with ids and masked addresses only: a real address, a name learned from the
+participant's mail, or an enrolment detail never reaches the log or the audit entry.
 
 Mistakes in what was asked raise `InvalidField` naming the field (`email`, `library`,
-`name`, `language`, `guardian`); each channel words the field its own way.
+`name`, `language`, `guardian`, `guardian_name`, `birth_year`, `age_band`, `interests`);
+each channel words the field its own way.
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ def _interests(value: Iterable[str] | str | None) -> tuple[str, ...]:
     if any(len(word) > 40 for word in words) or len(words) > 20:
         raise InvalidField("interests", "at most 20 interests of up to 40 characters each")
     return words
+
+
+def _guardian_name(value: str | None) -> str:
+    name = " ".join((value or "").split())
+    if len(name) > 100:
+        raise InvalidField("guardian_name", "at most 100 characters")
+    return name
 
 
 # --- enrol ---------------------------------------------------------------------------------
@@ -131,9 +139,7 @@ def check_enrolment(
             f"under {library.consent_age} at {library.name}, a guardian's address is "
             "required: the guardian is asked for consent",
         )
-    guardian_name = " ".join((more.guardian_name or "").split())
-    if len(guardian_name) > 100:
-        raise InvalidField("guardian_name", "at most 100 characters")
+    guardian_name = _guardian_name(more.guardian_name)
     return Enrolment(
         library,
         display_name,
@@ -355,18 +361,110 @@ def leave(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
 
 
 def set_guardian(
-    ctx: Context, participant: Participant, guardian: str, *, by: str = "", via: str = "cli"
+    ctx: Context,
+    participant: Participant,
+    guardian: str,
+    *,
+    name: str | None = None,
+    copies: bool | None = None,
+    by: str = "",
+    via: str = "cli",
 ) -> Participant:
-    """A parent's address that gets a copy of every letter to and from this participant."""
-    change = ctx.store.set_guardian(participant.id, _address(ctx, "guardian", guardian))
-    return _recorded(ctx, "guardian-set", change, by=by, via=via)
+    """A parent's address, with their name and whether they get a copy of every letter to
+    and from this participant (`name`, `copies`: None leaves them as they are)."""
+    details = Details(guardian_name=name, guardian_copies=copies)
+    return edit(ctx, participant, details, guardian=guardian, by=by, via=via)
 
 
 def clear_guardian(
     ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
 ) -> Participant:
-    change = ctx.store.set_guardian(participant.id, "")
-    return _recorded(ctx, "guardian-cleared", change, by=by, via=via)
+    """No guardian any more; refused (`InvalidField("guardian")`) for someone under their
+    library's consent age."""
+    return edit(ctx, participant, guardian="", by=by, via=via)
+
+
+# The enrolment details `edit` changes, audited by name ("details-changed", never values).
+DETAIL_FIELDS = ("birth_year", "age_band", "interests", "guardian_name", "guardian_copies")
+
+
+def _checked_details(
+    ctx: Context, details: Details, guardian: str | None, day: date
+) -> dict[str, object]:
+    """The fields given (None: unchanged), checked and normalized; `InvalidField` names one."""
+    changes: dict[str, object] = {}
+    if details.birth_year is not None:
+        changes["birth_year"] = consent.check_birth_year(details.birth_year, day)
+    if details.age_band is not None:
+        changes["age_band"] = consent.check_age_band(details.age_band)
+    if details.interests is not None:
+        changes["interests"] = _interests(details.interests)
+    if details.guardian_name is not None:
+        changes["guardian_name"] = _guardian_name(details.guardian_name)
+    if details.guardian_copies is not None:
+        changes["guardian_copies"] = bool(details.guardian_copies)
+    if guardian is not None:
+        changes["guardian"] = _address(ctx, "guardian", guardian) if guardian.strip() else ""
+    return changes
+
+
+def _consent_after(library: Library, current: Participant, day: date) -> Participant:
+    """Who is now under the consent age needs a guardian and waits for consent ("pending");
+    who is not (a corrected year of birth) no longer waits."""
+    needs = consent.needs_consent(library, current.birth_year, current.age_band, day)
+    if needs and not current.guardian:
+        raise InvalidField(
+            "guardian",
+            f"under {library.consent_age} at {library.name}, a guardian's address is "
+            "required: the guardian is asked for consent",
+        )
+    if needs and current.consent == "":
+        return current.but(consent="pending")
+    if not needs and current.consent == "pending":
+        return current.but(consent="")
+    return current
+
+
+def edit(
+    ctx: Context,
+    participant: Participant,
+    details: Details | None = None,
+    *,
+    guardian: str | None = None,
+    by: str = "",
+    via: str = "cli",
+    today: date | None = None,
+) -> Participant:
+    """Change a participant's enrolment details: each field of `details` that is not None,
+    and the guardian's address when `guardian` is not None ("" removes the guardian, and
+    their name). Checked like an enrolment (`InvalidField` names the field): someone under
+    the consent age keeps a guardian, and becomes "pending" when they were not asked yet.
+    Audited as "guardian-set" or "guardian-cleared" and "details-changed" (which fields,
+    never their values)."""
+    day = today or datetime.now(UTC).date()
+    library = _library(ctx, participant.library)
+    changes = _checked_details(ctx, details or Details(), guardian, day)
+    if changes.get("guardian") and changes["guardian"] == participant.email:
+        raise InvalidField("guardian", "the guardian's address is the participant's own")
+
+    def edited(current: Participant) -> Participant:
+        changed = current.but(**changes)
+        if not changed.guardian:
+            changed = changed.but(guardian_name="")
+        return _consent_after(library, changed, day)
+
+    before, after = ctx.store.update_participant(participant.id, edited)
+    if after.guardian != before.guardian:
+        _record(
+            ctx, "guardian-set" if after.guardian else "guardian-cleared", after, by=by, via=via
+        )
+    fields = [f for f in DETAIL_FIELDS if getattr(after, f) != getattr(before, f)]
+    if after.guardian != before.guardian:  # their name and copies go with the new address
+        fields = [f for f in fields if not f.startswith("guardian")]
+    if fields or after.consent != before.consent:
+        more = {"consent": after.consent or "not-needed"} if after.consent != before.consent else {}
+        _record(ctx, "details-changed", after, by=by, via=via, fields=",".join(fields), **more)
+    return after
 
 
 def _record(

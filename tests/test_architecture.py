@@ -29,7 +29,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.participant_mail",
         ),
     ),
-    ("core", ("relay.participants", "relay.guardians", "relay.letters", "relay.notices")),
+    (
+        "core",
+        (
+            "relay.participants",
+            "relay.guardians",
+            "relay.letters",
+            "relay.notices",
+            "relay.rights",
+        ),
+    ),
     ("outbox", ("relay.outbox",)),
     (
         "base",

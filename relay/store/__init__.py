@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -54,7 +54,7 @@ from tinydb.table import Document, Table
 
 from relay.errors import NotFound, UserError
 from relay.store import version
-from relay.store.files import AtomicJSONStorage, append_line, read_lines
+from relay.store.files import AtomicJSONStorage, append_line, read_lines, write_atomic
 from relay.store.records import (
     APPROVED,
     FINAL_STATES,
@@ -164,7 +164,9 @@ class Store:
     def _key_in(table: Table, key: str) -> Any:
         doc = table.get(doc_id=_key_doc_id(key))
         if not isinstance(doc, dict):
-            return None  # keys are never removed, so no collision slot can hold it either
+            # An empty first slot means no collision slot holds the key either: `_remove_key`
+            # moves a colliding key into the first slot when it empties it.
+            return None
         if doc.get("k") == key:
             return doc.get("v")
         for other in table.all():  # two keys with one 64-bit hash: see `_set_key`
@@ -187,9 +189,32 @@ class Store:
                 if doc.get("k") == key:
                     table.upsert(Document({"k": key, "v": value}, doc_id=doc.doc_id))
                     return
-            table.insert(Document({"k": key, "v": value}, doc_id=2**64 + len(table) + 1))
+            spare = max([2**64, *(doc.doc_id for doc in table.all())]) + 1
+            table.insert(Document({"k": key, "v": value}, doc_id=spare))
             return
         table.upsert(Document({"k": key, "v": value}, doc_id=doc_id))
+
+    def _remove_key(self, key: str) -> None:
+        """Remove one key (from `lookup/`, and from `keys/` in a store made before it).
+
+        A key in its first slot that another key with the same 64-bit hash collided with
+        (kept in a slot past 2**64, see `_set_key`) gives that slot to the colliding key, so
+        that `_key_in` still finds it at the first place it looks."""
+        tables = [self._key_table(key)]
+        if self._legacy_keys:
+            tables.append(self._legacy_key_table(key))
+        doc_id = _key_doc_id(key)
+        for table in tables:
+            found = [doc for doc in table.all() if doc.get("k") == key]
+            if not found:
+                continue
+            table.remove(doc_ids=[doc.doc_id for doc in found])
+            if all(doc.doc_id != doc_id for doc in found):
+                continue
+            heir = next((d for d in table.all() if _key_doc_id(str(d.get("k"))) == doc_id), None)
+            if heir is not None:
+                table.remove(doc_ids=[heir.doc_id])
+                table.insert(Document(dict(heir), doc_id=doc_id))
 
     # --- moderation by email: notice tokens, reminders, writer notices ------------------
     # Stored as `notice:<letter>:<moderator>` -> token and `token:<token>` -> its grant.
@@ -270,7 +295,14 @@ class Store:
             "expires": pending.expires,
             "used": pending.used,
         }
-        self._put(f"command:{pending.token}", value)
+        with self._writing():
+            self._set_key(f"command:{pending.token}", value)
+            # Each participant's tokens, so that erasing them finds their pending commands.
+            for participant_id in pending.participants:
+                tokens = self._key(f"command-tokens:{participant_id}")
+                known = [str(t) for t in tokens] if isinstance(tokens, list) else []
+                if pending.token not in known:
+                    self._set_key(f"command-tokens:{participant_id}", [*known, pending.token])
 
     def pending_command(self, token: str) -> PendingCommand | None:
         return _pending_command(token, self._key(f"command:{token}"))
@@ -513,6 +545,105 @@ class Store:
                     pals = tuple(p for p in fresh.pals if p != other.id)
                     self._save_participant(fresh.but(pals=pals))
 
+    # --- a participant's data, found and forgotten (relay.rights) ------------------------
+
+    def remove_participant(self, participant_id: str, notice_days: Iterable[date]) -> None:
+        """Forget a participant: their record, their masked and real address keys, their
+        pals' links to them and the counts of notices they got (`notice_days`: the days to
+        look at, each one key)."""
+        with self._writing():
+            participant = self.participant(participant_id)
+            if participant is None:
+                raise NotFound(f"participant {participant_id} not found")
+            for pal_id in participant.pals:
+                pal = self.participant(pal_id)
+                if pal is not None and participant.id in pal.pals:
+                    self._save_participant(
+                        pal.but(pals=tuple(p for p in pal.pals if p != participant.id))
+                    )
+            self._remove_key(f"masked:{participant.masked}")
+            others = [pid for pid in self._email_ids(participant.email) if pid != participant.id]
+            if others:
+                self._set_key(f"email:{participant.email}", others)
+            else:
+                self._remove_key(f"email:{participant.email}")
+            for day in notice_days:
+                self._remove_key(f"writer-notices:{participant.id}:{day.isoformat()}")
+            self._participant_table(participant.number).remove(doc_ids=[participant.number])
+
+    def forget_pending_commands(self, participant_id: str) -> None:
+        """Remove the emailed commands waiting for a participant's confirmation (they name
+        the address asked), as recorded by `record_pending_command`; one that was also for
+        a sibling stays for the sibling alone."""
+        with self._writing():
+            tokens = self._key(f"command-tokens:{participant_id}")
+            for token in tokens if isinstance(tokens, list) else ():
+                value = self._key(f"command:{token}")
+                others = [
+                    str(p)
+                    for p in (value.get("participants", []) if isinstance(value, dict) else [])
+                    if p != participant_id
+                ]
+                if isinstance(value, dict) and others:
+                    self._set_key(f"command:{token}", value | {"participants": others})
+                else:
+                    self._remove_key(f"command:{token}")
+            self._remove_key(f"command-tokens:{participant_id}")
+
+    def forget_letter_keys(self, letter: Letter, moderators: Iterable[str]) -> None:
+        """Remove the keys naming a letter's spool item, its Message-ID and its notices'
+        tokens (each moderator's), so nothing leads from them to the letter any more."""
+        with self._writing():
+            self._remove_key(f"spool:{letter.spool_id}:{letter.recipient}")
+            if letter.message_id:
+                self._remove_key(f"msgid:{letter.message_id}")
+                self._remove_key(f"imap-msgid:{letter.message_id}")
+            self._remove_key(f"told-waiting:{letter.id}")
+            for moderator in moderators:
+                token = self._key(f"notice:{letter.id}:{moderator}")
+                if isinstance(token, str):
+                    self._remove_key(f"token:{token}")
+                self._remove_key(f"notice:{letter.id}:{moderator}")
+
+    def letters_of(self, participant_id: str, *, archived_since: float = 0.0) -> list[Letter]:
+        """Every letter a participant wrote or received, as last recorded, oldest first.
+
+        Reads the hot shards and every archive file (at a million letters, 100 files of
+        10,000 lines): for data-rights requests, which are rare. `archived_since` (a Unix
+        time) reads only archive files appended to since then."""
+
+        def theirs(record: dict[str, Any]) -> bool:
+            return participant_id in (record.get("sender"), record.get("recipient"))
+
+        found = {letter.id: letter for letter in self._hot(theirs)}
+        for path in sorted((self.root / "archive").glob("letters-*.jsonl")):
+            if archived_since and path.stat().st_mtime < archived_since:
+                continue
+            for record in read_lines(path):
+                if theirs(record):  # a later line of a letter is its newer record
+                    found[int(record["id"])] = Letter.from_dict(record)
+        return sorted(found.values(), key=lambda letter: letter.id)
+
+    def replace_letters(self, reduced: Iterable[Letter]) -> None:
+        """Put these records in place of every record kept of the same letters, the archive's
+        earlier lines included (each archive file rewritten atomically): erasing a letter's
+        contents (relay.rights). A letter in a final state leaves the hot shards."""
+        by_file: dict[Path, dict[int, Letter]] = {}
+        with self._writing():
+            for letter in reduced:
+                by_file.setdefault(self._archive_path(letter.id), {})[letter.id] = letter
+            for path, letters in by_file.items():
+                kept = [r for r in read_lines(path) if r.get("id") not in letters]
+                kept += [x.to_dict() for x in letters.values() if x.status in FINAL_STATES]
+                if kept or path.exists():
+                    write_atomic(path, _lines(kept))
+                for letter in letters.values():
+                    table = self._letter_table(letter.id)
+                    if letter.status not in FINAL_STATES:
+                        table.upsert(Document(letter.to_dict(), doc_id=letter.id))
+                    elif table.get(doc_id=letter.id) is not None:
+                        table.remove(doc_ids=[letter.id])
+
     # --- letters -------------------------------------------------------------------------
 
     def hold_letter(
@@ -618,6 +749,21 @@ class Store:
         with self._writing():
             append_line(self.root / "audit" / f"{record['at'][:7]}.jsonl", record)
 
+    def rewrite_audit(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Pass every audit entry through `change`; each month's file where an entry changed
+        is rewritten atomically, under the lock (appends wait). Returns how many changed:
+        for erasing a participant (relay.rights), whose entries keep only their ids."""
+        changed = 0
+        with self._writing():
+            for path in sorted((self.root / "audit").glob("*.jsonl")):
+                entries = read_lines(path)
+                rewritten = [change(entry) for entry in entries]
+                differ = sum(a != b for a, b in zip(entries, rewritten, strict=True))
+                if differ:
+                    write_atomic(path, _lines(rewritten))
+                    changed += differ
+        return changed
+
     def audit_log(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
         for path in sorted((self.root / "audit").glob("*.jsonl")):
@@ -690,6 +836,12 @@ def _sign_in_link(value: object) -> SignInLink | None:
 def _participant_number(participant_id: str) -> int | None:
     digits = participant_id.removeprefix("p")
     return int(digits) if digits.isdigit() else None
+
+
+def _lines(records: list[dict[str, Any]]) -> bytes:
+    """JSON lines as `append_line` writes them."""
+    encoded = (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    return "".join(encoded).encode("utf-8")
 
 
 def dump(value: Any) -> str:

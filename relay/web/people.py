@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import guardians, participants
+from relay import consent, guardians, participants
 from relay.context import Context
 from relay.errors import InvalidField, UserError
 from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
@@ -49,6 +50,7 @@ class Pal:
 class Patron:
     participant: Participant
     pals: tuple[Pal, ...]
+    age: int | None = None  # the youngest they can be today; None when no age is recorded
 
 
 def _pal(ctx: Context, participant: Participant) -> Pal:
@@ -59,7 +61,9 @@ def _pal(ctx: Context, participant: Participant) -> Pal:
 
 def _patron(ctx: Context, participant: Participant) -> Patron:
     pals = (ctx.store.participant(pal_id) for pal_id in participant.pals)
-    return Patron(participant, tuple(_pal(ctx, p) for p in pals if p is not None))
+    today = datetime.now(UTC).date()
+    age = consent.youngest_age(participant.birth_year, participant.age_band, today)
+    return Patron(participant, tuple(_pal(ctx, p) for p in pals if p is not None), age)
 
 
 def _matches(participant: Participant, query: str, *, by_email: bool) -> bool:
@@ -117,20 +121,44 @@ async def list_participants(request: Request) -> Response:
 async def show_participant(request: Request) -> Response:
     dash = dashboard_of(request)
     visitor = dash.visitor(request)
-    ctx = dash.context()
-    participant = await dash.run(own, ctx, visitor.library.id, request.path_params["pid"])
+    participant = await dash.run(
+        own, dash.context(), visitor.library.id, request.path_params["pid"]
+    )
     if participant is None:
         raise PageNotFound()
+    return await _participant_page(request, dash, visitor, participant)
+
+
+async def _participant_page(
+    request: Request,
+    dash: Dashboard,
+    visitor: Visitor,
+    participant: Participant,
+    *,
+    problem: UserError | None = None,
+    entered: dict[str, str] | None = None,
+) -> Response:
+    ctx = dash.context()
     query = request.query_params.get("q", "")
     candidates = await dash.run(search_partners, ctx, visitor.library.id, query) if query else []
     return dash.page(
         request,
         "participant",
+        status=400 if problem else 200,
         patron=await dash.run(_patron, ctx, participant),
         query=query,
         candidates=[c for c in candidates if c.id not in participant.pals],
         done=request.query_params.get("done", ""),
+        problem=_problem_text(problem),
+        problem_field=problem.field if isinstance(problem, InvalidField) else "",
+        entered=entered,
     )
+
+
+def _problem_text(problem: UserError | None) -> str:
+    if problem is None:
+        return ""
+    return problem.problem if isinstance(problem, InvalidField) else str(problem)
 
 
 async def _changer(request: Request) -> tuple[Dashboard, Visitor, dict[str, str]]:
@@ -142,6 +170,17 @@ async def _changer(request: Request) -> tuple[Dashboard, Visitor, dict[str, str]
     return dash, visitor, {k: v.strip() for k, v in form.multi_items() if isinstance(v, str)}
 
 
+def _details(fields: dict[str, str]) -> participants.Details:
+    """The enrolment details of the add and edit forms (the copies box is sent when ticked)."""
+    return participants.Details(
+        birth_year=fields.get("birth_year", ""),
+        age_band=fields.get("age_band", ""),
+        interests=fields.get("interests", ""),
+        guardian_name=fields.get("guardian_name", ""),
+        guardian_copies=bool(fields.get("guardian_copies")),
+    )
+
+
 def _enroll(ctx: Context, library_id: str, fields: dict[str, str], by: str) -> Participant:
     return participants.enroll(
         ctx,
@@ -149,6 +188,8 @@ def _enroll(ctx: Context, library_id: str, fields: dict[str, str], by: str) -> P
         fields.get("name", ""),
         fields.get("email", ""),
         language=fields.get("language") or None,
+        guardian=fields.get("guardian_email") or None,
+        details=_details(fields),
         by=by,
         via="web",
     )
@@ -160,7 +201,6 @@ async def add_participant(request: Request) -> Response:
         added = await dash.run(_enroll, dash.context(), visitor.library.id, fields, visitor.email)
     except UserError as error:
         patrons = await dash.run(search_own, dash.context(), visitor.library.id, "")
-        field = error.field if isinstance(error, InvalidField) else ""
         return dash.page(
             request,
             "participants",
@@ -169,11 +209,33 @@ async def add_participant(request: Request) -> Response:
             query="",
             shown=SHOWN,
             done="",
-            problem=error.problem if isinstance(error, InvalidField) else str(error),
-            problem_field=field,
+            problem=_problem_text(error),
+            problem_field=error.field if isinstance(error, InvalidField) else "",
             entered=fields,
         )
     return see_other(f"/participants/{added.id}?done=added")
+
+
+def _edit(ctx: Context, participant: Participant, fields: dict[str, str], by: str) -> Participant:
+    guardian = fields.get("guardian_email", "")
+    return participants.edit(
+        ctx, participant, _details(fields), guardian=guardian, by=by, via="web"
+    )
+
+
+async def edit_details(request: Request) -> Response:
+    dash, visitor, fields = await _changer(request)
+    ctx = dash.context()
+    participant = await dash.run(own, ctx, visitor.library.id, request.path_params["pid"])
+    if participant is None:
+        raise PageNotFound()
+    try:
+        await dash.run(_edit, ctx, participant, fields, visitor.email)
+    except UserError as error:
+        return await _participant_page(
+            request, dash, visitor, participant, problem=error, entered=fields
+        )
+    return see_other(f"/participants/{participant.id}?done=details")
 
 
 _STATUS_CHANGES: dict[str, Callable[..., Participant]] = {

@@ -169,10 +169,10 @@ def test_a_guardian_consents_and_only_then_letters_go(
     assert (on_paper.consent, on_paper.consent_method) == ("given", "paper")
     sign_in(page, dashboard, MODERATOR_B)
     page.goto(f"{dashboard.url}/participants/{lucas.id}")
-    assert page.inner_text("#consent-state").endswith("en papel")
+    assert page.inner_text("#consent").endswith("en papel")
     page.click("#consent-withdraw")
     assert "en pausa" in page.inner_text("#done")
-    assert page.get_attribute("#consent-state", "data-consent") == "withdrawn"
+    assert page.inner_text("#consent").startswith("consentimiento retirado")
     assert page.locator("input[name=status][value=active]").count() == 0  # no plain resume
     withdrawn = _consent(relay, lucas)
     assert (withdrawn.consent, withdrawn.status) == ("withdrawn", "paused")

@@ -22,6 +22,8 @@ def test_a_chilean_moderator_sees_spanish_and_none_of_riverside_letters(
     page.goto(dashboard.url + f"/participants/{pals.tomas.id}?q=maya")
     expect(page.locator(".pairing")).to_contain_text("Emparejar con")
     expect(page.locator(".pals")).to_contain_text(pals.maya.masked)
+    expect(page.locator("#consent")).to_have_text("no hace falta")
+    expect(page.locator(".edit-details summary")).to_have_text("Cambiar edad, intereses o tutor")
     assert pals.maya.email not in page.content()
     page.goto(dashboard.url + "/program")
     expect(page.locator("#config-check")).to_contain_text("El archivo en disco es válido.")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from tests.conftest import MAYA, TOMAS, Pals, Relay
+
+PARENT = "ann.smith@family-mail.example.net"
 
 
 def test_field_errors_name_the_flag(relay: Relay) -> None:
@@ -19,6 +22,49 @@ def test_field_errors_name_the_flag(relay: Relay) -> None:
         check=False,
     )  # fmt: skip
     assert unknown.stderr.startswith("penpal-relay: --library: no library 'atlantis'")
+
+
+def test_enrolment_details_added_shown_and_edited(relay: Relay) -> None:
+    """A child under Riverside's consent age (13, US) is enrolled with a guardian, who is
+    asked for consent; the details can be changed later, and the audit log names fields."""
+    year = str(datetime.now(UTC).year - 9)
+    born = relay.cli(
+        "participants", "add", "--library", "riverside", "--name", "Maya", "--email", MAYA,
+        "--birth-year", "20l6", check=False,
+    )  # fmt: skip
+    assert born.returncode == 1
+    assert born.stderr.startswith("penpal-relay: --birth-year: '20l6' is not a year of birth")
+    assert len(born.stderr.strip().splitlines()) == 1
+    added = relay.cli(
+        "participants", "add", "--library", "riverside", "--name", "Maya", "--email", MAYA,
+        "--birth-year", year, "--interests", "Football, drawing", "--guardian", PARENT,
+        "--guardian-name", "Ann Smith", "--no-guardian-copies", "--json",
+    )  # fmt: skip
+    maya = json.loads(added.stdout)
+    assert (maya["birth_year"], maya["interests"]) == (int(year), ["football", "drawing"])
+    assert (maya["guardian"], maya["guardian_name"], maya["guardian_copies"]) == (
+        PARENT,
+        "Ann Smith",
+        False,
+    )
+    assert maya["consent"] == "pending"
+
+    relay.cli(
+        "participants", "edit", maya["id"], "--interests", "chess", "--birth-year", "",
+        "--age-band", "9-11",
+    )  # fmt: skip
+    relay.cli("participants", "guardian", maya["id"], PARENT, "--name", "Ann Jones")
+    shown = relay.cli("participants", "show", maya["id"]).stdout
+    assert "interests: chess" in shown and "age band:  9-11" in shown
+    assert f"guardian:  Ann Jones <{PARENT}> (copies)" in shown
+    assert "consent:   pending" in shown
+    entries = [e for e in relay.context().store.audit_log() if e["event"] == "details-changed"]
+    assert [e["fields"] for e in entries] == [
+        "birth_year,age_band,interests",
+        "guardian_name,guardian_copies",
+    ]
+    assert PARENT not in str(entries) and "Ann" not in str(entries)
+    assert PARENT not in (relay.data_dir / "relay.log").read_text()
 
 
 def test_pause_resume_leave_guardian_and_unpair(relay: Relay, pals: Pals) -> None:

@@ -73,6 +73,8 @@ def test_staff_of_the_other_library_get_404_for_its_letters_and_patrons(
     assert carmen.request(f"/participants/{pals.maya.id}").status == 404
     pause = {"csrf": csrf, "status": "paused"}
     assert carmen.request(f"/participants/{pals.maya.id}/status", pause).status == 404
+    details = {"csrf": csrf, "interests": "x", "guardian_email": "carmen@example.net"}
+    assert carmen.request(f"/participants/{pals.maya.id}/details", details).status == 404
     assert pals.maya.email not in carmen.request(f"/participants/{pals.tomas.id}").text
     assert dashboard.relay.queue()[0]["status"] == "held"
     assert pals.maya.masked not in carmen.request("/queue").text

@@ -246,3 +246,37 @@ def test_changing_an_unknown_participant_is_not_found(ctx: Context) -> None:
         with pytest.raises(NotFound):
             change(ctx, ghost)
     assert ctx.store.audit_log() == []
+
+
+def test_details_edited_keep_a_guardian_under_the_consent_age_and_audit_only_field_names(
+    ctx: Context, pair_of_pals: tuple[Participant, Participant]
+) -> None:
+    maya, _ = pair_of_pals
+    young = participants.Details(birth_year=2018, interests="Chess, football")
+    with pytest.raises(InvalidField) as raised:
+        participants.edit(ctx, maya, young)
+    assert raised.value.field == "guardian"
+    with pytest.raises(InvalidField) as raised:
+        participants.edit(ctx, maya, participants.Details(birth_year="18"))
+    assert raised.value.field == "birth_year"
+    participants.set_guardian(ctx, maya, "parent@example.net", name="Ann  Smith", copies=False)
+    edited = participants.edit(ctx, maya, young)
+    assert (edited.birth_year, edited.interests, edited.consent) == (
+        2018,
+        ("chess", "football"),
+        "pending",
+    )
+    assert (edited.guardian_name, edited.guardian_copies) == ("Ann Smith", False)
+    with pytest.raises(InvalidField) as raised:
+        participants.clear_guardian(ctx, maya)
+    assert raised.value.field == "guardian"
+    corrected = participants.edit(ctx, maya, participants.Details(birth_year="", age_band="18+"))
+    assert (corrected.birth_year, corrected.age_band, corrected.consent) == (0, "18+", "")
+    assert participants.clear_guardian(ctx, maya).guardian_name == ""
+    changes = [e for e in ctx.store.audit_log() if e["event"] == "details-changed"]
+    assert [(e["fields"], e.get("consent")) for e in changes] == [
+        ("birth_year,interests", "pending"),
+        ("birth_year,age_band", "not-needed"),
+    ]
+    assert "parent@example.net" not in str(ctx.store.audit_log())
+    assert "Ann" not in str(ctx.store.audit_log())
