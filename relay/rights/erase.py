@@ -12,7 +12,7 @@ other commands wait rather than interleave:
   acted (no reasons, errors, addresses or names);
 - the lookup keys of their letters (spool item, Message-ID, notice tokens) and their own
   (masked and real address, daily notice counts, emailed commands waiting for their
-  confirmation);
+  confirmation, their guardian's consent requests);
 - each letter record becomes a line with its id, libraries, status and dates only; a letter
   still held or approved is rejected (nothing more is sent of it);
 - their record (with their guardian and the names learned from their mail), and their
@@ -118,6 +118,7 @@ def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
             ctx.store.forget_letter_keys(letter, staff)
         ctx.store.replace_letters(_reduced(letter) for letter in letters)
         ctx.store.forget_pending_commands(current.id)
+        ctx.store.forget_consent_requests(current.id)
         ctx.store.remove_participant(current.id, _days_since(current.created_at))
         details = {"participant": current.id, "library": current.library, "via": via}
         ctx.store.audit("erased", **details, **({"by": by} if by else {}), letters=len(letters))

@@ -366,7 +366,24 @@ class Store:
             "expires": request.expires,
             "used": request.used,
         }
-        self._put(_consent_key(token), value)
+        key = _consent_key(token)
+        listed = f"consent-requests:{request.participant}"
+        with self._writing():
+            self._set_key(key, value)
+            # Each participant's requests, so that erasing them finds these keys.
+            known = self._key(listed)
+            keys = [str(k) for k in known] if isinstance(known, list) else []
+            self._set_key(listed, [*keys, key])
+
+    def forget_consent_requests(self, participant_id: str) -> None:
+        """Remove a participant's consent requests, as `record_consent_request` listed them:
+        their links and reply addresses then lead nowhere."""
+        listed = f"consent-requests:{participant_id}"
+        with self._writing():
+            keys = self._key(listed)
+            for key in keys if isinstance(keys, list) else ():
+                self._remove_key(str(key))
+            self._remove_key(listed)
 
     def consent_request(self, token: str) -> ConsentRequest | None:
         return _consent_request(self._key(_consent_key(token)))

@@ -124,3 +124,5 @@ def test_a_consent_link_answers_once_then_offers_withdrawal(tmp_path: Path) -> N
     assert (again.status, again.consent, again.consent_method) == ("active", "given", "paper")
     events = [e["event"] for e in ctx.store.audit_log()]
     assert events[2:] == ["consent-declined", "consent-given", "consent-withdrawn", "consent-given"]
+    ctx.store.forget_consent_requests(child.id)  # as erasing the participant does
+    assert {guardians.page(ctx, t * 32).state for t in "abc"} == {"unknown"}
