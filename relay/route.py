@@ -62,7 +62,8 @@ ROLE_ADDRESSES = ("postmaster", "abuse")
 # The From of notices (a person may answer it) and their envelope sender (bounces come back).
 PROGRAM_ADDRESS = "program"
 BOUNCES_ADDRESS = "bounces"
-# Where participants (and guardians) write one-word commands: help, pause, resume, stop.
+# Where participants (and guardians) write one-word commands: help, pause, resume, stop,
+# export, erase.
 HELP_ADDRESS = "help"
 OWN_KINDS = (
     "moderation",

@@ -67,7 +67,7 @@ class Templates:
 
     def command_words(self) -> dict[str, dict[str, list[str]]]:
         """`email/<lang>/commands.toml` of every language: the words participants may write
-        to help@ or in reply to program mail (help, pause, resume, stop)."""
+        to help@ or in reply to program mail (help, pause, resume, stop, export, erase)."""
         return self._word_lists("commands.toml")
 
     def _word_lists(self, name: str) -> dict[str, dict[str, list[str]]]:
