@@ -438,7 +438,8 @@ def edit(
     """Change a participant's enrolment details: each field of `details` that is not None,
     and the guardian's address when `guardian` is not None ("" removes the guardian, and
     their name). Checked like an enrolment (`InvalidField` names the field): someone under
-    the consent age keeps a guardian, and becomes "pending" when they were not asked yet.
+    the consent age keeps a guardian, and becomes "pending" when they were not asked yet or
+    their guardian changed; the guardian is then asked (`guardians.ask`).
     Audited as "guardian-set" or "guardian-cleared" and "details-changed" (which fields,
     never their values)."""
     day = today or datetime.now(UTC).date()
@@ -451,6 +452,9 @@ def edit(
         changed = current.but(**changes)
         if not changed.guardian:
             changed = changed.but(guardian_name="")
+        if changed.guardian != current.guardian and current.consent == "given":
+            # Consent was the earlier guardian's: the new one is asked for their own.
+            changed = changed.but(consent="", consent_at="", consent_method="")
         return _consent_after(library, changed, day)
 
     before, after = ctx.store.update_participant(participant.id, edited)
@@ -464,6 +468,10 @@ def edit(
     if fields or after.consent != before.consent:
         more = {"consent": after.consent or "not-needed"} if after.consent != before.consent else {}
         _record(ctx, "details-changed", after, by=by, via=via, fields=",".join(fields), **more)
+    if after.consent == "pending" and (
+        before.consent != "pending" or after.guardian != before.guardian
+    ):
+        guardians.ask(ctx, after, by=by, via=via)  # newly under the age, or a new guardian
     return after
 
 
