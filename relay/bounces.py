@@ -38,7 +38,7 @@ def handle_bounce(ctx: Context, raw: bytes, local: str) -> None:
         ctx.store.audit("bounce-ignored", reason="bad-or-expired-address")
         return
     letter = ctx.store.letter(letter_id)
-    if letter is None:
+    if letter is None or not letter.sender:  # unknown, or its writer or pal was erased
         return
     returned = dsn.read(raw)
     if returned.outcome == "failed":

@@ -185,7 +185,7 @@ def _apply(ctx: Context, letter_id: int, sender: str, command: Command) -> None:
             "pal-away",
             letter=letter_id,
             who=away.away.name,
-            status=away.away.status,
+            status=away.why,
             role=away.role,
         ) from None
     except UserError as error:

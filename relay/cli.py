@@ -22,7 +22,7 @@ from typing import Any
 
 import jinja2
 
-from relay import backup, dkim_signing, letters, notices, participants
+from relay import backup, dkim_signing, guardians, letters, notices, participants, rights
 from relay import config as config_module
 from relay.config import Config
 from relay.context import Context, open_context
@@ -32,6 +32,7 @@ from relay.logfile import setup_logging
 from relay.privileges import become_data_owner
 from relay.schedule import digests, prompts, retention, run_scheduled
 from relay.store import Store, version
+from relay.store.files import write_atomic
 from relay.store.records import Letter, Participant
 
 PROG = "penpal-relay"
@@ -49,6 +50,8 @@ FIELD_FLAGS = {
     "interests": "--interests",
     "edit": "--edit",
     "file": "FILE",
+    "by": "--by",
+    "output": "--output",
 }
 
 
@@ -355,6 +358,87 @@ def cmd_participants_guardian(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asking(ctx: Context, participant: Participant, by: str | None, *, erasing: bool) -> str:
+    """`--by`: a staff member of the participant's library (a coordinator, to erase)."""
+    if not by:
+        return ""
+    library = ctx.config.library(participant.library)
+    member = library.staff_member(by) if library else None
+    if member is None or (erasing and not member.is_coordinator):
+        role = "a coordinator" if erasing else "staff"
+        raise InvalidField("by", f"{by} is not {role} of {participant.library} in the config")
+    return member.email
+
+
+def cmd_participants_export(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    by = _asking(ctx, participant, args.by, erasing=False)
+    output = Path(args.output or f"{participant.id}-data.zip")
+    if not output.parent.is_dir():
+        raise InvalidField("output", f"no folder {output.parent}")
+    data = rights.export(ctx, participant, by=by)
+    write_atomic(output, data)
+    print(f"wrote {output}: everything held about {participant.id} ({participant.masked})")
+    return 0
+
+
+def cmd_participants_erase(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    by = _asking(ctx, participant, args.by, erasing=True)
+    if not args.yes:
+        preview = rights.erasure_preview(ctx, participant)
+        print(
+            f"Erase {participant.id} ({participant.name}, {participant.masked}, "
+            f"{participant.library}): their record, guardian, {preview.written} letters "
+            f"written and {preview.received} received ({preview.waiting} not sent yet, "
+            "which will not be), their spool and Maildir copies. This cannot be undone."
+        )
+        try:
+            answer = input("Type yes to erase: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() != "yes":
+            raise UserError("nothing erased (answer yes, or pass --yes)")
+    erased = rights.erase(ctx, participant, by=by)
+    print(
+        f"erased {erased.participant}: {erased.letters} letters kept as figures only, "
+        f"{erased.files} files removed"
+    )
+    return 0
+
+
+def cmd_participants_consent(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    participant = participants.find(ctx, args.participant)
+    who = f"{participant.id} ({participant.masked})"
+    by = _staff_of(ctx, participant, args.by) if args.by else ""
+    if args.paper:
+        if not by:
+            raise UserError("--by: say which staff member received the consent on paper")
+        given = guardians.give(ctx, participant, method="paper", by=by)
+        waiting = len(guardians.waiting_letters(ctx, given))
+        print(
+            f"{who}: consent received on paper is recorded; {waiting} held letters may be approved"
+        )
+    elif args.withdraw:
+        withdrawn = guardians.withdraw(ctx, participant, by=by)
+        print(f"{who}: consent withdrawn; {withdrawn.id} is {withdrawn.status}")
+    else:
+        guardians.ask(ctx, participant, by=by)
+        print(f"{who}: the consent request was sent to the guardian again")
+    return 0
+
+
+def _staff_of(ctx: Context, participant: Participant, email: str) -> str:
+    library = ctx.config.library(participant.library)
+    member = library.staff_member(email) if library else None
+    if member is None:
+        raise UserError(f"--by: {email} is not listed as staff of {participant.library}")
+    return member.email
+
+
 def cmd_pair(args: argparse.Namespace) -> int:
     ctx = _context(args)
     first, second = participants.find(ctx, args.a), participants.find(ctx, args.b)
@@ -397,6 +481,8 @@ def _letter(ctx: Context, letter_id: int) -> Letter:
     letter = ctx.store.letter(letter_id)
     if letter is None:
         raise NotFound(f"letter {letter_id} not found")
+    if not letter.sender:
+        raise NotFound(f"letter {letter_id} was erased with its writer or pal; only its dates stay")
     return letter
 
 
@@ -849,6 +935,41 @@ def parser() -> argparse.ArgumentParser:
     )
     guardian.add_argument("--clear", action="store_true", help="no guardian any more")
     guardian.set_defaults(field_flags={"guardian_name": "--name"})
+
+    exporting = command(
+        people_sub,
+        "export",
+        cmd_participants_export,
+        "write everything held about a participant to a zip (records, letters, audit)",
+    )
+    exporting.add_argument("participant", help=REFERENCE)
+    exporting.add_argument("--output", metavar="FILE.zip", help="default: <id>-data.zip here")
+    exporting.add_argument("--by", help="your staff email, for the audit log")
+    erasing = command(
+        people_sub,
+        "erase",
+        cmd_participants_erase,
+        "remove a participant and everything about them; letters stay as figures only",
+    )
+    erasing.add_argument("participant", help=REFERENCE)
+    erasing.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    erasing.add_argument("--by", help="your staff email (a coordinator), for the audit log")
+    consenting = command(
+        people_sub,
+        "consent",
+        cmd_participants_consent,
+        "a guardian's consent: ask again, record it received on paper, or record a withdrawal",
+    )
+    consenting.add_argument("participant", help=REFERENCE)
+    what = consenting.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--ask-again", action="store_true", help="email the guardian a new consent request"
+    )
+    what.add_argument("--paper", action="store_true", help="consent was received on paper")
+    what.add_argument(
+        "--withdraw", action="store_true", help="consent is withdrawn: the participant is paused"
+    )
+    consenting.add_argument("--by", help="your staff email, as listed in the config")
 
     pairing = command(commands, "pair", cmd_pair, "make two participants pals")
     pairing.add_argument("a", help=REFERENCE)

@@ -1,6 +1,7 @@
 """Reading a participant's emailed command: one word, perhaps a first name, in any language.
 
-Pure. A participant (or their guardian) writes `help`, `pause`, `resume` or `stop` to help@,
+Pure. A participant (or their guardian) writes `help`, `pause`, `resume`, `stop`, `export`
+(a copy of everything held about them) or `erase` (everything about them removed) to help@,
 or replies to a program mail with it. Only the writer's own words count: the first line of
 the text they wrote (quoted history and a "-- " signature are dropped with
 `relay.scrub.quotes`), or else the subject when it is their own (not "Re: ..."). Words are
@@ -20,8 +21,8 @@ from typing import Literal
 from relay.decisions import fold
 from relay.scrub.quotes import remove_signature, reply_text
 
-Action = Literal["help", "pause", "resume", "stop"]
-ACTIONS: tuple[Action, ...] = ("help", "pause", "resume", "stop")
+Action = Literal["help", "pause", "resume", "stop", "export", "erase"]
+ACTIONS: tuple[Action, ...] = ("help", "pause", "resume", "stop", "export", "erase")
 # A first name of up to this many words may follow the command word.
 NAME_WORDS = 3
 _PUNCTUATION = " \t:;,.!?¡¿-—–\"'«»()[]"

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from relay import compose, guard
 from relay.config import Config, Library, Staff
+from relay.consent import NO_CONSENT_NOTES
 from relay.context import Context
 from relay.outbox import Notice, door
 from relay.screen import Flag
@@ -184,7 +185,7 @@ def _notice_values(
         "pieces": _highlighted(text, letter.flags),
         "flags": list(letter.flags),
         "removed": list(letter.removed),
-        "notes": list(letter.notes),
+        "notes": [_note_in(ctx, member.language, note) for note in letter.notes],
         "approve_word": (own.get("approve") or ["approve"])[0],
         "reject_word": (own.get("reject") or ["reject"])[0],
         "hold_word": (own.get("hold") or ["hold"])[0],
@@ -192,6 +193,14 @@ def _notice_values(
         "token_days": int(ctx.config.moderation.token_days),
         "program_name": ctx.config.relay.program_name,
     }
+
+
+def _note_in(ctx: Context, language: str, note: str) -> str:
+    """A note kept with a letter, in the moderator's language where it has words there."""
+    for role, text in NO_CONSENT_NOTES.items():
+        if note == text:
+            return ctx.templates.render("email", language, "consent_note.txt", role=role).strip()
+    return note
 
 
 def _without_surname(letter: Letter, text: str, sender: Participant | None) -> dict[str, Any]:
@@ -324,7 +333,10 @@ def tell_writer(
 ) -> bool:
     """A kind note to a patron about their own letter; False when the daily limit is reached.
 
-    The pal's real addresses must not appear in it (the leak guard makes sure)."""
+    The pal's real addresses must not appear in it (the leak guard makes sure). Nothing
+    goes to a writer whose guardian has not consented yet (False)."""
+    if not writer.may_correspond:
+        return False
     day = datetime.now(UTC).date()
 
     def send() -> bool:

@@ -35,6 +35,8 @@ store would make it one lookup.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import hmac
 import logging
@@ -47,9 +49,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
 
-from relay import guard, notices, participants
+from relay import guard, notices, participants, rights
 from relay.addresses import normalize
-from relay.commands import Action, Asked, read_command
+from relay.commands import ACTIONS, Action, Asked, read_command
 from relay.compose import html_to_text
 from relay.context import Context
 from relay.decisions import fold
@@ -64,8 +66,18 @@ from relay.store.records import ACTIVE, LEFT, PAUSED, Participant, PendingComman
 log = logging.getLogger("relay")
 
 CONFIRM_PREFIX = "confirm+"
-# The commands that change a participation, and so may wait for a confirmation.
-CHANGES: dict[str, Action] = {"pause": "pause", "resume": "resume", "stop": "stop"}
+# The commands that change a participation or send what is held, and so may wait for a
+# confirmation; `erase` always does (it cannot be undone), however well the sender is known.
+CHANGES: dict[str, Action] = {
+    "pause": "pause",
+    "resume": "resume",
+    "stop": "stop",
+    "export": "export",
+    "erase": "erase",
+}
+ALWAYS_CONFIRMED: frozenset[Action] = frozenset({"erase"})
+# An export larger than this is not emailed: the library hands it over instead.
+EXPORT_MAIL_MAX_BYTES = 10 * 1024 * 1024
 PARTICIPANT, GUARDIAN = "participant", "guardian"
 
 
@@ -168,19 +180,10 @@ def handle_command_mail(ctx: Context, item_id: str, raw: bytes, incoming: Incomi
             _answer_question(ctx, item_id, writer, asked, reply_to)
         return True
     (participant,) = chosen
-    if vouched:
-        outcome = _carry_out(ctx, item_id, asked.action, participant, writer.asked_by(participant))
-        _audit(ctx, item_id, asked, writer, chosen, outcome, vouched)
-        _answer(
-            ctx,
-            item_id,
-            writer.address,
-            participant,
-            "command_done",
-            reply_to,
-            action=asked.action,
-            outcome=outcome,
-        )
+    if vouched and asked.action not in ALWAYS_CONFIRMED:
+        done = _carry_out(ctx, item_id, asked.action, participant, writer.asked_by(participant))
+        _audit(ctx, item_id, asked, writer, chosen, done.outcome, vouched)
+        _answer_done(ctx, item_id, writer.address, participant, reply_to, asked.action, done)
         return True
     _audit(ctx, item_id, asked, writer, chosen, "confirmation-asked", vouched)
     _ask_to_confirm(ctx, item_id, writer, asked.action, participant, reply_to)
@@ -195,9 +198,7 @@ def _own_words(ctx: Context, language: str) -> dict[str, str]:
     """The first word of each command in a language, as the answers suggest them."""
     words = _words(ctx)
     own = words.get(language.split("-")[0]) or words.get("en", {})
-    return {
-        action: (own.get(action) or [action])[0] for action in ("help", "pause", "resume", "stop")
-    }
+    return {action: (own.get(action) or [action])[0] for action in ACTIONS}
 
 
 def _answer_question(
@@ -259,12 +260,34 @@ def _audit(
 # --- carrying a command out ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Done:
+    """What a command did: a word the answer's template explains, and for an export the zip."""
+
+    outcome: str
+    export: bytes = b""
+
+
 def _carry_out(
     ctx: Context, item_id: str, action: Action, participant: Participant, asked_by: str
-) -> str:
-    """Do what was asked, with the record as it is now; the outcome, a word the answer's
-    template explains."""
+) -> Done:
+    """Do what was asked, with the record as it is now."""
     current = ctx.store.participant(participant.id) or participant
+    if action == "export":
+        data = rights.export(ctx, current, via="email")
+        return (
+            Done("exported", data)
+            if len(data) <= EXPORT_MAIL_MAX_BYTES
+            else Done("export-too-large")
+        )
+    if action == "erase":
+        _erase(ctx, item_id, current, asked_by)
+        return Done("erased")
+    return Done(_change(ctx, item_id, action, current, asked_by))
+
+
+def _change(ctx: Context, item_id: str, action: Action, current: Participant, asked_by: str) -> str:
+    """Pause, resume or stop; the outcome, a word the answer's template explains."""
     if action == "pause":
         if current.status == LEFT:
             return "has-left"
@@ -286,6 +309,37 @@ def _carry_out(
     participants.leave(ctx, current, via="email")
     _tell_libraries(ctx, item_id, current, asked_by)
     return "left"
+
+
+def _erase(ctx: Context, item_id: str, person: Participant, asked_by: str) -> None:
+    """Erase everything about them (`relay.rights.erase`), then tell both libraries'
+    moderators by id and masked address only: a notice naming them would keep what was just
+    erased. Nothing is sent to the person: the confirmation request said so."""
+    pals = [p for p in (ctx.store.participant(i) for i in person.pals) if p is not None]
+    rights.erase(ctx, person, via="email")
+    own = ctx.config.library(person.library)
+    notices.tell_moderators(
+        ctx,
+        person.library,
+        "command_patron_erased",
+        f"erased-{item_id}-{person.id}-own",
+        private=guard.addresses_of(pals),
+        participant=person.id,
+        masked=person.masked,
+        asked_by=asked_by,
+        pal_names=[p.name for p in pals],
+    )
+    for pal in pals:
+        notices.tell_moderators(
+            ctx,
+            pal.library,
+            "command_pal_erased",
+            f"erased-{item_id}-{person.id}-pal-{pal.id}",
+            masked=person.masked,
+            from_library=own.name if own else person.library,
+            pal_name=pal.name,
+            pal_masked=pal.masked,
+        )
 
 
 def _tell_libraries(ctx: Context, item_id: str, leaver: Participant, asked_by: str) -> None:
@@ -387,11 +441,11 @@ def handle_confirmation(
         participant = ctx.store.participant(participant_id)
         if participant is None:
             continue
-        outcome = _carry_out(ctx, item_id, action, participant, pending.asked_by)
+        done = _carry_out(ctx, item_id, action, participant, pending.asked_by)
         ctx.store.audit(
             "command",
             action=action,
-            outcome=outcome,
+            outcome=done.outcome,
             participant=participant.id,
             asked_by=pending.asked_by,
             verified=False,
@@ -401,23 +455,42 @@ def handle_confirmation(
         log.info(
             "command confirmed action=%s outcome=%s participant=%s spool=%s",
             action,
-            outcome,
+            done.outcome,
             participant.id,
             item_id,
         )
-        _answer(
-            ctx,
-            item_id,
-            pending.address,
-            participant,
-            "command_done",
-            _message_id(message),
-            action=action,
-            outcome=outcome,
-        )
+        _answer_done(ctx, item_id, pending.address, participant, _message_id(message), action, done)
 
 
 # --- answers -------------------------------------------------------------------------------
+
+
+def _answer_done(
+    ctx: Context,
+    item_id: str,
+    address: str,
+    participant: Participant,
+    reply_to: str | None,
+    action: Action,
+    done: Done,
+) -> None:
+    """What the command did, to the address that asked; an erasure is not answered."""
+    if done.outcome == "erased":
+        return
+    attachment = None
+    if done.export:
+        attachment = (f"{ctx.config.relay.domain}-{participant.name}-data.zip", done.export)
+    _answer(
+        ctx,
+        item_id,
+        address,
+        participant,
+        "command_done",
+        reply_to,
+        attachment=attachment,
+        action=action,
+        outcome=done.outcome,
+    )
 
 
 def _answer(
@@ -429,6 +502,7 @@ def _answer(
     reply_to: str | None,
     *,
     sender: Address | None = None,
+    attachment: tuple[str, bytes] | None = None,
     **values: Any,
 ) -> bool:
     """One answer to an enrolled or guardian address, in the participant's language; False
@@ -436,6 +510,10 @@ def _answer(
     day = datetime.now(UTC).date()
     who = _digest(ctx, address)
     name = f"command-{item_id}-{who}-{participant.id}"  # fixed: a replay sends nothing twice
+    if attachment is not None:
+        # An export is the answer itself, so it is not held back by the day's limit; it goes
+        # at most once a day to one address for one participant.
+        name = f"export-{participant.id}-{who}-{day.isoformat()}"
     library = ctx.config.library(participant.library)
     pals = [ctx.store.participant(i) for i in participant.pals]
 
@@ -443,7 +521,7 @@ def _answer(
         if ctx.spool.queued_or_sent(name):
             return True
         count = ctx.store.command_answers(who, day)
-        if count >= ctx.config.commands.answers_per_day:
+        if count >= ctx.config.commands.answers_per_day and attachment is None:
             log.info("command not answered (daily limit) spool=%s kind=%s", item_id, template)
             return False
         subject, body = ctx.templates.email(
@@ -466,6 +544,8 @@ def _answer(
             auto="auto-replied",
             in_reply_to=reply_to,
         )
+        if attachment is not None:
+            message = _with_zip(message, *attachment)
         try:
             door.queue(
                 ctx,
@@ -483,6 +563,15 @@ def _answer(
         return True
 
     return ctx.store.exclusively(send)
+
+
+def _with_zip(message: bytes, filename: str, data: bytes) -> bytes:
+    """The answer with a zip file attached (an export: each letter in it was searched by the
+    leak guard when it was made, as the guard cannot read inside a zip)."""
+    composed = email.message_from_bytes(message, policy=email.policy.SMTP)
+    assert isinstance(composed, EmailMessage)
+    composed.add_attachment(data, maintype="application", subtype="zip", filename=filename)
+    return composed.as_bytes()
 
 
 def _digest(ctx: Context, address: str) -> str:

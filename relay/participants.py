@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from relay import consent
+from relay import consent, guardians
 from relay.addresses import new_masked_address, normalize
 from relay.config import Library
 from relay.context import Context
@@ -176,7 +176,8 @@ def enroll(
 def enroll_checked(
     ctx: Context, checked: Enrolment, *, by: str = "", via: str = "cli"
 ) -> Participant:
-    """Blocking: enrol what `check_enrolment` accepted."""
+    """Blocking: enrol what `check_enrolment` accepted; the guardian of someone who needs
+    consent is asked for it at once (`guardians.ask`)."""
     domain = ctx.config.relay.domain
     participant = ctx.store.add_participant(
         library=checked.library.id,
@@ -196,6 +197,8 @@ def enroll_checked(
     )
     more = {"consent": "pending"} if checked.needs_consent else {}
     _record(ctx, "enrolled", participant, by=by, via=via, masked=participant.masked, **more)
+    if participant.consent == "pending":
+        guardians.ask(ctx, participant, by=by, via=via)  # after the record: a link finds it
     return participant
 
 
@@ -335,11 +338,19 @@ def resume(
     ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
 ) -> Participant:
     """Active again, from paused or from having left; letters returned before no longer
-    count towards pausing them (staff have looked at their address)."""
+    count towards pausing them (staff have looked at their address). Not someone whose
+    guardian withdrew consent: consent given again (`guardians.give`) resumes them."""
+
+    def resumed(current: Participant) -> Participant:
+        if current.status == PAUSED and current.pause_reason == guardians.WITHDRAWN:
+            raise UserError(
+                f"{current.id}: the guardian withdrew consent; record consent given again "
+                "(participants consent --paper, or --ask-again) to resume"
+            )
+        return current.but(status=ACTIVE, pause_reason="")
+
+    change = ctx.store.update_participant(participant.id, resumed)
     ctx.store.clear_bounces(participant.id)
-    change = ctx.store.update_participant(
-        participant.id, lambda p: p.but(status=ACTIVE, pause_reason="")
-    )
     return _recorded(ctx, "resumed", change, by=by, via=via)
 
 
@@ -427,7 +438,8 @@ def edit(
     """Change a participant's enrolment details: each field of `details` that is not None,
     and the guardian's address when `guardian` is not None ("" removes the guardian, and
     their name). Checked like an enrolment (`InvalidField` names the field): someone under
-    the consent age keeps a guardian, and becomes "pending" when they were not asked yet.
+    the consent age keeps a guardian, and becomes "pending" when they were not asked yet or
+    their guardian changed; the guardian is then asked (`guardians.ask`).
     Audited as "guardian-set" or "guardian-cleared" and "details-changed" (which fields,
     never their values)."""
     day = today or datetime.now(UTC).date()
@@ -440,6 +452,9 @@ def edit(
         changed = current.but(**changes)
         if not changed.guardian:
             changed = changed.but(guardian_name="")
+        if changed.guardian != current.guardian and current.consent == "given":
+            # Consent was the earlier guardian's: the new one is asked for their own.
+            changed = changed.but(consent="", consent_at="", consent_method="")
         return _consent_after(library, changed, day)
 
     before, after = ctx.store.update_participant(participant.id, edited)
@@ -453,6 +468,10 @@ def edit(
     if fields or after.consent != before.consent:
         more = {"consent": after.consent or "not-needed"} if after.consent != before.consent else {}
         _record(ctx, "details-changed", after, by=by, via=via, fields=",".join(fields), **more)
+    if after.consent == "pending" and (
+        before.consent != "pending" or after.guardian != before.guardian
+    ):
+        guardians.ask(ctx, after, by=by, via=via)  # newly under the age, or a new guardian
     return after
 
 

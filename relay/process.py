@@ -1,5 +1,6 @@
 """Processing accepted mail: each recipient of a spooled message becomes a held letter, a
-moderator's emailed decision, or a bounce of a delivered letter.
+moderator's emailed decision, a guardian's answer to a consent request, or a bounce of a
+delivered letter.
 
 Runs in the store's writer thread of `serve`. Processing one spool item again after a crash
 is harmless: letters are recorded once per item and recipient, notices are queued under
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from relay import by_email, letters, lists, own_mail, participant_mail
+from relay import by_email, guardians, letters, lists, own_mail, participant_mail
 from relay.bounces import handle_bounce, handle_notice_bounce
 from relay.context import Context
 from relay.route import (
@@ -78,7 +79,17 @@ KEPT_OWN_KINDS = ("newsletter",)
 COMMAND_KINDS = ("program", "help")
 
 # Own addresses whose mail is parsed whole (the others read no more than the header).
-_PARSED = ("moderation", "newsletter", "staff", "bounce", "bounces", "program", "help", "confirm")
+_PARSED = (
+    "moderation",
+    "consent",
+    "newsletter",
+    "staff",
+    "bounce",
+    "bounces",
+    "program",
+    "help",
+    "confirm",
+)
 
 
 def _own_address(
@@ -94,6 +105,8 @@ def _own_address(
         return
     if own.kind == "moderation":
         by_email.handle_reply(ctx, raw, mail_from, rcpt, verdict)
+    elif own.kind == "consent":
+        guardians.handle_reply(ctx, raw, mail_from, rcpt, verdict)
     elif own.kind == "bounce":
         handle_bounce(ctx, raw, own.local)
     elif own.kind == "bounces":

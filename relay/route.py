@@ -15,7 +15,13 @@ from email.message import Message
 from relay import replies
 from relay.addresses import normalize, split
 from relay.config import Config
-from relay.store.records import ACTIVE, ModerationGrant, Participant, PendingCommand
+from relay.store.records import (
+    ACTIVE,
+    ConsentRequest,
+    ModerationGrant,
+    Participant,
+    PendingCommand,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ _TOKEN = re.compile(r"^moderate\+[0-9a-f]{32}$")
 # A letter's VERP address, dated and signed (`relay.verp`), or its older undated form.
 _BOUNCE = re.compile(r"^bounce\+\d+-(?:[0-9a-z]+-[0-9a-f]{16}|[0-9a-f]{12})$")
 _UNSUBSCRIBE = re.compile(r"^unsubscribe\+p\d+-[0-9a-f]{20}$")
+# Where a guardian replies "yes" to a consent request (relay.guardians): one request's token.
+_CONSENT = re.compile(r"^consent\+[0-9a-f]{32}$")
 # The single-use address that confirms a participant's emailed command (relay.commands).
 _CONFIRM = re.compile(r"^confirm\+[0-9a-f]{32}$")
 # Lists of the relay: staff news collected into digests, and the staff discussion list.
@@ -54,12 +62,14 @@ ROLE_ADDRESSES = ("postmaster", "abuse")
 # The From of notices (a person may answer it) and their envelope sender (bounces come back).
 PROGRAM_ADDRESS = "program"
 BOUNCES_ADDRESS = "bounces"
-# Where participants (and guardians) write one-word commands: help, pause, resume, stop.
+# Where participants (and guardians) write one-word commands: help, pause, resume, stop,
+# export, erase.
 HELP_ADDRESS = "help"
 OWN_KINDS = (
     "moderation",
     "bounce",
     "unsubscribe",
+    "consent",
     "confirm",
     HELP_ADDRESS,
     *LIST_ADDRESSES,
@@ -76,6 +86,8 @@ def own_address(local: str) -> OwnAddress | None:
         return OwnAddress("bounce", local)
     if _UNSUBSCRIBE.match(local):
         return OwnAddress("unsubscribe", local)
+    if _CONSENT.match(local):
+        return OwnAddress("consent", local)
     if _CONFIRM.match(local):
         return OwnAddress("confirm", local)
     if local in LIST_ADDRESSES or local in ROLE_ADDRESSES:
@@ -92,11 +104,21 @@ def check_token(
     unsubscribe_signed: Callable[[str], bool],
     now: float,
     pending: Callable[[str], PendingCommand | None] = lambda _token: None,
+    consent_request: Callable[[str], ConsentRequest | None] = lambda _token: None,
 ) -> OwnAddress | Refusal:
-    """A token address is accepted only while it can still do something: a moderation token
-    or a command's confirmation that exists, is unused and unexpired; an unsubscribe address
-    with a good signature. All refusals say the same (`UNKNOWN_ADDRESS`), so a sender learns
-    nothing from trying."""
+    """A token address is accepted only while it can still do something: a moderation token,
+    a command's confirmation or a consent request that exists, is unused and unexpired; an
+    unsubscribe address with a good signature. All refusals say the same (`UNKNOWN_ADDRESS`),
+    so a sender learns nothing from trying."""
+    if own.kind == "consent":
+        request = consent_request(own.local.removeprefix("consent+"))
+        if request is None:
+            return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
+        if not request.usable(now):
+            return Refusal(
+                replies.UNKNOWN_ADDRESS, "used-token" if request.used else "expired-token"
+            )
+        return own
     if own.kind == "confirm":
         command = pending(own.local.removeprefix("confirm+"))
         if command is None:

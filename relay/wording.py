@@ -7,7 +7,7 @@ without copying them all. A template is looked up in the reader's language, then
 language (`pt` for `pt-BR`), then English.
 
 Templates of whole emails start with a `Subject:` line, a blank line, then the body; parts
-of emails (`*_footer.txt`, `*_contents.txt`, `*_mark.txt`) are only text.
+of emails (`*_footer.txt`, `*_contents.txt`, `*_mark.txt`, `*_note.txt`) are only text.
 """
 
 from __future__ import annotations
@@ -60,9 +60,14 @@ class Templates:
         """`email/<lang>/decisions.toml` of every language: the words moderators may reply."""
         return self._word_lists("decisions.toml")
 
+    def consent_words(self) -> dict[str, dict[str, list[str]]]:
+        """`email/<lang>/consent.toml` of every language: what a guardian may reply to a
+        consent request (`yes`, `no`)."""
+        return self._word_lists("consent.toml")
+
     def command_words(self) -> dict[str, dict[str, list[str]]]:
         """`email/<lang>/commands.toml` of every language: the words participants may write
-        to help@ or in reply to program mail (help, pause, resume, stop)."""
+        to help@ or in reply to program mail (help, pause, resume, stop, export, erase)."""
         return self._word_lists("commands.toml")
 
     def _word_lists(self, name: str) -> dict[str, dict[str, list[str]]]:

@@ -29,7 +29,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.participant_mail",
         ),
     ),
-    ("core", ("relay.participants", "relay.letters", "relay.notices")),
+    (
+        "core",
+        (
+            "relay.participants",
+            "relay.guardians",
+            "relay.letters",
+            "relay.notices",
+            "relay.rights",
+        ),
+    ),
     ("outbox", ("relay.outbox",)),
     (
         "base",
@@ -45,6 +54,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.authresults",
             "relay.authentication",
             "relay.decisions",
+            "relay.consent",
             "relay.commands",
             "relay.verp",
             "relay.dkim_signing",

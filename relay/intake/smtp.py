@@ -401,6 +401,7 @@ def recipient_route(ctx: Context, mail_from: str, address: str) -> Route:
         grant=ctx.store.grant,
         unsubscribe_signed=lambda token: participant_of_unsubscribe(ctx.secret, token) is not None,
         now=time.time(),
+        consent_request=ctx.store.consent_request,
         pending=ctx.store.pending_command,
     )
 

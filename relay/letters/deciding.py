@@ -44,21 +44,36 @@ def moderator_of(ctx: Context, letter: Letter, by: str) -> tuple[Library, Staff]
 
 
 class PalAway(UserError):
-    """An approval not carried out: the pal (or the writer) is paused or has left.
+    """An approval not carried out: the pal (or the writer) is paused, has left, or has no
+    guardian's consent yet (`why`: "paused", "left" or "no-consent").
 
     The letter stays held, which serves staff best: nothing is lost, the moderator can
-    approve it again once the participant is resumed (`participants resume`) or reject it,
-    and the reason is in the letter's timeline ("kept-on-hold", `not_sent`)."""
+    approve it again once the participant is resumed (`participants resume`) or their
+    guardian has consented, or reject it; the reason is in the letter's timeline
+    ("kept-on-hold", `not_sent`)."""
 
-    def __init__(self, letter: Letter, away: Participant, role: str) -> None:
+    def __init__(self, letter: Letter, away: Participant, role: str, why: str = "") -> None:
+        why = why or away.status
+        state, until = _AWAY_WORDS[why]
         super().__init__(
-            f"letter {letter.id} was not sent: the {role}, {away.name}, "
-            f"{'has left the program' if away.status == LEFT else 'is paused'}; it stays held "
-            f"(approve it again once {away.name} is resumed, or reject it)"
+            f"letter {letter.id} was not sent: the {role}, {away.name}, {state}; it stays "
+            f"held (approve it again once {until.format(name=away.name)}, or reject it)"
         )
         self.letter = letter
         self.away = away
         self.role = role
+        self.why = why
+
+
+# Why a participant keeps a letter from going, and when it can go.
+_AWAY_WORDS = {
+    "paused": ("is paused", "{name} is resumed"),
+    "left": ("has left the program", "{name} is resumed"),
+    "no-consent": (
+        "has no guardian's consent yet",
+        "the guardian of {name} has consented",
+    ),
+}
 
 
 class Changed(UserError):
@@ -83,7 +98,8 @@ def approve(
     from it) instead; with `redact`, with every identifying detail flagged in it removed.
 
     Not carried out (`PalAway`, the letter stays held) when the pal or the writer is no
-    longer active; the moderator, and a writer whose pal is away, are told why.
+    longer active or has no guardian's consent yet; the moderator, and a writer whose pal
+    is away, are told why.
     """
     letter = _letter(ctx, letter_id)
     _library, member = moderator_of(ctx, letter, by)
@@ -199,21 +215,23 @@ def _participant(ctx: Context, participant_id: str) -> Participant:
 
 
 def _stop_if_away(ctx: Context, letter: Letter, member: Staff, via: str) -> None:
-    """Keep the letter held, say so in its timeline and tell its writer, when a pal is away."""
+    """Keep the letter held, say so in its timeline and tell its writer, when a pal is away
+    (or either has no guardian's consent yet: the writer is not told, the letter waits)."""
     writer = _participant(ctx, letter.sender)
     pal = _participant(ctx, letter.recipient)
-    away, role = (pal, "pal") if pal.status != ACTIVE else (writer, "writer")
-    if away.status == ACTIVE:
+    found = _kept_by(writer, pal)
+    if found is None:
         return
+    away, role, why = found
     lifecycle.apply(
         ctx,
         letter.id,
         "kept-on-hold",
         moderator=member,
         via=via,
-        details={"not_sent": f"{role}-{away.status}"},
+        details={"not_sent": f"{role}-{why}"},
     )
-    if role == "pal" and writer.status == ACTIVE:
+    if role == "pal" and why != "no-consent" and writer.status == ACTIVE:
         notices.tell_writer(
             ctx,
             writer,
@@ -224,7 +242,19 @@ def _stop_if_away(ctx: Context, letter: Letter, member: Staff, via: str) -> None
             subject=letter.subject,
             left=pal.status == LEFT,
         )
-    raise PalAway(letter, away, role)
+    raise PalAway(letter, away, role, why)
+
+
+def _kept_by(writer: Participant, pal: Participant) -> tuple[Participant, str, str] | None:
+    """Who keeps a letter from going, and why: a pal or writer away first, then a writer
+    or pal whose guardian has not consented (`Participant.may_correspond`)."""
+    for who, role in ((pal, "pal"), (writer, "writer")):
+        if who.status != ACTIVE:
+            return who, role, who.status
+    for who, role in ((writer, "writer"), (pal, "pal")):
+        if not who.may_correspond:
+            return who, role, "no-consent"
+    return None
 
 
 def remove_file(ctx: Context, letter_id: int, by: str, which: str, *, via: str = "cli") -> str:

@@ -2,7 +2,8 @@
 
 A letter whose verdict (relay/authentication.py, kept on the spool marker) does not vouch
 for the writer's enrolled address is held with `sender_check = "unverified"`, which staff
-see first wherever a letter's flags are shown.
+see first wherever a letter's flags are shown. A letter from or to someone whose guardian
+has not consented yet is held with a note saying so (`consent_notes`).
 
 A letter's header is parsed once (`LetterHeaders.read`) for everything the hold needs
 (threading ids, the From line, automatic replies), its body once by scrubbing; the
@@ -21,6 +22,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
 from relay import compose, notices, participants
+from relay.consent import NO_CONSENT_NOTES
 from relay.context import Context
 from relay.letters import lifecycle, previews, versions
 from relay.route import LetterRoute, automatic_headers
@@ -169,7 +171,7 @@ def hold(
             subject=clean.subject,
             received_at=incoming.received_at or now_iso(),
             flags=flags,
-            notes=(*headers.notes(route.sender.email), *clean.notes),
+            notes=(*headers.notes(route.sender.email), *clean.notes, *consent_notes(route)),
             removed=clean.removed,
             message_id=headers.message_id,
             in_reply_to=headers.in_reply_to,
@@ -186,6 +188,13 @@ def hold(
     )
     notices.notify_moderators(ctx, letter, text_of(clean), previews.delivered_files(clean))
     return letter
+
+
+def consent_notes(route: LetterRoute) -> tuple[str, ...]:
+    """A note for staff when the writer or the pal has no guardian's consent yet: the
+    letter is held as any other, and approving it keeps it held until consent arrives."""
+    waiting = (("writer", route.sender), ("pal", route.recipient))
+    return tuple(NO_CONSENT_NOTES[role] for role, who in waiting if not who.may_correspond)
 
 
 def text_of(clean: ScrubbedLetter) -> str:

@@ -71,6 +71,7 @@ def program_message(
     text: str,
     *,
     sender: Address | None = None,
+    reply_to: Address | None = None,
     html: str | None = None,
     pictures: Sequence[compose.InlinePicture] = (),
     auto: str = "auto-generated",
@@ -83,6 +84,7 @@ def program_message(
     return compose.compose_notice(
         sender=sender or Address(config.relay.program_name, addr_spec=config.program_address),
         to=to,
+        reply_to=reply_to,
         subject=subject,
         text=text,
         html=html,

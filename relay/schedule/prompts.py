@@ -198,11 +198,13 @@ def prompt_message_id(ctx: Context, month: str, participant_id: str) -> str:
 
 def eligible(ctx: Context, library_ids: set[str] | None = None) -> list[Participant]:
     """Active participants with at least one pal (a topic with nobody to write to would only
-    confuse a child) who have not paused the topic emails."""
+    confuse a child) who have not paused the topic emails, and whose guardian has consented
+    where consent is needed (nothing is sent to a child before)."""
     return [
         p
         for p in ctx.store.participants()
         if p.status == ACTIVE
+        and p.may_correspond
         and p.pals
         and not p.prompts_paused
         and ctx.config.library(p.library) is not None
@@ -232,10 +234,11 @@ def send_month(
 
 
 def active_pals(participant: Participant, lookup: Lookup) -> list[Participant]:
-    """The pals a prompt may name: never one whose letters are paused or who has left (a
-    child would write to someone who cannot receive it)."""
+    """The pals a prompt may name: never one whose letters are paused, who has left, or
+    whose guardian has not consented yet (a child would write to someone who cannot
+    receive it)."""
     pals = (lookup(pid) for pid in participant.pals)
-    return [p for p in pals if p is not None and p.status == ACTIVE]
+    return [p for p in pals if p is not None and p.status == ACTIVE and p.may_correspond]
 
 
 def _send_batch(

@@ -182,6 +182,7 @@ def purge(ctx: Context, now: datetime, *, dry_run: bool = False) -> Purged:
     before = ctx.store.reduce_letters(found.letters, now_iso())
     for letter in before:
         ctx.spool.remove_letter_versions(letter.spool_id, letter.recipient, letter.id)
+        ctx.store.forget_letter_keys(letter, _moderators(ctx, letter))
     ctx.spool.remove_originals(found.originals)
     ctx.spool.remove_failed(found.failed)
     counters_before = now.date() - timedelta(days=COUNTERS_KEPT_DAYS)
@@ -201,6 +202,16 @@ def purge(ctx: Context, now: datetime, *, dry_run: bool = False) -> Purged:
         "retention purge %s", " ".join(f"{name}={count}" for name, count in purged.fields().items())
     )
     return purged
+
+
+def _moderators(ctx: Context, letter: Letter) -> list[str]:
+    """Everyone who may have been sent a notice of the letter (staff of either library, as
+    the configuration lists them now)."""
+    found = []
+    for library_id in (letter.sender_library, letter.recipient_library):
+        library = ctx.config.library(library_id)
+        found += [member.email for member in library.staff] if library else []
+    return found
 
 
 def next_purge(ctx: Context, now: datetime) -> date:

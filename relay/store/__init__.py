@@ -59,6 +59,7 @@ from relay.store.records import (
     APPROVED,
     FINAL_STATES,
     HELD,
+    ConsentRequest,
     DigestState,
     ImapState,
     Letter,
@@ -163,8 +164,8 @@ class Store:
     def _key_in(table: Table, key: str) -> Any:
         doc = table.get(doc_id=_key_doc_id(key))
         if not isinstance(doc, dict):
-            # No collision slot can hold it either: removing a key moves a key of the same
-            # hash up from its collision slot (`_remove_keys`).
+            # An empty first slot means no collision slot holds the key either: `_remove_key`
+            # moves a colliding key into the first slot when it empties it.
             return None
         if doc.get("k") == key:
             return doc.get("v")
@@ -188,13 +189,32 @@ class Store:
                 if doc.get("k") == key:
                     table.upsert(Document({"k": key, "v": value}, doc_id=doc.doc_id))
                     return
-            slot = 2**64 + len(table) + 1
-            taken = {doc.doc_id for doc in table.all()}
-            while slot in taken:  # a slot freed by a removal may have left a gap below
-                slot += 1
-            table.insert(Document({"k": key, "v": value}, doc_id=slot))
+            spare = max([2**64, *(doc.doc_id for doc in table.all())]) + 1
+            table.insert(Document({"k": key, "v": value}, doc_id=spare))
             return
         table.upsert(Document({"k": key, "v": value}, doc_id=doc_id))
+
+    def _remove_key(self, key: str) -> None:
+        """Remove one key (from `lookup/`, and from `keys/` in a store made before it).
+
+        A key in its first slot that another key with the same 64-bit hash collided with
+        (kept in a slot past 2**64, see `_set_key`) gives that slot to the colliding key, so
+        that `_key_in` still finds it at the first place it looks."""
+        tables = [self._key_table(key)]
+        if self._legacy_keys:
+            tables.append(self._legacy_key_table(key))
+        doc_id = _key_doc_id(key)
+        for table in tables:
+            found = [doc for doc in table.all() if doc.get("k") == key]
+            if not found:
+                continue
+            table.remove(doc_ids=[doc.doc_id for doc in found])
+            if all(doc.doc_id != doc_id for doc in found):
+                continue
+            heir = next((d for d in table.all() if _key_doc_id(str(d.get("k"))) == doc_id), None)
+            if heir is not None:
+                table.remove(doc_ids=[heir.doc_id])
+                table.insert(Document(dict(heir), doc_id=doc_id))
 
     # --- moderation by email: notice tokens, reminders, writer notices ------------------
     # Stored as `notice:<letter>:<moderator>` -> token and `token:<token>` -> its grant.
@@ -275,7 +295,14 @@ class Store:
             "expires": pending.expires,
             "used": pending.used,
         }
-        self._put(f"command:{pending.token}", value)
+        with self._writing():
+            self._set_key(f"command:{pending.token}", value)
+            # Each participant's tokens, so that erasing them finds their pending commands.
+            for participant_id in pending.participants:
+                tokens = self._key(f"command-tokens:{participant_id}")
+                known = [str(t) for t in tokens] if isinstance(tokens, list) else []
+                if pending.token not in known:
+                    self._set_key(f"command-tokens:{participant_id}", [*known, pending.token])
 
     def pending_command(self, token: str) -> PendingCommand | None:
         return _pending_command(token, self._key(f"command:{token}"))
@@ -328,6 +355,50 @@ class Store:
             if link is not None and link.usable(at):
                 self._set_key(key, value | {"used": True, "used_at": at})
             return link
+
+    # --- guardians' consent requests (`consent:<sha256 of the token>`) ----------------
+
+    def record_consent_request(self, token: str, request: ConsentRequest) -> None:
+        """Keep a request under the hash of its token: a copy of the store consents for
+        nobody."""
+        value = {
+            "participant": request.participant,
+            "expires": request.expires,
+            "used": request.used,
+        }
+        key = _consent_key(token)
+        listed = f"consent-requests:{request.participant}"
+        with self._writing():
+            self._set_key(key, value)
+            # Each participant's requests, so that erasing them finds these keys.
+            known = self._key(listed)
+            keys = [str(k) for k in known] if isinstance(known, list) else []
+            self._set_key(listed, [*keys, key])
+
+    def forget_consent_requests(self, participant_id: str) -> None:
+        """Remove a participant's consent requests, as `record_consent_request` listed them:
+        their links and reply addresses then lead nowhere."""
+        listed = f"consent-requests:{participant_id}"
+        with self._writing():
+            keys = self._key(listed)
+            for key in keys if isinstance(keys, list) else ():
+                self._remove_key(str(key))
+            self._remove_key(listed)
+
+    def consent_request(self, token: str) -> ConsentRequest | None:
+        return _consent_request(self._key(_consent_key(token)))
+
+    def answer_consent_request(self, token: str, answer: str, at: float) -> ConsentRequest | None:
+        """The request as found (None if unknown); marked used with `answer` if it was usable
+        at `at`. Check and mark happen under the lock: two answers racing count once."""
+        key = _consent_key(token)
+        with self._writing():
+            value = self._key(key)
+            request = _consent_request(value)
+            if request is not None and request.usable(at):
+                stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+                self._set_key(key, value | {"used": True, "used_at": stamp, "answer": answer})
+            return request
 
     # --- IMAP intake (`imap:<mailbox>`, `imap-msgid:<Message-ID>`) -----------------------
 
@@ -491,6 +562,105 @@ class Store:
                     pals = tuple(p for p in fresh.pals if p != other.id)
                     self._save_participant(fresh.but(pals=pals))
 
+    # --- a participant's data, found and forgotten (relay.rights) ------------------------
+
+    def remove_participant(self, participant_id: str, notice_days: Iterable[date]) -> None:
+        """Forget a participant: their record, their masked and real address keys, their
+        pals' links to them and the counts of notices they got (`notice_days`: the days to
+        look at, each one key)."""
+        with self._writing():
+            participant = self.participant(participant_id)
+            if participant is None:
+                raise NotFound(f"participant {participant_id} not found")
+            for pal_id in participant.pals:
+                pal = self.participant(pal_id)
+                if pal is not None and participant.id in pal.pals:
+                    self._save_participant(
+                        pal.but(pals=tuple(p for p in pal.pals if p != participant.id))
+                    )
+            self._remove_key(f"masked:{participant.masked}")
+            others = [pid for pid in self._email_ids(participant.email) if pid != participant.id]
+            if others:
+                self._set_key(f"email:{participant.email}", others)
+            else:
+                self._remove_key(f"email:{participant.email}")
+            for day in notice_days:
+                self._remove_key(f"writer-notices:{participant.id}:{day.isoformat()}")
+            self._participant_table(participant.number).remove(doc_ids=[participant.number])
+
+    def forget_pending_commands(self, participant_id: str) -> None:
+        """Remove the emailed commands waiting for a participant's confirmation (they name
+        the address asked), as recorded by `record_pending_command`; one that was also for
+        a sibling stays for the sibling alone."""
+        with self._writing():
+            tokens = self._key(f"command-tokens:{participant_id}")
+            for token in tokens if isinstance(tokens, list) else ():
+                value = self._key(f"command:{token}")
+                others = [
+                    str(p)
+                    for p in (value.get("participants", []) if isinstance(value, dict) else [])
+                    if p != participant_id
+                ]
+                if isinstance(value, dict) and others:
+                    self._set_key(f"command:{token}", value | {"participants": others})
+                else:
+                    self._remove_key(f"command:{token}")
+            self._remove_key(f"command-tokens:{participant_id}")
+
+    def forget_letter_keys(self, letter: Letter, moderators: Iterable[str]) -> None:
+        """Remove the keys naming a letter's spool item, its Message-ID and its notices'
+        tokens (each moderator's), so nothing leads from them to the letter any more."""
+        with self._writing():
+            self._remove_key(f"spool:{letter.spool_id}:{letter.recipient}")
+            if letter.message_id:
+                self._remove_key(f"msgid:{letter.message_id}")
+                self._remove_key(f"imap-msgid:{letter.message_id}")
+            self._remove_key(f"told-waiting:{letter.id}")
+            for moderator in moderators:
+                token = self._key(f"notice:{letter.id}:{moderator}")
+                if isinstance(token, str):
+                    self._remove_key(f"token:{token}")
+                self._remove_key(f"notice:{letter.id}:{moderator}")
+
+    def letters_of(self, participant_id: str, *, archived_since: float = 0.0) -> list[Letter]:
+        """Every letter a participant wrote or received, as last recorded, oldest first.
+
+        Reads the hot shards and every archive file (at a million letters, 100 files of
+        10,000 lines): for data-rights requests, which are rare. `archived_since` (a Unix
+        time) reads only archive files appended to since then."""
+
+        def theirs(record: dict[str, Any]) -> bool:
+            return participant_id in (record.get("sender"), record.get("recipient"))
+
+        found = {letter.id: letter for letter in self._hot(theirs)}
+        for path in sorted((self.root / "archive").glob("letters-*.jsonl")):
+            if archived_since and path.stat().st_mtime < archived_since:
+                continue
+            for record in read_lines(path):
+                if theirs(record):  # a later line of a letter is its newer record
+                    found[int(record["id"])] = Letter.from_dict(record)
+        return sorted(found.values(), key=lambda letter: letter.id)
+
+    def replace_letters(self, reduced: Iterable[Letter]) -> None:
+        """Put these records in place of every record kept of the same letters, the archive's
+        earlier lines included (each archive file rewritten atomically): erasing a letter's
+        contents (relay.rights). A letter in a final state leaves the hot shards."""
+        by_file: dict[Path, dict[int, Letter]] = {}
+        with self._writing():
+            for letter in reduced:
+                by_file.setdefault(self._archive_path(letter.id), {})[letter.id] = letter
+            for path, letters in by_file.items():
+                kept = [r for r in read_lines(path) if r.get("id") not in letters]
+                kept += [x.to_dict() for x in letters.values() if x.status in FINAL_STATES]
+                if kept or path.exists():
+                    write_atomic(path, _lines(kept))
+                for letter in letters.values():
+                    table = self._letter_table(letter.id)
+                    if letter.status not in FINAL_STATES:
+                        table.upsert(Document(letter.to_dict(), doc_id=letter.id))
+                    elif table.get(doc_id=letter.id) is not None:
+                        table.remove(doc_ids=[letter.id])
+
     # --- letters -------------------------------------------------------------------------
 
     def hold_letter(
@@ -590,8 +760,9 @@ class Store:
         return self.root / "archive" / f"letters-{letter_id // ARCHIVE_SPAN:05d}.jsonl"
 
     # --- retention: removing what is kept no longer -------------------------------------
-    # Called by relay/schedule/retention.py. Archive files are rewritten atomically (one
-    # file, under the lock); lookup keys are removed shard by shard.
+    # Called by relay/schedule/retention.py, once a day. Built on the removals that erasing
+    # a participant uses (`replace_letters`, `forget_letter_keys`, `rewrite_audit`,
+    # `_remove_key`).
 
     def retention_ran_on(self) -> date | None:
         """The day (UTC) the scheduled purge last ran."""
@@ -608,39 +779,25 @@ class Store:
             yield from (Letter.from_dict(r) for r in latest.values() if isinstance(r, dict))
 
     def reduce_letters(self, letter_ids: Collection[int], at: str) -> list[Letter]:
-        """Replace archived letters by what retention keeps of them (`Letter.reduced`), every
-        earlier state of each too, and remove their lookup keys (the writer's Message-ID, the
-        spool item, the "told it is waiting" mark). Returns the letters as they were."""
+        """Replace archived letters (every earlier line of each too) by what retention keeps
+        of them (`Letter.reduced`). Returns the letters as they were, whose files and keys
+        the caller removes; a letter reduced already is left as it is."""
         wanted = set(letter_ids)
-        by_file: dict[Path, set[int]] = {}
-        for letter_id in wanted:
-            by_file.setdefault(self._archive_path(letter_id), set()).add(letter_id)
         before: list[Letter] = []
-        with self._writing():
-            for path, ids in sorted(by_file.items()):
-                records = read_lines(path)
-                latest = {r.get("id"): r for r in records if r.get("id") in ids}
-                if not latest:
-                    continue
-                found = {i: Letter.from_dict(r) for i, r in latest.items() if isinstance(i, int)}
-                kept = {i: letter.reduced(at).to_dict() for i, letter in found.items()}
-                last = {r.get("id"): n for n, r in enumerate(records)}
-                # A reduced letter keeps one line: earlier states of it held its contents too.
-                lines = [
-                    kept.get(r["id"], r)
-                    for n, r in enumerate(records)
-                    if r.get("id") not in kept or last[r["id"]] == n
-                ]
-                _rewrite_lines(path, lines)
-                before += [letter for letter in found.values() if not letter.reduced_at]
-            self._remove_keys(key for letter in before for key in _letter_keys(letter))
+        with self._writing():  # read and replaced under one lock: a bounce waits
+            for path in sorted({self._archive_path(letter_id) for letter_id in wanted}):
+                latest = {r.get("id"): r for r in read_lines(path) if r.get("id") in wanted}
+                found = (Letter.from_dict(record) for record in latest.values())
+                before += [x for x in found if not x.reduced_at and x.status in FINAL_STATES]
+            self.replace_letters(letter.reduced(at) for letter in before)
         return sorted(before, key=lambda letter: letter.id)
 
     def forget_expired(self, now: float, counters_before: date, *, dry_run: bool) -> Expired:
-        """Remove moderators' reply tokens, participants' unconfirmed commands and sign-in
-        links expired at `now` (seconds since the epoch), and daily counters (notices to a
-        writer, answers to commands) of days before `counters_before`; with `dry_run`,
-        only count them. Reads every lookup shard: meant for a daily run."""
+        """Remove moderators' reply tokens, participants' unconfirmed commands, guardians'
+        consent requests and sign-in links expired at `now` (seconds since the epoch), and
+        daily counters (notices to a writer, answers to commands) of days before
+        `counters_before`; with `dry_run`, only count them. Reads every lookup shard: meant
+        for a daily run."""
         expired: list[str] = []
         counts = {"grants": 0, "sign_in_links": 0, "counters": 0}
         upcoming: list[float] = []
@@ -660,25 +817,22 @@ class Store:
                     upcoming.append(ends)
         if not dry_run and expired:
             with self._writing():
-                self._remove_keys(expired)
+                for key in expired:
+                    self._remove_key(key)
         return Expired(**counts, next_expiry=min(upcoming) if upcoming else None)
 
     def reduce_audit(self, before_month: str, *, dry_run: bool) -> int:
         """Take the free text moderators and mail servers wrote (a rejection's reason, a
         delivery error) out of audit entries of months before `before_month` ("YYYY-MM");
         the decision, its time and who made it stay. Returns how many entries had some."""
-        changed = 0
-        for path in sorted((self.root / "audit").glob("*.jsonl")):
-            if path.stem >= before_month:
-                continue
-            with self._writing():
-                entries = read_lines(path)
-                reduced = [_without_free_text(entry) for entry in entries]
-                count = sum(1 for a, b in zip(entries, reduced, strict=True) if a != b)
-                if count and not dry_run:
-                    _rewrite_lines(path, reduced)
-                changed += count
-        return changed
+
+        def reduced(entry: dict[str, Any]) -> dict[str, Any]:
+            old = str(entry.get("at", ""))[:7] < before_month
+            return _without_free_text(entry) if old else entry
+
+        if not dry_run:
+            return self.rewrite_audit(reduced)
+        return sum(1 for entry in self.audit_log() if reduced(entry) != entry)
 
     def _all_keys(self) -> Iterator[tuple[str, Any]]:
         folders = ["lookup", "keys"] if self._legacy_keys else ["lookup"]
@@ -689,28 +843,27 @@ class Store:
                     if isinstance(record, dict) and isinstance(record.get("k"), str):
                         yield record["k"], record.get("v")
 
-    def _remove_keys(self, keys: Iterable[str]) -> int:
-        """Remove lookup keys (under the lock), one write per shard. A key of the same hash
-        waiting in a collision slot moves up into the slot a removed key leaves, so
-        `_key_in` still finds it there first."""
-        shards: dict[Path, list[str]] = {}
-        for key in keys:
-            shards.setdefault(self.root / "lookup" / f"{_key_shard(key):05d}.json", []).append(key)
-            if self._legacy_keys:
-                legacy = self.root / "keys" / f"{_key_doc_id(key) % LEGACY_KEY_SHARDS:03d}.json"
-                shards.setdefault(legacy, []).append(key)
-        removed = 0
-        with self._writing():
-            for path, shard_keys in sorted(shards.items()):
-                removed += _remove_from_shard(path, shard_keys)
-        return removed
-
     # --- audit ---------------------------------------------------------------------------
 
     def audit(self, event: str, **details: Any) -> None:
         record = {"at": now_iso(), "event": event, **details}
         with self._writing():
             append_line(self.root / "audit" / f"{record['at'][:7]}.jsonl", record)
+
+    def rewrite_audit(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Pass every audit entry through `change`; each month's file where an entry changed
+        is rewritten atomically, under the lock (appends wait). Returns how many changed:
+        for erasing a participant (relay.rights), whose entries keep only their ids."""
+        changed = 0
+        with self._writing():
+            for path in sorted((self.root / "audit").glob("*.jsonl")):
+                entries = read_lines(path)
+                rewritten = [change(entry) for entry in entries]
+                differ = sum(a != b for a, b in zip(entries, rewritten, strict=True))
+                if differ:
+                    write_atomic(path, _lines(rewritten))
+                    changed += differ
+        return changed
 
     def audit_log(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
@@ -732,62 +885,16 @@ class Expired:
 
 def _expiry(key: str, value: Any) -> tuple[str, float]:
     """The kind of an expiring key, and when it expires; ("", 0) for keys kept."""
-    if key.startswith(("token:", "command:")) and isinstance(value, dict):
-        # A moderator's reply token, or a participant's emailed command waiting for its
-        # confirmation (it names the enrolled address): both reply links.
+    if key.startswith(("token:", "command:", "consent:")) and isinstance(value, dict):
+        # A moderator's reply token, a participant's emailed command waiting for its
+        # confirmation (it names the enrolled address), a guardian's consent request (the
+        # participant's consent and how it was given stay with the participant): links.
         return "grants", float(value.get("expires", 0))
     if key.startswith("magic:") and isinstance(value, dict):
         return "sign_in_links", float(value.get("expires", 0))
     if key.startswith(("writer-notices:", "command-answers:")):
         return "counters", 0.0
     return "", 0.0
-
-
-def _letter_keys(letter: Letter) -> list[str]:
-    keys = [f"told-waiting:{letter.id}"]
-    if letter.spool_id:
-        keys.append(f"spool:{letter.spool_id}:{letter.recipient}")
-    if letter.message_id:
-        keys.append(f"msgid:{letter.message_id}")
-    return keys
-
-
-def _remove_from_shard(path: Path, keys: list[str]) -> int:
-    storage = AtomicJSONStorage(path)
-    data = storage.read()
-    records = data.get("records") if data else None
-    if not records:
-        return 0
-    removed = 0
-    for key in keys:
-        primary = str(_key_doc_id(key))
-        slot = next(
-            (i for i, r in records.items() if int(i) > 2**64 and r.get("k") == key),
-            primary if records.get(primary, {}).get("k") == key else None,
-        )
-        if slot is None:
-            continue
-        del records[slot]
-        removed += 1
-        if slot == primary:
-            partner = next(
-                (
-                    i
-                    for i, r in records.items()
-                    if int(i) > 2**64 and str(_key_doc_id(str(r.get("k")))) == primary
-                ),
-                None,
-            )
-            if partner is not None:
-                records[primary] = records.pop(partner)
-    if removed and data is not None:
-        storage.write(data)
-    return removed
-
-
-def _rewrite_lines(path: Path, records: list[dict[str, Any]]) -> None:
-    data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
-    write_atomic(path, data.encode("utf-8"))
 
 
 # Audit entries whose free text retention takes out (a reason written to the writer, the
@@ -813,6 +920,22 @@ def _grant(token: str, value: object) -> ModerationGrant | None:
         expires=float(value.get("expires", 0)),
         used=bool(value.get("used")),
         used_at=str(value.get("used_at", "")),
+    )
+
+
+def _consent_key(token: str) -> str:
+    return "consent:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _consent_request(value: object) -> ConsentRequest | None:
+    if not isinstance(value, dict):
+        return None
+    return ConsentRequest(
+        participant=str(value["participant"]),
+        expires=float(value.get("expires", 0)),
+        used=bool(value.get("used")),
+        used_at=str(value.get("used_at", "")),
+        answer=str(value.get("answer", "")),
     )
 
 
@@ -851,6 +974,12 @@ def _sign_in_link(value: object) -> SignInLink | None:
 def _participant_number(participant_id: str) -> int | None:
     digits = participant_id.removeprefix("p")
     return int(digits) if digits.isdigit() else None
+
+
+def _lines(records: list[dict[str, Any]]) -> bytes:
+    """JSON lines as `append_line` writes them."""
+    encoded = (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    return "".join(encoded).encode("utf-8")
 
 
 def dump(value: Any) -> str:

@@ -282,6 +282,22 @@ class ModerationGrant:
 
 
 @dataclass(frozen=True)
+class ConsentRequest:
+    """A guardian's consent request, recorded under the hash of its token: the link in the
+    request and the `consent+<token>@` address a reply goes to. Good once, until `expires`;
+    after consent it still lets the guardian withdraw it."""
+
+    participant: str
+    expires: float  # seconds since the epoch
+    used: bool = False
+    used_at: str = ""  # ISO time it was answered
+    answer: str = ""  # "given" or "declined" once used
+
+    def usable(self, at: float) -> bool:
+        return not self.used and self.expires >= at
+
+
+@dataclass(frozen=True)
 class PendingCommand:
     """A participant's emailed pause, resume or stop that the authentication verdict did not
     vouch for: carried out only when the enrolled address answers its `confirm+<token>@`

@@ -5,8 +5,9 @@ by event, with `str.format` fields filled from the entry: {by} (the staff member
 {letter}, {reason}, {file}, {parts} (flagged parts removed), {participant}, {first} and
 {second} (a pairing), {count}, {waiting}, {what} (the event's short name). A new event is one
 line in each table. An entry may match several keys, tried in order — a variant
-("approved-redacted", "approved-edited", "paused-by-email" for a participant's emailed
-command, "paused-auto" for a change nobody signed), then the
+("approved-redacted", "approved-edited", "consent-given-paper" by the method recorded,
+"paused-by-email" for a participant's emailed command, "paused-auto" for a change nobody
+signed), then the
 event itself, then the generic sentences — and the first whose fields the entry has wins,
 so an entry missing a detail never shows a gap, a raw record or a spool id.
 
@@ -92,6 +93,9 @@ def _keys(entry: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
         keys.append(f"{event}-redacted")
     if entry.get("edited") is True:
         keys.append(f"{event}-edited")
+    method = entry.get("method")
+    if isinstance(method, str) and method:
+        keys.append(f"{event}-{method}")
     if "by" not in values and entry.get("via") == "email":
         keys.append(f"{event}-by-email")  # a participant's own command (participant_mail)
     if "by" not in values:

@@ -189,6 +189,9 @@ def waiting(ctx: Context, library_id: str) -> list[LetterView]:
 
 
 def of_library(ctx: Context, library_id: str, letter_id: int) -> Letter | None:
-    """A letter written by a patron of this library; None for any other (answered 404)."""
+    """A letter written by a patron of this library; None for any other (answered 404), and
+    for a letter whose writer or pal was erased: only its figures are left (relay.rights)."""
     letter = ctx.store.letter(letter_id)
-    return letter if letter is not None and letter.sender_library == library_id else None
+    if letter is None or letter.sender_library != library_id or not letter.sender:
+        return None
+    return letter

@@ -3,7 +3,9 @@
 Staff see their own patrons in full. Patrons of the partner library appear only as pals or
 pairing candidates, by display name, library and masked address: their real addresses are
 never put on a page. A participant id of another library answers 404. Changes need the
-moderator or coordinator role and each one is written to the audit log with who did it.
+moderator or coordinator role and each one is written to the audit log with who did it. A
+guardian's consent is shown with its time and method; staff record consent received on
+paper, send the request again, or record a withdrawal (`relay.guardians`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import consent, participants
+from relay import consent, guardians, participants
 from relay.context import Context
 from relay.errors import InvalidField, UserError
 from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
@@ -265,6 +267,34 @@ async def change_status(request: Request) -> Response:
     ):
         raise PageNotFound()
     return see_other(f"/participants/{pid}?done={status}")
+
+
+def _consent(ctx: Context, library_id: str, pid: str, action: str, by: str) -> bool:
+    """Record consent received on paper, ask the guardian again, or record a withdrawal."""
+    participant = own(ctx, library_id, pid)
+    if participant is None:
+        return False
+    try:
+        if action == "paper":
+            guardians.give(ctx, participant, method="paper", by=by, via="web")
+        elif action == "ask":
+            guardians.ask(ctx, participant, by=by, via="web")
+        else:
+            guardians.withdraw(ctx, participant, by=by, via="web")
+    except UserError:
+        return False  # nothing to ask or record: the page never offers it
+    return True
+
+
+async def change_consent(request: Request) -> Response:
+    dash, visitor, fields = await _changer(request)
+    pid = request.path_params["pid"]
+    action = fields.get("action", "")
+    if action not in ("paper", "ask", "withdraw"):
+        raise PageNotFound()
+    if not await dash.run(_consent, dash.context(), visitor.library.id, pid, action, visitor.email):
+        raise PageNotFound()
+    return see_other(f"/participants/{pid}?done=consent_{action}")
 
 
 def _pairing(ctx: Context, library_id: str, pid: str, pal_id: str, *, make: bool, by: str) -> bool:

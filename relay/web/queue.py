@@ -72,7 +72,12 @@ async def _attempt(
     could not be carried out (a pal away, a file not in the letter) a page saying why."""
     try:
         await dash.run(decide, *args)
-    except (letters.PalAway, letters.Changed, InvalidField) as error:
+    except letters.PalAway as away:  # in the moderator's words: who keeps it, and why
+        not_sent = f"{away.role}-{away.why}"
+        return dash.page(
+            request, "problem", status=409, problem="not_done", detail="", not_sent=not_sent
+        )
+    except (letters.Changed, InvalidField) as error:
         return dash.page(request, "problem", status=409, problem="not_done", detail=str(error))
     except UserError as error:
         return dash.page(request, "problem", status=409, problem="decided", detail=str(error))

@@ -1,4 +1,5 @@
-"""Participants and guardians pause, resume and stop by email, in their own language.
+"""Participants and guardians pause, resume, stop, export and erase by email, in their own
+language.
 
 One relay and one SMTP sink for the whole story (the CI budget): what each person receives
 at the sink, what the records and the audit log say afterwards.
@@ -6,8 +7,11 @@ at the sink, what the records and the audit log say afterwards.
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import smtplib
+import zipfile
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -34,6 +38,7 @@ PROGRAM = f"program@{DOMAIN}"
 GUARDIAN = "parent.smith@family-mail.example.net"
 LEO = "leo.smith@family-mail.example.net"
 FORGER = "someone@elsewhere.example.net"
+NINA = "nina.w@kids-mail.example.net"
 _NUMBERS = itertools.count(1)
 
 
@@ -100,7 +105,9 @@ def test_commands_by_email_from_participants_and_guardians(
     maya = enroll(ctx, "riverside", "Maya", MAYA, guardian=GUARDIAN)
     leo = enroll(ctx, "riverside", "Leo", LEO, guardian=GUARDIAN)
     tomas = enroll(ctx, "valparaiso", "Tomás", TOMAS)
+    nina = enroll(ctx, "riverside", "Nina", NINA)
     pair(ctx, maya, tomas)
+    pair(ctx, nina, tomas)
     relay.start()
 
     # Someone not enrolled gets the program's general help, as from program@; no command.
@@ -233,3 +240,35 @@ def test_commands_by_email_from_participants_and_guardians(
     )
     for address in (MAYA, LEO, GUARDIAN, TOMAS):
         assert address not in str(commands) and address not in relay.log()
+
+    # "My data": a verified participant gets everything held about her as a zip, at once.
+    _command(relay, NINA, "My data")
+    exported = _answer(smarthost, NINA, 1)
+    assert exported["Subject"] == "Test Pen Pals: what we keep about Nina"
+    (zipped,) = [part for part in exported.iter_attachments()]
+    assert zipped.get_content_type() == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(zipped.get_content())) as archive:
+        assert "README.txt" in archive.namelist()
+        record = json.loads(archive.read("participant.json"))
+    assert record["email"] == NINA and TOMAS not in json.dumps(record)
+
+    # "Erase", even from a verified sender, waits for a confirmation (it cannot be undone).
+    _command(relay, NINA, "erase")
+    request = _answer(smarthost, NINA, 2)
+    assert request["Subject"] == 'Test Pen Pals: please confirm "erase" for Nina'
+    assert "cannot be undone" in _text(request)
+    assert relay.context().store.participant(nina.id) is not None
+    _command(relay, NINA, "yes", to=request["From"].addresses[0].addr_spec, verified=False)
+    wait_for(lambda: relay.context().store.participant(nina.id) is None, what="Nina erased")
+    assert relay.context().store.by_email(NINA) == []
+    # Both libraries are told, by masked address only; Nina gets nothing more.
+    erased = _answer(smarthost, MODERATOR_B, 2)
+    assert erased["Subject"] == "Tomás necesita un nuevo amigo por correspondencia"
+    assert nina.masked in _text(erased) and "Nina" not in erased.as_string()
+    own = _answer(smarthost, MODERATOR_A, 3)
+    assert own["Subject"] == "A participant was erased at their request"
+    assert nina.id in _text(own) and "Nina" not in own.as_string()
+    assert len(_to(smarthost, NINA)) == 2
+    assert any(
+        e["event"] == "erased" and e["via"] == "email" for e in relay.context().store.audit_log()
+    )

@@ -267,6 +267,14 @@ def test_details_edited_keep_a_guardian_under_the_consent_age_and_audit_only_fie
         "pending",
     )
     assert (edited.guardian_name, edited.guardian_copies) == ("Ann Smith", False)
+    asked = [e for e in ctx.store.audit_log() if e["event"] == "consent-requested"]
+    assert [e["participant"] for e in asked] == [maya.id]  # the guardian is asked at once
+    given = ctx.store.update_participant(maya.id, lambda p: p.but(consent="given"))[1]
+    # Another guardian: consent was the first one's, so the new guardian is asked anew.
+    moved = participants.edit(ctx, given, guardian="dad@example.net")
+    assert (moved.consent, moved.consent_method) == ("pending", "")
+    asked = [e for e in ctx.store.audit_log() if e["event"] == "consent-requested"]
+    assert len(asked) == 2
     with pytest.raises(InvalidField) as raised:
         participants.clear_guardian(ctx, maya)
     assert raised.value.field == "guardian"
@@ -276,6 +284,7 @@ def test_details_edited_keep_a_guardian_under_the_consent_age_and_audit_only_fie
     changes = [e for e in ctx.store.audit_log() if e["event"] == "details-changed"]
     assert [(e["fields"], e.get("consent")) for e in changes] == [
         ("birth_year,interests", "pending"),
+        ("", "pending"),
         ("birth_year,age_band", "not-needed"),
     ]
     assert "parent@example.net" not in str(ctx.store.audit_log())

@@ -1,5 +1,5 @@
 """Retention's pure parts and the store's removals: month arithmetic, what a reduced letter
-keeps, keys removed without losing a key that shares their hash, archive files rewritten,
+keeps, expired keys found and removed, archive files rewritten,
 settings named by key, and the privacy notice as an email in every language."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import relay.store as store_module
 from relay import config as config_module
 from relay import notices
 from relay.context import open_context
@@ -76,33 +75,13 @@ def test_letters_in_the_archive_are_reduced_with_every_earlier_state(tmp_path: P
     store.save_letter(_letter(3))
     store.save_letter(_letter(3, status="bounced"))  # a second line for the same letter
     store.save_letter(_letter(4, subject="Untouched"))
-    store._set_key("msgid:<abc@maya-laptop.family-mail.example.net>", 3)
     before = store.reduce_letters([3], "2027-02-01T00:00:00+00:00")
     assert [letter.subject for letter in before] == ["My dog Rex"]
     archive = (tmp_path / "archive" / "letters-00000.jsonl").read_text()
     assert "Rex" not in archive and archive.count('"id":3,') == 1
     assert store.letter(4) is not None and store.letter(4).subject == "Untouched"  # type: ignore[union-attr]
     assert store.letter(3).status == "bounced"  # type: ignore[union-attr]
-    assert store.letter_by_message_id("<abc@maya-laptop.family-mail.example.net>") is None
     assert store.reduce_letters([3], "2027-03-01T00:00:00+00:00") == []  # once only
-
-
-def test_a_removed_key_leaves_a_key_of_the_same_hash_findable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(store_module, "_key_doc_id", lambda key: 42)  # every key collides
-    store = Store(tmp_path)
-    for name in ("a", "b", "c"):
-        store._set_key(f"writer-notices:{name}:2026-01-01", 1)
-    store._set_key("reminded:riverside", "2026-01-01")
-    assert store._remove_keys(["writer-notices:a:2026-01-01"]) == 1  # the first slot's key
-    assert store._key("writer-notices:b:2026-01-01") == 1
-    assert store._key("writer-notices:c:2026-01-01") == 1
-    store._set_key("writer-notices:d:2026-01-01", 2)  # a new collision finds a free slot
-    assert store._remove_keys(["writer-notices:c:2026-01-01", "nothing-here"]) == 1
-    assert store._key("writer-notices:c:2026-01-01") is None
-    assert store._key("writer-notices:d:2026-01-01") == 2
-    assert store._key("reminded:riverside") == "2026-01-01"
 
 
 def test_expired_links_and_old_counters_go_and_the_next_expiry_is_known(tmp_path: Path) -> None:

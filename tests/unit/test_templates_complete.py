@@ -13,7 +13,7 @@ from relay.scrub.media.text import HAS_TEXT as FILE_HAS_TEXT
 from relay.wording import Templates, shipped_templates
 
 ROOT = shipped_templates()
-PARTS = ("_footer.txt", "_contents.txt", "_mark.txt")
+PARTS = ("_footer.txt", "_contents.txt", "_mark.txt", "_note.txt")
 
 
 def _names(kind: str, language: str) -> set[str]:

@@ -1,0 +1,175 @@
+"""Everything held about a participant, as one zip they (or their guardian) can read.
+
+    README.txt                 in their language: what each file is
+    participant.json           their record; their pals by first name and masked address only
+    letters.json               each letter: id, direction, status, dates, subject, file
+    letters/written/NNN.eml    each letter they wrote, as delivered (or, while held or after
+    letters/received/NNN.eml   a rejection, as scrubbed), between masked addresses only
+    audit.json                 the audit entries naming them or their letters
+
+A letter is composed again from the kept version with the moderators' changes
+(`letters.versions.content`), as delivery composes it, but addressed from and to masked
+addresses; the leak guard then searches it for every real address around the letter but the
+person's own. Blocking: reads the store, the spool and every archive file once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zipfile
+from datetime import UTC, datetime
+from typing import Any
+
+from relay import compose, guard
+from relay.context import Context
+from relay.letters import versions
+from relay.store.records import DELIVERED, Letter, Participant
+
+log = logging.getLogger("relay")
+
+
+def export(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> bytes:
+    """The zip of everything held about `participant`; the export is audited (`exported`)."""
+    letters = ctx.store.letters_of(participant.id)
+    numbers = {"written": 0, "received": 0}
+    listed: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    for letter in letters:
+        direction = "written" if letter.sender == participant.id else "received"
+        eml = _letter_file(ctx, letter, participant)
+        name = None
+        if eml is not None:
+            numbers[direction] += 1
+            name = f"letters/{direction}/{numbers[direction]:03d}.eml"
+            files[name] = eml
+        listed.append(_listing(letter, direction, name))
+    ids = {letter.id for letter in letters}
+    entries = [e for e in ctx.store.audit_log() if about(e, participant.id, ids)]
+    library = ctx.config.library(participant.library)
+    readme = ctx.templates.render(
+        "email",
+        participant.language,
+        "data_export_contents.txt",
+        name=participant.name,
+        library_name=library.name if library else participant.library,
+        program_name=ctx.config.relay.program_name,
+        made_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        written=numbers["written"],
+        received=numbers["received"],
+        letters=len(letters),
+    )
+    data = _zip(
+        {
+            "README.txt": readme.encode("utf-8"),
+            "participant.json": _json(_record(ctx, participant)),
+            "letters.json": _json(listed),
+            "audit.json": _json(entries),
+            **files,
+        }
+    )
+    details = {"participant": participant.id, "library": participant.library, "via": via}
+    ctx.store.audit("exported", **details, **({"by": by} if by else {}))
+    log.info(
+        "exported participant=%s library=%s letters=%d via=%s",
+        participant.id,
+        participant.library,
+        len(letters),
+        via,
+    )
+    return data
+
+
+def _record(ctx: Context, participant: Participant) -> dict[str, Any]:
+    record = participant.to_dict()
+    record["learned_names"] = record.pop("known_names")
+    library = ctx.config.library(participant.library)
+    record["library_name"] = library.name if library else participant.library
+    pals = (ctx.store.participant(pal_id) for pal_id in participant.pals)
+    record["pals"] = [{"name": p.name, "masked": p.masked} for p in pals if p is not None]
+    return record
+
+
+def _listing(letter: Letter, direction: str, name: str | None) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "direction": direction,
+        "status": letter.status,
+        "pal": letter.recipient_masked if direction == "written" else letter.sender_masked,
+        "received_at": letter.received_at,
+        "decided_at": letter.decided_at,
+        "delivered_at": letter.delivered_at,
+        "subject": letter.subject,
+        "file": name,
+    }
+
+
+def _party(ctx: Context, participant: Participant) -> compose.Party:
+    """A side of the letter as the export shows it: its masked address in place of the real."""
+    library = ctx.config.library(participant.library)
+    return compose.Party(
+        name=participant.name,
+        library_name=library.name if library else participant.library,
+        masked=participant.masked,
+        email=participant.masked,
+        language=participant.language,
+    )
+
+
+def _letter_file(ctx: Context, letter: Letter, person: Participant) -> bytes | None:
+    """The letter as its reader got it (or would get it), between masked addresses; None
+    when its content is no longer kept."""
+    writer = ctx.store.participant(letter.sender)
+    reader = ctx.store.participant(letter.recipient)
+    if writer is None or reader is None:
+        return None
+    try:
+        clean = versions.content(ctx, letter, writer)
+    except (FileNotFoundError, ValueError):
+        log.warning("export: letter=%d has no kept content", letter.id)
+        return None
+    stamp = letter.decided_at or letter.received_at
+    message = compose.compose_letter(
+        clean,
+        sender=_party(ctx, writer),
+        recipient=_party(ctx, reader),
+        program_name=ctx.config.relay.program_name,
+        message_id=letter.out_message_id
+        or compose.letter_message_id(ctx.secret, letter.id, ctx.config.relay.domain),
+        in_reply_to=None,
+        references=(),
+        date=datetime.fromisoformat(stamp) if stamp else datetime.now(UTC),
+        templates=ctx.templates,
+    )
+    if letter.status != DELIVERED:
+        message["X-Penpal-Status"] = letter.status
+    private = guard.private_for_letter(ctx, letter) | set(clean.history_addresses)
+    own = guard.addresses_of([person])
+    try:
+        return guard.checked(message.as_bytes(), private - own, what=f"letter {letter.id}").data
+    except guard.LeakStopped:
+        log.warning("export: letter=%d left out, a private detail could not be cut", letter.id)
+        return None
+
+
+def about(entry: dict[str, Any], participant_id: str, letter_ids: set[int]) -> bool:
+    """Whether an audit entry is about this participant or one of their letters."""
+    people = entry.get("participants")
+    return (
+        participant_id in (entry.get("participant"), entry.get("sender"))
+        or (isinstance(people, list) and participant_id in people)
+        or entry.get("letter") in letter_ids
+    )
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -1,0 +1,240 @@
+"""Data rights without a running relay: keys removed beside colliding ones, records reduced
+to figures, audit entries without their words, messages searched decoded, and the
+`participants export|erase` commands' answers to mistakes."""
+
+from __future__ import annotations
+
+import io
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+import pytest
+
+import relay.store
+from relay import cli, participants, rights
+from relay import config as config_module
+from relay.context import Context, open_context
+from relay.outbox import Notice, door
+from relay.rights.erase import _reduced, _without_details, readable_text
+from relay.store import Store
+from relay.store.records import (
+    DELIVERED,
+    HELD,
+    REJECTED,
+    Flag,
+    Letter,
+    Participant,
+    PendingCommand,
+    Step,
+)
+from tests.conftest import MODERATOR_A, MODERATOR_A2, MODERATOR_B, config_text
+
+
+def _letter(letter_id: int, status: str = DELIVERED, **more: object) -> Letter:
+    values: dict[str, object] = {
+        "id": letter_id,
+        "spool_id": "18a-ff",
+        "sender": "p1",
+        "recipient": "p2",
+        "sender_masked": "quiet-heron-2841@pals.example.org",
+        "recipient_masked": "jolly-tiger-5811@pals.example.org",
+        "sender_library": "riverside",
+        "recipient_library": "valparaiso",
+        "subject": "My dog Pepper",
+        "received_at": "2026-11-02T10:00:00+00:00",
+        "status": status,
+    }
+    return Letter.from_dict(values | more)
+
+
+def test_a_key_removed_from_its_first_slot_leaves_a_colliding_key_findable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path)
+    real = relay.store._key_doc_id
+    # Three keys with one 64-bit hash, as `_set_key` keeps them: one first slot, two more.
+    monkeypatch.setattr(
+        relay.store, "_key_doc_id", lambda key: 7 if key.startswith("same:") else real(key)
+    )
+    for name in ("a", "b", "c"):
+        store._put(f"same:{name}", name.upper())
+    store._remove_key("same:a")
+    assert [store._key(f"same:{n}") for n in ("a", "b", "c")] == [None, "B", "C"]
+    store._put("same:d", "D")  # a new slot number, never one still taken
+    store._remove_key("same:c")
+    store._remove_key("same:b")
+    assert [store._key(f"same:{n}") for n in ("b", "c", "d")] == [None, None, "D"]
+    store._remove_key("same:unknown")  # nothing to remove: nothing happens
+    assert store._key("same:d") == "D"
+
+
+def test_letters_are_replaced_in_the_archive_and_the_hot_shards(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.save_letter(_letter(1, HELD))
+    store.save_letter(_letter(1))  # delivered: appended to the archive
+    store.save_letter(_letter(1, "bounced"))  # and again
+    store.save_letter(_letter(2, HELD, sender="p3", recipient="p1"))
+    store.save_letter(_letter(3, sender="p9", recipient="p8"))
+    assert [x.id for x in store.letters_of("p1")] == [1, 2]
+    store.replace_letters([_reduced(store.letter(1) or _letter(1)), _reduced(_letter(2, HELD))])
+    archived = (tmp_path / "archive" / "letters-00000.jsonl").read_text()
+    assert "Pepper" in archived  # letter 3, someone else's, is untouched
+    assert archived.count('"id":1,') == 1 and archived.count('"id":3,') == 1
+    assert store.hot_letters() == []
+    assert store.letters_of("p1") == []
+    first, second = store.letter(1), store.letter(2)
+    assert first is not None and second is not None
+    assert (first.status, second.status) == ("bounced", REJECTED)
+    assert first.subject == first.sender == first.sender_masked == first.spool_id == ""
+    assert (first.sender_library, first.received_at) == ("riverside", "2026-11-02T10:00:00+00:00")
+
+
+def test_a_reduced_letter_keeps_figures_only() -> None:
+    full = _letter(
+        5,
+        HELD,
+        flags=[Flag(kind="phone", text="555-0100", part="text", start=0, end=8)],
+        notes=["Maya's phone number"],
+        reason="no phone numbers",
+        history=[Step(at="2026-11-02T10:00:00+00:00", event="held", by="Ana")],
+        message_id="<abc@family-mail.example.net>",
+        decided_by="ana.lopez@riverside-library.example.org",
+    )
+    reduced = _reduced(full).to_dict()
+    kept = {k: v for k, v in reduced.items() if v not in ("", (), None)}
+    assert set(kept) == {
+        "id",
+        "sender_library",
+        "recipient_library",
+        "received_at",
+        "status",
+        "history",
+        "sender_check",
+    }
+    assert kept["status"] == REJECTED
+    assert [s["event"] for s in reduced["history"]] == ["held", "rejected"]
+    assert all(s["by"] == "" for s in reduced["history"])
+
+
+def test_audit_entries_about_them_keep_ids_and_who_acted_only() -> None:
+    maya = Participant(
+        id="p1",
+        library="riverside",
+        name="Maya",
+        email="maya@family-mail.example.net",
+        language="en",
+        masked="quiet-heron-2841@pals.example.org",
+    )
+    rejected = {
+        "at": "t",
+        "event": "rejected",
+        "letter": 5,
+        "by": MODERATOR_A,
+        "via": "cli",
+        "reason": "Please don't write your street, Maya",
+    }
+    enrolled = {"at": "t", "event": "enrolled", "participant": "p1", "masked": maya.masked}
+    bounced = {"at": "t", "event": "notice-not-delivered", "to": maya.masked.upper()}
+    other = {"at": "t", "event": "rejected", "letter": 6, "reason": "about someone else"}
+    assert _without_details(rejected, maya, {5}) == {k: rejected[k] for k in list(rejected)[:5]}
+    assert _without_details(enrolled, maya, {5}) == {
+        "at": "t",
+        "event": "enrolled",
+        "participant": "p1",
+    }
+    assert _without_details(bounced, maya, {5}) == {"at": "t", "event": "notice-not-delivered"}
+    assert _without_details(other, maya, {5}) == other
+
+
+def test_an_address_is_found_in_a_message_however_it_is_encoded() -> None:
+    message = EmailMessage()
+    message["From"] = "=?utf-8?q?Zo=C3=A9?= <zoe@example.net>"
+    message["Subject"] = "hello"
+    message.set_content("écrit à ZOE.B@example.net, ça va ?", cte="base64")
+    message.add_attachment(b"kid@example.org", maintype="text", subtype="plain", cte="base64")
+    text = readable_text(message.as_bytes(policy=SMTP))
+    assert "zoé" in text and "zoe.b@example.net" in text and "kid@example.org" in text
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def configured(tmp_path: Path) -> tuple[Path, Context]:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    return path, open_context(config_module.load(path))
+
+
+def test_erase_asks_first_and_mistakes_get_one_line(
+    configured: tuple[Path, Context],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, ctx = configured
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    run = ["--config", str(path), "participants"]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
+    assert cli.main([*run, "erase", maya.id]) == 1
+    out, err = capsys.readouterr()
+    assert "Erase p1 (Maya" in out and "cannot be undone" in out
+    assert err == "penpal-relay: nothing erased (answer yes, or pass --yes)\n"
+    assert ctx.store.participant(maya.id) is not None
+
+    assert cli.main([*run, "erase", maya.id, "--yes", "--by", MODERATOR_A2]) == 1
+    assert capsys.readouterr().err == (
+        f"penpal-relay: --by: {MODERATOR_A2} is not a coordinator of riverside in the config\n"
+    )
+    assert cli.main([*run, "export", maya.id, "--by", MODERATOR_B]) == 1
+    assert "--by: " in capsys.readouterr().err
+    assert cli.main([*run, "export", "p99"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+    assert cli.main([*run, "export", maya.id, "--output", "/nonexistent/x.zip"]) == 1
+    assert capsys.readouterr().err == "penpal-relay: --output: no folder /nonexistent\n"
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
+    assert cli.main([*run, "erase", maya.masked]) == 0
+    assert "erased p1: 0 letters" in capsys.readouterr().out
+    assert ctx.store.participants() == []
+    assert cli.main([*run, "erase", maya.id, "--yes"]) == 1
+    assert capsys.readouterr().err.startswith("penpal-relay: p1: no participant")
+
+
+def test_mail_to_a_family_address_a_sibling_still_uses_stays(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    family = "the.smiths@family-mail.example.net"
+    maya = participants.enroll(ctx, "riverside", "Maya", family)
+    participants.enroll(ctx, "riverside", "Leo", family)
+    own = participants.enroll(ctx, "riverside", "Ivy", "ivy@family-mail.example.net")
+    to = {"family": family, "maya": maya.masked, "ivy": own.email}
+    for item, address in to.items():
+        message = door.program_message(ctx, Address("", addr_spec=address), "Hello", "Hi")
+        door.queue(ctx, f"notice-{item}", message, Notice("test"), to=address)
+    maildir = ctx.config.delivery.maildir / "new"
+    maildir.mkdir(parents=True)
+    (maildir / "1.notice-family-0.host").write_text(f"Delivered-To: {family}\n\nHi Leo\n")
+    (maildir / "1.notice-maya-0.host").write_text(f"To: {maya.masked}\n\nHi\n")
+
+    rights.erase(ctx, maya, via="test")
+    assert [item.id for item in ctx.spool.outbox()] == ["notice-family", "notice-ivy"]
+    assert sorted(p.name for p in maildir.iterdir()) == ["1.notice-family-0.host"]
+    assert ctx.store.by_email(family)[0].name == "Leo"
+
+
+def test_commands_waiting_for_confirmation_go_with_the_participant(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    family = "the.smiths@family-mail.example.net"
+    for token, asked_for in (("t1", ("p1",)), ("t2", ("p1", "p2")), ("t3", ("p3",))):
+        store.record_pending_command(
+            PendingCommand(token, "pause", asked_for, family, "guardian", expires=9e9)
+        )
+    store.forget_pending_commands("p1")
+    assert store.pending_command("t1") is None
+    shared = store.pending_command("t2")
+    assert shared is not None and shared.participants == ("p2",)  # the sibling's stays
+    assert store.pending_command("t3") is not None
