@@ -17,6 +17,7 @@ from relay.errors import ConfigError
 from relay.schedule import retention
 from relay.schedule.retention import months_after, months_before
 from relay.store import Store
+from relay.store.files import append_line
 from relay.store.records import Letter, SignInLink, Step
 from relay.wording import Templates
 from tests.conftest import config_text
@@ -103,10 +104,9 @@ def test_expired_links_and_old_counters_go_and_the_next_expiry_is_known(tmp_path
 
 def test_old_audit_entries_lose_the_reason_and_error_texts_only(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.audit("rejected", letter=1, by="ana@x.example", reason="Your phone 555-0100 is there")
-    (tmp_path / "audit" / f"{datetime.now(UTC):%Y-%m}.jsonl").rename(
-        tmp_path / "audit" / "2025-01.jsonl"
-    )
+    old = {"at": "2025-01-10T10:00:00+00:00", "event": "rejected", "letter": 1}
+    old |= {"by": "ana@x.example", "reason": "Your phone 555-0100 is there"}
+    append_line(tmp_path / "audit" / "2025-01.jsonl", old)
     store.audit("rejected", letter=2, by="ana@x.example", reason="Kept this month")
     assert store.reduce_audit("2026-01", dry_run=False) == 1
     entries = store.audit_log()

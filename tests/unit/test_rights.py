@@ -112,6 +112,7 @@ def test_a_reduced_letter_keeps_figures_only() -> None:
         "status",
         "history",
         "sender_check",
+        "reduced_at",  # when: a reduced letter is shown with a note, never read again
     }
     assert kept["status"] == REJECTED
     assert [s["event"] for s in reduced["history"]] == ["held", "rejected"]
