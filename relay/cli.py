@@ -718,7 +718,7 @@ PURGED_WORDS = (
     ("originals", "raw original", "raw originals"),
     ("letters", "letter reduced to its dates", "letters reduced to their dates"),
     ("failed", "refused message", "refused messages"),
-    ("grants", "expired reply link", "expired reply links"),
+    ("grants", "expired reply or confirmation link", "expired reply or confirmation links"),
     ("sign_in_links", "expired sign-in link", "expired sign-in links"),
     ("counters", "old daily counter", "old daily counters"),
     ("audit_entries", "audit entry without its free text", "audit entries without free text"),

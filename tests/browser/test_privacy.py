@@ -97,7 +97,7 @@ def test_the_privacy_notice_and_a_purge_of_originals_old_letters_and_expired_lin
     purged = relay.cli("retention", "run", "--now", weeks_later).stdout
     assert "1 letter reduced to its dates" in purged
     # Letter 1's two reply links go with its keys; letter 2's two have expired.
-    assert "2 expired reply links, 1 expired sign-in link" in purged
+    assert "2 expired reply or confirmation links, 1 expired sign-in link" in purged
     kept = ctx.store.letter(1)
     assert kept is not None
     assert (kept.status, kept.sender_library, kept.subject, kept.sender_masked) == (
