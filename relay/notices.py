@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from relay import compose, guard
-from relay.config import Config, Library, Staff
+from relay.config import Library, Staff
 from relay.consent import NO_CONSENT_NOTES
 from relay.context import Context
 from relay.outbox import Notice, door
@@ -241,10 +241,15 @@ def _library_name(ctx: Context, library_id: str) -> str:
 # --- the privacy notice --------------------------------------------------------------------
 
 
-def privacy_values(config: Config, language: str) -> dict[str, Any]:
+def privacy_values(ctx: Context, language: str) -> dict[str, Any]:
     """What the privacy notice says, from the configuration: the page (`/privacy`) and the
-    email (`privacy.txt`) are written from the same values."""
+    email (`privacy.txt`) are written from the same values. `words`: the first word of each
+    command in the reader's language (`commands.toml`), as help@ reads them."""
+    config = ctx.config
     domain = config.relay.domain
+    every = ctx.templates.command_words()
+    own = every.get(language.split("-")[0]) or every.get("en", {})
+    words = {action: (own.get(action) or [action])[0] for action in PRIVACY_COMMANDS}
     return {
         "program_name": config.relay.program_name,
         "libraries": [library.name for library in config.libraries],
@@ -254,13 +259,17 @@ def privacy_values(config: Config, language: str) -> dict[str, Any]:
         "program_address": config.program_address,
         "example_address": f"quiet-heron-2841@{domain}",
         "privacy_url": config.privacy_url(language),
+        "words": words,
     }
+
+
+PRIVACY_COMMANDS = ("pause", "resume", "stop", "export", "erase")
 
 
 def privacy_words(ctx: Context, language: str) -> tuple[str, str]:
     """The privacy notice as an email's (subject, text) in `language` (or English), for a
     message that sends or quotes it."""
-    return ctx.templates.email(language, "privacy", **privacy_values(ctx.config, language))
+    return ctx.templates.email(language, "privacy", **privacy_values(ctx, language))
 
 
 def privacy_line(ctx: Context, language: str) -> str:

@@ -13,7 +13,7 @@ from relay.web.pages import LANGUAGES, preferred_language
 
 async def show_privacy(request: Request) -> Response:
     dash = dashboard_of(request)
-    config = dash.context().config
+    ctx = dash.context()
     asked = request.query_params.get("lang", "").lower().split("-")[0]
     language = (
         asked
@@ -26,7 +26,7 @@ async def show_privacy(request: Request) -> Response:
         visitor=None,
         csrf="",
         path=request.url.path,
-        program=program_heading(config, None),
-        **notices.privacy_values(config, language),
+        program=program_heading(ctx.config, None),
+        **notices.privacy_values(ctx, language),
     )
     return HTMLResponse(html)

@@ -149,6 +149,7 @@ def test_the_privacy_notice_email_says_the_configured_retention(
     assert "Test Pen Pals" in subject
     assert words in " ".join(text.split())
     assert "help@pals.example.org" in text and f"/privacy?lang={language}" in text
+    assert {"en": '"erase"', "es": "«borrar»", "fr": "« effacer »"}[language] in text
     assert Templates().render("email", language, "privacy_footer.txt", privacy_url="U").strip()
 
 
