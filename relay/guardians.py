@@ -111,6 +111,8 @@ def _request_values(ctx: Context, participant: Participant, token: str) -> dict[
         "link": f"{base}/consent/{token}",
         "days": REQUEST_DAYS,
         "copies": participant.guardian_copies,
+        "letters_months": config.retention.letters_months,
+        "privacy_url": config.privacy_url(participant.language),
     }
 
 

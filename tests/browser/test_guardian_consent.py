@@ -115,6 +115,7 @@ def test_a_guardian_consents_and_only_then_letters_go(
     link = re.search(r"https?://\S+/consent/([0-9a-f]{32})", text)
     assert link is not None and link.group(1) == token.group(1)
     assert "Riverside Public Library" in text and "30 días" in text and '"sí"' in text
+    assert "durante 12 meses" in text and "/privacy?lang=es" in text  # what is kept, how long
 
     # Sofía writes before consent: held with the note, and approving keeps it held.
     relay.send(SOFIA, [maya.masked], letter_bytes(SOFIA, maya.masked, subject="Hola Maya"))
