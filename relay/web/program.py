@@ -1,8 +1,9 @@
 """The program page: the configuration in effect, read-only, and whether the file on disk
 would load now.
 
-Only what staff need to see: libraries, staff names and roles, partnerships and how letters
-leave. Never a password, password file or staff member's address.
+Only what staff need to see: libraries, staff names and roles, partnerships, how letters
+leave and how long what is kept stays ([retention], with the patrons' privacy notice). Never
+a password, password file or staff member's address.
 """
 
 from __future__ import annotations
