@@ -4,11 +4,16 @@ to figures, audit entries without their words, messages searched decoded, and th
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
+import json
+import zipfile
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -16,8 +21,10 @@ import relay.store
 from relay import cli, participants, rights
 from relay import config as config_module
 from relay.context import Context, open_context
+from relay.letters import versions
 from relay.outbox import Notice, door
 from relay.rights.erase import _reduced, _without_details, readable_text
+from relay.scrub.model import ScrubbedLetter
 from relay.store import Store
 from relay.store.records import (
     DELIVERED,
@@ -239,3 +246,50 @@ def test_commands_waiting_for_confirmation_go_with_the_participant(tmp_path: Pat
     shared = store.pending_command("t2")
     assert shared is not None and shared.participants == ("p2",)  # the sibling's stays
     assert store.pending_command("t3") is not None
+
+
+def test_the_export_holds_only_what_reached_them_and_no_staff_or_server_words(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    participants.pair(ctx, maya, tomas)
+    sent = {"sender": tomas.id, "recipient": maya.id, "sender_masked": tomas.masked}
+    sent |= {"recipient_masked": maya.masked, "sender_library": "valparaiso"}
+    sent |= {"recipient_library": "riverside"}
+    subjects = {1: "Hola Maya", 2: "Calle Olmo 12", 3: "Mi teléfono"}
+    for letter_id, status in ((1, DELIVERED), (2, REJECTED), (3, HELD)):
+        item = f"18a-{letter_id}"
+        letter = _letter(letter_id, status, spool_id=item, subject=subjects[letter_id], **sent)
+        ctx.store.save_letter(letter)
+        text = f"{subjects[letter_id]}: hello from Valparaíso"
+        versions.keep(ctx, item, maya.id, ScrubbedLetter(subjects[letter_id], text, None))
+    ctx.store.audit("rejected", letter=2, by=MODERATOR_B, via="web", reason="his street")
+    bounce = f"550 5.1.1 <{tomas.email}>: no such user"
+    ctx.store.audit("notice-failed", letter=1, to=tomas.email, error=bounce, attempts=3)
+
+    with zipfile.ZipFile(io.BytesIO(rights.export(ctx, maya, by=MODERATOR_A))) as archive:
+        names = set(archive.namelist())
+        listed = {x["id"]: x for x in json.loads(archive.read("letters.json"))}
+        audit = archive.read("audit.json").decode()
+        eml = archive.read("letters/received/001.eml")
+    parsed = email.message_from_bytes(eml, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    body = parsed.get_body(("plain",))
+    received = str(body.get_content()) if body is not None else ""
+    # The rejected and the held letter are listed without their subject, and not given.
+    assert sorted(n for n in names if n.startswith("letters/")) == ["letters/received/001.eml"]
+    assert [(listed[i]["status"], listed[i]["subject"], listed[i]["file"]) for i in (2, 3)] == [
+        (REJECTED, None, None),
+        (HELD, None, None),
+    ]
+    assert listed[1]["subject"] == "Hola Maya" and "Hola Maya" in parsed["Subject"]
+    # No staff address, no mail server's words quoting the pal's address, no reason.
+    assert json.loads(audit)[-2:] == [
+        {"at": ANY, "event": "rejected", "letter": 2, "via": "web"},
+        {"at": ANY, "event": "notice-failed", "letter": 1, "attempts": 3},
+    ]
+    assert MODERATOR_B not in audit and tomas.email not in audit and "street" not in audit
+    # The footer links to the privacy notice in her language, as the delivered letter did.
+    assert f"How we look after your data: {ctx.config.privacy_url('en')}" in received
