@@ -20,6 +20,10 @@ other commands wait rather than interleave:
 
 The record goes last, so an erasure interrupted by a crash is finished by running it again.
 One audit entry `erased` is written with the participant's id, library and who asked.
+Then both libraries' moderators are told, whichever way the erasure was asked for (command
+line, dashboard, email): their own library by id and masked address (`erased_own`), each
+pal's library so it finds its patron a new pal (`erased_pal`); never by name, which would
+keep what was just erased.
 
 What stays: the names of delivered outbox entries in `spool/sent/` (ids only), the daily
 counts of answers to emailed commands (kept under a keyed digest of an address, which says
@@ -46,6 +50,7 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
+from relay import guard, notices
 from relay.context import Context
 from relay.errors import NotFound
 from relay.rights.export import about
@@ -95,15 +100,22 @@ def erasure_preview(ctx: Context, participant: Participant) -> Preview:
     return Preview(participant, written, len(letters) - written, waiting)
 
 
-def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Erased:
-    """Blocking: remove the participant and everything about them (see the module's text)."""
+def erase(
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli", asked_by: str = ""
+) -> Erased:
+    """Blocking: remove the participant and everything about them (see the module's text).
+    `by` is the staff member who erased them; `asked_by` ("participant" or "guardian") who
+    asked by email."""
     started = time.time()
     found = {letter.id: letter for letter in ctx.store.letters_of(participant.id)}
+    before: list[Participant] = []
 
     def step() -> Erased:
         current = ctx.store.participant(participant.id)
         if current is None:
             raise NotFound(f"participant {participant.id} not found")
+        before.append(current)
+        before.extend(p for p in map(ctx.store.participant, current.pals) if p is not None)
         # Letters held or archived since the search above began, and the newest records.
         for letter in ctx.store.letters_of(current.id, archived_since=started - 1):
             found[letter.id] = letter
@@ -125,6 +137,7 @@ def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         return Erased(current.id, current.library, len(letters), removed)
 
     erased = ctx.store.exclusively(step)
+    _tell_libraries(ctx, before[0], before[1:], by=by, asked_by=asked_by)
     log.info(
         "erased participant=%s library=%s letters=%d files=%d via=%s",
         erased.participant,
@@ -134,6 +147,40 @@ def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         via,
     )
     return erased
+
+
+def _tell_libraries(
+    ctx: Context, person: Participant, pals: list[Participant], *, by: str, asked_by: str
+) -> None:
+    """Both libraries' moderators learn of the erasure: by the person's id and masked
+    address only, and who erased them (a staff member's name) or asked (by email)."""
+    own = ctx.config.library(person.library)
+    member = own.staff_member(by) if own and by else None
+    hidden = guard.addresses_of([person, *pals])
+    notices.tell_moderators(
+        ctx,
+        person.library,
+        "erased_own",
+        f"erased-{person.id}-own",
+        private=hidden,
+        participant=person.id,
+        masked=person.masked,
+        asked_by=asked_by,
+        erased_by=member.name if member else "",
+        pal_names=[p.name for p in pals],
+    )
+    for pal in pals:
+        notices.tell_moderators(
+            ctx,
+            pal.library,
+            "erased_pal",
+            f"erased-{person.id}-pal-{pal.id}",
+            private=hidden,
+            masked=person.masked,
+            from_library=own.name if own else person.library,
+            pal_name=pal.name,
+            pal_masked=pal.masked,
+        )
 
 
 # --- records -------------------------------------------------------------------------------

@@ -229,7 +229,8 @@ def test_mail_to_a_family_address_a_sibling_still_uses_stays(
     (maildir / "1.notice-maya-0.host").write_text(f"To: {maya.masked}\n\nHi\n")
 
     rights.erase(ctx, maya, via="test")
-    assert [item.id for item in ctx.spool.outbox()] == ["notice-family", "notice-ivy"]
+    left = [item.id for item in ctx.spool.outbox() if not item.id.startswith("erased-")]
+    assert left == ["notice-family", "notice-ivy"]  # and the moderators' notices of it
     assert sorted(p.name for p in maildir.iterdir()) == ["1.notice-family-0.host"]
     assert ctx.store.by_email(family)[0].name == "Leo"
 
@@ -293,3 +294,47 @@ def test_the_export_holds_only_what_reached_them_and_no_staff_or_server_words(
     assert MODERATOR_B not in audit and tomas.email not in audit and "street" not in audit
     # The footer links to the privacy notice in her language, as the delivered letter did.
     assert f"How we look after your data: {ctx.config.privacy_url('en')}" in received
+
+
+def test_both_libraries_learn_of_an_erasure_by_masked_address_whoever_erased(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    maya = participants.enroll(
+        ctx, "riverside", "Maya", "maya@family-mail.example.net", guardian="mum@example.net"
+    )
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    participants.pair(ctx, maya, tomas)
+
+    def notices() -> dict[str, EmailMessage]:
+        found = {}
+        for item in ctx.spool.outbox():
+            parsed = email.message_from_bytes(
+                ctx.spool.message("outbox", item.id), policy=email.policy.default
+            )
+            assert isinstance(parsed, EmailMessage)
+            found[item.id] = parsed
+        return found
+
+    rights.erase(ctx, maya, by=MODERATOR_A, via="web")  # the dashboard and the command line
+    sent = notices()
+    assert sorted(sent) == ["erased-p1-own-0", "erased-p1-own-1", "erased-p1-pal-p2-0"]
+    own, pal = sent["erased-p1-own-1"], sent["erased-p1-pal-p2-0"]
+    assert own["To"].addresses[0].addr_spec == MODERATOR_A2
+    assert own["Subject"] == "A participant was erased by Ana"
+    own_text = " ".join(str(own.get_content()).split())
+    assert "At the request of the participant or their guardian, Ana erased everything" in own_text
+    assert f"(p1, {maya.masked})" in own_text and "(Tomás)" in own_text
+    assert pal["To"].addresses[0].addr_spec == MODERATOR_B
+    assert pal["Subject"] == "Tomás necesita un nuevo amigo por correspondencia"
+    assert maya.masked in str(pal.get_content())
+    for message in sent.values():
+        text = message.as_string()
+        assert "Maya" not in text and maya.email not in text and "mum@" not in text
+
+    rights.erase(ctx, leo, via="email", asked_by="guardian")  # no pal: their library only
+    assert sorted(set(notices()) - set(sent)) == ["erased-p3-own-0", "erased-p3-own-1"]
+    by_email = notices()["erased-p3-own-0"]
+    assert by_email["Subject"] == "A participant was erased at their request"
+    assert "At their guardian's request, by email" in str(by_email.get_content())
