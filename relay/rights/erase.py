@@ -7,7 +7,10 @@ other commands wait rather than interleave:
   scrubbed version, the moderators' changes; incoming, set-aside, outbox and refused
   (`failed/`) messages from or to them, or about their letters; copies in the local
   delivery Maildir that were to, from or about them (a letter's copies and notices are
-  known by their outbox names; anything else by an address of theirs in its decoded text);
+  known by their outbox names; anything else by an address of theirs in its decoded text).
+  A message from someone else to them and to other pals (one spool item for all its
+  letters) stays for the others: its original and the others' versions are kept, and an
+  incoming or set-aside one only loses them from its envelope (`rcpt_tos`, routes);
 - audit entries naming them or their letters keep only their event, time, ids and who
   acted (no reasons, errors, addresses or names);
 - the lookup keys of their letters (spool item, Message-ID, notice tokens) and their own
@@ -54,7 +57,7 @@ from relay import guard, notices
 from relay.context import Context
 from relay.errors import NotFound
 from relay.rights.export import about
-from relay.store.files import fsync_dir
+from relay.store.files import fsync_dir, write_atomic
 from relay.store.records import FINAL_STATES, REJECTED, Letter, Participant, Step
 
 log = logging.getLogger("relay")
@@ -269,12 +272,14 @@ def _remove_files(ctx: Context, participant: Participant, letters: list[Letter])
     )
     spool = ctx.spool
     doomed: set[Path] = set()
+    kept = _shared_items(ctx, participant, letters)
     for letter in letters:
         item = letter.spool_id
-        if item:
+        if item and item not in kept:
             doomed |= {spool.path("messages", item), spool.path("attempts", item, "")}
             for queue in ("incoming", "unprocessed"):
                 doomed |= {spool.path(queue, item), spool.path(queue, item, ".json")}
+        if item:
             doomed.add(spool.path("scrubbed", f"{item}.{letter.recipient}", ".json"))
         for suffix in (".json", ".txt"):
             doomed.add(spool.path("edits", f"letter-{letter.id}", suffix))
@@ -291,8 +296,23 @@ def _remove_files(ctx: Context, participant: Participant, letters: list[Letter])
     return removed
 
 
+def _shared_items(ctx: Context, participant: Participant, letters: list[Letter]) -> set[str]:
+    """Spool items of letters to the participant that also carry a letter of the same
+    message to someone else (a message to two pals is one item): they stay for that letter."""
+    ids = {letter.id for letter in letters}
+    shared: set[str] = set()
+    writers = {letter.sender for letter in letters if letter.sender != participant.id}
+    for writer in writers:
+        for other in ctx.store.letters_of(writer):
+            if other.spool_id and other.id not in ids and participant.id != other.recipient:
+                shared.add(other.spool_id)
+    return shared
+
+
 def _queue_items(folder: Path, person: _Person) -> set[Path]:
-    """A queue's items (message and marker) from, to or about the person."""
+    """A queue's items (message and marker) from, to or about the person. An incoming or
+    set-aside message from someone else to them and to others stays, for the others: only
+    its envelope forgets them (`_without_recipient`)."""
     found: set[Path] = set()
     for marker in folder.glob("*.json"):
         body = marker.with_suffix(".eml")
@@ -303,11 +323,37 @@ def _queue_items(folder: Path, person: _Person) -> set[Path]:
                 or (isinstance(meta, dict) and person.meta_is_theirs(meta))
                 or (body.exists() and person.named_in(body.read_bytes()))
             )
+            if theirs and folder.name in ("incoming", "unprocessed"):
+                theirs = not _without_recipient(marker, meta, person)
         except (OSError, ValueError):
             continue
         if theirs:
             found |= {marker, body, folder.parent / "attempts" / marker.stem}
     return found
+
+
+def _without_recipient(marker: Path, meta: Any, person: _Person) -> bool:
+    """Take the person out of an incoming message's envelope when it is from someone else
+    and also for others; False (nothing changed) when the message is wholly theirs."""
+    if not isinstance(meta, dict):
+        return False
+    if str(meta.get("mail_from") or "").lower() in person.addresses:
+        return False
+    rcpts = [str(r) for r in meta.get("rcpt_tos") or ()]
+    others = [r for r in rcpts if r.lower() not in person.addresses]
+    if not others:
+        return False
+    if len(others) < len(rcpts):
+        routes = [
+            route
+            for route in meta.get("routes") or ()
+            if isinstance(route, list)
+            and len(route) == 3
+            and str(route[0]).lower() not in person.addresses
+            and route[2] != person.id
+        ]
+        write_atomic(marker, json.dumps(meta | {"rcpt_tos": others, "routes": routes}).encode())
+    return True
 
 
 def _maildir_files(root: Path | None, person: _Person) -> set[Path]:

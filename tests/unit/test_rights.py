@@ -338,3 +338,37 @@ def test_both_libraries_learn_of_an_erasure_by_masked_address_whoever_erased(
     by_email = notices()["erased-p3-own-0"]
     assert by_email["Subject"] == "A participant was erased at their request"
     assert "At their guardian's request, by email" in str(by_email.get_content())
+
+
+def test_a_message_to_two_pals_stays_for_the_one_not_erased(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    spool = ctx.spool
+    raw = f"From: {tomas.email}\nTo: {maya.masked}, {leo.masked}\n\nHola a los dos\n".encode()
+    both = {"sender": tomas.id, "sender_masked": tomas.masked, "spool_id": "18b-both"}
+    for letter_id, reader in ((1, maya), (2, leo)):
+        ctx.store.save_letter(_letter(letter_id, HELD, recipient=reader.id, **both))
+        versions.keep(ctx, "18b-both", reader.id, ScrubbedLetter("Hola", "Hola a los dos", None))
+    spool.path("messages", "18b-both").write_bytes(raw)
+    # Not processed yet: one to both of them, one to her only.
+    for item, readers in (("18c-both", [maya, leo]), ("18c-hers", [maya])):
+        spool.path("incoming", item).write_bytes(raw)
+        meta = {
+            "mail_from": tomas.email,
+            "rcpt_tos": [p.masked for p in readers],
+            "routes": [[p.masked, tomas.id, p.id] for p in readers],
+        }
+        spool.path("incoming", item, ".json").write_text(json.dumps(meta))
+
+    rights.erase(ctx, maya, via="test")
+    assert spool.original("18b-both") == raw  # Leo's letter is still delivered from it
+    assert versions.content(ctx, _letter(2, spool_id="18b-both", recipient=leo.id), tomas)
+    assert spool.scrubbed("18b-both", maya.id) is None
+    assert spool.pending_ids() == ["18c-both"]
+    waiting = spool.incoming("18c-both")
+    assert waiting is not None and waiting.rcpt_tos == (leo.masked,)
+    assert [(r.rcpt, r.recipient) for r in waiting.routes] == [(leo.masked, leo.id)]
