@@ -274,6 +274,7 @@ def test_the_export_holds_only_what_reached_them_and_no_staff_or_server_words(
         names = set(archive.namelist())
         listed = {x["id"]: x for x in json.loads(archive.read("letters.json"))}
         audit = archive.read("audit.json").decode()
+        readme = " ".join(archive.read("README.txt").decode().split())
         eml = archive.read("letters/received/001.eml")
     parsed = email.message_from_bytes(eml, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -285,6 +286,7 @@ def test_the_export_holds_only_what_reached_them_and_no_staff_or_server_words(
         (REJECTED, None, None),
         (HELD, None, None),
     ]
+    assert "or one a librarian did not send, is only listed in letters.json" in readme
     assert listed[1]["subject"] == "Hola Maya" and "Hola Maya" in parsed["Subject"]
     # No staff address, no mail server's words quoting the pal's address, no reason.
     assert json.loads(audit)[-2:] == [
