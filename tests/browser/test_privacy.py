@@ -67,6 +67,9 @@ def test_the_privacy_notice_and_a_purge_of_originals_old_letters_and_expired_lin
     expect(page.locator("#privacy-letters")).to_contain_text("se elimina 1 mes después")
     expect(page.locator("#privacy-commands")).to_contain_text("«baja» a help@pals.example.org")
     expect(page.locator("#privacy-export")).to_contain_text("escribe «exportar»")
+    expect(page.locator("#privacy-set-aside")).to_contain_text("se elimina 1 mes después")
+    expect(page.locator("#privacy-links")).to_contain_text("enlaces de consentimiento")
+    expect(page.locator("#privacy-links")).to_contain_text("se borra 12 meses después")
     expect(page.locator(".top nav")).to_have_count(0)  # nobody signed in: no staff menu
     page.goto(dashboard.url + "/privacy")  # the browser's own language: English
     expect(page.locator("h1")).to_have_text("How Test Pen Pals looks after your data")

@@ -283,3 +283,23 @@ def test_expired_links_are_counted_by_kind(tmp_path: Path) -> None:
     counted = store.forget_expired(500, date(2026, 1, 8), dry_run=False)
     assert (counted.grants, counted.commands, counted.consent_requests) == (1, 1, 1)
     assert store.pending_command("c") is None and store.consent_request("g") is None
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ("parents' consent links", "erased 6 months later", "removed 12 months after it")),
+        (
+            "es",
+            ("enlaces de consentimiento", "se borra 6 meses", "se elimina 12 meses después de su"),
+        ),
+        ("fr", ("liens de consentement", "effacé 6 mois", "supprimé 12 mois après son arrivée")),
+    ],
+)
+def test_the_privacy_notice_says_links_set_aside_messages_and_leavers_are_purged(
+    tmp_path: Path, language: str, words: tuple[str, ...]
+) -> None:
+    ctx = _context(tmp_path, "left_months = 6")
+    text = " ".join(notices.privacy_words(ctx, language)[1].split())
+    for said in words:
+        assert said in text, said
