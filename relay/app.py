@@ -47,7 +47,7 @@ from relay.intake.policy import PolicyService, listen_policy
 from relay.intake.smtp import IntakeHandler, RelaySMTP, finish_sessions, listen_smtp
 from relay.outbox.worker import Worker
 from relay.process import process_incoming
-from relay.schedule import run_scheduled
+from relay.schedule import run_purge, run_scheduled
 from relay.store.files import write_atomic
 from relay.web.app import build_app, start_web
 
@@ -409,11 +409,13 @@ class Server:
         """Reminders, prompts and digests: each run sends what is due now, so work missed
         while the relay was down is caught up, not skipped."""
         while True:
+            now = datetime.now(UTC)
             try:
-                await self.store_call(run_scheduled, self.ctx, datetime.now(UTC))
+                await self.store_call(run_scheduled, self.ctx, now)
                 self.outbox_changed.set()
             except Exception:
                 log.exception("scheduled work failed; trying again in a minute")
+            await self.thread_call(run_purge, self.ctx, now)
             await asyncio.sleep(SCHEDULE_SECONDS)
 
     async def _watch_config(self) -> None:

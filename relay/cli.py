@@ -30,7 +30,7 @@ from relay.errors import AlreadyEnrolled, ConfigError, InvalidField, NotFound, U
 from relay.letters.previews import DeliveredFile, delivered_files
 from relay.logfile import setup_logging
 from relay.privileges import become_data_owner
-from relay.schedule import digests, prompts, retention, run_scheduled
+from relay.schedule import digests, prompts, retention, run_purge, run_scheduled
 from relay.store import Store, version
 from relay.store.files import write_atomic
 from relay.store.records import Letter, Participant
@@ -715,6 +715,7 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
     if now.tzinfo is None:
         raise UserError("--now: give a time zone offset (for example +00:00)")
     run_scheduled(ctx, now)
+    run_purge(ctx, now)
     print(f"ran the work due at {now.isoformat()}")
     return 0
 
