@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from relay import cli, guardians, participants, replies
 from relay import config as config_module
-from relay import guardians, participants, replies
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
 from relay.context import open_context
 from relay.errors import UserError
@@ -126,3 +126,26 @@ def test_a_consent_link_answers_once_then_offers_withdrawal(tmp_path: Path) -> N
     assert events[2:] == ["consent-declined", "consent-given", "consent-withdrawn", "consent-given"]
     ctx.store.forget_consent_requests(child.id)  # as erasing the participant does
     assert {guardians.page(ctx, t * 32).state for t in "abc"} == {"unknown"}
+
+
+def test_staff_record_a_withdrawal_only_with_their_own_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --by, a withdrawal recorded at the command line would read in the audit log
+    as the guardian's own (and the moderators would be told the guardian withdrew)."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    guardians.give(ctx, child, method="paper", by=MODERATOR_A)
+    withdraw = ["--config", str(path), "participants", "consent", child.id, "--withdraw"]
+
+    assert cli.main(withdraw) == 1
+    assert capsys.readouterr().err.strip() == (
+        "penpal-relay: --by: say which staff member recorded the withdrawal"
+    )
+    assert ctx.store.participant(child.id).consent == "given"  # type: ignore[union-attr]
+    assert cli.main([*withdraw, "--by", MODERATOR_A]) == 0
+    (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "consent-withdrawn"]
+    assert (entry["by"], entry["via"]) == (MODERATOR_A, "cli")
