@@ -20,6 +20,7 @@ audit log and the log name ids and methods only, never the guardian's address.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -145,7 +146,8 @@ def answer_by_link(ctx: Context, token: str, answer: consent.Answer) -> LinkPage
     request = ctx.store.answer_consent_request(token, answer, now)
     if request is None or not request.usable(now) or shown.participant is None:
         return page(ctx, token)  # used by a racing answer, or expired meanwhile
-    _answered(ctx, shown.participant, answer, "link")
+    with contextlib.suppress(UserError):  # consent no longer needed, changed meanwhile
+        _answered(ctx, shown.participant, answer, "link")
     return page(ctx, token)
 
 
@@ -191,11 +193,16 @@ def _reply_answer(ctx: Context, message: EmailMessage, token: str, participant: 
     answer = consent.read_answer(line, ctx.templates.consent_words())
     if answer is None:
         return "no-answer"
+    if participant.consent == "":  # staff corrected the year of birth since the request
+        return "not-needed"
     now = time.time()
     request = ctx.store.answer_consent_request(token, answer, now)
     if request is None or not request.usable(now):
         return "used-token" if request is not None and request.used else "expired-token"
-    _answered(ctx, participant, answer, "reply")
+    try:
+        _answered(ctx, participant, answer, "reply")
+    except UserError:  # no longer needed: changed by staff while this reply was read
+        return "not-needed"
     return ""
 
 

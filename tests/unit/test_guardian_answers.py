@@ -12,6 +12,7 @@ import pytest
 
 from relay import cli, guardians, participants, replies
 from relay import config as config_module
+from relay.authresults import Verdict
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
 from relay.context import open_context
 from relay.errors import UserError
@@ -149,3 +150,27 @@ def test_staff_record_a_withdrawal_only_with_their_own_name(
     assert cli.main([*withdraw, "--by", MODERATOR_A]) == 0
     (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "consent-withdrawn"]
     assert (entry["by"], entry["via"]) == (MODERATOR_A, "cli")
+
+
+def test_a_reply_after_staff_corrected_the_year_of_birth_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """Staff corrected the child's year of birth after the request went out: consent is no
+    longer needed, and the guardian's "yes" is set aside with a reason (serve goes on)."""
+    path = tmp_path / "config.toml"
+    unchecked = 'front_servers = ["127.0.0.1"]\nrequired = false'
+    path.write_text(config_text(tmp_path / "data", authentication=unchecked))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    ctx.store.record_consent_request(TOKEN, ConsentRequest(child.id, time.time() + 60))
+    older = participants.Details(birth_year=date.today().year - 15)
+    assert participants.edit(ctx, child, older).consent == ""
+
+    reply = f"From: {PARENT}\r\nTo: consent+{TOKEN}@x\r\nSubject: Re\r\n\r\nYes\r\n".encode()
+    verdict = Verdict("relay")
+    guardians.handle_reply(ctx, reply, PARENT, f"consent+{TOKEN}@x", verdict)
+    (refused,) = [e for e in ctx.store.audit_log() if e["event"] == "consent-reply-refused"]
+    assert (refused["reason"], refused["participant"]) == ("not-needed", child.id)
+    assert ctx.store.participant(child.id).consent == ""  # type: ignore[union-attr]
+    assert guardians.page(ctx, TOKEN).state == "unknown"  # nothing to answer any more
