@@ -8,7 +8,9 @@ and two ways to answer. The link `<public_url>/consent/<token>` opens a page wit
 answers); a reply goes to `consent+<token>@<domain>` and counts only from the guardian's
 own address, vouched for by the authentication verdict. A token carries 128 random bits;
 the store keeps only its SHA-256 (`Store.record_consent_request`), good once for
-`REQUEST_DAYS` days. After consent, the same link lets the guardian withdraw it.
+`REQUEST_DAYS` days. After consent, the same link lets the guardian withdraw it. A request
+speaks only for the guardian it was sent to: when staff set another guardian, the earlier
+one's requests are forgotten, and any left answer nothing (`ConsentRequest.for_guardian`).
 
 Until consent, nothing is sent to or from the participant (`Participant.may_correspond`):
 their letters and letters to them are held with a note, and approving them keeps them held
@@ -47,6 +49,7 @@ from relay.store.records import (
     ConsentMethod,
     ConsentRequest,
     Participant,
+    address_digest,
 )
 
 log = logging.getLogger("relay")
@@ -79,7 +82,7 @@ def ask(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli
         raise UserError(f"{participant.id}: a guardian's consent {state}")
     token = secrets.token_hex(16)
     expires = time.time() + REQUEST_DAYS * 86400
-    ctx.store.record_consent_request(token, ConsentRequest(participant.id, expires))
+    ctx.store.record_consent_request(token, request_for(participant, expires))
     subject, text = ctx.templates.email(
         participant.language, "consent_request", **_request_values(ctx, participant, token)
     )
@@ -96,6 +99,20 @@ def ask(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli
     item = f"consent-request-{participant.id}-{hashlib.sha256(token.encode()).hexdigest()[:12]}"
     door.queue(ctx, item, message, Notice("consent-request"), to=participant.guardian)
     _record(ctx, "consent-requested", participant, by=by, via=via)
+
+
+def request_for(participant: Participant, expires: float) -> ConsentRequest:
+    """A request to the participant's guardian now: it answers for them only."""
+    return ConsentRequest(participant.id, expires, guardian=address_digest(participant.guardian))
+
+
+def _child_of(ctx: Context, request: ConsentRequest | None) -> Participant | None:
+    """The participant a request is about, while the guardian it went to is still theirs:
+    the link or reply of a guardian replaced since counts for nothing."""
+    participant = ctx.store.participant(request.participant) if request else None
+    if request is None or participant is None or not request.for_guardian(participant.guardian):
+        return None
+    return participant
 
 
 def _request_values(ctx: Context, participant: Participant, token: str) -> dict[str, object]:
@@ -123,7 +140,7 @@ def _request_values(ctx: Context, participant: Participant, token: str) -> dict[
 def page(ctx: Context, token: str) -> LinkPage:
     """What the consent link shows now, without answering anything (a GET)."""
     request = ctx.store.consent_request(token)
-    participant = ctx.store.participant(request.participant) if request else None
+    participant = _child_of(ctx, request)
     if request is None or participant is None or participant.consent == "":
         return LinkPage("unknown")
     if participant.consent == "given":
@@ -166,8 +183,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdic
     changes nothing and is answered by nobody: a forged reply must not cause mail."""
     message = parse(raw)
     token = rcpt.partition("@")[0].lower().removeprefix(REPLY_PREFIX)
-    request = ctx.store.consent_request(token)
-    participant = ctx.store.participant(request.participant) if request else None
+    participant = _child_of(ctx, ctx.store.consent_request(token))
     sender = _from_address(message)
     if participant is None:
         refused = "unknown-token"

@@ -365,6 +365,7 @@ class Store:
             "participant": request.participant,
             "expires": request.expires,
             "used": request.used,
+            "guardian": request.guardian,
         }
         key = _consent_key(token)
         listed = f"consent-requests:{request.participant}"
@@ -936,6 +937,7 @@ def _consent_request(value: object) -> ConsentRequest | None:
         used=bool(value.get("used")),
         used_at=str(value.get("used_at", "")),
         answer=str(value.get("answer", "")),
+        guardian=str(value.get("guardian", "")),
     )
 
 

@@ -101,7 +101,7 @@ def test_a_consent_link_answers_once_then_offers_withdrawal(tmp_path: Path) -> N
 
     later = time.time() + 3600
     for token, expires in (("a" * 32, later), ("b" * 32, later), ("c" * 32, time.time() - 1)):
-        ctx.store.record_consent_request(token, ConsentRequest(child.id, expires))
+        ctx.store.record_consent_request(token, guardians.request_for(child, expires))
     assert guardians.page(ctx, "d" * 32).state == "unknown"
     assert guardians.page(ctx, "c" * 32).state == "expired"
     assert guardians.page(ctx, "a" * 32).state == "ask"
@@ -163,7 +163,7 @@ def test_a_reply_after_staff_corrected_the_year_of_birth_is_refused_not_a_crash(
     ctx = open_context(config_module.load(path))
     young = participants.Details(birth_year=date.today().year - 9)
     child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
-    ctx.store.record_consent_request(TOKEN, ConsentRequest(child.id, time.time() + 60))
+    ctx.store.record_consent_request(TOKEN, guardians.request_for(child, time.time() + 60))
     older = participants.Details(birth_year=date.today().year - 15)
     assert participants.edit(ctx, child, older).consent == ""
 
@@ -174,3 +174,29 @@ def test_a_reply_after_staff_corrected_the_year_of_birth_is_refused_not_a_crash(
     assert (refused["reason"], refused["participant"]) == ("not-needed", child.id)
     assert ctx.store.participant(child.id).consent == ""  # type: ignore[union-attr]
     assert guardians.page(ctx, TOKEN).state == "unknown"  # nothing to answer any more
+
+
+def test_a_replaced_guardians_link_leads_nowhere(tmp_path: Path) -> None:
+    """The earlier guardian's link (consent given, then staff set another guardian) neither
+    shows nor withdraws anything; a request sent to them counts for no one else."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    later = time.time() + 3600
+    ctx.store.record_consent_request("a" * 32, guardians.request_for(child, later))
+    assert guardians.answer_by_link(ctx, "a" * 32, GIVEN).state == "given"
+
+    other = "grandma.smith@family-mail.example.net"
+    changed = participants.set_guardian(ctx, child, other, by=MODERATOR_A)
+    assert changed.consent == "pending"
+    assert guardians.page(ctx, "a" * 32).state == "unknown"
+    assert guardians.withdraw_by_link(ctx, "a" * 32).state == "unknown"
+    # One sent to the earlier guardian as the change was made: theirs, not the new one's.
+    ctx.store.record_consent_request("b" * 32, guardians.request_for(child, later))
+    assert guardians.answer_by_link(ctx, "b" * 32, GIVEN).state == "unknown"
+    ctx.store.record_consent_request("c" * 32, guardians.request_for(changed, later))
+    assert guardians.page(ctx, "c" * 32).state == "ask"
+    now = ctx.store.participant(child.id)
+    assert now is not None and (now.consent, now.status) == ("pending", "active")
