@@ -795,7 +795,9 @@ class Store:
 
     def forget_expired(self, now: float, counters_before: date, *, dry_run: bool) -> Expired:
         """Remove moderators' reply tokens, participants' unconfirmed commands, guardians'
-        consent requests and sign-in links expired at `now` (seconds since the epoch), and
+        consent requests (but the one consent was given with: it withdraws consent until
+        the participant is erased) and sign-in links expired at `now` (seconds since the
+        epoch), and
         daily counters (notices to a writer, answers to commands) of days before
         `counters_before`; with `dry_run`, only count them. Reads every lookup shard: meant
         for a daily run."""
@@ -886,10 +888,15 @@ class Expired:
 
 def _expiry(key: str, value: Any) -> tuple[str, float]:
     """The kind of an expiring key, and when it expires; ("", 0) for keys kept."""
+    if key.startswith("consent:") and isinstance(value, dict) and value.get("answer") == "given":
+        # The request a guardian consented with: its link withdraws consent, as the request
+        # promised, until the participant is erased (or their guardian changes).
+        return "", 0.0
     if key.startswith(("token:", "command:", "consent:")) and isinstance(value, dict):
         # A moderator's reply token, a participant's emailed command waiting for its
-        # confirmation (it names the enrolled address), a guardian's consent request (the
-        # participant's consent and how it was given stay with the participant): links.
+        # confirmation (it names the enrolled address), a guardian's consent request not
+        # consented with (the participant's consent and how it was given stay with the
+        # participant): links.
         return "grants", float(value.get("expires", 0))
     if key.startswith("magic:") and isinstance(value, dict):
         return "sign_in_links", float(value.get("expires", 0))
