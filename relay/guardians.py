@@ -164,7 +164,7 @@ def answer_by_link(ctx: Context, token: str, answer: consent.Answer) -> LinkPage
     if request is None or not request.usable(now) or shown.participant is None:
         return page(ctx, token)  # used by a racing answer, or expired meanwhile
     with contextlib.suppress(UserError):  # consent no longer needed, changed meanwhile
-        _answered(ctx, shown.participant, answer, "link")
+        _answered(ctx, shown.participant, answer, "link", token)
     return page(ctx, token)
 
 
@@ -172,7 +172,7 @@ def withdraw_by_link(ctx: Context, token: str) -> LinkPage:
     """The guardian withdrew consent from the page their link opens (once it is given)."""
     shown = page(ctx, token)
     if shown.state == "given" and shown.participant is not None:
-        withdraw(ctx, shown.participant, via="link")
+        withdraw(ctx, shown.participant, via="link", token=token)
         return LinkPage("withdrawn", ctx.store.participant(shown.participant.id))
     return shown
 
@@ -216,19 +216,23 @@ def _reply_answer(ctx: Context, message: EmailMessage, token: str, participant: 
     if request is None or not request.usable(now):
         return "used-token" if request is not None and request.used else "expired-token"
     try:
-        _answered(ctx, participant, answer, "reply")
+        _answered(ctx, participant, answer, "reply", token)
     except UserError:  # no longer needed: changed by staff while this reply was read
         return "not-needed"
     return ""
 
 
 def _answered(
-    ctx: Context, participant: Participant, answer: consent.Answer, method: ConsentMethod
+    ctx: Context,
+    participant: Participant,
+    answer: consent.Answer,
+    method: ConsentMethod,
+    token: str,
 ) -> None:
     if answer == consent.GIVEN:
-        give(ctx, participant, method=method, via=method)
+        give(ctx, participant, method=method, via=method, token=token)
     else:
-        decline(ctx, participant, method=method)
+        decline(ctx, participant, method=method, token=token)
 
 
 def _body_text(message: EmailMessage) -> str:
@@ -261,10 +265,12 @@ def give(
     method: ConsentMethod,
     by: str = "",
     via: str = "cli",
+    token: str = "",
 ) -> Participant:
     """Consent given (by the link, a reply, or on paper as `by` recorded): letters may go to
     and from the participant; one paused because consent was withdrawn is active again. The
-    audit entry lists the held letters that a moderator may now approve."""
+    audit entry lists the held letters that a moderator may now approve. `token`: the
+    request's, when the guardian answered one."""
     stamp = now_iso()
 
     def given(current: Participant) -> Participant:
@@ -281,19 +287,22 @@ def give(
         return after
     waiting = waiting_letters(ctx, after)
     _record(ctx, "consent-given", after, by=by, via=via, method=method, letters=waiting)
-    _tell_moderators(ctx, after, "given", method, len(waiting))
+    _tell_moderators(ctx, after, "given", method, len(waiting), token)
     return after
 
 
-def decline(ctx: Context, participant: Participant, *, method: ConsentMethod) -> None:
+def decline(
+    ctx: Context, participant: Participant, *, method: ConsentMethod, token: str = ""
+) -> None:
     """The guardian said no: nothing changes for the participant (nothing is sent to or
     from them), and their library's moderators are told."""
     _record(ctx, "consent-declined", participant, by="", via=method, method=method)
-    _tell_moderators(ctx, participant, "declined", method, len(waiting_letters(ctx, participant)))
+    waiting = len(waiting_letters(ctx, participant))
+    _tell_moderators(ctx, participant, "declined", method, waiting, token)
 
 
 def withdraw(
-    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli", token: str = ""
 ) -> Participant:
     """Consent withdrawn (by the guardian's link, or as staff recorded): the participant is
     paused at once, so nothing more is sent to or from them; their records stay."""
@@ -309,7 +318,8 @@ def withdraw(
     if after != before:
         _record(ctx, "consent-withdrawn", after, by=by, via=via)
         if not by:
-            _tell_moderators(ctx, after, "withdrawn", via, len(waiting_letters(ctx, after)))
+            waiting = len(waiting_letters(ctx, after))
+            _tell_moderators(ctx, after, "withdrawn", via, waiting, token)
     return after
 
 
@@ -323,13 +333,17 @@ def waiting_letters(ctx: Context, participant: Participant) -> list[int]:
 
 
 def _tell_moderators(
-    ctx: Context, participant: Participant, answer: str, method: str, waiting: int
+    ctx: Context, participant: Participant, answer: str, method: str, waiting: int, token: str
 ) -> None:
+    """Queued once per answer: the same token's answer read again (a reply processed twice)
+    names the same outbox item. `consent_at` tells apart a withdrawal by the same link after
+    consent was given again; erasing the participant finds the item by their id."""
+    once = hashlib.sha256(f"{token}|{participant.consent_at}".encode()).hexdigest()[:12]
     notices.tell_moderators(
         ctx,
         participant.library,
         "consent_answered",
-        f"consent-{answer}-{participant.id}-{time.time_ns()}",
+        f"consent-{answer}-{participant.id}-{once}",
         private=(participant.guardian,) if participant.guardian else (),
         participant_name=participant.name,
         participant_id=participant.id,

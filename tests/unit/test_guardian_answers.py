@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from relay import cli, guardians, participants, replies
+from relay import cli, guardians, participants, replies, rights
 from relay import config as config_module
 from relay.authresults import Verdict
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
@@ -200,3 +200,29 @@ def test_a_replaced_guardians_link_leads_nowhere(tmp_path: Path) -> None:
     assert guardians.page(ctx, "c" * 32).state == "ask"
     now = ctx.store.participant(child.id)
     assert now is not None and (now.consent, now.status) == ("pending", "active")
+
+
+def test_moderators_hear_of_an_answer_once_and_erasure_takes_the_notice(tmp_path: Path) -> None:
+    """The same answer read twice (a reply processed again after a restart) queues one
+    notice per moderator; the notices name the child, so erasing the child removes them."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+
+    def notices_about(answer: str) -> list[str]:
+        return [i.id for i in ctx.spool.outbox() if i.id.startswith(f"consent-{answer}-")]
+
+    guardians.decline(ctx, child, method="reply", token=TOKEN)
+    guardians.decline(ctx, child, method="reply", token=TOKEN)
+    moderators = ctx.config.library("riverside").moderators  # type: ignore[union-attr]
+    assert len(notices_about("declined")) == len(moderators) == 2
+    guardians.decline(ctx, child, method="link", token="f" * 32)  # another request's answer
+    assert len(notices_about("declined")) == 4
+
+    given = guardians.give(ctx, child, method="link", token="f" * 32)
+    guardians.withdraw(ctx, given, via="link", token="f" * 32)
+    assert len(notices_about("withdrawn")) == 2
+    rights.erase(ctx, ctx.store.participant(child.id), via="test")  # type: ignore[arg-type]
+    assert not [i.id for i in ctx.spool.outbox() if i.id.startswith("consent-")]
