@@ -16,7 +16,9 @@ Until consent, nothing is sent to or from the participant (`Participant.may_corr
 their letters and letters to them are held with a note, and approving them keeps them held
 (`letters.deciding`). Consent given is recorded with its time and method, and the audit
 entry lists the letters now waiting for a moderator; withdrawal pauses the participant at
-once (`pause_reason = "consent-withdrawn"`), and consent given again resumes them. The
+once (`pause_reason = "consent-withdrawn"`; a letter approved but not yet handed to the
+transport is held again when the outbox takes it, `letters.hold_again`), and consent given
+again resumes them. The
 audit log and the log name ids and methods only, never the guardian's address.
 """
 

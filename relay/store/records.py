@@ -50,6 +50,7 @@ LetterEvent = Literal[
     "approved",
     "rejected",
     "kept-on-hold",
+    "held-again",
     "delivered",
     "failed",
     "bounced",

@@ -6,20 +6,22 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
 
-from relay import cli, guardians, participants, replies, rights
+from relay import cli, guardians, outcomes, participants, replies, rights
 from relay import config as config_module
 from relay.authresults import Verdict
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
 from relay.context import open_context
 from relay.errors import UserError
+from relay.outbox import GuardianCopy, LetterCopy, door, worker
 from relay.route import Refusal, check_token, own_address
-from relay.store.records import ConsentRequest
+from relay.store.records import ConsentRequest, Letter, Step
 from relay.wording import Templates
-from tests.conftest import MAYA, MODERATOR_A, config_text
+from tests.conftest import MAYA, MODERATOR_A, TOMAS, config_text
 
 WORDS = Templates().consent_words()
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -226,3 +228,57 @@ def test_moderators_hear_of_an_answer_once_and_erasure_takes_the_notice(tmp_path
     assert len(notices_about("withdrawn")) == 2
     rights.erase(ctx, ctx.store.participant(child.id), via="test")  # type: ignore[arg-type]
     assert not [i.id for i in ctx.spool.outbox() if i.id.startswith("consent-")]
+
+
+def test_a_withdrawal_holds_an_approved_letter_whose_copies_have_not_gone(
+    tmp_path: Path,
+) -> None:
+    """Consent withdrawn after a moderator approved Maya's letter, before the outbox handed
+    it on: the letter is held again with the no-consent note, its copies are dropped
+    unsent, and their names forgotten (approving it again, after consent, queues them)."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    maya = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    maya = guardians.give(ctx, maya, method="paper", by=MODERATOR_A)
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
+    approved = Letter(
+        id=7,
+        spool_id="18ecc8b7915e35e9-cbc42ea8",
+        sender=maya.id,
+        recipient=tomas.id,
+        sender_masked=maya.masked,
+        recipient_masked=tomas.masked,
+        sender_library="riverside",
+        recipient_library="valparaiso",
+        subject="My dog",
+        received_at="2026-01-05T10:00:00+00:00",
+        status="approved",
+        history=(
+            Step("2026-01-05T10:00:00+00:00", "held"),
+            Step("2026-01-05T11:00:00", "approved"),
+        ),
+    )
+    ctx.store.save_letter(approved)
+    copies = {"letter-7": (LetterCopy(7), TOMAS), "letter-7-guardian-p1": (GuardianCopy(7), PARENT)}
+    for item, (purpose, to) in copies.items():
+        message = door.program_message(ctx, Address("", addr_spec=to), "Letter", "Hello")
+        door.queue(ctx, item, message, purpose, to=to)
+    relay_outcomes = outcomes.for_relay(lambda: ctx)
+
+    def ready_copies() -> list[str]:
+        due = worker.ready(ctx, relay_outcomes, time.time())
+        return sorted(entry.id for entry in due if entry.id.startswith("letter-"))
+
+    assert ready_copies() == sorted(copies)
+    guardians.withdraw(ctx, maya, via="link", token=TOKEN)
+    assert ready_copies() == []
+    held = ctx.store.letter(7)
+    assert held is not None and held.status == "held"
+    assert held.history[-1].event == "held-again"
+    assert held.notes == (NO_CONSENT_NOTES["writer"],)
+    assert [letter.id for letter in ctx.store.queue()] == [7]  # back in the moderators' queue
+    (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "held-again"]
+    assert (entry["letter"], entry["not_sent"]) == (7, "writer-no-consent")
+    assert not any(ctx.spool.queued_or_sent(item) for item in copies)
