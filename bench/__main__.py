@@ -1,5 +1,5 @@
-"""`python -m bench intake|store|scrub|prompts|memory|policy|all [options]`: one JSON line per
-result."""
+"""`python -m bench intake|store|scrub|prompts|memory|policy|rights|all [options]`: one JSON
+line per result."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench import common
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "what", choices=["intake", "store", "scrub", "prompts", "memory", "policy", "all"]
+        "what", choices=["intake", "store", "scrub", "prompts", "memory", "policy", "rights", "all"]
     )
     parser.add_argument(
         "--participants", type=int, default=100_000, help="prompts: participants to prompt"
@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         "intake processes all accepting; -N = serve only holds, N intake processes accept",
     )
     parser.add_argument(
-        "--sizes", default="1000,10000,100000", help="store: participant counts, comma-separated"
+        "--sizes",
+        default="1000,10000,100000",
+        help="store, rights: participant counts, comma-separated",
     )
     parser.add_argument("--repeat", type=int, default=15, help="store/scrub: samples per figure")
     parser.add_argument(
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import store
 
         store.run([int(s) for s in args.sizes.split(",")], args.repeat)
+    if args.what in ("rights", "all"):
+        from bench import rights
+
+        rights.run([int(s) for s in args.sizes.split(",")], args.repeat)
     if args.what in ("prompts", "all"):
         from bench import prompts
 

@@ -148,6 +148,9 @@ def _retention_forecast(ctx: Context, now: datetime) -> list[str]:
     day = retention.next_purge(ctx, now)
     when = "today" if day == now.astimezone(UTC).date() else f"on {day.isoformat()}"
     originals, letters, tokens = found.forecast_originals, found.forecast_letters, found.tokens
+    expired_links = sum(
+        (tokens.grants, tokens.commands, tokens.consent_requests, tokens.sign_in_links)
+    )
     days = _n(settings.originals_days, "day", "days")
     months = _n(settings.letters_months, "month", "months")
     lines = [
@@ -155,16 +158,30 @@ def _retention_forecast(ctx: Context, now: datetime) -> list[str]:
         f"{days} will be removed at the next purge ({when})",
         f"{_n(letters.due, 'letter', 'letters')} older than {months} will be reduced to "
         f"their dates at the next purge ({when})",
-        f"{_n(tokens.grants + tokens.sign_in_links, 'expired link', 'expired links')} and "
+        f"{_n(len(found.set_aside), 'set-aside message', 'set-aside messages')} older "
+        f"than {months} will be removed at the next purge ({when})",
+        f"{_n(expired_links, 'expired link', 'expired links')} and "
         f"{_n(tokens.counters, 'old daily counter', 'old daily counters')} will be removed "
         f"at the next purge ({when})",
     ]
+    leaving = found.forecast_participants
+    if settings.left_months:
+        left = _n(settings.left_months, "month", "months")
+        lines.append(
+            f"{_n(leaving.due, 'participant', 'participants')} who left more than {left} ago "
+            f"will be erased at the next purge ({when})"
+        )
+    else:
+        lines.append("participants who left are kept until staff erase them (left_months = 0)")
     if originals.next_day:
         reach = _n(originals.next_count, "raw original reaches", "raw originals reach")
         lines.append(f"{reach} {days} on {originals.next_day.isoformat()}")
     if letters.next_day:
         reach = _n(letters.next_count, "letter reaches", "letters reach")
         lines.append(f"{reach} {months} on {letters.next_day.isoformat()}")
+    if leaving.next_day:
+        goes = _n(leaving.next_count, "participant who left is", "participants who left are")
+        lines.append(f"{goes} erased on {leaving.next_day.isoformat()}")
     if tokens.next_expiry is not None:
         expires = datetime.fromtimestamp(tokens.next_expiry, UTC).date().isoformat()
         lines.append(f"the next reply or sign-in link expires on {expires}")
@@ -720,7 +737,11 @@ PURGED_WORDS = (
     ("originals", "raw original", "raw originals"),
     ("letters", "letter reduced to its dates", "letters reduced to their dates"),
     ("failed", "refused message", "refused messages"),
-    ("grants", "expired reply or confirmation link", "expired reply or confirmation links"),
+    ("set_aside", "set-aside message", "set-aside messages"),
+    ("participants", "participant who left erased", "participants who left erased"),
+    ("grants", "expired reply link", "expired reply links"),
+    ("commands", "unconfirmed emailed command", "unconfirmed emailed commands"),
+    ("consent_requests", "expired consent link", "expired consent links"),
     ("sign_in_links", "expired sign-in link", "expired sign-in links"),
     ("counters", "old daily counter", "old daily counters"),
     ("audit_entries", "audit entry without its free text", "audit entries without free text"),

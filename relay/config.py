@@ -342,11 +342,15 @@ class RetentionSettings:
     this many days after their letter reached a final state (delivered, rejected, failed,
     bounced); 0: at the next daily purge. `letters_months`: a letter's contents (the scrubbed
     version, moderators' changes, its subject, flags and notes) are removed this many months
-    after its final state, leaving a record of its number, libraries, status and dates.
+    after its final state, leaving a record of its number, libraries, status and dates;
+    messages set aside after failing processing go that long after they arrived.
+    `left_months`: a participant who left the program is erased this many months after
+    (0: kept until staff erase them).
     """
 
     originals_days: int = 7
     letters_months: int = 12
+    left_months: int = 12
 
 
 @dataclass(frozen=True)
@@ -1061,8 +1065,12 @@ def _retention(root: _Section) -> RetentionSettings:
     if months is None or not 1 <= months <= 120:
         s.problem("letters_months", "must be a whole number of months from 1 to 120")
         months = 12
+    left = s.get("left_months", int, 12)
+    if left is None or not 0 <= left <= 120:
+        s.problem("left_months", "must be a whole number of months from 0 to 120")
+        left = 12
     s.finish()
-    return RetentionSettings(originals_days=days, letters_months=months)
+    return RetentionSettings(originals_days=days, letters_months=months, left_months=left)
 
 
 def _web(root: _Section) -> WebSettings:

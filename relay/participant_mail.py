@@ -312,34 +312,9 @@ def _change(ctx: Context, item_id: str, action: Action, current: Participant, as
 
 
 def _erase(ctx: Context, item_id: str, person: Participant, asked_by: str) -> None:
-    """Erase everything about them (`relay.rights.erase`), then tell both libraries'
-    moderators by id and masked address only: a notice naming them would keep what was just
-    erased. Nothing is sent to the person: the confirmation request said so."""
-    pals = [p for p in (ctx.store.participant(i) for i in person.pals) if p is not None]
-    rights.erase(ctx, person, via="email")
-    own = ctx.config.library(person.library)
-    notices.tell_moderators(
-        ctx,
-        person.library,
-        "command_patron_erased",
-        f"erased-{item_id}-{person.id}-own",
-        private=guard.addresses_of(pals),
-        participant=person.id,
-        masked=person.masked,
-        asked_by=asked_by,
-        pal_names=[p.name for p in pals],
-    )
-    for pal in pals:
-        notices.tell_moderators(
-            ctx,
-            pal.library,
-            "command_pal_erased",
-            f"erased-{item_id}-{person.id}-pal-{pal.id}",
-            masked=person.masked,
-            from_library=own.name if own else person.library,
-            pal_name=pal.name,
-            pal_masked=pal.masked,
-        )
+    """Erase everything about them; `relay.rights.erase` tells both libraries' moderators.
+    Nothing is sent to the person: the confirmation request said so."""
+    rights.erase(ctx, person, via="email", asked_by=asked_by)
 
 
 def _tell_libraries(ctx: Context, item_id: str, leaver: Participant, asked_by: str) -> None:

@@ -355,8 +355,14 @@ def resume(
 
 
 def leave(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Participant:
-    """No longer in the program: the record and its pals stay, no letter goes either way."""
-    change = ctx.store.set_status(participant.id, LEFT)
+    """No longer in the program: the record and its pals stay, no letter goes either way,
+    until retention erases them (`[retention] left_months` after `left_at`)."""
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def left(current: Participant) -> Participant:
+        return current if current.status == LEFT else current.but(status=LEFT, left_at=at)
+
+    change = ctx.store.update_participant(participant.id, left)
     return _recorded(ctx, "left", change, by=by, via=via)
 
 

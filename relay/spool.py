@@ -549,6 +549,21 @@ class Spool:
                 found.append((marker.stem, marker.stat().st_mtime))
         return sorted(found)
 
+    def set_aside_entries(self) -> list[tuple[str, float]]:
+        """Every message set aside after failing processing (`unprocessed/`), with when it
+        arrived (its marker's time)."""
+        found = []
+        for marker in (self.root / "unprocessed").glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                found.append((marker.stem, marker.stat().st_mtime))
+        return sorted(found)
+
+    def remove_set_aside(self, item_ids: Sequence[str]) -> None:
+        for item_id in item_ids:
+            self.path("unprocessed", item_id).unlink(missing_ok=True)
+            self.path("unprocessed", item_id, ".json").unlink(missing_ok=True)
+        fsync_dir(self.root / "unprocessed")
+
     def remove_originals(self, item_ids: Sequence[str]) -> None:
         for item_id in item_ids:
             self.path("messages", item_id).unlink(missing_ok=True)

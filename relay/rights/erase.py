@@ -7,7 +7,10 @@ other commands wait rather than interleave:
   scrubbed version, the moderators' changes; incoming, set-aside, outbox and refused
   (`failed/`) messages from or to them, or about their letters; copies in the local
   delivery Maildir that were to, from or about them (a letter's copies and notices are
-  known by their outbox names; anything else by an address of theirs in its decoded text);
+  known by their outbox names; anything else by an address of theirs in its decoded text).
+  A message from someone else to them and to other pals (one spool item for all its
+  letters) stays for the others: its original and the others' versions are kept, and an
+  incoming or set-aside one only loses them from its envelope (`rcpt_tos`, routes);
 - audit entries naming them or their letters keep only their event, time, ids and who
   acted (no reasons, errors, addresses or names);
 - the lookup keys of their letters (spool item, Message-ID, notice tokens) and their own
@@ -20,6 +23,10 @@ other commands wait rather than interleave:
 
 The record goes last, so an erasure interrupted by a crash is finished by running it again.
 One audit entry `erased` is written with the participant's id, library and who asked.
+Then both libraries' moderators are told, whichever way the erasure was asked for (command
+line, dashboard, email): their own library by id and masked address (`erased_own`), each
+pal's library so it finds its patron a new pal (`erased_pal`); never by name, which would
+keep what was just erased.
 
 What stays: the names of delivered outbox entries in `spool/sent/` (ids only), the daily
 counts of answers to emailed commands (kept under a keyed digest of an address, which says
@@ -46,10 +53,11 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
+from relay import guard, notices
 from relay.context import Context
 from relay.errors import NotFound
 from relay.rights.export import about
-from relay.store.files import fsync_dir
+from relay.store.files import fsync_dir, write_atomic
 from relay.store.records import FINAL_STATES, REJECTED, Letter, Participant, Step
 
 log = logging.getLogger("relay")
@@ -95,15 +103,22 @@ def erasure_preview(ctx: Context, participant: Participant) -> Preview:
     return Preview(participant, written, len(letters) - written, waiting)
 
 
-def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Erased:
-    """Blocking: remove the participant and everything about them (see the module's text)."""
+def erase(
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli", asked_by: str = ""
+) -> Erased:
+    """Blocking: remove the participant and everything about them (see the module's text).
+    `by` is the staff member who erased them; `asked_by` ("participant" or "guardian") who
+    asked by email."""
     started = time.time()
     found = {letter.id: letter for letter in ctx.store.letters_of(participant.id)}
+    before: list[Participant] = []
 
     def step() -> Erased:
         current = ctx.store.participant(participant.id)
         if current is None:
             raise NotFound(f"participant {participant.id} not found")
+        before.append(current)
+        before.extend(p for p in map(ctx.store.participant, current.pals) if p is not None)
         # Letters held or archived since the search above began, and the newest records.
         for letter in ctx.store.letters_of(current.id, archived_since=started - 1):
             found[letter.id] = letter
@@ -125,6 +140,7 @@ def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         return Erased(current.id, current.library, len(letters), removed)
 
     erased = ctx.store.exclusively(step)
+    _tell_libraries(ctx, before[0], before[1:], by=by, asked_by=asked_by)
     log.info(
         "erased participant=%s library=%s letters=%d files=%d via=%s",
         erased.participant,
@@ -134,6 +150,40 @@ def erase(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         via,
     )
     return erased
+
+
+def _tell_libraries(
+    ctx: Context, person: Participant, pals: list[Participant], *, by: str, asked_by: str
+) -> None:
+    """Both libraries' moderators learn of the erasure: by the person's id and masked
+    address only, and who erased them (a staff member's name) or asked (by email)."""
+    own = ctx.config.library(person.library)
+    member = own.staff_member(by) if own and by else None
+    hidden = guard.addresses_of([person, *pals])
+    notices.tell_moderators(
+        ctx,
+        person.library,
+        "erased_own",
+        f"erased-{person.id}-own",
+        private=hidden,
+        participant=person.id,
+        masked=person.masked,
+        asked_by=asked_by,
+        erased_by=member.name if member else "",
+        pal_names=[p.name for p in pals],
+    )
+    for pal in pals:
+        notices.tell_moderators(
+            ctx,
+            pal.library,
+            "erased_pal",
+            f"erased-{person.id}-pal-{pal.id}",
+            private=hidden,
+            masked=person.masked,
+            from_library=own.name if own else person.library,
+            pal_name=pal.name,
+            pal_masked=pal.masked,
+        )
 
 
 # --- records -------------------------------------------------------------------------------
@@ -224,12 +274,14 @@ def _remove_files(ctx: Context, participant: Participant, letters: list[Letter])
     )
     spool = ctx.spool
     doomed: set[Path] = set()
+    kept = _shared_items(ctx, participant, letters)
     for letter in letters:
         item = letter.spool_id
-        if item:
+        if item and item not in kept:
             doomed |= {spool.path("messages", item), spool.path("attempts", item, "")}
             for queue in ("incoming", "unprocessed"):
                 doomed |= {spool.path(queue, item), spool.path(queue, item, ".json")}
+        if item:
             doomed.add(spool.path("scrubbed", f"{item}.{letter.recipient}", ".json"))
         for suffix in (".json", ".txt"):
             doomed.add(spool.path("edits", f"letter-{letter.id}", suffix))
@@ -246,8 +298,23 @@ def _remove_files(ctx: Context, participant: Participant, letters: list[Letter])
     return removed
 
 
+def _shared_items(ctx: Context, participant: Participant, letters: list[Letter]) -> set[str]:
+    """Spool items of letters to the participant that also carry a letter of the same
+    message to someone else (a message to two pals is one item): they stay for that letter."""
+    ids = {letter.id for letter in letters}
+    shared: set[str] = set()
+    writers = {letter.sender for letter in letters if letter.sender != participant.id}
+    for writer in writers:
+        for other in ctx.store.letters_of(writer):
+            if other.spool_id and other.id not in ids and participant.id != other.recipient:
+                shared.add(other.spool_id)
+    return shared
+
+
 def _queue_items(folder: Path, person: _Person) -> set[Path]:
-    """A queue's items (message and marker) from, to or about the person."""
+    """A queue's items (message and marker) from, to or about the person. An incoming or
+    set-aside message from someone else to them and to others stays, for the others: only
+    its envelope forgets them (`_without_recipient`)."""
     found: set[Path] = set()
     for marker in folder.glob("*.json"):
         body = marker.with_suffix(".eml")
@@ -258,11 +325,37 @@ def _queue_items(folder: Path, person: _Person) -> set[Path]:
                 or (isinstance(meta, dict) and person.meta_is_theirs(meta))
                 or (body.exists() and person.named_in(body.read_bytes()))
             )
+            if theirs and folder.name in ("incoming", "unprocessed"):
+                theirs = not _without_recipient(marker, meta, person)
         except (OSError, ValueError):
             continue
         if theirs:
             found |= {marker, body, folder.parent / "attempts" / marker.stem}
     return found
+
+
+def _without_recipient(marker: Path, meta: Any, person: _Person) -> bool:
+    """Take the person out of an incoming message's envelope when it is from someone else
+    and also for others; False (nothing changed) when the message is wholly theirs."""
+    if not isinstance(meta, dict):
+        return False
+    if str(meta.get("mail_from") or "").lower() in person.addresses:
+        return False
+    rcpts = [str(r) for r in meta.get("rcpt_tos") or ()]
+    others = [r for r in rcpts if r.lower() not in person.addresses]
+    if not others:
+        return False
+    if len(others) < len(rcpts):
+        routes = [
+            route
+            for route in meta.get("routes") or ()
+            if isinstance(route, list)
+            and len(route) == 3
+            and str(route[0]).lower() not in person.addresses
+            and route[2] != person.id
+        ]
+        write_atomic(marker, json.dumps(meta | {"rcpt_tos": others, "routes": routes}).encode())
+    return True
 
 
 def _maildir_files(root: Path | None, person: _Person) -> set[Path]:

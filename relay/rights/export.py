@@ -4,8 +4,13 @@
     participant.json           their record; their pals by first name and masked address only
     letters.json               each letter: id, direction, status, dates, subject, file
     letters/written/NNN.eml    each letter they wrote, as delivered (or, while held or after
-    letters/received/NNN.eml   a rejection, as scrubbed), between masked addresses only
-    audit.json                 the audit entries naming them or their letters
+                               a rejection, as scrubbed), between masked addresses only
+    letters/received/NNN.eml   each letter delivered to them, as delivered; a letter to them
+                               still held, or rejected, is listed without subject or file:
+                               what a moderator kept from them stays kept
+    audit.json                 the audit entries naming them or their letters, with ids,
+                               times and outcomes only (`EXPORT_KEPT`): no staff addresses,
+                               mail servers' errors or moderators' reasons
 
 A letter is composed again from the kept version with the moderators' changes
 (`letters.versions.content`), as delivery composes it, but addressed from and to masked
@@ -25,9 +30,20 @@ from typing import Any
 from relay import compose, guard
 from relay.context import Context
 from relay.letters import versions
-from relay.store.records import DELIVERED, Letter, Participant
+from relay.store.records import BOUNCED, DELIVERED, Letter, Participant
 
 log = logging.getLogger("relay")
+
+# What an exported audit entry keeps: ids, times, how and with what outcome. Who acted
+# (`by`: a staff address), errors (a mail server's words may quote a pal's address),
+# reasons and recipients stay out.
+EXPORT_KEPT = frozenset(
+    {"at", "event", "participant", "participants", "letter", "letters", "library"}
+    | {"via", "spool", "count", "attempts", "status", "action", "outcome", "verified"}
+    | {"asked_by"}
+)
+# A letter to them that reached them: the only received letters the export carries.
+REACHED = (DELIVERED, BOUNCED)
 
 
 def export(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> bytes:
@@ -38,15 +54,16 @@ def export(ctx: Context, participant: Participant, *, by: str = "", via: str = "
     files: dict[str, bytes] = {}
     for letter in letters:
         direction = "written" if letter.sender == participant.id else "received"
-        eml = _letter_file(ctx, letter, participant)
+        shown = direction == "written" or letter.status in REACHED
+        eml = _letter_file(ctx, letter, participant) if shown else None
         name = None
         if eml is not None:
             numbers[direction] += 1
             name = f"letters/{direction}/{numbers[direction]:03d}.eml"
             files[name] = eml
-        listed.append(_listing(letter, direction, name))
+        listed.append(_listing(letter, direction, name, shown=shown))
     ids = {letter.id for letter in letters}
-    entries = [e for e in ctx.store.audit_log() if about(e, participant.id, ids)]
+    entries = [exported_entry(e) for e in ctx.store.audit_log() if about(e, participant.id, ids)]
     library = ctx.config.library(participant.library)
     readme = ctx.templates.render(
         "email",
@@ -91,7 +108,13 @@ def _record(ctx: Context, participant: Participant) -> dict[str, Any]:
     return record
 
 
-def _listing(letter: Letter, direction: str, name: str | None) -> dict[str, Any]:
+def exported_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An audit entry as the export shows it: `EXPORT_KEPT` only."""
+    return {key: value for key, value in entry.items() if key in EXPORT_KEPT}
+
+
+def _listing(letter: Letter, direction: str, name: str | None, *, shown: bool) -> dict[str, Any]:
+    """A line of letters.json; a letter to them they never got has no subject."""
     return {
         "id": letter.id,
         "direction": direction,
@@ -100,7 +123,7 @@ def _listing(letter: Letter, direction: str, name: str | None) -> dict[str, Any]
         "received_at": letter.received_at,
         "decided_at": letter.decided_at,
         "delivered_at": letter.delivered_at,
-        "subject": letter.subject,
+        "subject": letter.subject if shown else None,
         "file": name,
     }
 
@@ -141,6 +164,7 @@ def _letter_file(ctx: Context, letter: Letter, person: Participant) -> bytes | N
         references=(),
         date=datetime.fromisoformat(stamp) if stamp else datetime.now(UTC),
         templates=ctx.templates,
+        privacy_url=ctx.config.privacy_url(reader.language),
     )
     if letter.status != DELIVERED:
         message["X-Penpal-Status"] = letter.status

@@ -13,25 +13,36 @@ Once a day (the first scheduled run of each day in UTC, so also when `serve` sta
   changes and, in the archive, everything but number, libraries, status and dates
   (`Letter.reduced`), with their lookup keys; the free text of audit entries of months
   before then (a rejection's reason, a mail server's error);
-- moderators' reply tokens and sign-in links once expired, daily counters after two days.
+- messages set aside after failing processing three times (`spool/unprocessed/`, as
+  received: the coordinators were told) `letters_months` after they arrived;
+- participants who left the program `left_months` ago (0: never), erased as staff would
+  (`relay.rights.erase`, via "retention": one `erased` audit entry with ids only);
+- once expired: moderators' reply tokens, participants' emailed commands waiting for
+  confirmation, guardians' consent requests and staff sign-in links; daily counters after
+  two days.
+
+A letter's files and keys go before its record is reduced, so a purge interrupted by a
+crash leaves the letter due, and the next purge finishes it.
 
 Cost: one read of the hot shards, the archive, `spool/messages/` and every lookup shard,
-and writes only where something is removed; run daily, it is the only full scan the relay
-makes. Each purge writes one audit entry with its counts and one INFO log line.
+the participant shards, and writes only where something is removed (an erasure reads the
+archive again); run daily, it is the only full scan the relay makes. Each purge writes one
+audit entry with its counts and one INFO log line.
 """
 
 from __future__ import annotations
 
 import calendar
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from relay import rights
 from relay.context import Context
 from relay.schedule import digests
 from relay.store import Expired, now_iso
-from relay.store.records import FINAL_STATES, Letter
+from relay.store.records import FINAL_STATES, LEFT, Letter, Participant
 
 log = logging.getLogger("relay")
 
@@ -81,9 +92,12 @@ class Plan:
     now: datetime
     originals: tuple[str, ...]
     failed: tuple[str, ...]
-    letters: tuple[int, ...]
+    letters: tuple[Letter, ...]  # final for `letters_months`, as they are now
+    set_aside: tuple[str, ...]
+    participants: tuple[str, ...]  # left `left_months` ago: erased
     forecast_originals: Upcoming
     forecast_letters: Upcoming
+    forecast_participants: Upcoming
     tokens: Expired
     audit_entries: int
 
@@ -106,12 +120,14 @@ def plan(ctx: Context, now: datetime) -> Plan:
     keep_originals = timedelta(days=settings.originals_days)
     by_spool: dict[str, list[Letter]] = {}
     letters_due: dict[int, datetime] = {}
+    letters: dict[int, Letter] = {}
     for letter in [*ctx.store.hot_letters(), *ctx.store.archived_letters()]:
         if letter.spool_id:
             by_spool.setdefault(letter.spool_id, []).append(letter)
         ended = _ended(letter)
         if ended is not None and not letter.reduced_at:
             letters_due[letter.id] = months_after(ended, settings.letters_months)
+            letters[letter.id] = letter
     reduced = {i for i, moment in letters_due.items() if moment <= now}
     posts = {post.spool for post in digests.posts(ctx)}
     originals: dict[str, datetime] = {}
@@ -135,28 +151,87 @@ def plan(ctx: Context, now: datetime) -> Plan:
         for item_id, at in ctx.spool.failed_entries()
         if datetime.fromtimestamp(at, UTC) + keep_originals <= now
     ]
+    set_aside_before = months_before(now, settings.letters_months).timestamp()
+    set_aside = [i for i, at in ctx.spool.set_aside_entries() if at <= set_aside_before]
+    leaving = _leaving(ctx, now)
     counters_before = now.date() - timedelta(days=COUNTERS_KEPT_DAYS)
     audit_before = months_before(now, settings.letters_months).strftime("%Y-%m")
     return Plan(
         now=now,
         originals=tuple(sorted(i for i, moment in originals.items() if moment <= now)),
         failed=tuple(failed),
-        letters=tuple(sorted(reduced)),
+        letters=tuple(letters[i] for i in sorted(reduced)),
+        set_aside=tuple(set_aside),
+        participants=tuple(sorted(i for i, moment in leaving.items() if moment <= now)),
         forecast_originals=_upcoming(originals.values(), now),
         forecast_letters=_upcoming(letters_due.values(), now),
+        forecast_participants=_upcoming(leaving.values(), now),
         tokens=ctx.store.forget_expired(now.timestamp(), counters_before, dry_run=True),
         audit_entries=ctx.store.reduce_audit(audit_before, dry_run=True),
     )
 
 
+def _departed(ctx: Context, now: datetime) -> list[tuple[Participant, datetime]]:
+    """Participants who left, with when. A record without `left_at` (left before it was
+    kept) goes by the audit log's latest `left` entry, or else by `now`: the first purge
+    records that as their `left_at` (`_date_departures`)."""
+    gone = [p for p in ctx.store.participants() if p.status == LEFT]
+    audited: dict[str, str] = {}
+    if any(not p.left_at for p in gone):
+        for entry in ctx.store.audit_log():
+            if entry.get("event") == "left" and isinstance(entry.get("participant"), str):
+                audited[entry["participant"]] = str(entry.get("at", ""))
+    return [(p, _moment(p.left_at or audited.get(p.id, ""), now)) for p in gone]
+
+
+def _moment(text: str, otherwise: datetime) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return otherwise
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _leaving(ctx: Context, now: datetime) -> dict[str, datetime]:
+    """When retention erases each participant who left: `left_months` after they left
+    (none when it is 0)."""
+    months = ctx.config.retention.left_months
+    if not months:
+        return {}
+    return {p.id: months_after(left, months) for p, left in _departed(ctx, now)}
+
+
+def _date_departures(ctx: Context, now: datetime) -> None:
+    """Give `left_at` to records of people who left before it was kept."""
+    for participant, left in _departed(ctx, now):
+        if not participant.left_at:
+            ctx.store.update_participant(participant.id, _dated(left))
+
+
+def _dated(left: datetime) -> Callable[[Participant], Participant]:
+    def change(current: Participant) -> Participant:
+        if current.status != LEFT or current.left_at:
+            return current
+        return current.but(left_at=left.isoformat(timespec="seconds"))
+
+    return change
+
+
 @dataclass(frozen=True)
 class Purged:
-    """What one purge removed (or, dry run, would remove)."""
+    """What one purge removed (or, dry run, would remove). `grants`: moderators' reply
+    tokens; `commands`: participants' emailed commands never confirmed; `consent_requests`:
+    guardians' consent links; `set_aside`: messages that failed processing; `participants`:
+    people who left, erased."""
 
     originals: int
     letters: int
     failed: int
+    set_aside: int
+    participants: int
     grants: int
+    commands: int
+    consent_requests: int
     sign_in_links: int
     counters: int
     audit_entries: int
@@ -171,31 +246,50 @@ def purge(ctx: Context, now: datetime, *, dry_run: bool = False) -> Purged:
     if dry_run:
         tokens = found.tokens
         return Purged(
-            len(found.originals),
-            len(found.letters),
-            len(found.failed),
-            tokens.grants,
-            tokens.sign_in_links,
-            tokens.counters,
-            found.audit_entries,
+            originals=len(found.originals),
+            letters=len(found.letters),
+            failed=len(found.failed),
+            set_aside=len(found.set_aside),
+            participants=len(found.participants),
+            grants=tokens.grants,
+            commands=tokens.commands,
+            consent_requests=tokens.consent_requests,
+            sign_in_links=tokens.sign_in_links,
+            counters=tokens.counters,
+            audit_entries=found.audit_entries,
         )
-    before = ctx.store.reduce_letters(found.letters, now_iso())
-    for letter in before:
+    # Files and keys first, the record last: after a crash between them the letter is
+    # still due, and the next purge removes what is left.
+    for letter in found.letters:
         ctx.spool.remove_letter_versions(letter.spool_id, letter.recipient, letter.id)
         ctx.store.forget_letter_keys(letter, _moderators(ctx, letter))
+    reduced = ctx.store.reduce_letters([letter.id for letter in found.letters], now_iso())
     ctx.spool.remove_originals(found.originals)
     ctx.spool.remove_failed(found.failed)
+    ctx.spool.remove_set_aside(found.set_aside)
     counters_before = now.date() - timedelta(days=COUNTERS_KEPT_DAYS)
     tokens = ctx.store.forget_expired(now.timestamp(), counters_before, dry_run=False)
     audit_before = months_before(now, ctx.config.retention.letters_months).strftime("%Y-%m")
+    audit_entries = ctx.store.reduce_audit(audit_before, dry_run=False)
+    _date_departures(ctx, now)
+    erased = 0
+    for participant_id in found.participants:
+        participant = ctx.store.participant(participant_id)
+        if participant is not None and participant.status == LEFT:  # not back meanwhile
+            rights.erase(ctx, participant, via="retention")
+            erased += 1
     purged = Purged(
         originals=len(found.originals),
-        letters=len(before),
+        letters=len(reduced),
         failed=len(found.failed),
+        set_aside=len(found.set_aside),
+        participants=erased,
         grants=tokens.grants,
+        commands=tokens.commands,
+        consent_requests=tokens.consent_requests,
         sign_in_links=tokens.sign_in_links,
         counters=tokens.counters,
-        audit_entries=ctx.store.reduce_audit(audit_before, dry_run=False),
+        audit_entries=audit_entries,
     )
     ctx.store.audit("retention-purge", **purged.fields())
     log.info(

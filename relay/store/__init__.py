@@ -794,15 +794,16 @@ class Store:
         return sorted(before, key=lambda letter: letter.id)
 
     def forget_expired(self, now: float, counters_before: date, *, dry_run: bool) -> Expired:
-        """Remove moderators' reply tokens, participants' unconfirmed commands, guardians'
-        consent requests (but the one consent was given with: it withdraws consent until
-        the participant is erased) and sign-in links expired at `now` (seconds since the
-        epoch), and
-        daily counters (notices to a writer, answers to commands) of days before
-        `counters_before`; with `dry_run`, only count them. Reads every lookup shard: meant
-        for a daily run."""
+        """Remove moderators' reply tokens, participants' commands waiting for confirmation,
+        guardians' consent requests (but the one consent was given with: it withdraws
+        consent until the participant is erased) and sign-in links expired at `now` (seconds
+        since the epoch), and daily counters (notices to a writer, answers to commands) of
+        days before `counters_before`; with `dry_run`, only count them. Reads every lookup
+        shard: meant for a daily run."""
         expired: list[str] = []
-        counts = {"grants": 0, "sign_in_links": 0, "counters": 0}
+        counts = dict.fromkeys(
+            ("grants", "commands", "consent_requests", "sign_in_links", "counters"), 0
+        )
         upcoming: list[float] = []
         for key, value in self._all_keys():
             kind, ends = _expiry(key, value)
@@ -878,12 +879,29 @@ class Store:
 @dataclass(frozen=True)
 class Expired:
     """What `forget_expired` removed (or would): counts by kind, and when the next token or
-    sign-in link still kept expires (seconds since the epoch; None: none kept)."""
+    sign-in link still kept expires (seconds since the epoch; None: none kept).
+
+    `grants`: moderators' reply tokens; `commands`: participants' emailed commands waiting
+    for confirmation; `consent_requests`: guardians' consent links."""
 
     grants: int
+    commands: int
+    consent_requests: int
     sign_in_links: int
     counters: int
     next_expiry: float | None
+
+
+# Keys that expire, by prefix, and the kind `Expired` counts them as: a moderator's reply
+# token; a participant's emailed command waiting for its confirmation (it names the enrolled
+# address); a guardian's consent request (the participant's consent and how it was given
+# stay with the participant); a staff sign-in link.
+_EXPIRING = {
+    "token:": "grants",
+    "command:": "commands",
+    "consent:": "consent_requests",
+    "magic:": "sign_in_links",
+}
 
 
 def _expiry(key: str, value: Any) -> tuple[str, float]:
@@ -892,14 +910,9 @@ def _expiry(key: str, value: Any) -> tuple[str, float]:
         # The request a guardian consented with: its link withdraws consent, as the request
         # promised, until the participant is erased (or their guardian changes).
         return "", 0.0
-    if key.startswith(("token:", "command:", "consent:")) and isinstance(value, dict):
-        # A moderator's reply token, a participant's emailed command waiting for its
-        # confirmation (it names the enrolled address), a guardian's consent request not
-        # consented with (the participant's consent and how it was given stay with the
-        # participant): links.
-        return "grants", float(value.get("expires", 0))
-    if key.startswith("magic:") and isinstance(value, dict):
-        return "sign_in_links", float(value.get("expires", 0))
+    kind = _EXPIRING.get(key[: key.find(":") + 1])
+    if kind and isinstance(value, dict):
+        return kind, float(value.get("expires", 0))
     if key.startswith(("writer-notices:", "command-answers:")):
         return "counters", 0.0
     return "", 0.0

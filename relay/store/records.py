@@ -155,6 +155,10 @@ class Participant(_Record):
     # Why they are paused: "asked" (by them or their guardian, so they may resume by email),
     # "staff", "mailbox-failing", "consent-withdrawn"; "" for records paused before.
     pause_reason: str = ""
+    # When they left the program (ISO; `participants.leave`): retention erases them
+    # `[retention] left_months` later. Records of people who left before have "" (the audit
+    # log's `left` entry says when).
+    left_at: str = ""
 
     @property
     def number(self) -> int:
@@ -313,12 +317,14 @@ def address_digest(address: str) -> str:
 
 @dataclass(frozen=True)
 class PendingCommand:
-    """A participant's emailed pause, resume or stop that the authentication verdict did not
-    vouch for: carried out only when the enrolled address answers its `confirm+<token>@`
-    request. `asked_by` says whose address that is ("participant" or "guardian")."""
+    """A participant's emailed command (pause, resume, stop, export or erase) that must be
+    confirmed (the authentication verdict did not vouch for it, or it is an erasure, always
+    confirmed): carried out only when the enrolled address answers its
+    `confirm+<token>@` request. `asked_by` says whose address that is ("participant" or
+    "guardian"). Removed by the daily purge once expired."""
 
     token: str
-    action: str  # "pause", "resume" or "stop"
+    action: str  # "pause", "resume", "stop", "export" or "erase" (relay.commands.ACTIONS)
     participants: tuple[str, ...]
     address: str  # the enrolled address the request went to, which alone may confirm
     asked_by: str

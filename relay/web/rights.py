@@ -2,8 +2,9 @@
 
 Both act only on a patron of the visitor's own library (any other id answers 404). Any
 signed-in staff member of that library may download the zip (`relay.rights.export`); only
-a coordinator may erase, after a confirmation page that says what goes. Each is audited
-with who did it.
+a coordinator may erase, after a confirmation page that says what goes and who is told
+(`relay.rights.erase` tells both libraries' moderators, naming the coordinator). Each is
+audited with who did it.
 """
 
 from __future__ import annotations

@@ -31,4 +31,5 @@ def test_a_chilean_moderator_sees_spanish_and_none_of_riverside_letters(
     expect(page.locator("#time-zone")).to_contain_text("Horas de Santiago")
     expect(page.locator("#next-digest time")).to_contain_text(", 09:00")
     expect(page.locator("#retention-letters")).to_contain_text("se elimina 12 meses después")
+    expect(page.locator("#retention-left")).to_contain_text("se borran 12 meses después")
     expect(page.locator("#privacy-link")).to_have_attribute("href", "/privacy?lang=es")

@@ -67,6 +67,9 @@ def test_the_privacy_notice_and_a_purge_of_originals_old_letters_and_expired_lin
     expect(page.locator("#privacy-letters")).to_contain_text("se elimina 1 mes después")
     expect(page.locator("#privacy-commands")).to_contain_text("«baja» a help@pals.example.org")
     expect(page.locator("#privacy-export")).to_contain_text("escribe «exportar»")
+    expect(page.locator("#privacy-set-aside")).to_contain_text("se elimina 1 mes después")
+    expect(page.locator("#privacy-links")).to_contain_text("enlaces de consentimiento")
+    expect(page.locator("#privacy-links")).to_contain_text("se borra 12 meses después")
     expect(page.locator(".top nav")).to_have_count(0)  # nobody signed in: no staff menu
     page.goto(dashboard.url + "/privacy")  # the browser's own language: English
     expect(page.locator("h1")).to_have_text("How Test Pen Pals looks after your data")
@@ -84,6 +87,7 @@ def test_the_privacy_notice_and_a_purge_of_originals_old_letters_and_expired_lin
         in checked
     )
     assert f"1 letter reaches 1 month on {next_month}" in checked
+    assert "0 participants who left more than 12 months ago will be erased" in checked
     dry = relay.cli("retention", "run", "--dry-run").stdout
     assert dry.startswith("would remove 1 raw original, 0 letters reduced")
     assert len(list((spool / "messages").glob("*.eml"))) == 2
@@ -98,7 +102,8 @@ def test_the_privacy_notice_and_a_purge_of_originals_old_letters_and_expired_lin
     purged = relay.cli("retention", "run", "--now", weeks_later).stdout
     assert "1 letter reduced to its dates" in purged
     # Letter 1's two reply links go with its keys; letter 2's two have expired.
-    assert "2 expired reply or confirmation links, 1 expired sign-in link" in purged
+    assert "2 expired reply links, 0 unconfirmed emailed commands" in purged
+    assert "1 expired sign-in link" in purged
     kept = ctx.store.letter(1)
     assert kept is not None
     assert (kept.status, kept.sender_library, kept.subject, kept.sender_masked) == (

@@ -5,20 +5,21 @@ settings named by key, and the privacy notice as an email in every language."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+import os
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from relay import cli, notices, participants
 from relay import config as config_module
-from relay import notices
-from relay.context import open_context
+from relay.context import Context, open_context
 from relay.errors import ConfigError
 from relay.schedule import retention
 from relay.schedule.retention import months_after, months_before
 from relay.store import Store
 from relay.store.files import append_line
-from relay.store.records import ConsentRequest, Letter, SignInLink, Step
+from relay.store.records import ConsentRequest, Letter, PendingCommand, SignInLink, Step
 from relay.wording import Templates
 from tests.conftest import config_text
 
@@ -98,7 +99,8 @@ def test_expired_links_and_old_counters_go_and_the_next_expiry_is_known(tmp_path
     store.answer_consent_request("given-token", "given", 250)
     store.answer_consent_request("declined-token", "declined", 250)
     counted = store.forget_expired(500, date(2026, 1, 8), dry_run=True)
-    assert (counted.grants, counted.sign_in_links, counted.counters) == (3, 1, 1)
+    assert (counted.grants, counted.consent_requests) == (1, 2)
+    assert (counted.sign_in_links, counted.counters) == (1, 1)
     assert counted.next_expiry == 900
     store.forget_expired(500, date(2026, 1, 8), dry_run=False)
     assert store.sign_in_link("old-secret") is None and store.grant("t") is None
@@ -130,6 +132,7 @@ def test_old_audit_entries_lose_the_reason_and_error_texts_only(tmp_path: Path) 
         ("letters_months = 12", "letters_months = 0", "retention.letters_months: must be a whole"),
         ("letters_months = 12", 'letters_months = "a year"', "retention.letters_months: must be"),
         ("letters_months = 12", "keep_forever = true", "retention.keep_forever: unknown key"),
+        ("left_months = 12", "left_months = -1", "retention.left_months: must be a whole"),
     ],
 )
 def test_retention_mistakes_are_named_by_key(
@@ -184,3 +187,129 @@ def test_originals_no_letter_came_from_go_after_days_and_staff_posts_after_month
     retention.purge(ctx, datetime(2026, 1, 17, 1, tzinfo=UTC))
     year_later = retention.plan(ctx, datetime(2027, 1, 10, 1, tzinfo=UTC))
     assert year_later.originals == (names["staff-post"],)
+
+
+def _context(tmp_path: Path, retention_keys: str = "") -> Context:
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        config_text(tmp_path / "data", extra_sections=f"[retention]\n{retention_keys}\n")
+    )
+    return open_context(config_module.load(path))
+
+
+def test_a_purge_interrupted_before_a_letter_is_reduced_is_finished_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = _context(tmp_path)
+    letter = _letter(7)
+    ctx.store.save_letter(letter)
+    scrubbed = ctx.spool.path("scrubbed", f"{letter.spool_id}.{letter.recipient}", ".json")
+    scrubbed.parent.mkdir(parents=True, exist_ok=True)
+    scrubbed.write_text('{"subject": "My dog Rex"}')
+    year_later = datetime(2027, 2, 1, tzinfo=UTC)
+
+    def crash(*_: object) -> None:
+        raise OSError("the disk went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ctx.spool, "remove_letter_versions", crash)
+        with pytest.raises(OSError):
+            retention.purge(ctx, year_later)
+    assert retention.plan(ctx, year_later).letters == (letter,)  # still due, not forgotten
+    assert retention.purge(ctx, year_later).letters == 1
+    assert not scrubbed.exists()
+    assert ctx.store.letter(7).reduced_at  # type: ignore[union-attr]
+
+
+def test_set_aside_messages_go_after_letters_months(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "letters_months = 2")
+    arrived = datetime(2026, 1, 10, tzinfo=UTC).timestamp()
+    for suffix in (".eml", ".json"):
+        path = ctx.spool.path("unprocessed", "18ecc8b7915e35e9-00000001", suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("From: maya@family-mail.example.net\n\nbroken")
+        os.utime(path, (arrived, arrived))
+    assert retention.plan(ctx, datetime(2026, 3, 9, tzinfo=UTC)).set_aside == ()
+    assert retention.purge(ctx, datetime(2026, 3, 10, 1, tzinfo=UTC)).set_aside == 1
+    assert ctx.spool.set_aside_ids() == []
+    assert not ctx.spool.path("unprocessed", "18ecc8b7915e35e9-00000001").exists()
+
+
+def test_participants_who_left_are_erased_left_months_after(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "left_months = 6")
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    rosa = participants.enroll(ctx, "riverside", "Rosa", "rosa@family-mail.example.net")
+    participants.leave(ctx, maya)
+    left_at = ctx.store.participant(maya.id).left_at  # type: ignore[union-attr]
+    assert datetime.fromisoformat(left_at) <= datetime.now(UTC)
+    # Leo left before `left_at` was kept: the audit log's `left` entry says when.
+    ctx.store.set_status(leo.id, "left")
+    ctx.store.audit("left", participant=leo.id, library="riverside", via="cli")
+    # Rosa's leaving is known nowhere: it counts from the first purge.
+    ctx.store.set_status(rosa.id, "left")
+    now = datetime.now(UTC)
+    assert retention.plan(ctx, now).participants == ()
+    assert retention.purge(ctx, now).participants == 0
+    assert ctx.store.participant(rosa.id).left_at  # type: ignore[union-attr]
+
+    later = months_after(now, 6) + timedelta(days=1)
+    assert retention.plan(ctx, later).participants == tuple(sorted((maya.id, leo.id, rosa.id)))
+    assert retention.purge(ctx, later, dry_run=True).participants == 3
+    assert retention.purge(ctx, later).participants == 3
+    assert ctx.store.participants() == []
+    erased = [e for e in ctx.store.audit_log() if e["event"] == "erased"]
+    assert {e["via"] for e in erased} == {"retention"} and len(erased) == 3
+    assert "family-mail" not in str(ctx.store.audit_log())
+
+
+def test_left_months_zero_keeps_them_and_config_check_says_so(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "left_months = 0")
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    participants.leave(ctx, maya)
+    much_later = datetime(2040, 1, 1, tzinfo=UTC)
+    assert retention.purge(ctx, much_later).participants == 0
+    assert ctx.store.participant(maya.id) is not None
+    lines = cli._retention_forecast(ctx, much_later)
+    assert "participants who left are kept until staff erase them (left_months = 0)" in lines
+
+    kept = _context(tmp_path / "kept", "left_months = 1")
+    pal = participants.enroll(kept, "riverside", "Leo", "leo@family-mail.example.net")
+    participants.leave(kept, pal)
+    lines = cli._retention_forecast(kept, much_later)
+    assert "1 participant who left more than 1 month ago will be erased at the next purge" in (
+        " ".join(lines)
+    )
+
+
+def test_expired_links_are_counted_by_kind(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.notice_token(5, "ana@x.example", library="riverside", expires=200, new_token=lambda: "t")
+    store.record_pending_command(
+        PendingCommand("c", "erase", ("p1",), "maya@x.example", "participant", expires=200)
+    )
+    store.record_consent_request("g", ConsentRequest("p1", expires=200))
+    counted = store.forget_expired(500, date(2026, 1, 8), dry_run=False)
+    assert (counted.grants, counted.commands, counted.consent_requests) == (1, 1, 1)
+    assert store.pending_command("c") is None and store.consent_request("g") is None
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ("parents' consent links", "erased 6 months later", "removed 12 months after it")),
+        (
+            "es",
+            ("enlaces de consentimiento", "se borra 6 meses", "se elimina 12 meses después de su"),
+        ),
+        ("fr", ("liens de consentement", "effacé 6 mois", "supprimé 12 mois après son arrivée")),
+    ],
+)
+def test_the_privacy_notice_says_links_set_aside_messages_and_leavers_are_purged(
+    tmp_path: Path, language: str, words: tuple[str, ...]
+) -> None:
+    ctx = _context(tmp_path, "left_months = 6")
+    text = " ".join(notices.privacy_words(ctx, language)[1].split())
+    for said in words:
+        assert said in text, said

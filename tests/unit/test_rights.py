@@ -4,11 +4,16 @@ to figures, audit entries without their words, messages searched decoded, and th
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
+import json
+import zipfile
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -16,8 +21,10 @@ import relay.store
 from relay import cli, participants, rights
 from relay import config as config_module
 from relay.context import Context, open_context
+from relay.letters import versions
 from relay.outbox import Notice, door
 from relay.rights.erase import _reduced, _without_details, readable_text
+from relay.scrub.model import ScrubbedLetter
 from relay.store import Store
 from relay.store.records import (
     DELIVERED,
@@ -222,7 +229,8 @@ def test_mail_to_a_family_address_a_sibling_still_uses_stays(
     (maildir / "1.notice-maya-0.host").write_text(f"To: {maya.masked}\n\nHi\n")
 
     rights.erase(ctx, maya, via="test")
-    assert [item.id for item in ctx.spool.outbox()] == ["notice-family", "notice-ivy"]
+    left = [item.id for item in ctx.spool.outbox() if not item.id.startswith("erased-")]
+    assert left == ["notice-family", "notice-ivy"]  # and the moderators' notices of it
     assert sorted(p.name for p in maildir.iterdir()) == ["1.notice-family-0.host"]
     assert ctx.store.by_email(family)[0].name == "Leo"
 
@@ -239,3 +247,130 @@ def test_commands_waiting_for_confirmation_go_with_the_participant(tmp_path: Pat
     shared = store.pending_command("t2")
     assert shared is not None and shared.participants == ("p2",)  # the sibling's stays
     assert store.pending_command("t3") is not None
+
+
+def test_the_export_holds_only_what_reached_them_and_no_staff_or_server_words(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    participants.pair(ctx, maya, tomas)
+    sent = {"sender": tomas.id, "recipient": maya.id, "sender_masked": tomas.masked}
+    sent |= {"recipient_masked": maya.masked, "sender_library": "valparaiso"}
+    sent |= {"recipient_library": "riverside"}
+    subjects = {1: "Hola Maya", 2: "Calle Olmo 12", 3: "Mi teléfono"}
+    for letter_id, status in ((1, DELIVERED), (2, REJECTED), (3, HELD)):
+        item = f"18a-{letter_id}"
+        letter = _letter(letter_id, status, spool_id=item, subject=subjects[letter_id], **sent)
+        ctx.store.save_letter(letter)
+        text = f"{subjects[letter_id]}: hello from Valparaíso"
+        versions.keep(ctx, item, maya.id, ScrubbedLetter(subjects[letter_id], text, None))
+    ctx.store.audit("rejected", letter=2, by=MODERATOR_B, via="web", reason="his street")
+    bounce = f"550 5.1.1 <{tomas.email}>: no such user"
+    ctx.store.audit("notice-failed", letter=1, to=tomas.email, error=bounce, attempts=3)
+
+    with zipfile.ZipFile(io.BytesIO(rights.export(ctx, maya, by=MODERATOR_A))) as archive:
+        names = set(archive.namelist())
+        listed = {x["id"]: x for x in json.loads(archive.read("letters.json"))}
+        audit = archive.read("audit.json").decode()
+        readme = " ".join(archive.read("README.txt").decode().split())
+        eml = archive.read("letters/received/001.eml")
+    parsed = email.message_from_bytes(eml, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    body = parsed.get_body(("plain",))
+    received = str(body.get_content()) if body is not None else ""
+    # The rejected and the held letter are listed without their subject, and not given.
+    assert sorted(n for n in names if n.startswith("letters/")) == ["letters/received/001.eml"]
+    assert [(listed[i]["status"], listed[i]["subject"], listed[i]["file"]) for i in (2, 3)] == [
+        (REJECTED, None, None),
+        (HELD, None, None),
+    ]
+    assert "or one a librarian did not send, is only listed in letters.json" in readme
+    assert listed[1]["subject"] == "Hola Maya" and "Hola Maya" in parsed["Subject"]
+    # No staff address, no mail server's words quoting the pal's address, no reason.
+    assert json.loads(audit)[-2:] == [
+        {"at": ANY, "event": "rejected", "letter": 2, "via": "web"},
+        {"at": ANY, "event": "notice-failed", "letter": 1, "attempts": 3},
+    ]
+    assert MODERATOR_B not in audit and tomas.email not in audit and "street" not in audit
+    # The footer links to the privacy notice in her language, as the delivered letter did.
+    assert f"How we look after your data: {ctx.config.privacy_url('en')}" in received
+
+
+def test_both_libraries_learn_of_an_erasure_by_masked_address_whoever_erased(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    maya = participants.enroll(
+        ctx, "riverside", "Maya", "maya@family-mail.example.net", guardian="mum@example.net"
+    )
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    participants.pair(ctx, maya, tomas)
+
+    def notices() -> dict[str, EmailMessage]:
+        found = {}
+        for item in ctx.spool.outbox():
+            parsed = email.message_from_bytes(
+                ctx.spool.message("outbox", item.id), policy=email.policy.default
+            )
+            assert isinstance(parsed, EmailMessage)
+            found[item.id] = parsed
+        return found
+
+    rights.erase(ctx, maya, by=MODERATOR_A, via="web")  # the dashboard and the command line
+    sent = notices()
+    assert sorted(sent) == ["erased-p1-own-0", "erased-p1-own-1", "erased-p1-pal-p2-0"]
+    own, pal = sent["erased-p1-own-1"], sent["erased-p1-pal-p2-0"]
+    assert own["To"].addresses[0].addr_spec == MODERATOR_A2
+    assert own["Subject"] == "A participant was erased by Ana"
+    own_text = " ".join(str(own.get_content()).split())
+    assert "At the request of the participant or their guardian, Ana erased everything" in own_text
+    assert f"(p1, {maya.masked})" in own_text and "(Tomás)" in own_text
+    assert pal["To"].addresses[0].addr_spec == MODERATOR_B
+    assert pal["Subject"] == "Tomás necesita un nuevo amigo por correspondencia"
+    assert maya.masked in str(pal.get_content())
+    for message in sent.values():
+        text = message.as_string()
+        assert "Maya" not in text and maya.email not in text and "mum@" not in text
+
+    rights.erase(ctx, leo, via="email", asked_by="guardian")  # no pal: their library only
+    assert sorted(set(notices()) - set(sent)) == ["erased-p3-own-0", "erased-p3-own-1"]
+    by_email = notices()["erased-p3-own-0"]
+    assert by_email["Subject"] == "A participant was erased at their request"
+    assert "At their guardian's request, by email" in str(by_email.get_content())
+
+
+def test_a_message_to_two_pals_stays_for_the_one_not_erased(
+    configured: tuple[Path, Context],
+) -> None:
+    _, ctx = configured
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas.perez@correo.example.net")
+    spool = ctx.spool
+    raw = f"From: {tomas.email}\nTo: {maya.masked}, {leo.masked}\n\nHola a los dos\n".encode()
+    both = {"sender": tomas.id, "sender_masked": tomas.masked, "spool_id": "18b-both"}
+    for letter_id, reader in ((1, maya), (2, leo)):
+        ctx.store.save_letter(_letter(letter_id, HELD, recipient=reader.id, **both))
+        versions.keep(ctx, "18b-both", reader.id, ScrubbedLetter("Hola", "Hola a los dos", None))
+    spool.path("messages", "18b-both").write_bytes(raw)
+    # Not processed yet: one to both of them, one to her only.
+    for item, readers in (("18c-both", [maya, leo]), ("18c-hers", [maya])):
+        spool.path("incoming", item).write_bytes(raw)
+        meta = {
+            "mail_from": tomas.email,
+            "rcpt_tos": [p.masked for p in readers],
+            "routes": [[p.masked, tomas.id, p.id] for p in readers],
+        }
+        spool.path("incoming", item, ".json").write_text(json.dumps(meta))
+
+    rights.erase(ctx, maya, via="test")
+    assert spool.original("18b-both") == raw  # Leo's letter is still delivered from it
+    assert versions.content(ctx, _letter(2, spool_id="18b-both", recipient=leo.id), tomas)
+    assert spool.scrubbed("18b-both", maya.id) is None
+    assert spool.pending_ids() == ["18c-both"]
+    waiting = spool.incoming("18c-both")
+    assert waiting is not None and waiting.rcpt_tos == (leo.masked,)
+    assert [(r.rcpt, r.recipient) for r in waiting.routes] == [(leo.masked, leo.id)]
