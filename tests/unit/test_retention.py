@@ -262,6 +262,8 @@ def test_participants_who_left_are_erased_left_months_after(tmp_path: Path) -> N
     erased = [e for e in ctx.store.audit_log() if e["event"] == "erased"]
     assert {e["via"] for e in erased} == {"retention"} and len(erased) == 3
     assert "family-mail" not in str(ctx.store.audit_log())
+    # They left long ago and their libraries knew then: no notice of the erasure goes out.
+    assert not ctx.spool.queued_or_sent(f"erased-{maya.id}-own-0")
 
 
 def test_left_months_zero_keeps_them_and_config_check_says_so(tmp_path: Path) -> None:
