@@ -440,6 +440,8 @@ def cmd_participants_consent(args: argparse.Namespace) -> int:
             f"{who}: consent received on paper is recorded; {waiting} held letters may be approved"
         )
     elif args.withdraw:
+        if not by:  # without it, the record would read as the guardian's own withdrawal
+            raise UserError("--by: say which staff member recorded the withdrawal")
         withdrawn = guardians.withdraw(ctx, participant, by=by)
         print(f"{who}: consent withdrawn; {withdrawn.id} is {withdrawn.status}")
     else:

@@ -8,18 +8,23 @@ and two ways to answer. The link `<public_url>/consent/<token>` opens a page wit
 answers); a reply goes to `consent+<token>@<domain>` and counts only from the guardian's
 own address, vouched for by the authentication verdict. A token carries 128 random bits;
 the store keeps only its SHA-256 (`Store.record_consent_request`), good once for
-`REQUEST_DAYS` days. After consent, the same link lets the guardian withdraw it.
+`REQUEST_DAYS` days. After consent, the same link lets the guardian withdraw it. A request
+speaks only for the guardian it was sent to: when staff set another guardian, the earlier
+one's requests are forgotten, and any left answer nothing (`ConsentRequest.for_guardian`).
 
 Until consent, nothing is sent to or from the participant (`Participant.may_correspond`):
 their letters and letters to them are held with a note, and approving them keeps them held
 (`letters.deciding`). Consent given is recorded with its time and method, and the audit
 entry lists the letters now waiting for a moderator; withdrawal pauses the participant at
-once (`pause_reason = "consent-withdrawn"`), and consent given again resumes them. The
+once (`pause_reason = "consent-withdrawn"`; a letter approved but not yet handed to the
+transport is held again when the outbox takes it, `letters.hold_again`), and consent given
+again resumes them. The
 audit log and the log name ids and methods only, never the guardian's address.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -46,6 +51,7 @@ from relay.store.records import (
     ConsentMethod,
     ConsentRequest,
     Participant,
+    address_digest,
 )
 
 log = logging.getLogger("relay")
@@ -78,7 +84,7 @@ def ask(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli
         raise UserError(f"{participant.id}: a guardian's consent {state}")
     token = secrets.token_hex(16)
     expires = time.time() + REQUEST_DAYS * 86400
-    ctx.store.record_consent_request(token, ConsentRequest(participant.id, expires))
+    ctx.store.record_consent_request(token, request_for(participant, expires))
     subject, text = ctx.templates.email(
         participant.language, "consent_request", **_request_values(ctx, participant, token)
     )
@@ -95,6 +101,20 @@ def ask(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli
     item = f"consent-request-{participant.id}-{hashlib.sha256(token.encode()).hexdigest()[:12]}"
     door.queue(ctx, item, message, Notice("consent-request"), to=participant.guardian)
     _record(ctx, "consent-requested", participant, by=by, via=via)
+
+
+def request_for(participant: Participant, expires: float) -> ConsentRequest:
+    """A request to the participant's guardian now: it answers for them only."""
+    return ConsentRequest(participant.id, expires, guardian=address_digest(participant.guardian))
+
+
+def _child_of(ctx: Context, request: ConsentRequest | None) -> Participant | None:
+    """The participant a request is about, while the guardian it went to is still theirs:
+    the link or reply of a guardian replaced since counts for nothing."""
+    participant = ctx.store.participant(request.participant) if request else None
+    if request is None or participant is None or not request.for_guardian(participant.guardian):
+        return None
+    return participant
 
 
 def _request_values(ctx: Context, participant: Participant, token: str) -> dict[str, object]:
@@ -122,7 +142,7 @@ def _request_values(ctx: Context, participant: Participant, token: str) -> dict[
 def page(ctx: Context, token: str) -> LinkPage:
     """What the consent link shows now, without answering anything (a GET)."""
     request = ctx.store.consent_request(token)
-    participant = ctx.store.participant(request.participant) if request else None
+    participant = _child_of(ctx, request)
     if request is None or participant is None or participant.consent == "":
         return LinkPage("unknown")
     if participant.consent == "given":
@@ -145,7 +165,8 @@ def answer_by_link(ctx: Context, token: str, answer: consent.Answer) -> LinkPage
     request = ctx.store.answer_consent_request(token, answer, now)
     if request is None or not request.usable(now) or shown.participant is None:
         return page(ctx, token)  # used by a racing answer, or expired meanwhile
-    _answered(ctx, shown.participant, answer, "link")
+    with contextlib.suppress(UserError):  # consent no longer needed, changed meanwhile
+        _answered(ctx, shown.participant, answer, "link", token)
     return page(ctx, token)
 
 
@@ -153,7 +174,7 @@ def withdraw_by_link(ctx: Context, token: str) -> LinkPage:
     """The guardian withdrew consent from the page their link opens (once it is given)."""
     shown = page(ctx, token)
     if shown.state == "given" and shown.participant is not None:
-        withdraw(ctx, shown.participant, via="link")
+        withdraw(ctx, shown.participant, via="link", token=token)
         return LinkPage("withdrawn", ctx.store.participant(shown.participant.id))
     return shown
 
@@ -164,8 +185,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdic
     changes nothing and is answered by nobody: a forged reply must not cause mail."""
     message = parse(raw)
     token = rcpt.partition("@")[0].lower().removeprefix(REPLY_PREFIX)
-    request = ctx.store.consent_request(token)
-    participant = ctx.store.participant(request.participant) if request else None
+    participant = _child_of(ctx, ctx.store.consent_request(token))
     sender = _from_address(message)
     if participant is None:
         refused = "unknown-token"
@@ -191,21 +211,30 @@ def _reply_answer(ctx: Context, message: EmailMessage, token: str, participant: 
     answer = consent.read_answer(line, ctx.templates.consent_words())
     if answer is None:
         return "no-answer"
+    if participant.consent == "":  # staff corrected the year of birth since the request
+        return "not-needed"
     now = time.time()
     request = ctx.store.answer_consent_request(token, answer, now)
     if request is None or not request.usable(now):
         return "used-token" if request is not None and request.used else "expired-token"
-    _answered(ctx, participant, answer, "reply")
+    try:
+        _answered(ctx, participant, answer, "reply", token)
+    except UserError:  # no longer needed: changed by staff while this reply was read
+        return "not-needed"
     return ""
 
 
 def _answered(
-    ctx: Context, participant: Participant, answer: consent.Answer, method: ConsentMethod
+    ctx: Context,
+    participant: Participant,
+    answer: consent.Answer,
+    method: ConsentMethod,
+    token: str,
 ) -> None:
     if answer == consent.GIVEN:
-        give(ctx, participant, method=method, via=method)
+        give(ctx, participant, method=method, via=method, token=token)
     else:
-        decline(ctx, participant, method=method)
+        decline(ctx, participant, method=method, token=token)
 
 
 def _body_text(message: EmailMessage) -> str:
@@ -238,10 +267,12 @@ def give(
     method: ConsentMethod,
     by: str = "",
     via: str = "cli",
+    token: str = "",
 ) -> Participant:
     """Consent given (by the link, a reply, or on paper as `by` recorded): letters may go to
     and from the participant; one paused because consent was withdrawn is active again. The
-    audit entry lists the held letters that a moderator may now approve."""
+    audit entry lists the held letters that a moderator may now approve. `token`: the
+    request's, when the guardian answered one."""
     stamp = now_iso()
 
     def given(current: Participant) -> Participant:
@@ -258,19 +289,22 @@ def give(
         return after
     waiting = waiting_letters(ctx, after)
     _record(ctx, "consent-given", after, by=by, via=via, method=method, letters=waiting)
-    _tell_moderators(ctx, after, "given", method, len(waiting))
+    _tell_moderators(ctx, after, "given", method, len(waiting), token)
     return after
 
 
-def decline(ctx: Context, participant: Participant, *, method: ConsentMethod) -> None:
+def decline(
+    ctx: Context, participant: Participant, *, method: ConsentMethod, token: str = ""
+) -> None:
     """The guardian said no: nothing changes for the participant (nothing is sent to or
     from them), and their library's moderators are told."""
     _record(ctx, "consent-declined", participant, by="", via=method, method=method)
-    _tell_moderators(ctx, participant, "declined", method, len(waiting_letters(ctx, participant)))
+    waiting = len(waiting_letters(ctx, participant))
+    _tell_moderators(ctx, participant, "declined", method, waiting, token)
 
 
 def withdraw(
-    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli", token: str = ""
 ) -> Participant:
     """Consent withdrawn (by the guardian's link, or as staff recorded): the participant is
     paused at once, so nothing more is sent to or from them; their records stay."""
@@ -286,7 +320,8 @@ def withdraw(
     if after != before:
         _record(ctx, "consent-withdrawn", after, by=by, via=via)
         if not by:
-            _tell_moderators(ctx, after, "withdrawn", via, len(waiting_letters(ctx, after)))
+            waiting = len(waiting_letters(ctx, after))
+            _tell_moderators(ctx, after, "withdrawn", via, waiting, token)
     return after
 
 
@@ -300,13 +335,17 @@ def waiting_letters(ctx: Context, participant: Participant) -> list[int]:
 
 
 def _tell_moderators(
-    ctx: Context, participant: Participant, answer: str, method: str, waiting: int
+    ctx: Context, participant: Participant, answer: str, method: str, waiting: int, token: str
 ) -> None:
+    """Queued once per answer: the same token's answer read again (a reply processed twice)
+    names the same outbox item. `consent_at` tells apart a withdrawal by the same link after
+    consent was given again; erasing the participant finds the item by their id."""
+    once = hashlib.sha256(f"{token}|{participant.consent_at}".encode()).hexdigest()[:12]
     notices.tell_moderators(
         ctx,
         participant.library,
         "consent_answered",
-        f"consent-{answer}-{participant.id}-{time.time_ns()}",
+        f"consent-{answer}-{participant.id}-{once}",
         private=(participant.guardian,) if participant.guardian else (),
         participant_name=participant.name,
         participant_id=participant.id,

@@ -3,8 +3,10 @@
 The outbox worker knows nothing of letters or prompts; it reports what became of each
 entry, and this module passes it on: a letter's copy delivered or failed for good goes to
 the letter's lifecycle (`relay.letters`), a prompt delivered is marked sent in the month's
-journal. The worker calls `delivered` under the store's write lock before it removes the
-entries, so none of this is lost or repeated by a crash.
+journal, and a letter's copy whose writer or pal lost a guardian's consent since the
+approval is held back (the letter held again). The worker calls `delivered` under the
+store's write lock before it removes the entries, so none of this is lost or repeated by a
+crash.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from collections.abc import Callable, Sequence
 from relay import letters
 from relay.context import Context
 from relay.errors import DeliveryError
-from relay.outbox.entries import LetterCopy, MonthlyPrompt, OutboxEntry
+from relay.outbox.entries import GuardianCopy, LetterCopy, MonthlyPrompt, OutboxEntry
 from relay.outbox.worker import Outcomes
 from relay.schedule import prompts
-from relay.store.records import APPROVED
+from relay.store.records import APPROVED, HELD
 
 
 def for_relay(context: Callable[[], Context]) -> Outcomes:
@@ -27,6 +29,7 @@ def for_relay(context: Callable[[], Context]) -> Outcomes:
         delivered=lambda done: delivered(context(), done),
         deferred=lambda entry, error: None,  # the worker's log line says all there is
         failed=lambda entry, error: failed(context(), entry, error),
+        held_back=lambda entry: held_back(context(), entry),
     )
 
 
@@ -37,6 +40,18 @@ def wanted(ctx: Context, entry: OutboxEntry) -> bool:
         letter = ctx.store.letter(entry.purpose.letter)
         return letter is not None and letter.status == APPROVED
     return True
+
+
+def held_back(ctx: Context, entry: OutboxEntry) -> bool:
+    """A copy of a letter that is held (again): its writer or pal lost a guardian's consent
+    after the approval (`letters.hold_again`). The worker drops it unsent, and forgets its
+    name, so that approving the letter again queues it afresh."""
+    if not isinstance(entry.purpose, LetterCopy | GuardianCopy):
+        return False
+    letter = ctx.store.letter(entry.purpose.letter)
+    if letter is None or letter.status not in (APPROVED, HELD):
+        return False
+    return letters.hold_again(ctx, letter)
 
 
 def delivered(ctx: Context, done: Sequence[OutboxEntry]) -> None:

@@ -465,6 +465,8 @@ def edit(
 
     before, after = ctx.store.update_participant(participant.id, edited)
     if after.guardian != before.guardian:
+        # The earlier guardian's consent links and reply addresses lead nowhere any more.
+        ctx.store.forget_consent_requests(after.id)
         _record(
             ctx, "guardian-set" if after.guardian else "guardian-cleared", after, by=by, via=via
         )

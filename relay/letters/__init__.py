@@ -27,6 +27,7 @@ from relay.letters.delivering import (
     deliverable,
     delivered,
     failed,
+    hold_again,
     reconcile,
 )
 from relay.letters.holding import LetterHeaders, hold
@@ -45,6 +46,7 @@ __all__ = [
     "edited_version",
     "failed",
     "hold",
+    "hold_again",
     "keep_holding",
     "reconcile",
     "reject",

@@ -19,6 +19,7 @@ from email.headerregistry import Address
 from typing import Literal
 
 from relay import compose, guard, notices, verp
+from relay.consent import NO_CONSENT_NOTES
 from relay.context import Context
 from relay.errors import NotFound
 from relay.letters import lifecycle, versions
@@ -26,7 +27,7 @@ from relay.outbox import GuardianCopy, LetterCopy, OutboxEntry, door
 from relay.scrub import ScrubbedLetter
 from relay.scrub.leakguard import CheckedMessage
 from relay.store import now_iso
-from relay.store.records import Letter, Participant
+from relay.store.records import HELD, Letter, Participant
 
 log = logging.getLogger("relay")
 
@@ -175,6 +176,37 @@ def copy_ids(ctx: Context, letter: Letter) -> list[str]:
         if child is not None and child.guardian and child.guardian_copies:
             ids.append(f"letter-{letter.id}-guardian-{child.id}")
     return ids
+
+
+def hold_again(ctx: Context, letter: Letter) -> bool:
+    """An approved letter whose writer or pal may not correspond any more (a guardian
+    withdrew consent, or a new guardian has not consented yet) goes back to held, with the
+    no-consent note staff know, before any of its copies is handed to the transport: the
+    outbox drops them unsent, and approving it again (once consent is given) queues them
+    afresh. True when the letter is held (now or already)."""
+    waiting = [
+        role
+        for role, participant_id in (("writer", letter.sender), ("pal", letter.recipient))
+        if (who := ctx.store.participant(participant_id)) is not None and not who.may_correspond
+    ]
+    if not waiting:
+        return letter.status == HELD
+
+    def noted(current: Letter) -> Letter:
+        notes = [NO_CONSENT_NOTES[role] for role in waiting]
+        return current.but(notes=(*current.notes, *(n for n in notes if n not in current.notes)))
+
+    try:
+        lifecycle.apply(
+            ctx,
+            letter.id,
+            "held-again",
+            details={"not_sent": f"{waiting[0]}-no-consent"},
+            change=noted,
+        )
+    except lifecycle.NotNow as moved:
+        return moved.letter.status == HELD
+    return True
 
 
 # --- outcomes ------------------------------------------------------------------------------

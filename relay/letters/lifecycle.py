@@ -2,10 +2,14 @@
 applies an event.
 
     held ──approved──► approved ──delivered──► delivered ──bounced──► bounced
-     │ ▲                   │
-     │ ├─kept-on-hold      └──failed──► failed
+     │ ▲  ▲                │  │
+     │ │  └──held-again────┘  └──failed──► failed
+     │ ├─kept-on-hold
      │ └─file-removed
      └──rejected──► rejected
+
+"held-again": a guardian's consent went (withdrawn, or a new guardian not asked yet) before
+the approved letter was handed to the transport (`delivering.hold_again`).
 
 Nothing else in the relay assigns a letter's status. `apply` checks the event is allowed in
 the letter's current state, appends a history step, writes the record and, under the same
@@ -48,6 +52,7 @@ RULES: Final[Mapping[LetterEvent, Rule]] = {
     "approved": Rule(frozenset({"held"}), "approved"),
     "rejected": Rule(frozenset({"held"}), "rejected"),
     "kept-on-hold": Rule(frozenset({"held"}), None),
+    "held-again": Rule(frozenset({"approved"}), "held"),
     "delivered": Rule(frozenset({"approved"}), "delivered"),
     "failed": Rule(frozenset({"approved"}), "failed"),
     # A bounce may outrun our record of the smarthost's 250 (see the README's guarantees).

@@ -54,6 +54,8 @@ class Outcomes:
     delivered: Callable[[Sequence[OutboxEntry]], None]
     deferred: Callable[[OutboxEntry, DeliveryError], None]
     failed: Callable[[OutboxEntry, DeliveryError], None]
+    # Not to be sent now, but perhaps queued again later: dropped unsent, its name forgotten.
+    held_back: Callable[[OutboxEntry], bool] = lambda _entry: False
 
 
 class Transport(Protocol):
@@ -86,11 +88,16 @@ def entries(ctx: Context) -> list[OutboxEntry]:
 
 def ready(ctx: Context, outcomes: Outcomes, now: float) -> list[OutboxEntry]:
     """Entries due now; those no longer wanted (a letter delivered before a crash let its
-    entry be removed) are dropped here, unsent."""
+    entry be removed) are dropped here, unsent, and so are those held back (a letter held
+    again), whose names are forgotten so that they may be queued again."""
     found: list[OutboxEntry] = []
     unwanted: list[OutboxEntry] = []
     for entry in due(entries(ctx), now):
         # An entry already recorded as sent was cut short between its record and removal.
+        if not ctx.spool.was_sent(entry.id) and outcomes.held_back(entry):
+            ctx.spool.drop(entry.id)
+            log.info("held back %s: not sent, may be queued again", entry.label)
+            continue
         fresh = not ctx.spool.was_sent(entry.id) and outcomes.wanted(entry)
         (found if fresh else unwanted).append(entry)
     for entry in unwanted:

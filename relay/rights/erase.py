@@ -238,6 +238,8 @@ class _Person:
         found = _LETTER_ITEM.match(item_id)
         if found is not None and int(found.group(1)) in self.letters:
             return True
+        if item_id.startswith("consent-"):  # consent-<what>-<participant>-<digest>
+            return f"-{self.id}-" in item_id
         return item_id.startswith("prompt-") and item_id.endswith(f"-{self.id}")
 
     def meta_is_theirs(self, meta: dict[str, Any]) -> bool:

@@ -365,6 +365,7 @@ class Store:
             "participant": request.participant,
             "expires": request.expires,
             "used": request.used,
+            "guardian": request.guardian,
         }
         key = _consent_key(token)
         listed = f"consent-requests:{request.participant}"
@@ -794,11 +795,11 @@ class Store:
 
     def forget_expired(self, now: float, counters_before: date, *, dry_run: bool) -> Expired:
         """Remove moderators' reply tokens, participants' commands waiting for confirmation,
-        guardians' consent requests and sign-in links expired at `now` (seconds since the
-        epoch), and
-        daily counters (notices to a writer, answers to commands) of days before
-        `counters_before`; with `dry_run`, only count them. Reads every lookup shard: meant
-        for a daily run."""
+        guardians' consent requests (but the one consent was given with: it withdraws
+        consent until the participant is erased) and sign-in links expired at `now` (seconds
+        since the epoch), and daily counters (notices to a writer, answers to commands) of
+        days before `counters_before`; with `dry_run`, only count them. Reads every lookup
+        shard: meant for a daily run."""
         expired: list[str] = []
         counts = dict.fromkeys(
             ("grants", "commands", "consent_requests", "sign_in_links", "counters"), 0
@@ -905,6 +906,10 @@ _EXPIRING = {
 
 def _expiry(key: str, value: Any) -> tuple[str, float]:
     """The kind of an expiring key, and when it expires; ("", 0) for keys kept."""
+    if key.startswith("consent:") and isinstance(value, dict) and value.get("answer") == "given":
+        # The request a guardian consented with: its link withdraws consent, as the request
+        # promised, until the participant is erased (or their guardian changes).
+        return "", 0.0
     kind = _EXPIRING.get(key[: key.find(":") + 1])
     if kind and isinstance(value, dict):
         return kind, float(value.get("expires", 0))
@@ -952,6 +957,7 @@ def _consent_request(value: object) -> ConsentRequest | None:
         used=bool(value.get("used")),
         used_at=str(value.get("used_at", "")),
         answer=str(value.get("answer", "")),
+        guardian=str(value.get("guardian", "")),
     )
 
 

@@ -7,6 +7,7 @@ which event may happen in which state is declared beside the code that applies i
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final, Literal, Self, get_args
 
@@ -49,6 +50,7 @@ LetterEvent = Literal[
     "approved",
     "rejected",
     "kept-on-hold",
+    "held-again",
     "delivered",
     "failed",
     "bounced",
@@ -289,16 +291,28 @@ class ModerationGrant:
 class ConsentRequest:
     """A guardian's consent request, recorded under the hash of its token: the link in the
     request and the `consent+<token>@` address a reply goes to. Good once, until `expires`;
-    after consent it still lets the guardian withdraw it."""
+    after consent it still lets the guardian withdraw it. It speaks only for the guardian it
+    was sent to (`guardian`, a SHA-256 of their address): a guardian replaced since holds a
+    link that leads nowhere."""
 
     participant: str
     expires: float  # seconds since the epoch
     used: bool = False
     used_at: str = ""  # ISO time it was answered
     answer: str = ""  # "given" or "declined" once used
+    guardian: str = ""  # `address_digest` of the guardian's address it was sent to
 
     def usable(self, at: float) -> bool:
         return not self.used and self.expires >= at
+
+    def for_guardian(self, address: str) -> bool:
+        """Whether it was sent to `address` (the participant's guardian now)."""
+        return bool(address) and self.guardian == address_digest(address)
+
+
+def address_digest(address: str) -> str:
+    """A SHA-256 of an address (compared without case): kept where the address is not."""
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
 @dataclass(frozen=True)

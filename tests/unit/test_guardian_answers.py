@@ -6,19 +6,22 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
 
+from relay import cli, guardians, outcomes, participants, replies, rights
 from relay import config as config_module
-from relay import guardians, participants, replies
+from relay.authresults import Verdict
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
 from relay.context import open_context
 from relay.errors import UserError
+from relay.outbox import GuardianCopy, LetterCopy, door, worker
 from relay.route import Refusal, check_token, own_address
-from relay.store.records import ConsentRequest
+from relay.store.records import ConsentRequest, Letter, Step
 from relay.wording import Templates
-from tests.conftest import MAYA, MODERATOR_A, config_text
+from tests.conftest import MAYA, MODERATOR_A, TOMAS, config_text
 
 WORDS = Templates().consent_words()
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -100,7 +103,7 @@ def test_a_consent_link_answers_once_then_offers_withdrawal(tmp_path: Path) -> N
 
     later = time.time() + 3600
     for token, expires in (("a" * 32, later), ("b" * 32, later), ("c" * 32, time.time() - 1)):
-        ctx.store.record_consent_request(token, ConsentRequest(child.id, expires))
+        ctx.store.record_consent_request(token, guardians.request_for(child, expires))
     assert guardians.page(ctx, "d" * 32).state == "unknown"
     assert guardians.page(ctx, "c" * 32).state == "expired"
     assert guardians.page(ctx, "a" * 32).state == "ask"
@@ -126,3 +129,156 @@ def test_a_consent_link_answers_once_then_offers_withdrawal(tmp_path: Path) -> N
     assert events[2:] == ["consent-declined", "consent-given", "consent-withdrawn", "consent-given"]
     ctx.store.forget_consent_requests(child.id)  # as erasing the participant does
     assert {guardians.page(ctx, t * 32).state for t in "abc"} == {"unknown"}
+
+
+def test_staff_record_a_withdrawal_only_with_their_own_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --by, a withdrawal recorded at the command line would read in the audit log
+    as the guardian's own (and the moderators would be told the guardian withdrew)."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    guardians.give(ctx, child, method="paper", by=MODERATOR_A)
+    withdraw = ["--config", str(path), "participants", "consent", child.id, "--withdraw"]
+
+    assert cli.main(withdraw) == 1
+    assert capsys.readouterr().err.strip() == (
+        "penpal-relay: --by: say which staff member recorded the withdrawal"
+    )
+    assert ctx.store.participant(child.id).consent == "given"  # type: ignore[union-attr]
+    assert cli.main([*withdraw, "--by", MODERATOR_A]) == 0
+    (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "consent-withdrawn"]
+    assert (entry["by"], entry["via"]) == (MODERATOR_A, "cli")
+
+
+def test_a_reply_after_staff_corrected_the_year_of_birth_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """Staff corrected the child's year of birth after the request went out: consent is no
+    longer needed, and the guardian's "yes" is set aside with a reason (serve goes on)."""
+    path = tmp_path / "config.toml"
+    unchecked = 'front_servers = ["127.0.0.1"]\nrequired = false'
+    path.write_text(config_text(tmp_path / "data", authentication=unchecked))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    ctx.store.record_consent_request(TOKEN, guardians.request_for(child, time.time() + 60))
+    older = participants.Details(birth_year=date.today().year - 15)
+    assert participants.edit(ctx, child, older).consent == ""
+
+    reply = f"From: {PARENT}\r\nTo: consent+{TOKEN}@x\r\nSubject: Re\r\n\r\nYes\r\n".encode()
+    verdict = Verdict("relay")
+    guardians.handle_reply(ctx, reply, PARENT, f"consent+{TOKEN}@x", verdict)
+    (refused,) = [e for e in ctx.store.audit_log() if e["event"] == "consent-reply-refused"]
+    assert (refused["reason"], refused["participant"]) == ("not-needed", child.id)
+    assert ctx.store.participant(child.id).consent == ""  # type: ignore[union-attr]
+    assert guardians.page(ctx, TOKEN).state == "unknown"  # nothing to answer any more
+
+
+def test_a_replaced_guardians_link_leads_nowhere(tmp_path: Path) -> None:
+    """The earlier guardian's link (consent given, then staff set another guardian) neither
+    shows nor withdraws anything; a request sent to them counts for no one else."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    later = time.time() + 3600
+    ctx.store.record_consent_request("a" * 32, guardians.request_for(child, later))
+    assert guardians.answer_by_link(ctx, "a" * 32, GIVEN).state == "given"
+
+    other = "grandma.smith@family-mail.example.net"
+    changed = participants.set_guardian(ctx, child, other, by=MODERATOR_A)
+    assert changed.consent == "pending"
+    assert guardians.page(ctx, "a" * 32).state == "unknown"
+    assert guardians.withdraw_by_link(ctx, "a" * 32).state == "unknown"
+    # One sent to the earlier guardian as the change was made: theirs, not the new one's.
+    ctx.store.record_consent_request("b" * 32, guardians.request_for(child, later))
+    assert guardians.answer_by_link(ctx, "b" * 32, GIVEN).state == "unknown"
+    ctx.store.record_consent_request("c" * 32, guardians.request_for(changed, later))
+    assert guardians.page(ctx, "c" * 32).state == "ask"
+    now = ctx.store.participant(child.id)
+    assert now is not None and (now.consent, now.status) == ("pending", "active")
+
+
+def test_moderators_hear_of_an_answer_once_and_erasure_takes_the_notice(tmp_path: Path) -> None:
+    """The same answer read twice (a reply processed again after a restart) queues one
+    notice per moderator; the notices name the child, so erasing the child removes them."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+
+    def notices_about(answer: str) -> list[str]:
+        return [i.id for i in ctx.spool.outbox() if i.id.startswith(f"consent-{answer}-")]
+
+    guardians.decline(ctx, child, method="reply", token=TOKEN)
+    guardians.decline(ctx, child, method="reply", token=TOKEN)
+    moderators = ctx.config.library("riverside").moderators  # type: ignore[union-attr]
+    assert len(notices_about("declined")) == len(moderators) == 2
+    guardians.decline(ctx, child, method="link", token="f" * 32)  # another request's answer
+    assert len(notices_about("declined")) == 4
+
+    given = guardians.give(ctx, child, method="link", token="f" * 32)
+    guardians.withdraw(ctx, given, via="link", token="f" * 32)
+    assert len(notices_about("withdrawn")) == 2
+    rights.erase(ctx, ctx.store.participant(child.id), via="test")  # type: ignore[arg-type]
+    assert not [i.id for i in ctx.spool.outbox() if i.id.startswith("consent-")]
+
+
+def test_a_withdrawal_holds_an_approved_letter_whose_copies_have_not_gone(
+    tmp_path: Path,
+) -> None:
+    """Consent withdrawn after a moderator approved Maya's letter, before the outbox handed
+    it on: the letter is held again with the no-consent note, its copies are dropped
+    unsent, and their names forgotten (approving it again, after consent, queues them)."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    maya = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
+    maya = guardians.give(ctx, maya, method="paper", by=MODERATOR_A)
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
+    approved = Letter(
+        id=7,
+        spool_id="18ecc8b7915e35e9-cbc42ea8",
+        sender=maya.id,
+        recipient=tomas.id,
+        sender_masked=maya.masked,
+        recipient_masked=tomas.masked,
+        sender_library="riverside",
+        recipient_library="valparaiso",
+        subject="My dog",
+        received_at="2026-01-05T10:00:00+00:00",
+        status="approved",
+        history=(
+            Step("2026-01-05T10:00:00+00:00", "held"),
+            Step("2026-01-05T11:00:00", "approved"),
+        ),
+    )
+    ctx.store.save_letter(approved)
+    copies = {"letter-7": (LetterCopy(7), TOMAS), "letter-7-guardian-p1": (GuardianCopy(7), PARENT)}
+    for item, (purpose, to) in copies.items():
+        message = door.program_message(ctx, Address("", addr_spec=to), "Letter", "Hello")
+        door.queue(ctx, item, message, purpose, to=to)
+    relay_outcomes = outcomes.for_relay(lambda: ctx)
+
+    def ready_copies() -> list[str]:
+        due = worker.ready(ctx, relay_outcomes, time.time())
+        return sorted(entry.id for entry in due if entry.id.startswith("letter-"))
+
+    assert ready_copies() == sorted(copies)
+    guardians.withdraw(ctx, maya, via="link", token=TOKEN)
+    assert ready_copies() == []
+    held = ctx.store.letter(7)
+    assert held is not None and held.status == "held"
+    assert held.history[-1].event == "held-again"
+    assert held.notes == (NO_CONSENT_NOTES["writer"],)
+    assert [letter.id for letter in ctx.store.queue()] == [7]  # back in the moderators' queue
+    (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "held-again"]
+    assert (entry["letter"], entry["not_sent"]) == (7, "writer-no-consent")
+    assert not any(ctx.spool.queued_or_sent(item) for item in copies)

@@ -93,14 +93,24 @@ def test_expired_links_and_old_counters_go_and_the_next_expiry_is_known(tmp_path
     store.notice_token(5, "ana@x.example", library="riverside", expires=200, new_token=lambda: "t")
     store.set_writer_notices("p1", date(2026, 1, 1), 3)
     store.set_writer_notices("p1", date(2026, 1, 9), 1)
+    # A guardian's requests: the one they consented with withdraws consent until erasure.
+    for token in ("given-token", "declined-token", "unanswered-token"):
+        store.record_consent_request(token, ConsentRequest("p1", expires=300))
+    store.answer_consent_request("given-token", "given", 250)
+    store.answer_consent_request("declined-token", "declined", 250)
     counted = store.forget_expired(500, date(2026, 1, 8), dry_run=True)
-    assert (counted.grants, counted.sign_in_links, counted.counters) == (1, 1, 1)
+    assert (counted.grants, counted.consent_requests) == (1, 2)
+    assert (counted.sign_in_links, counted.counters) == (1, 1)
     assert counted.next_expiry == 900
     store.forget_expired(500, date(2026, 1, 8), dry_run=False)
     assert store.sign_in_link("old-secret") is None and store.grant("t") is None
     assert store._key("notice:5:ana@x.example") is None
     assert store.sign_in_link("new-secret") is not None
     assert store.writer_notices("p1", date(2026, 1, 9)) == 1
+    kept = store.consent_request("given-token")
+    assert kept is not None and kept.answer == "given"
+    assert store.consent_request("declined-token") is None
+    assert store.consent_request("unanswered-token") is None
 
 
 def test_old_audit_entries_lose_the_reason_and_error_texts_only(tmp_path: Path) -> None:
