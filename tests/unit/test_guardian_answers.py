@@ -6,19 +6,24 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 
 import pytest
 
 from relay import config as config_module
 from relay import guardians, participants, replies
+from relay.addresses import normalize
+from relay.authresults import UNCHECKED
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
 from relay.context import open_context
 from relay.errors import UserError
+from relay.mail_reading import from_address
 from relay.route import Refusal, check_token, own_address
 from relay.store.records import ConsentRequest
 from relay.wording import Templates
-from tests.conftest import MAYA, MODERATOR_A, config_text
+from tests.conftest import DOMAIN, MAYA, MODERATOR_A, config_text
 
 WORDS = Templates().consent_words()
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -126,3 +131,27 @@ def test_a_consent_link_answers_once_then_offers_withdrawal(tmp_path: Path) -> N
     assert events[2:] == ["consent-declined", "consent-given", "consent-withdrawn", "consent-given"]
     ctx.store.forget_consent_requests(child.id)  # as erasing the participant does
     assert {guardians.page(ctx, t * 32).state for t in "abc"} == {"unknown"}
+
+
+def test_a_guardian_at_an_internationalized_domain_answers_by_reply(tmp_path: Path) -> None:
+    """Their address was stored normalized (Unicode domain); their mail program may write it
+    in ASCII (punycode) and in capitals: it is the same address."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data", authentication="required = false"))
+    ctx = open_context(config_module.load(path))
+    enrolled = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    guardian = normalize("Ana@Bücher.example")
+    _, child = ctx.store.update_participant(
+        enrolled.id, lambda p: p.but(guardian=guardian, consent="pending")
+    )
+    assert child.guardian == "ana@bücher.example"
+    ctx.store.record_consent_request(TOKEN, ConsentRequest(child.id, time.time() + 3600))
+    reply = EmailMessage(policy=SMTP)
+    reply["From"] = "Ana <ANA@XN--BCHER-KVA.example>"
+    reply["Subject"] = "Re: consent"
+    reply.set_content("Yes\n")
+    assert from_address(reply) == "ana@bücher.example"
+    rcpt = f"consent+{TOKEN}@{DOMAIN}"
+    guardians.handle_reply(ctx, reply.as_bytes(), "ana@xn--bcher-kva.example", rcpt, UNCHECKED)
+    answered = ctx.store.participant(child.id)
+    assert answered is not None and answered.consent == "given"
