@@ -305,7 +305,7 @@ class PendingCommand:
 
     token: str
     action: str  # "pause", "resume" or "stop"
-    participants: tuple[str, ...]
+    participant: str
     address: str  # the enrolled address the request went to, which alone may confirm
     asked_by: str
     expires: float  # seconds since the epoch
