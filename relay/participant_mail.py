@@ -48,7 +48,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -148,8 +148,16 @@ def handle_command_mail(ctx: Context, item_id: str, raw: bytes, incoming: Incomi
     if vouched and asked.action not in ALWAYS_CONFIRMED:
         asked_by = writer.asked_by(participant)
         done = _carry_out(ctx, item_id, asked.action, participant, asked_by, writer.address)
-        done = _answer_done(ctx, item_id, writer.address, participant, reply_to, asked.action, done)
-        _audit(ctx, item_id, asked, writer, chosen, done.outcome, vouched)
+        _audit_and_answer(
+            ctx,
+            item_id,
+            writer.address,
+            participant,
+            reply_to,
+            asked.action,
+            done,
+            lambda outcome: _audit(ctx, item_id, asked, writer, chosen, outcome, vouched),
+        )
         return True
     _audit(ctx, item_id, asked, writer, chosen, "confirmation-asked", vouched)
     _ask_to_confirm(ctx, item_id, writer, asked.action, participant, reply_to)
@@ -413,29 +421,52 @@ def handle_confirmation(
         ctx.store.audit("command-not-confirmed", reason=reason, token=hashed, spool=item_id)
         log.info("command not confirmed reason=%s spool=%s", reason, item_id)
         return
-    done = _carry_out(ctx, item_id, action, participant, pending.asked_by, pending.address)
+    asked_by = pending.asked_by
+
+    def audit(outcome: str) -> None:
+        ctx.store.audit(
+            "command",
+            action=action,
+            outcome=outcome,
+            participant=participant.id,
+            asked_by=asked_by,
+            verified=False,
+            confirmed=True,
+            spool=item_id,
+        )
+        log.info(
+            "command confirmed action=%s outcome=%s participant=%s spool=%s",
+            action,
+            outcome,
+            participant.id,
+            item_id,
+        )
+
+    done = _carry_out(ctx, item_id, action, participant, asked_by, pending.address)
     reply_to = message_id(message)
-    done = _answer_done(ctx, item_id, pending.address, participant, reply_to, action, done)
-    ctx.store.audit(
-        "command",
-        action=action,
-        outcome=done.outcome,
-        participant=participant.id,
-        asked_by=pending.asked_by,
-        verified=False,
-        confirmed=True,
-        spool=item_id,
-    )
-    log.info(
-        "command confirmed action=%s outcome=%s participant=%s spool=%s",
-        action,
-        done.outcome,
-        participant.id,
-        item_id,
-    )
+    _audit_and_answer(ctx, item_id, pending.address, participant, reply_to, action, done, audit)
 
 
 # --- answers -------------------------------------------------------------------------------
+
+
+def _audit_and_answer(
+    ctx: Context,
+    item_id: str,
+    address: str,
+    participant: Participant,
+    reply_to: str | None,
+    action: Action,
+    done: Done,
+    audit: Callable[[str], None],
+) -> None:
+    """Audit what a command did, then answer: the audit holds it before the writer reads
+    the answer. An export is the answer itself, so it is audited once that is queued."""
+    if done.export:
+        audit(_answer_done(ctx, item_id, address, participant, reply_to, action, done).outcome)
+        return
+    audit(done.outcome)
+    _answer_done(ctx, item_id, address, participant, reply_to, action, done)
 
 
 def _answer_done(
