@@ -84,6 +84,20 @@ def domain_of(value: str) -> str:
     return value.rpartition("@")[2].lower().rstrip(".")
 
 
+def _ascii_domain(domain: str) -> str:
+    """A domain as DNS and most results headers write it: an internationalized one in its
+    ASCII form (`bücher.example` is `xn--bcher-kva.example`)."""
+    try:
+        return domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return domain
+
+
+def _ascii_address(address: str) -> str:
+    local, at, domain = address.lower().rpartition("@")
+    return f"{local}{at}{_ascii_domain(domain)}"
+
+
 def topmost_trusted(
     headers: list[str], trusted: tuple[str, ...]
 ) -> tuple[AuthenticationResults | None, int]:
@@ -107,20 +121,21 @@ def _passes_for(result: Result, domain: str) -> bool:
     if result.result != "pass":
         return False
     if result.method == "dmarc":
-        return props.get("header.from", "") == domain
+        return _ascii_domain(props.get("header.from", "")) == domain
     if result.method == "dkim":
-        return props.get("header.d", "").rstrip(".") == domain
+        return _ascii_domain(props.get("header.d", "").rstrip(".")) == domain
     if result.method == "spf":
-        return domain_of(props.get("smtp.mailfrom", "")) == domain
+        return _ascii_domain(domain_of(props.get("smtp.mailfrom", ""))) == domain
     return False
 
 
 def vouches(results: AuthenticationResults | None, from_address: str, address: str) -> bool:
     """True when `results` prove a message whose From line is `from_address` comes from
-    `address` (both as stored: normalized, lower case)."""
-    if results is None or not address or from_address.lower() != address.lower():
+    `address` (both as stored: normalized, lower case). An internationalized domain is
+    compared in its ASCII form, which a mail program may have written instead."""
+    if results is None or not address or _ascii_address(from_address) != _ascii_address(address):
         return False
-    domain = domain_of(address)
+    domain = _ascii_domain(domain_of(address))
     dmarc = [r for r in results.results if r.method == "dmarc"]
     if any(_passes_for(r, domain) for r in dmarc):
         return True

@@ -20,7 +20,6 @@ from typing import Any
 
 from relay import letters, notices
 from relay.authresults import Verdict
-from relay.compose import html_to_text
 from relay.config import Staff
 from relay.context import Context
 from relay.decisions import (
@@ -33,6 +32,7 @@ from relay.decisions import (
     parse_command,
 )
 from relay.errors import UserError
+from relay.mail_reading import body_text, from_address, message_id
 from relay.route import is_automatic
 from relay.scrub import parse
 from relay.store import now_iso
@@ -49,30 +49,10 @@ class Refused(Exception):
         self.details = details
 
 
-def _body_text(message: EmailMessage) -> str:
-    try:
-        part = message.get_body(("plain", "html"))
-        if part is None:
-            return ""
-        content = part.get_content()
-    except (LookupError, ValueError, AttributeError):
-        return ""
-    text = content if isinstance(content, str) else ""
-    return html_to_text(text) if part.get_content_type() == "text/html" else text
-
-
-def _from_address(message: EmailMessage) -> str:
-    try:
-        addresses = list(message["From"].addresses) if message["From"] else []
-    except (AttributeError, IndexError, ValueError):
-        return ""
-    return str(addresses[0].addr_spec).lower() if len(addresses) == 1 else ""
-
-
 def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdict: Verdict) -> None:
     message = parse(raw)
     token = rcpt.partition("@")[0].lower().removeprefix(notices.REPLY_PREFIX)
-    sender = _from_address(message)
+    sender = from_address(message)
     if is_automatic(message, envelope_from):
         ctx.store.audit("reply-ignored", reason="automatic", token=token[:8])
         log.info("moderation reply ignored reason=automatic")
@@ -100,7 +80,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdic
                 ctx,
                 member,
                 "reply_refused",
-                in_reply_to=_message_id(message),
+                in_reply_to=message_id(message),
                 reason=refusal.reason,
                 **refusal.details,
             )
@@ -112,16 +92,11 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdic
             ctx,
             member,
             "reply_done",
-            in_reply_to=_message_id(message),
+            in_reply_to=message_id(message),
             action=command.action,
             letter_id=letter_id,
             reason=command.reason,
         )
-
-
-def _message_id(message: EmailMessage) -> str | None:
-    value = message.get("Message-ID")
-    return str(value).strip() if value else None
 
 
 def _listed_staff(ctx: Context, address: str) -> Staff | None:
@@ -163,7 +138,7 @@ def _thread_ids(message: EmailMessage) -> list[str]:
 
 
 def _command(ctx: Context, message: EmailMessage) -> Command:
-    line = first_instruction(_body_text(message))
+    line = first_instruction(body_text(message))
     command = parse_command(line, ctx.templates.decision_words()) if line else None
     if command is None:
         raise Refused("no-instruction")

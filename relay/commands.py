@@ -9,7 +9,8 @@ compared without letter case, accents or punctuation ("STOP", "Stop.", "¡Pausa!
 "Arreter" all count); the words live in `templates/email/<lang>/commands.toml`, and those of
 every language are understood whatever the writer's language. A first name may follow the
 word ("pause Maya") for an address several participants share; a longer sentence is not a
-command (its writer gets the help text).
+command (its writer gets the help text), nor is a short one whose words after the command
+word name nobody the address speaks for ("Stop it please": `participant_mail` checks).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class Asked:
 
     action: Action
     name: str = ""
+
+
+def action_named(word: str) -> Action | None:
+    """The action a stored word names (a confirmation waiting in the store); None if none."""
+    return next((action for action in ACTIONS if action == word), None)
 
 
 def first_own_line(text: str) -> str:

@@ -36,10 +36,10 @@ from typing import Literal
 
 from relay import consent, notices
 from relay.authresults import Verdict
-from relay.compose import html_to_text
 from relay.context import Context
 from relay.decisions import first_instruction
 from relay.errors import UserError
+from relay.mail_reading import body_text, from_address
 from relay.outbox import Notice, door
 from relay.route import is_automatic
 from relay.scrub import parse
@@ -186,7 +186,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdic
     message = parse(raw)
     token = rcpt.partition("@")[0].lower().removeprefix(REPLY_PREFIX)
     participant = _child_of(ctx, ctx.store.consent_request(token))
-    sender = _from_address(message)
+    sender = from_address(message)
     if participant is None:
         refused = "unknown-token"
     elif is_automatic(message, envelope_from):
@@ -207,7 +207,7 @@ def handle_reply(ctx: Context, raw: bytes, envelope_from: str, rcpt: str, verdic
 
 def _reply_answer(ctx: Context, message: EmailMessage, token: str, participant: Participant) -> str:
     """Record the answer a reply gives; the reason it does not count, or ""."""
-    line = first_instruction(_body_text(message)) or ""
+    line = first_instruction(body_text(message)) or ""
     answer = consent.read_answer(line, ctx.templates.consent_words())
     if answer is None:
         return "no-answer"
@@ -235,26 +235,6 @@ def _answered(
         give(ctx, participant, method=method, via=method, token=token)
     else:
         decline(ctx, participant, method=method, token=token)
-
-
-def _body_text(message: EmailMessage) -> str:
-    """The reply's text (an HTML-only reply read as text)."""
-    try:
-        part = message.get_body(("plain", "html"))
-        content = part.get_content() if part is not None else ""
-    except (LookupError, ValueError, AttributeError):
-        return ""
-    if not isinstance(content, str) or part is None:
-        return ""
-    return html_to_text(content) if part.get_content_type() == "text/html" else content
-
-
-def _from_address(message: EmailMessage) -> str:
-    try:
-        addresses = list(message["From"].addresses) if message["From"] else []
-    except (AttributeError, IndexError, ValueError):
-        return ""
-    return str(addresses[0].addr_spec).lower() if len(addresses) == 1 else ""
 
 
 # --- recording consent ---------------------------------------------------------------------

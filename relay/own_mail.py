@@ -15,8 +15,6 @@ gets here (`process`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -29,6 +27,7 @@ from relay import compose, guard, notices
 from relay.addresses import normalize
 from relay.context import Context
 from relay.errors import UserError
+from relay.mail_reading import address_digest, envelope
 from relay.outbox import Notice, door
 from relay.route import is_automatic
 from relay.scrub.mime import decode_header_text
@@ -76,7 +75,7 @@ def forward_to_coordinators(ctx: Context, item_id: str, raw: bytes, local: str) 
             try:
                 door.queue(
                     ctx,
-                    f"forward-{item_id}-{library.id}-{_digest(ctx, member.email)}",
+                    f"forward-{item_id}-{library.id}-{address_digest(ctx.secret, member.email)}",
                     message,
                     Notice(local),
                     to=member.email,
@@ -128,7 +127,7 @@ def answer_program_mail(ctx: Context, item_id: str, raw: bytes, mail_from: str) 
     # so a second message on the same day finds the first and is not answered again.
     queued = door.queue(
         ctx,
-        f"program-help-{day}-{_digest(ctx, sender)}",
+        f"program-help-{day}-{address_digest(ctx.secret, sender)}",
         message,
         Notice("program_help"),
         to=sender,
@@ -147,12 +146,7 @@ def _no_answer_because(ctx: Context, headers: Message, mail_from: str) -> str | 
         return "bad-sender"
     if sender.endswith("@" + ctx.config.relay.domain):
         return "own-domain"
-    written_by = [a.lower() for _, a in getaddresses([str(headers.get("From", "") or "")]) if a]
+    written_by = [envelope(a) for _, a in getaddresses([str(headers.get("From", "") or "")]) if a]
     if written_by != [sender]:
         return "from-line-differs"
     return None
-
-
-def _digest(ctx: Context, address: str) -> str:
-    """A name for an address in file names and logs that does not reveal it."""
-    return hmac.new(ctx.secret, address.lower().encode(), hashlib.sha256).hexdigest()[:16]

@@ -2,7 +2,10 @@
 
 Who may ask: the message's From line is the enrolled address of a participant or the address
 of a participant's guardian. Siblings at one family address, or a guardian of two, name one
-by first name after the word ("pause Maya"); without it they are asked which. Anyone else,
+by first name after the word ("pause Maya"); without it they are asked which. Words after
+the command word that are no first name of theirs ("Stop sending prompts", a child's reply
+to a monthly topic, or "pause Leo" from Maya's own address) make a sentence, not a command:
+nothing changes, the writer gets the help text. Anyone else,
 and automatic mail, is left to `own_mail` (program@'s once-a-day help): `handle_command_mail`
 then returns False. Words are read by `relay.commands`; an unknown word gets the help text.
 
@@ -10,14 +13,18 @@ Trust: pause, resume and stop change a child's participation, so they are carrie
 only when the message's authentication verdict vouches for its From address (or on a closed
 test network, `[authentication] required = false`). Otherwise the enrolled address, and never
 another, gets a request to confirm from a single-use `confirm+<token>@` address (128 random
-bits, valid `[commands] confirm_days`, checked at RCPT); a reply to it from that address,
-with any text, carries the command out. A From line that is neither vouched for nor the
+bits, kept in the store and named in the audit only by its SHA-256, valid `[commands]
+confirm_days`, checked at RCPT); a reply to it whose From line is that address, with any
+text, carries the command out. A From line that is neither vouched for nor the
 envelope sender looks forged: its help and "which one?" questions are not answered.
 
 What each does: pause → `participants.pause(reason="asked")`; resume undoes only a pause
 asked for (`pause_reason == "asked"`), any other pause is the library's to lift; stop →
 `participants.leave`, and the moderators of the pal's library (to find their patron a new
 pal) and of the participant's own library are told; the pal and the pal's family are not.
+export → the zip of `relay.rights.export` as the answer's attachment, at most
+`EXPORT_MAIL_MAX_BYTES` (larger: the library hands it over) and once a day to one address
+(a second ask is told so); it is audited `exported` only once the answer is queued.
 A command that changes nothing (stop after stop) gets a kind answer.
 
 Answers: in the participant's language, from program@, threaded (In-Reply-To), marked
@@ -38,11 +45,10 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
-import hmac
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -50,12 +56,11 @@ from email.message import EmailMessage
 from typing import Any
 
 from relay import guard, notices, participants, rights
-from relay.addresses import normalize
-from relay.commands import ACTIONS, Action, Asked, read_command
-from relay.compose import html_to_text
+from relay.commands import ACTIONS, Action, Asked, action_named, read_command
 from relay.context import Context
 from relay.decisions import fold
 from relay.errors import UserError
+from relay.mail_reading import address_digest, body_text, envelope, from_address, message_id
 from relay.outbox import Notice, door
 from relay.route import is_automatic
 from relay.scrub import parse
@@ -66,18 +71,12 @@ from relay.store.records import ACTIVE, LEFT, PAUSED, Participant, PendingComman
 log = logging.getLogger("relay")
 
 CONFIRM_PREFIX = "confirm+"
-# The commands that change a participation or send what is held, and so may wait for a
-# confirmation; `erase` always does (it cannot be undone), however well the sender is known.
-CHANGES: dict[str, Action] = {
-    "pause": "pause",
-    "resume": "resume",
-    "stop": "stop",
-    "export": "export",
-    "erase": "erase",
-}
+# Every command but help may wait for a confirmation; `erase` always does (it cannot be
+# undone), however well the sender is known.
 ALWAYS_CONFIRMED: frozenset[Action] = frozenset({"erase"})
-# An export larger than this is not emailed: the library hands it over instead.
-EXPORT_MAIL_MAX_BYTES = 10 * 1024 * 1024
+# An export larger than this is not emailed: the library hands it over instead. Base64 makes
+# it about 1.37 times larger in the mail, which then still fits a common 10 MiB limit.
+EXPORT_MAIL_MAX_BYTES = 7_500_000
 PARTICIPANT, GUARDIAN = "participant", "guardian"
 
 
@@ -92,52 +91,14 @@ class Writer:
         return PARTICIPANT if participant.email == self.address else GUARDIAN
 
     def chosen(self, name: str) -> list[Participant]:
-        """The participants a command is for: all of them, or those a first name names."""
-        if len(self.participants) == 1:
-            return list(self.participants)
+        """The participants a command is for: all of them, or those a first name (or whole
+        name) names, which may be none: a name is never read as someone else's."""
         if not name:
             return list(self.participants)
         return [p for p in self.participants if name in (fold(p.name), fold(p.name).split()[0])]
 
 
 # --- reading the message -------------------------------------------------------------------
-
-
-def _from_address(message: EmailMessage) -> str:
-    try:
-        found = list(message["From"].addresses) if message["From"] else []
-    except (AttributeError, IndexError, ValueError):
-        return ""
-    if len(found) != 1:
-        return ""
-    try:
-        return normalize(str(found[0].addr_spec))
-    except ValueError:
-        return ""
-
-
-def _envelope(mail_from: str) -> str:
-    try:
-        return normalize(mail_from) if mail_from.strip("<> ") else ""
-    except ValueError:
-        return ""
-
-
-def _body_text(message: EmailMessage) -> str:
-    try:
-        part = message.get_body(("plain", "html"))
-        content = part.get_content() if part is not None else ""
-    except (LookupError, ValueError, AttributeError):
-        return ""
-    text = content if isinstance(content, str) else ""
-    if part is not None and part.get_content_type() == "text/html":
-        return html_to_text(text)
-    return text
-
-
-def _message_id(message: EmailMessage) -> str | None:
-    value = message.get("Message-ID")
-    return str(value).strip() or None if value else None
 
 
 def _writer(ctx: Context, address: str, *, guardians: bool) -> Writer | None:
@@ -163,15 +124,19 @@ def handle_command_mail(ctx: Context, item_id: str, raw: bytes, incoming: Incomi
     message = parse(raw)
     if is_automatic(message, incoming.mail_from):
         return False
-    address = _from_address(message)
-    asked = read_command(str(message.get("Subject", "") or ""), _body_text(message), _words(ctx))
+    address = from_address(message)
+    asked = read_command(str(message.get("Subject", "") or ""), body_text(message), _words(ctx))
     # Guardians are looked for only when a command word was written (see "Cost" above).
     writer = _writer(ctx, address, guardians=asked is not None) if address else None
     if writer is None:
         return False
+    if asked is not None and asked.name and not writer.chosen(asked.name):
+        # "Stop sending prompts", "Pause it please": the words after the command word name
+        # nobody this address speaks for, so this is a sentence, not a command.
+        asked = None
     vouched = not ctx.config.authentication.required or incoming.verdict.vouches_for(address)
-    forged = not vouched and _envelope(incoming.mail_from) != address
-    reply_to = _message_id(message)
+    forged = not vouched and envelope(incoming.mail_from) != address
+    reply_to = message_id(message)
     chosen = writer.chosen(asked.name if asked else "")
     if asked is None or asked.action == "help" or len(chosen) != 1:
         outcome = "help" if asked is None or asked.action == "help" else "which-one"
@@ -181,9 +146,18 @@ def handle_command_mail(ctx: Context, item_id: str, raw: bytes, incoming: Incomi
         return True
     (participant,) = chosen
     if vouched and asked.action not in ALWAYS_CONFIRMED:
-        done = _carry_out(ctx, item_id, asked.action, participant, writer.asked_by(participant))
-        _audit(ctx, item_id, asked, writer, chosen, done.outcome, vouched)
-        _answer_done(ctx, item_id, writer.address, participant, reply_to, asked.action, done)
+        asked_by = writer.asked_by(participant)
+        done = _carry_out(ctx, item_id, asked.action, participant, asked_by, writer.address)
+        _audit_and_answer(
+            ctx,
+            item_id,
+            writer.address,
+            participant,
+            reply_to,
+            asked.action,
+            done,
+            lambda outcome: _audit(ctx, item_id, asked, writer, chosen, outcome, vouched),
+        )
         return True
     _audit(ctx, item_id, asked, writer, chosen, "confirmation-asked", vouched)
     _ask_to_confirm(ctx, item_id, writer, asked.action, participant, reply_to)
@@ -269,17 +243,22 @@ class Done:
 
 
 def _carry_out(
-    ctx: Context, item_id: str, action: Action, participant: Participant, asked_by: str
+    ctx: Context,
+    item_id: str,
+    action: Action,
+    participant: Participant,
+    asked_by: str,
+    address: str,
 ) -> Done:
-    """Do what was asked, with the record as it is now."""
+    """Do what was asked, with the record as it is now; `address` asked (or confirmed)."""
     current = ctx.store.participant(participant.id) or participant
     if action == "export":
-        data = rights.export(ctx, current, via="email")
-        return (
-            Done("exported", data)
-            if len(data) <= EXPORT_MAIL_MAX_BYTES
-            else Done("export-too-large")
-        )
+        if ctx.spool.queued_or_sent(_export_name(ctx, current, address)):
+            return Done("export-already-sent")
+        # Audited as exported only once the answer carrying it is queued (`_answer_done`).
+        data = rights.export(ctx, current, via="email", handed=False)
+        too_large = len(data) > EXPORT_MAIL_MAX_BYTES
+        return Done("export-too-large") if too_large else Done("exported", data)
     if action == "erase":
         _erase(ctx, item_id, current, asked_by)
         return Done("erased")
@@ -365,7 +344,7 @@ def _ask_to_confirm(
         PendingCommand(
             token=token,
             action=action,
-            participants=(participant.id,),
+            participant=participant.id,
             address=writer.address,
             asked_by=writer.asked_by(participant),
             expires=time.time() + days * 86400,
@@ -396,33 +375,36 @@ def handle_confirmation(
     message = parse(raw)
     token = local.lower().removeprefix(CONFIRM_PREFIX)
     pending = ctx.store.pending_command(token)
-    senders = {_from_address(message), _envelope(incoming.mail_from)}
     reason = ""
     if is_automatic(message, incoming.mail_from):
         reason = "automatic"  # an out-of-office reply confirms nothing
     elif pending is None or pending.used or pending.expires < time.time():
         reason = "token-not-usable"
-    elif pending.address not in senders:
+    elif from_address(message) != pending.address:
+        # The From line the person's mail program wrote, as every other reply is read; an
+        # envelope sender alone is what anyone may set.
         reason = "other-sender"
     elif ctx.store.use_pending_command(token, now_iso()) is None:
         reason = "token-not-usable"
-    action = CHANGES.get(pending.action) if pending is not None else None
-    if reason or pending is None or action is None:
+    action = action_named(pending.action) if pending is not None else None
+    participant = ctx.store.participant(pending.participant) if pending is not None else None
+    if reason or pending is None or action is None or participant is None:
         reason = reason or "token-not-usable"
-        ctx.store.audit("command-not-confirmed", reason=reason, token=token[:8], spool=item_id)
+        # The audit names the token as the store does, by its hash: a copy of the log
+        # confirms nothing.
+        hashed = hashlib.sha256(token.encode()).hexdigest()[:8]
+        ctx.store.audit("command-not-confirmed", reason=reason, token=hashed, spool=item_id)
         log.info("command not confirmed reason=%s spool=%s", reason, item_id)
         return
-    for participant_id in pending.participants:
-        participant = ctx.store.participant(participant_id)
-        if participant is None:
-            continue
-        done = _carry_out(ctx, item_id, action, participant, pending.asked_by)
+    asked_by = pending.asked_by
+
+    def audit(outcome: str) -> None:
         ctx.store.audit(
             "command",
             action=action,
-            outcome=done.outcome,
+            outcome=outcome,
             participant=participant.id,
-            asked_by=pending.asked_by,
+            asked_by=asked_by,
             verified=False,
             confirmed=True,
             spool=item_id,
@@ -430,14 +412,36 @@ def handle_confirmation(
         log.info(
             "command confirmed action=%s outcome=%s participant=%s spool=%s",
             action,
-            done.outcome,
+            outcome,
             participant.id,
             item_id,
         )
-        _answer_done(ctx, item_id, pending.address, participant, _message_id(message), action, done)
+
+    done = _carry_out(ctx, item_id, action, participant, asked_by, pending.address)
+    reply_to = message_id(message)
+    _audit_and_answer(ctx, item_id, pending.address, participant, reply_to, action, done, audit)
 
 
 # --- answers -------------------------------------------------------------------------------
+
+
+def _audit_and_answer(
+    ctx: Context,
+    item_id: str,
+    address: str,
+    participant: Participant,
+    reply_to: str | None,
+    action: Action,
+    done: Done,
+    audit: Callable[[str], None],
+) -> None:
+    """Audit what a command did, then answer: the audit holds it before the writer reads
+    the answer. An export is the answer itself, so it is audited once that is queued."""
+    if done.export:
+        audit(_answer_done(ctx, item_id, address, participant, reply_to, action, done).outcome)
+        return
+    audit(done.outcome)
+    _answer_done(ctx, item_id, address, participant, reply_to, action, done)
 
 
 def _answer_done(
@@ -448,14 +452,15 @@ def _answer_done(
     reply_to: str | None,
     action: Action,
     done: Done,
-) -> None:
-    """What the command did, to the address that asked; an erasure is not answered."""
+) -> Done:
+    """What the command did, to the address that asked; an erasure is not answered. Returns
+    what was done in the end: an export the answer could not carry was not exported."""
     if done.outcome == "erased":
-        return
+        return done
     attachment = None
     if done.export:
         attachment = (f"{ctx.config.relay.domain}-{participant.name}-data.zip", done.export)
-    _answer(
+    sent = _answer(
         ctx,
         item_id,
         address,
@@ -466,6 +471,19 @@ def _answer_done(
         action=action,
         outcome=done.outcome,
     )
+    if not done.export:
+        return done
+    if not sent:
+        return Done("export-not-sent")
+    rights.export_handed_over(ctx, participant, via="email")
+    return Done("exported")
+
+
+def _export_name(ctx: Context, participant: Participant, address: str) -> str:
+    """The outbox name of an export by email: one a day to one address for one participant
+    (the outbox keeps the names of sent messages for two weeks)."""
+    day = datetime.now(UTC).date().isoformat()
+    return f"export-{participant.id}-{address_digest(ctx.secret, address)}-{day}"
 
 
 def _answer(
@@ -483,12 +501,12 @@ def _answer(
     """One answer to an enrolled or guardian address, in the participant's language; False
     when the address had its answers for the day (the command, if any, still acted)."""
     day = datetime.now(UTC).date()
-    who = _digest(ctx, address)
+    who = address_digest(ctx.secret, address)
     name = f"command-{item_id}-{who}-{participant.id}"  # fixed: a replay sends nothing twice
     if attachment is not None:
         # An export is the answer itself, so it is not held back by the day's limit; it goes
-        # at most once a day to one address for one participant.
-        name = f"export-{participant.id}-{who}-{day.isoformat()}"
+        # at most once a day to one address for one participant (`_carry_out` checks first).
+        name = _export_name(ctx, participant, address)
     library = ctx.config.library(participant.library)
     pals = [ctx.store.participant(i) for i in participant.pals]
 
@@ -547,8 +565,3 @@ def _with_zip(message: bytes, filename: str, data: bytes) -> bytes:
     assert isinstance(composed, EmailMessage)
     composed.add_attachment(data, maintype="application", subtype="zip", filename=filename)
     return composed.as_bytes()
-
-
-def _digest(ctx: Context, address: str) -> str:
-    """A name for an address in store keys and file names that does not reveal it."""
-    return hmac.new(ctx.secret, address.lower().encode(), hashlib.sha256).hexdigest()[:16]

@@ -51,6 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.spool",
             "relay.route",
             "relay.addresses",
+            "relay.mail_reading",
             "relay.authresults",
             "relay.authentication",
             "relay.decisions",

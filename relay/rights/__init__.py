@@ -10,5 +10,6 @@ tells both libraries' moderators. Both are written to the audit log with who ask
 
 from relay.rights.erase import Erased, erase, erasure_preview
 from relay.rights.export import export
+from relay.rights.export import handed_over as export_handed_over
 
-__all__ = ["Erased", "erase", "erasure_preview", "export"]
+__all__ = ["Erased", "erase", "erasure_preview", "export", "export_handed_over"]

@@ -46,8 +46,11 @@ EXPORT_KEPT = frozenset(
 REACHED = (DELIVERED, BOUNCED)
 
 
-def export(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> bytes:
-    """The zip of everything held about `participant`; the export is audited (`exported`)."""
+def export(
+    ctx: Context, participant: Participant, *, by: str = "", via: str = "cli", handed: bool = True
+) -> bytes:
+    """The zip of everything held about `participant`; the export is audited (`exported`)
+    unless not `handed` over yet: then the caller calls `handed_over` once it was."""
     letters = ctx.store.letters_of(participant.id)
     numbers = {"written": 0, "received": 0}
     listed: list[dict[str, Any]] = []
@@ -86,16 +89,16 @@ def export(ctx: Context, participant: Participant, *, by: str = "", via: str = "
             **files,
         }
     )
+    if handed:
+        handed_over(ctx, participant, by=by, via=via)
+    return data
+
+
+def handed_over(ctx: Context, participant: Participant, *, by: str = "", via: str) -> None:
+    """An export given to the person (or their library): audited (`exported`) and logged."""
     details = {"participant": participant.id, "library": participant.library, "via": via}
     ctx.store.audit("exported", **details, **({"by": by} if by else {}))
-    log.info(
-        "exported participant=%s library=%s letters=%d via=%s",
-        participant.id,
-        participant.library,
-        len(letters),
-        via,
-    )
-    return data
+    log.info("exported participant=%s library=%s via=%s", participant.id, participant.library, via)
 
 
 def _record(ctx: Context, participant: Participant) -> dict[str, Any]:

@@ -284,38 +284,43 @@ class Store:
     def record_told_writer_waiting(self, letter_id: int) -> None:
         self._put(f"told-waiting:{letter_id}", True)
 
-    # --- participants' commands by email (`command:<token>`, `command-answers:<who>:<day>`) ---
+    # --- participants' commands by email (`command:<sha256 of the token>`,
+    # `command-tokens:<participant>`, `command-answers:<who>:<day>`) ---------------------
 
     def record_pending_command(self, pending: PendingCommand) -> None:
+        """Keep a command waiting for its confirmation under the hash of its token: a copy of
+        the store confirms nothing."""
         value = {
             "action": pending.action,
-            "participants": list(pending.participants),
+            "participant": pending.participant,
             "address": pending.address,
             "asked_by": pending.asked_by,
             "expires": pending.expires,
             "used": pending.used,
         }
+        key = _command_key(pending.token)
+        listed = f"command-tokens:{pending.participant}"
         with self._writing():
-            self._set_key(f"command:{pending.token}", value)
-            # Each participant's tokens, so that erasing them finds their pending commands.
-            for participant_id in pending.participants:
-                tokens = self._key(f"command-tokens:{participant_id}")
-                known = [str(t) for t in tokens] if isinstance(tokens, list) else []
-                if pending.token not in known:
-                    self._set_key(f"command-tokens:{participant_id}", [*known, pending.token])
+            self._set_key(key, value)
+            # Each participant's commands, so that erasing them finds these keys.
+            known = self._key(listed)
+            keys = [str(k) for k in known] if isinstance(known, list) else []
+            if key not in keys:
+                self._set_key(listed, [*keys, key])
 
     def pending_command(self, token: str) -> PendingCommand | None:
-        return _pending_command(token, self._key(f"command:{token}"))
+        return _pending_command(token, self._key(_command_key(token)))
 
     def use_pending_command(self, token: str, at: str) -> PendingCommand | None:
         """Mark a pending command carried out; None, and nothing written, when the token is
         unknown or was used already (two replies racing carry it out once)."""
+        key = _command_key(token)
         with self._writing():
-            value = self._key(f"command:{token}")
+            value = self._key(key)
             pending = _pending_command(token, value)
             if pending is None or pending.used:
                 return None
-            self._set_key(f"command:{token}", value | {"used": True, "used_at": at})
+            self._set_key(key, value | {"used": True, "used_at": at})
             return replace(pending, used=True, used_at=at)
 
     def command_answers(self, who: str, day: date) -> int:
@@ -591,22 +596,13 @@ class Store:
 
     def forget_pending_commands(self, participant_id: str) -> None:
         """Remove the emailed commands waiting for a participant's confirmation (they name
-        the address asked), as recorded by `record_pending_command`; one that was also for
-        a sibling stays for the sibling alone."""
+        the address asked), as recorded by `record_pending_command`."""
+        listed = f"command-tokens:{participant_id}"
         with self._writing():
-            tokens = self._key(f"command-tokens:{participant_id}")
-            for token in tokens if isinstance(tokens, list) else ():
-                value = self._key(f"command:{token}")
-                others = [
-                    str(p)
-                    for p in (value.get("participants", []) if isinstance(value, dict) else [])
-                    if p != participant_id
-                ]
-                if isinstance(value, dict) and others:
-                    self._set_key(f"command:{token}", value | {"participants": others})
-                else:
-                    self._remove_key(f"command:{token}")
-            self._remove_key(f"command-tokens:{participant_id}")
+            keys = self._key(listed)
+            for key in keys if isinstance(keys, list) else ():
+                self._remove_key(str(key))
+            self._remove_key(listed)
 
     def forget_letter_keys(self, letter: Letter, moderators: Iterable[str]) -> None:
         """Remove the keys naming a letter's spool item, its Message-ID and its notices'
@@ -961,13 +957,17 @@ def _consent_request(value: object) -> ConsentRequest | None:
     )
 
 
+def _command_key(token: str) -> str:
+    return "command:" + hashlib.sha256(token.encode()).hexdigest()
+
+
 def _pending_command(token: str, value: object) -> PendingCommand | None:
     if not isinstance(value, dict):
         return None
     return PendingCommand(
         token=token,
         action=str(value.get("action", "")),
-        participants=tuple(str(p) for p in value.get("participants", [])),
+        participant=str(value.get("participant", "")),
         address=str(value.get("address", "")),
         asked_by=str(value.get("asked_by", "")),
         expires=float(value.get("expires", 0)),

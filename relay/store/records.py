@@ -325,7 +325,7 @@ class PendingCommand:
 
     token: str
     action: str  # "pause", "resume", "stop", "export" or "erase" (relay.commands.ACTIONS)
-    participants: tuple[str, ...]
+    participant: str
     address: str  # the enrolled address the request went to, which alone may confirm
     asked_by: str
     expires: float  # seconds since the epoch

@@ -85,6 +85,18 @@ def test_the_from_line_must_be_the_address_itself() -> None:
     assert not _vouches([header], "")
 
 
+def test_an_internationalized_domain_vouches_in_either_form() -> None:
+    """Stored normalized (Unicode); a mail program and the results may write it in ASCII."""
+    stored = "ana@bücher.example"
+    for header in ("mx; dmarc=pass header.from=xn--bcher-kva.example",
+                   "mx; dmarc=pass header.from=bücher.example",
+                   "mx; spf=pass smtp.mailfrom=ana@xn--bcher-kva.example"):  # fmt: skip
+        assert vouches(parse(header), "ANA@XN--BCHER-KVA.example", stored), header
+        assert vouches(parse(header), stored, stored), header
+    assert not vouches(parse("mx; dmarc=pass header.from=xn--bcher-kva.example"),
+                       "ana@xn--bcher-kva.example", "ana@bucher.example")  # fmt: skip
+
+
 def test_topmost_trusted_counts_the_others() -> None:
     found, others = topmost_trusted(
         [

@@ -7,21 +7,25 @@ import json
 import time
 from datetime import date
 from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 
 import pytest
 
 from relay import cli, guardians, outcomes, participants, replies, rights
 from relay import config as config_module
-from relay.authresults import Verdict
+from relay.addresses import normalize
+from relay.authresults import UNCHECKED, Verdict
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
 from relay.context import open_context
 from relay.errors import UserError
+from relay.mail_reading import from_address
 from relay.outbox import GuardianCopy, LetterCopy, door, worker
 from relay.route import Refusal, check_token, own_address
-from relay.store.records import ConsentRequest, Letter, Step
+from relay.store.records import ConsentRequest, Letter, Step, address_digest
 from relay.wording import Templates
-from tests.conftest import MAYA, MODERATOR_A, TOMAS, config_text
+from tests.conftest import DOMAIN, MAYA, MODERATOR_A, TOMAS, config_text
 
 WORDS = Templates().consent_words()
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -282,3 +286,28 @@ def test_a_withdrawal_holds_an_approved_letter_whose_copies_have_not_gone(
     (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "held-again"]
     assert (entry["letter"], entry["not_sent"]) == (7, "writer-no-consent")
     assert not any(ctx.spool.queued_or_sent(item) for item in copies)
+
+
+def test_a_guardian_at_an_internationalized_domain_answers_by_reply(tmp_path: Path) -> None:
+    """Their address was stored normalized (Unicode domain); their mail program may write it
+    in ASCII (punycode) and in capitals: it is the same address."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data", authentication="required = false"))
+    ctx = open_context(config_module.load(path))
+    enrolled = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    guardian = normalize("Ana@Bücher.example")
+    _, child = ctx.store.update_participant(
+        enrolled.id, lambda p: p.but(guardian=guardian, consent="pending")
+    )
+    assert child.guardian == "ana@bücher.example"
+    request = ConsentRequest(child.id, time.time() + 3600, guardian=address_digest(guardian))
+    ctx.store.record_consent_request(TOKEN, request)
+    reply = EmailMessage(policy=SMTP)
+    reply["From"] = "Ana <ANA@XN--BCHER-KVA.example>"
+    reply["Subject"] = "Re: consent"
+    reply.set_content("Yes\n")
+    assert from_address(reply) == "ana@bücher.example"
+    rcpt = f"consent+{TOKEN}@{DOMAIN}"
+    guardians.handle_reply(ctx, reply.as_bytes(), "ana@xn--bcher-kva.example", rcpt, UNCHECKED)
+    answered = ctx.store.participant(child.id)
+    assert answered is not None and answered.consent == "given"
