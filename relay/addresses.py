@@ -44,6 +44,19 @@ def normalize(address: str) -> str:
         raise ValueError(str(error)) from None
 
 
+def on_the_wire(address: str) -> str:
+    """An address as a header or an SMTP command carries it: an internationalized domain in
+    its ASCII (IDNA) form ("ana@bücher.example" -> "ana@xn--bcher-kva.example"). Unchanged
+    when it is ASCII, or when its local part is not (only SMTPUTF8 carries that)."""
+    if address.isascii():
+        return address
+    local, _, domain = address.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def split(address: str) -> tuple[str, str]:
     local, _, domain = address.strip().strip("<>").rpartition("@")
     return local.lower(), domain.lower()

@@ -28,6 +28,7 @@ from typing import cast
 
 import nh3
 
+from relay.addresses import on_the_wire
 from relay.scrub import ScrubbedLetter
 from relay.wording import Templates
 
@@ -191,8 +192,9 @@ _WIRE = compat32.clone(linesep="\r\n")
 
 
 def address_header(address: Address) -> str:
-    """`Name <addr>`, the name RFC 2047 encoded when it is not ASCII."""
-    return formataddr((address.display_name, address.addr_spec), "utf-8")
+    """`Name <addr>`, the name RFC 2047 encoded when it is not ASCII, an internationalized
+    domain in its ASCII form."""
+    return formataddr((address.display_name, on_the_wire(address.addr_spec)), "utf-8")
 
 
 def text_header(text: str) -> str:

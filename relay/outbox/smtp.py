@@ -16,7 +16,7 @@ import contextlib
 
 import aiosmtplib
 
-from relay.addresses import without_addresses
+from relay.addresses import on_the_wire, without_addresses
 from relay.config import DeliverySettings
 from relay.errors import DeliveryError, DeliveryTimeout
 
@@ -80,7 +80,7 @@ class SmtpTransport:
         healthy = False
         try:
             client = await (self._connect() if fresh else self._client())
-            await client.sendmail(envelope_from, recipients, message)
+            await client.sendmail(envelope_from, [on_the_wire(r) for r in recipients], message)
             healthy = True
         except aiosmtplib.SMTPServerDisconnected:
             if not fresh:

@@ -3,6 +3,7 @@ note in every language staff read, and what a consent link does in turn."""
 
 from __future__ import annotations
 
+import email
 import json
 import time
 from datetime import date
@@ -311,3 +312,19 @@ def test_a_guardian_at_an_internationalized_domain_answers_by_reply(tmp_path: Pa
     guardians.handle_reply(ctx, reply.as_bytes(), "ana@xn--bcher-kva.example", rcpt, UNCHECKED)
     answered = ctx.store.participant(child.id)
     assert answered is not None and answered.consent == "given"
+
+
+def test_a_guardian_at_an_internationalized_domain_is_sent_the_request(tmp_path: Path) -> None:
+    """The header and the SMTP command carry the domain in its ASCII form; enrolling does not
+    fail on it."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    young = participants.Details(birth_year=date.today().year - 9)
+    child = participants.enroll(
+        ctx, "riverside", "Maya", MAYA, guardian="Ana@Bücher.example", details=young
+    )
+    assert child.consent == "pending"
+    (item,) = [i for i in ctx.spool.outbox() if i.id.startswith("consent-request-")]
+    request = email.message_from_bytes(ctx.spool.message("outbox", item.id))
+    assert request["To"] == "ana@xn--bcher-kva.example"
