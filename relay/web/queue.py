@@ -75,7 +75,13 @@ async def _attempt(
     except letters.PalAway as away:  # in the moderator's words: who keeps it, and why
         not_sent = f"{away.role}-{away.why}"
         return dash.page(
-            request, "problem", status=409, problem="not_done", detail="", not_sent=not_sent
+            request,
+            "problem",
+            status=409,
+            problem="not_done",
+            detail="",
+            not_sent=not_sent,
+            away_name=away.away.name,
         )
     except (letters.Changed, InvalidField) as error:
         return dash.page(request, "problem", status=409, problem="not_done", detail=str(error))

@@ -83,7 +83,9 @@ def test_remove_a_picture_redact_and_approve_and_preview_an_edit(
     page.goto(dashboard.url + "/queue")
     page.click("#letter-3 button.approve")
     expect(page.locator("h1")).to_have_text("Not done")
-    expect(page.locator(".detail")).to_contain_text("the pal, Tomás, is paused; it stays held")
+    expect(page.locator(".detail")).to_contain_text(
+        "not sent: the pal is paused. It stays held: approve it again once Tomás can write"
+    )
 
     letters = wait_for(both, what="both letters delivered")
     cats, dog = letters["Cats"], letters["Dog"]
