@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,10 +12,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# What a build leaves or reads beside the sources, and environments: not copied.
+NOT_SOURCES = shutil.ignore_patterns(
+    ".git", ".venv*", "build", "dist", "*.egg-info", "var", "test-output", "__pycache__",
+    ".*_cache", ".hypothesis",
+)  # fmt: skip
+
+
 def _wheel(folder: Path) -> Path:
+    """The wheel of a copy of this checkout's sources. Built from a copy: a build in the
+    checkout rewrites its penpal_relay.egg-info, which the tests running beside this one
+    read the package's version from, and a stale build/ or SOURCES.txt there could slip
+    files into the wheel."""
+    sources = folder / "sources"
+    shutil.copytree(ROOT, sources, ignore=NOT_SOURCES)
     command = ["pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder)]
     subprocess.run(
-        [sys.executable, "-m", *command, str(ROOT)], check=True, capture_output=True, timeout=300
+        [sys.executable, "-m", *command, str(sources)],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = folder.glob("penpal_relay-*.whl")
     return wheel
