@@ -41,7 +41,8 @@ def _participant(ctx: Context, participant_id: str) -> Participant:
     return participant
 
 
-def _party(ctx: Context, participant: Participant) -> compose.Party:
+def party(ctx: Context, participant: Participant) -> compose.Party:
+    """A side of a letter as delivery composes it: name, library, masked and real address."""
     library = ctx.config.library(participant.library)
     return compose.Party(
         name=participant.name,
@@ -97,7 +98,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     def build(reader: compose.Party, message_id: str, copy_for: str | None) -> CheckedMessage:
         message = compose.compose_letter(
             clean,
-            sender=_party(ctx, sender),
+            sender=party(ctx, sender),
             recipient=reader,
             program_name=ctx.config.relay.program_name,
             message_id=message_id,
@@ -112,7 +113,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
             message, guard.for_reader(private, reader.email), what=f"letter {letter.id}"
         )
 
-    pal = _party(ctx, recipient)
+    pal = party(ctx, recipient)
     bounce = verp.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain, decided.date())
     entries: list[Outgoing] = [
         (
@@ -124,7 +125,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     ]
     for child in (sender, recipient):
         if child.guardian and child.guardian_copies:
-            reader = replace(_party(ctx, child), name="", email=child.guardian)
+            reader = replace(party(ctx, child), name="", email=child.guardian)
             copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
             entries.append(
                 (

@@ -24,12 +24,13 @@ import io
 import json
 import logging
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from relay import compose, guard
 from relay.context import Context
-from relay.letters import versions
+from relay.letters import delivering, versions
 from relay.store.records import BOUNCED, DELIVERED, Letter, Participant
 
 log = logging.getLogger("relay")
@@ -133,14 +134,7 @@ def _listing(letter: Letter, direction: str, name: str | None, *, shown: bool) -
 
 def _party(ctx: Context, participant: Participant) -> compose.Party:
     """A side of the letter as the export shows it: its masked address in place of the real."""
-    library = ctx.config.library(participant.library)
-    return compose.Party(
-        name=participant.name,
-        library_name=library.name if library else participant.library,
-        masked=participant.masked,
-        email=participant.masked,
-        language=participant.language,
-    )
+    return replace(delivering.party(ctx, participant), email=participant.masked)
 
 
 def _letter_file(ctx: Context, letter: Letter, person: Participant) -> bytes | None:
