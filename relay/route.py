@@ -110,26 +110,10 @@ def check_token(
     a command's confirmation or a consent request that exists, is unused and unexpired; an
     unsubscribe address with a good signature. All refusals say the same (`UNKNOWN_ADDRESS`),
     so a sender learns nothing from trying."""
-    if own.kind == "consent":
-        request = consent_request(own.local.removeprefix("consent+"))
-        if request is None:
-            return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
-        if not request.usable(now):
-            return Refusal(
-                replies.UNKNOWN_ADDRESS, "used-token" if request.used else "expired-token"
-            )
-        return own
-    if own.kind == "confirm":
-        command = pending(own.local.removeprefix("confirm+"))
-        if command is None:
-            return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
-        if command.used:
-            return Refusal(replies.UNKNOWN_ADDRESS, "used-token")
-        if command.expires < now:
-            return Refusal(replies.UNKNOWN_ADDRESS, "expired-token")
-        return own
-    if own.kind == "moderation":
-        found = grant(own.local.removeprefix("moderate+"))
+    lookups: dict[str, Callable[[str], ConsentRequest | PendingCommand | ModerationGrant | None]]
+    lookups = {"consent": consent_request, "confirm": pending, "moderation": grant}
+    if own.kind in lookups:
+        found = lookups[own.kind](own.local.partition("+")[2])
         if found is None:
             return Refusal(replies.UNKNOWN_ADDRESS, "unknown-token")
         if found.used:
