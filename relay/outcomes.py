@@ -3,8 +3,8 @@
 The outbox worker knows nothing of letters or prompts; it reports what became of each
 entry, and this module passes it on: a letter's copy delivered or failed for good goes to
 the letter's lifecycle (`relay.letters`), a prompt delivered is marked sent in the month's
-journal, and a letter's copy whose writer or pal lost a guardian's consent since the
-approval is held back (the letter held again). The worker calls `delivered` under the
+journal, and a letter's copy whose writer or pal lost a guardian's consent, was paused or
+left since the approval is held back (the letter held again). The worker calls `delivered` under the
 store's write lock before it removes the entries, so none of this is lost or repeated by a
 crash.
 """
@@ -43,9 +43,9 @@ def wanted(ctx: Context, entry: OutboxEntry) -> bool:
 
 
 def held_back(ctx: Context, entry: OutboxEntry) -> bool:
-    """A copy of a letter that is held (again): its writer or pal lost a guardian's consent
-    after the approval (`letters.hold_again`). The worker drops it unsent, and forgets its
-    name, so that approving the letter again queues it afresh."""
+    """A copy of a letter that is held (again): its writer or pal lost a guardian's consent,
+    was paused or left after the approval (`letters.hold_again`). The worker drops it
+    unsent, and forgets its name, so that approving the letter again queues it afresh."""
     if not isinstance(entry.purpose, LetterCopy | GuardianCopy):
         return False
     letter = ctx.store.letter(entry.purpose.letter)

@@ -27,7 +27,7 @@ from relay.outbox import GuardianCopy, LetterCopy, OutboxEntry, door
 from relay.scrub import ScrubbedLetter
 from relay.scrub.leakguard import CheckedMessage
 from relay.store import now_iso
-from relay.store.records import HELD, Letter, Participant
+from relay.store.records import ACTIVE, HELD, Letter, Participant
 
 log = logging.getLogger("relay")
 
@@ -181,20 +181,22 @@ def copy_ids(ctx: Context, letter: Letter) -> list[str]:
 
 def hold_again(ctx: Context, letter: Letter) -> bool:
     """An approved letter whose writer or pal may not correspond any more (a guardian
-    withdrew consent, or a new guardian has not consented yet) goes back to held, with the
-    no-consent note staff know, before any of its copies is handed to the transport: the
-    outbox drops them unsent, and approving it again (once consent is given) queues them
-    afresh. True when the letter is held (now or already)."""
+    withdrew consent, or a new guardian has not consented yet: with the no-consent note
+    staff know) or is no longer active (paused or left, by email or by staff) goes back to
+    held before any of its copies is handed to the transport: the outbox drops them unsent,
+    and approving it again (once consent is given, or they are resumed) queues them afresh.
+    True when the letter is held (now or already)."""
     waiting = [
-        role
+        (role, why)
         for role, participant_id in (("writer", letter.sender), ("pal", letter.recipient))
-        if (who := ctx.store.participant(participant_id)) is not None and not who.may_correspond
+        if (who := ctx.store.participant(participant_id)) is not None
+        and (why := _kept_because(who))
     ]
     if not waiting:
         return letter.status == HELD
 
     def noted(current: Letter) -> Letter:
-        notes = [NO_CONSENT_NOTES[role] for role in waiting]
+        notes = [NO_CONSENT_NOTES[role] for role, why in waiting if why == "no-consent"]
         return current.but(notes=(*current.notes, *(n for n in notes if n not in current.notes)))
 
     try:
@@ -202,12 +204,19 @@ def hold_again(ctx: Context, letter: Letter) -> bool:
             ctx,
             letter.id,
             "held-again",
-            details={"not_sent": f"{waiting[0]}-no-consent"},
+            details={"not_sent": "-".join(waiting[0])},
             change=noted,
         )
     except lifecycle.NotNow as moved:
         return moved.letter.status == HELD
     return True
+
+
+def _kept_because(who: Participant) -> str:
+    """Why no letter may go to or from them now ("no-consent", "paused", "left"), or ""."""
+    if not who.may_correspond:
+        return "no-consent"
+    return "" if who.status == ACTIVE else who.status
 
 
 # --- outcomes ------------------------------------------------------------------------------

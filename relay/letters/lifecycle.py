@@ -8,8 +8,9 @@ applies an event.
      │ └─file-removed
      └──rejected──► rejected
 
-"held-again": a guardian's consent went (withdrawn, or a new guardian not asked yet) before
-the approved letter was handed to the transport (`delivering.hold_again`).
+"held-again": a guardian's consent went (withdrawn, or a new guardian not asked yet), or the
+writer or pal was paused or left, before the approved letter was handed to the transport
+(`delivering.hold_again`).
 
 Nothing else in the relay assigns a letter's status. `apply` checks the event is allowed in
 the letter's current state, appends a history step, writes the record and, under the same

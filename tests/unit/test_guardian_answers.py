@@ -328,3 +328,53 @@ def test_a_guardian_at_an_internationalized_domain_is_sent_the_request(tmp_path:
     (item,) = [i for i in ctx.spool.outbox() if i.id.startswith("consent-request-")]
     request = email.message_from_bytes(ctx.spool.message("outbox", item.id))
     assert request["To"] == "ana@xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("change", ["paused", "left"])
+def test_an_approved_letter_is_held_again_when_its_pal_stops(tmp_path: Path, change: str) -> None:
+    """Tomás writes `pause` or `stop` (or staff pause him, or mark him left) after a
+    moderator approved Maya's letter to him, before the outbox handed it on: the letter is
+    held again, its copy dropped unsent, and the timeline says why (no consent note)."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    maya = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
+    approved = Letter(
+        id=8,
+        spool_id="18ecc8b7915e35e9-cbc42ea9",
+        sender=maya.id,
+        recipient=tomas.id,
+        sender_masked=maya.masked,
+        recipient_masked=tomas.masked,
+        sender_library="riverside",
+        recipient_library="valparaiso",
+        subject="My cat",
+        received_at="2026-01-05T10:00:00+00:00",
+        status="approved",
+        history=(
+            Step("2026-01-05T10:00:00+00:00", "held"),
+            Step("2026-01-05T11:00:00", "approved"),
+        ),
+    )
+    ctx.store.save_letter(approved)
+    message = door.program_message(ctx, Address("", addr_spec=TOMAS), "Letter", "Hello")
+    door.queue(ctx, "letter-8", message, LetterCopy(8), to=TOMAS)
+    relay_outcomes = outcomes.for_relay(lambda: ctx)
+
+    def ready_copies() -> list[str]:
+        due = worker.ready(ctx, relay_outcomes, time.time())
+        return [entry.id for entry in due if entry.id.startswith("letter-")]
+
+    assert ready_copies() == ["letter-8"]
+    if change == "paused":
+        participants.pause(ctx, tomas, via="email", reason="asked")
+    else:
+        participants.leave(ctx, tomas, via="email")
+    assert ready_copies() == []
+    held = ctx.store.letter(8)
+    assert held is not None and held.status == "held" and held.notes == ()
+    assert held.history[-1].event == "held-again"
+    (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "held-again"]
+    assert (entry["letter"], entry["not_sent"]) == (8, f"pal-{change}")
+    assert not ctx.spool.queued_or_sent("letter-8")
