@@ -376,13 +376,14 @@ def cmd_participants_guardian(args: argparse.Namespace) -> int:
 
 
 def _asking(ctx: Context, participant: Participant, by: str | None, *, erasing: bool) -> str:
-    """`--by`: a staff member of the participant's library (a coordinator, to erase)."""
+    """`--by` (required): a staff member of the participant's library (a coordinator, to
+    erase), named in the audit log and, for an erasure, in the moderators' notice."""
+    role = "a coordinator" if erasing else "staff"
     if not by:
-        return ""
+        raise InvalidField("by", f"say who asks for this ({role} of {participant.library})")
     library = ctx.config.library(participant.library)
     member = library.staff_member(by) if library else None
     if member is None or (erasing and not member.is_coordinator):
-        role = "a coordinator" if erasing else "staff"
         raise InvalidField("by", f"{by} is not {role} of {participant.library} in the config")
     return member.email
 
@@ -392,10 +393,16 @@ def cmd_participants_export(args: argparse.Namespace) -> int:
     participant = participants.find(ctx, args.participant)
     by = _asking(ctx, participant, args.by, erasing=False)
     output = Path(args.output or f"{participant.id}-data.zip")
+    if output.is_dir():
+        raise InvalidField("output", f"{output} is a folder; give a file name ending in .zip")
     if not output.parent.is_dir():
         raise InvalidField("output", f"no folder {output.parent}")
-    data = rights.export(ctx, participant, by=by)
-    write_atomic(output, data)
+    data = rights.export(ctx, participant, by=by, handed=False)
+    try:
+        write_atomic(output, data)
+    except OSError as error:
+        raise InvalidField("output", f"cannot write {output}: {error.strerror}") from None
+    rights.export_handed_over(ctx, participant, by=by, via="cli")
     print(f"wrote {output}: everything held about {participant.id} ({participant.masked})")
     return 0
 
@@ -968,7 +975,7 @@ def parser() -> argparse.ArgumentParser:
     )
     exporting.add_argument("participant", help=REFERENCE)
     exporting.add_argument("--output", metavar="FILE.zip", help="default: <id>-data.zip here")
-    exporting.add_argument("--by", help="your staff email, for the audit log")
+    exporting.add_argument("--by", help="your staff email, for the audit log (required)")
     erasing = command(
         people_sub,
         "erase",
@@ -977,7 +984,9 @@ def parser() -> argparse.ArgumentParser:
     )
     erasing.add_argument("participant", help=REFERENCE)
     erasing.add_argument("--yes", action="store_true", help="do not ask to confirm")
-    erasing.add_argument("--by", help="your staff email (a coordinator), for the audit log")
+    erasing.add_argument(
+        "--by", help="your staff email (a coordinator), for the audit log (required)"
+    )
     consenting = command(
         people_sub,
         "consent",

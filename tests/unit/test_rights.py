@@ -186,7 +186,7 @@ def test_erase_asks_first_and_mistakes_get_one_line(
     run = ["--config", str(path), "participants"]
 
     monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
-    assert cli.main([*run, "erase", maya.id]) == 1
+    assert cli.main([*run, "erase", maya.id, "--by", MODERATOR_A]) == 1
     out, err = capsys.readouterr()
     assert "Erase p1 (Maya" in out and "cannot be undone" in out
     assert err == "penpal-relay: nothing erased (answer yes, or pass --yes)\n"
@@ -198,16 +198,29 @@ def test_erase_asks_first_and_mistakes_get_one_line(
     )
     assert cli.main([*run, "export", maya.id, "--by", MODERATOR_B]) == 1
     assert "--by: " in capsys.readouterr().err
-    assert cli.main([*run, "export", "p99"]) == 1
+    # Who asked is named in the audit log (and an erasure's notice to moderators).
+    for asking, role, more in (("export", "staff", []), ("erase", "a coordinator", ["--yes"])):
+        assert cli.main([*run, asking, maya.id, *more]) == 1
+        assert capsys.readouterr().err == (
+            f"penpal-relay: --by: say who asks for this ({role} of riverside)\n"
+        )
+    by = ["--by", MODERATOR_A]
+    assert cli.main([*run, "export", "p99", *by]) == 1
     assert capsys.readouterr().err.count("\n") == 1
-    assert cli.main([*run, "export", maya.id, "--output", "/nonexistent/x.zip"]) == 1
+    assert cli.main([*run, "export", maya.id, *by, "--output", "/nonexistent/x.zip"]) == 1
     assert capsys.readouterr().err == "penpal-relay: --output: no folder /nonexistent\n"
+    folder = path.parent  # a folder, not a file: nothing written, nothing audited
+    assert cli.main([*run, "export", maya.id, *by, "--output", str(folder)]) == 1
+    assert capsys.readouterr().err == (
+        f"penpal-relay: --output: {folder} is a folder; give a file name ending in .zip\n"
+    )
+    assert not [e for e in ctx.store.audit_log() if e["event"] == "exported"]
 
     monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
-    assert cli.main([*run, "erase", maya.masked]) == 0
+    assert cli.main([*run, "erase", maya.masked, *by]) == 0
     assert "erased p1: 0 letters" in capsys.readouterr().out
     assert ctx.store.participants() == []
-    assert cli.main([*run, "erase", maya.id, "--yes"]) == 1
+    assert cli.main([*run, "erase", maya.id, "--yes", *by]) == 1
     assert capsys.readouterr().err.startswith("penpal-relay: p1: no participant")
 
 
