@@ -182,6 +182,23 @@ def _retention_forecast(ctx: Context, now: datetime) -> list[str]:
     if leaving.next_day:
         goes = _n(leaving.next_count, "participant who left is", "participants who left are")
         lines.append(f"{goes} erased on {leaving.next_day.isoformat()}")
+    awaited = found.forecast_unconsented
+    if settings.no_consent_months:
+        waited = _n(settings.no_consent_months, "month", "months")
+        lines.append(
+            f"{_n(awaited.due, 'participant', 'participants')} whose guardian has not consented "
+            f"in {waited} will be erased at the next purge ({when})"
+        )
+        if awaited.next_day:
+            goes = _n(awaited.next_count, "participant is", "participants are")
+            lines.append(
+                f"{goes} erased on {awaited.next_day.isoformat()} unless a guardian consents"
+            )
+    else:
+        lines.append(
+            "participants whose guardian has not consented are kept until staff erase them "
+            "(no_consent_months = 0)"
+        )
     if tokens.next_expiry is not None:
         expires = datetime.fromtimestamp(tokens.next_expiry, UTC).date().isoformat()
         lines.append(f"the next reply or sign-in link expires on {expires}")
@@ -747,6 +764,7 @@ PURGED_WORDS = (
     ("failed", "refused message", "refused messages"),
     ("set_aside", "set-aside message", "set-aside messages"),
     ("participants", "participant who left erased", "participants who left erased"),
+    ("unconsented", "participant without consent erased", "participants without consent erased"),
     ("grants", "expired reply link", "expired reply links"),
     ("commands", "unconfirmed emailed command", "unconfirmed emailed commands"),
     ("consent_requests", "expired consent link", "expired consent links"),

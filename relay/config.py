@@ -345,12 +345,16 @@ class RetentionSettings:
     after its final state, leaving a record of its number, libraries, status and dates;
     messages set aside after failing processing go that long after they arrived.
     `left_months`: a participant who left the program is erased this many months after
-    (0: kept until staff erase them).
+    (0: kept until staff erase them). `no_consent_months`: a participant whose guardian's
+    consent is still awaited (declined or never answered) this many months after their
+    enrolment or the last request to their guardian is erased (0: kept until staff erase
+    them).
     """
 
     originals_days: int = 7
     letters_months: int = 12
     left_months: int = 12
+    no_consent_months: int = 3
 
 
 @dataclass(frozen=True)
@@ -1069,8 +1073,14 @@ def _retention(root: _Section) -> RetentionSettings:
     if left is None or not 0 <= left <= 120:
         s.problem("left_months", "must be a whole number of months from 0 to 120")
         left = 12
+    waiting = s.get("no_consent_months", int, 3)
+    if waiting is None or not 0 <= waiting <= 120:
+        s.problem("no_consent_months", "must be a whole number of months from 0 to 120")
+        waiting = 3
     s.finish()
-    return RetentionSettings(originals_days=days, letters_months=months, left_months=left)
+    return RetentionSettings(
+        originals_days=days, letters_months=months, left_months=left, no_consent_months=waiting
+    )
 
 
 def _web(root: _Section) -> WebSettings:

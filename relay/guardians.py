@@ -132,6 +132,7 @@ def _request_values(ctx: Context, participant: Participant, token: str) -> dict[
         "days": REQUEST_DAYS,
         "copies": participant.guardian_copies,
         "letters_months": config.retention.letters_months,
+        "no_consent_months": config.retention.no_consent_months,
         "privacy_url": config.privacy_url(participant.language),
     }
 

@@ -256,6 +256,7 @@ def privacy_values(ctx: Context, language: str) -> dict[str, Any]:
         "originals_days": config.retention.originals_days,
         "letters_months": config.retention.letters_months,
         "left_months": config.retention.left_months,
+        "no_consent_months": config.retention.no_consent_months,
         "help_address": f"help@{domain}",
         "program_address": config.program_address,
         "example_address": f"quiet-heron-2841@{domain}",

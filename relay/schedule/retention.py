@@ -17,6 +17,9 @@ Once a day (the first scheduled run of each day in UTC, so also when `serve` sta
   received: the coordinators were told) `letters_months` after they arrived;
 - participants who left the program `left_months` ago (0: never), erased as staff would
   (`relay.rights.erase`, via "retention": one `erased` audit entry with ids only);
+- participants whose guardian's consent is still awaited ("pending": declined or never
+  answered) `no_consent_months` after their enrolment or the last request to their
+  guardian (the audit log's `consent-requested`; 0: never), erased the same way;
 - once expired: moderators' reply tokens, participants' emailed commands waiting for
   confirmation, guardians' consent requests and staff sign-in links; daily counters after
   two days.
@@ -95,9 +98,11 @@ class Plan:
     letters: tuple[Letter, ...]  # final for `letters_months`, as they are now
     set_aside: tuple[str, ...]
     participants: tuple[str, ...]  # left `left_months` ago: erased
+    unconsented: tuple[str, ...]  # consent awaited for `no_consent_months`: erased
     forecast_originals: Upcoming
     forecast_letters: Upcoming
     forecast_participants: Upcoming
+    forecast_unconsented: Upcoming
     tokens: Expired
     audit_entries: int
 
@@ -154,6 +159,7 @@ def plan(ctx: Context, now: datetime) -> Plan:
     set_aside_before = months_before(now, settings.letters_months).timestamp()
     set_aside = [i for i, at in ctx.spool.set_aside_entries() if at <= set_aside_before]
     leaving = _leaving(ctx, now)
+    unconsented = {i: moment for i, moment in _unconsented(ctx, now).items() if i not in leaving}
     counters_before = now.date() - timedelta(days=COUNTERS_KEPT_DAYS)
     audit_before = months_before(now, settings.letters_months).strftime("%Y-%m")
     return Plan(
@@ -163,9 +169,11 @@ def plan(ctx: Context, now: datetime) -> Plan:
         letters=tuple(letters[i] for i in sorted(reduced)),
         set_aside=tuple(set_aside),
         participants=tuple(sorted(i for i, moment in leaving.items() if moment <= now)),
+        unconsented=tuple(sorted(i for i, moment in unconsented.items() if moment <= now)),
         forecast_originals=_upcoming(originals.values(), now),
         forecast_letters=_upcoming(letters_due.values(), now),
         forecast_participants=_upcoming(leaving.values(), now),
+        forecast_unconsented=_upcoming(unconsented.values(), now),
         tokens=ctx.store.forget_expired(now.timestamp(), counters_before, dry_run=True),
         audit_entries=ctx.store.reduce_audit(audit_before, dry_run=True),
     )
@@ -201,6 +209,24 @@ def _leaving(ctx: Context, now: datetime) -> dict[str, datetime]:
     return {p.id: months_after(left, months) for p, left in _departed(ctx, now)}
 
 
+def _unconsented(ctx: Context, now: datetime) -> dict[str, datetime]:
+    """When retention erases each participant whose guardian's consent is awaited:
+    `no_consent_months` after the latest of their enrolment and the requests to their
+    guardian (a request, or consent becoming awaited, is in the audit log); none when 0."""
+    months = ctx.config.retention.no_consent_months
+    waiting = {p.id: p for p in ctx.store.participants() if p.consent == "pending"}
+    if not months or not waiting:
+        return {}
+    since = {pid: _moment(p.created_at, now) for pid, p in waiting.items()}
+    for entry in ctx.store.audit_log():
+        pid = entry.get("participant")
+        if pid in since and (
+            entry.get("event") == "consent-requested" or entry.get("consent") == "pending"
+        ):
+            since[pid] = max(since[pid], _moment(str(entry.get("at", "")), since[pid]))
+    return {pid: months_after(moment, months) for pid, moment in since.items()}
+
+
 def _date_departures(ctx: Context, now: datetime) -> None:
     """Give `left_at` to records of people who left before it was kept."""
     for participant, left in _departed(ctx, now):
@@ -222,13 +248,15 @@ class Purged:
     """What one purge removed (or, dry run, would remove). `grants`: moderators' reply
     tokens; `commands`: participants' emailed commands never confirmed; `consent_requests`:
     guardians' consent links; `set_aside`: messages that failed processing; `participants`:
-    people who left, erased."""
+    people who left, erased; `unconsented`: people whose guardian's consent never came,
+    erased."""
 
     originals: int
     letters: int
     failed: int
     set_aside: int
     participants: int
+    unconsented: int
     grants: int
     commands: int
     consent_requests: int
@@ -251,6 +279,7 @@ def purge(ctx: Context, now: datetime, *, dry_run: bool = False) -> Purged:
             failed=len(found.failed),
             set_aside=len(found.set_aside),
             participants=len(found.participants),
+            unconsented=len(found.unconsented),
             grants=tokens.grants,
             commands=tokens.commands,
             consent_requests=tokens.consent_requests,
@@ -278,12 +307,19 @@ def purge(ctx: Context, now: datetime, *, dry_run: bool = False) -> Purged:
         if participant is not None and participant.status == LEFT:  # not back meanwhile
             rights.erase(ctx, participant, via="retention")
             erased += 1
+    unconsented = 0
+    for participant_id in found.unconsented:
+        participant = ctx.store.participant(participant_id)
+        if participant is not None and participant.consent == "pending":  # not given since
+            rights.erase(ctx, participant, via="retention")
+            unconsented += 1
     purged = Purged(
         originals=len(found.originals),
         letters=len(reduced),
         failed=len(found.failed),
         set_aside=len(found.set_aside),
         participants=erased,
+        unconsented=unconsented,
         grants=tokens.grants,
         commands=tokens.commands,
         consent_requests=tokens.consent_requests,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relay import cli, notices, participants
+from relay import cli, guardians, notices, participants
 from relay import config as config_module
 from relay.context import Context, open_context
 from relay.errors import ConfigError
@@ -19,9 +19,17 @@ from relay.schedule import retention
 from relay.schedule.retention import months_after, months_before
 from relay.store import Store
 from relay.store.files import append_line
-from relay.store.records import ConsentRequest, Letter, PendingCommand, SignInLink, Step
+from relay.store.records import (
+    ConsentRequest,
+    Letter,
+    Participant,
+    PendingCommand,
+    SignInLink,
+    Step,
+)
+from relay.web.pages import Pages
 from relay.wording import Templates
-from tests.conftest import config_text
+from tests.conftest import MODERATOR_A, config_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,6 +141,7 @@ def test_old_audit_entries_lose_the_reason_and_error_texts_only(tmp_path: Path) 
         ("letters_months = 12", 'letters_months = "a year"', "retention.letters_months: must be"),
         ("letters_months = 12", "keep_forever = true", "retention.keep_forever: unknown key"),
         ("left_months = 12", "left_months = -1", "retention.left_months: must be a whole"),
+        ("no_consent_months = 3", "no_consent_months = 121", "retention.no_consent_months: must"),
     ],
 )
 def test_retention_mistakes_are_named_by_key(
@@ -163,6 +172,36 @@ def test_the_privacy_notice_email_says_the_configured_retention(
     assert "help@pals.example.org" in text and f"/privacy?lang={language}" in text
     assert {"en": '"erase"', "es": "«borrar»", "fr": "« effacer »"}[language] in text
     assert Templates().render("email", language, "privacy_footer.txt", privacy_url="U").strip()
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", "no answer comes within 2 months"),
+        ("es", "ninguna respuesta en 2 meses"),
+        ("fr", "aucune réponse n'arrive dans les 2 mois"),
+    ],
+)
+def test_the_consent_request_and_privacy_notice_say_when_no_consent_means_erasure(
+    tmp_path: Path, language: str, words: str
+) -> None:
+    ctx = _context(tmp_path, "no_consent_months = 2")
+    child = participants.enroll(
+        ctx, "riverside", "Maya", "maya@family-mail.example.net", language=language,
+        guardian="parent@family-mail.example.net",
+        details=participants.Details(birth_year=date.today().year - 9),
+    )  # fmt: skip
+    values = guardians._request_values(ctx, child, "t")
+    request = " ".join(ctx.templates.email(language, "consent_request", **values)[1].split())
+    assert words in request and "Maya" in request.split(words)[1]
+    said = {"en": "months of the request", "es": "meses desde la petición"}.get(
+        language, "mois qui suivent la demande"
+    )
+    assert f"2 {said}" in " ".join(notices.privacy_words(ctx, language)[1].split())
+    page = Pages(None).words(language)["privacy_no_consent"](2)
+    assert f"2 {said}" in page
+    quiet = _context(tmp_path / "quiet", "no_consent_months = 0")  # nothing is erased
+    assert said not in " ".join(notices.privacy_words(quiet, language)[1].split())
 
 
 def test_originals_no_letter_came_from_go_after_days_and_staff_posts_after_months(
@@ -282,6 +321,62 @@ def test_left_months_zero_keeps_them_and_config_check_says_so(tmp_path: Path) ->
     lines = cli._retention_forecast(kept, much_later)
     assert "1 participant who left more than 1 month ago will be erased at the next purge" in (
         " ".join(lines)
+    )
+
+
+def test_children_whose_guardian_never_consents_are_erased_no_consent_months_after(
+    tmp_path: Path,
+) -> None:
+    """Counted from their enrolment or the last request to their guardian; a guardian who
+    declined is no different from one who never answered; consent given keeps them."""
+    ctx = _context(tmp_path, "no_consent_months = 3")
+    young = participants.Details(birth_year=date.today().year - 9)
+
+    def child(name: str) -> Participant:
+        guardian = f"parent.{name.lower()}@family-mail.example.net"
+        return participants.enroll(
+            ctx, "riverside", name, f"{name.lower()}@family-mail.example.net",
+            guardian=guardian, details=young,
+        )  # fmt: skip
+
+    maya, leo, rosa, ines = child("Maya"), child("Leo"), child("Rosa"), child("Ines")
+    guardians.decline(ctx, leo, method="reply")
+    guardians.give(ctx, rosa, method="paper", by=MODERATOR_A)
+    now = datetime.now(UTC)
+    # Ines's guardian was asked again a month later: the three months start again.
+    asked_again = months_after(now, 1).isoformat(timespec="seconds")
+    again = {"at": asked_again, "event": "consent-requested", "participant": ines.id}
+    append_line(ctx.store.root / "audit" / f"{asked_again[:7]}.jsonl", again)
+    assert retention.plan(ctx, now).unconsented == ()
+
+    later = months_after(now, 3) + timedelta(days=1)
+    assert retention.plan(ctx, later).unconsented == (maya.id, leo.id)
+    lines = " ".join(cli._retention_forecast(ctx, later))
+    assert "2 participants whose guardian has not consented in 3 months will be erased" in lines
+    assert "1 participant is erased on " in lines and "unless a guardian consents" in lines
+    assert retention.purge(ctx, later, dry_run=True).unconsented == 2
+    assert retention.purge(ctx, later).unconsented == 2
+    assert [p.id for p in ctx.store.participants()] == [rosa.id, ines.id]
+    erased = [e for e in ctx.store.audit_log() if e["event"] == "erased"]
+    assert [(e["participant"], e["via"]) for e in erased] == [
+        (maya.id, "retention"),
+        (leo.id, "retention"),
+    ]
+    assert "parent.maya" not in str(ctx.store.audit_log())
+    assert not ctx.spool.queued_or_sent(f"erased-{maya.id}-own-0")  # no notice of it
+    assert retention.purge(ctx, months_after(now, 4) + timedelta(days=1)).unconsented == 1
+
+    kept = _context(tmp_path / "kept", "no_consent_months = 0")
+    participants.enroll(
+        kept, "riverside", "Tom", "tom@family-mail.example.net",
+        guardian="parent.tom@family-mail.example.net", details=young,
+    )  # fmt: skip
+    much_later = datetime(2040, 1, 1, tzinfo=UTC)
+    assert retention.purge(kept, much_later).unconsented == 0
+    assert len(kept.store.participants()) == 1
+    assert (
+        "participants whose guardian has not consented are kept until staff erase them "
+        "(no_consent_months = 0)" in cli._retention_forecast(kept, much_later)
     )
 
 
