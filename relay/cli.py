@@ -313,6 +313,8 @@ def cmd_participants_show(args: argparse.Namespace) -> int:
         return 0
     guardian = f"{p.guardian_name} <{p.guardian}>".strip() if p.guardian else "-"
     copies = "" if not p.guardian else (" (copies)" if p.guardian_copies else " (no copies)")
+    # How consent was given; a withdrawal's own time is shown without it.
+    given_by = p.consent_method if p.consent == "given" else ""
     for label, value in (
         ("id", p.id),
         ("library", p.library),
@@ -325,7 +327,7 @@ def cmd_participants_show(args: argparse.Namespace) -> int:
         ("age band", p.age_band or "-"),
         ("interests", ", ".join(p.interests) or "-"),
         ("guardian", guardian + copies),
-        ("consent", " ".join(x for x in (p.consent, p.consent_at, p.consent_method) if x) or "-"),
+        ("consent", " ".join(x for x in (p.consent, p.consent_at, given_by) if x) or "-"),
         ("pals", ", ".join(p.pals) or "-"),
     ):
         print(f"{label + ':':<11}{value}")
