@@ -339,7 +339,17 @@ def cmd_participants_edit(args: argparse.Namespace) -> int:
     details = _details(args)
     if all(value is None for value in vars(details).values()):
         raise UserError("give at least one of --birth-year, --age-band, --interests")
-    participant = participants.edit(ctx, participants.find(ctx, args.participant), details)
+    found = participants.find(ctx, args.participant)
+    try:
+        participant = participants.edit(ctx, found, details)
+    except InvalidField as error:
+        if error.field != "guardian":
+            raise
+        # `edit` has no --guardian: say which command sets one.
+        raise UserError(
+            f"{found.id}: {error.problem}; set one first with "
+            f"`participants guardian {found.id} EMAIL`"
+        ) from None
     print(f"{participant.id} ({participant.masked}): details saved")
     if participant.consent == "pending":
         print("under the library's consent age: waiting for the guardian's consent")

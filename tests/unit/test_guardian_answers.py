@@ -362,3 +362,19 @@ def test_a_corrected_guardian_alone_is_asked_even_after_a_withdrawal(
     assert requests() == [[other]]
     again = guardians.give(ctx, asked, method="link")
     assert (again.consent, again.status) == ("given", "active")
+
+
+def test_edit_says_which_command_sets_the_missing_guardian(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    adult = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    young = str(date.today().year - 9)
+    edit = ["--config", str(path), "participants", "edit", adult.id, "--birth-year", young]
+    assert cli.main(edit) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"penpal-relay: {adult.id}: under ")
+    assert error.endswith(f"set one first with `participants guardian {adult.id} EMAIL`")
+    assert "--guardian" not in error
