@@ -154,6 +154,34 @@ def scrub(results: Results, command: str, folder: Path) -> str:
     return text
 
 
+_RIGHTS = {
+    "export": "export one participant (zip)",
+    "erase": "erase one participant",
+    "purge_nothing": "daily purge, nothing due",
+    "plan_all_old": "what `config check` shows, all letters due",
+}
+
+
+def rights(results: Results, command: str, folder: Path) -> str:
+    found = [r for r in results if r["bench"] == "rights"]
+    sizes = sorted({r["participants"] for r in found if r["operation"] in _RIGHTS})
+    cell = {(r["operation"], r["participants"]): r["ms"] for r in found}
+    letters = {r["participants"]: r["letters"] for r in found}
+    header = ["operation", *(f"{s:,} participants ({letters[s]:,} letters)" for s in sizes)]
+    rows = [
+        [words, *(f"{cell[(name, s)] / 1000:.2f} s" for s in sizes if (name, s) in cell)]
+        for name, words in _RIGHTS.items()
+    ]
+    text = _stamp(command) + "\n" + _table(header, rows) + "\n"
+    first = [r for r in found if r["operation"] == "purge_per_letter"]
+    if first:
+        text += (
+            f"\nThe first purge of an old store (every letter due, {first[0]['letters']:,} "
+            f"letters): {first[0]['ms']} ms per letter.\n"
+        )
+    return text
+
+
 def _chart(path: Path, draw: Callable[[Any], Any], xlabel: str, ylabel: str) -> str | None:
     try:
         import matplotlib
@@ -176,7 +204,7 @@ def _chart(path: Path, draw: Callable[[Any], Any], xlabel: str, ylabel: str) -> 
     return path.name
 
 
-PARTS = {"intake": intake, "store": store, "scrub": scrub}
+PARTS = {"intake": intake, "store": store, "scrub": scrub, "rights": rights}
 
 
 def write(path: Path, results: Results, command: str) -> None:

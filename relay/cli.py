@@ -330,6 +330,8 @@ def cmd_participants_show(args: argparse.Namespace) -> int:
         return 0
     guardian = f"{p.guardian_name} <{p.guardian}>".strip() if p.guardian else "-"
     copies = "" if not p.guardian else (" (copies)" if p.guardian_copies else " (no copies)")
+    # How consent was given; a withdrawal's own time is shown without it.
+    given_by = p.consent_method if p.consent == "given" else ""
     for label, value in (
         ("id", p.id),
         ("library", p.library),
@@ -342,7 +344,7 @@ def cmd_participants_show(args: argparse.Namespace) -> int:
         ("age band", p.age_band or "-"),
         ("interests", ", ".join(p.interests) or "-"),
         ("guardian", guardian + copies),
-        ("consent", " ".join(x for x in (p.consent, p.consent_at, p.consent_method) if x) or "-"),
+        ("consent", " ".join(x for x in (p.consent, p.consent_at, given_by) if x) or "-"),
         ("pals", ", ".join(p.pals) or "-"),
     ):
         print(f"{label + ':':<11}{value}")
@@ -354,7 +356,17 @@ def cmd_participants_edit(args: argparse.Namespace) -> int:
     details = _details(args)
     if all(value is None for value in vars(details).values()):
         raise UserError("give at least one of --birth-year, --age-band, --interests")
-    participant = participants.edit(ctx, participants.find(ctx, args.participant), details)
+    found = participants.find(ctx, args.participant)
+    try:
+        participant = participants.edit(ctx, found, details)
+    except InvalidField as error:
+        if error.field != "guardian":
+            raise
+        # `edit` has no --guardian: say which command sets one.
+        raise UserError(
+            f"{found.id}: {error.problem}; set one first with "
+            f"`participants guardian {found.id} EMAIL`"
+        ) from None
     print(f"{participant.id} ({participant.masked}): details saved")
     if participant.consent == "pending":
         print("under the library's consent age: waiting for the guardian's consent")

@@ -10,7 +10,8 @@ own address, vouched for by the authentication verdict. A token carries 128 rand
 the store keeps only its SHA-256 (`Store.record_consent_request`), good once for
 `REQUEST_DAYS` days. After consent, the same link lets the guardian withdraw it. A request
 speaks only for the guardian it was sent to: when staff set another guardian, the earlier
-one's requests are forgotten, and any left answer nothing (`ConsentRequest.for_guardian`).
+one's requests are forgotten, any left answer nothing (`ConsentRequest.for_guardian`), and
+a request to them still waiting in the outbox is dropped unsent (`forget_requests`).
 
 Until consent, nothing is sent to or from the participant (`Participant.may_correspond`):
 their letters and letters to them are held with a note, and approving them keeps them held
@@ -101,6 +102,18 @@ def ask(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli
     item = f"consent-request-{participant.id}-{hashlib.sha256(token.encode()).hexdigest()[:12]}"
     door.queue(ctx, item, message, Notice("consent-request"), to=participant.guardian)
     _record(ctx, "consent-requested", participant, by=by, via=via)
+
+
+def forget_requests(ctx: Context, participant: Participant) -> None:
+    """The participant's consent requests lead nowhere any more (their guardian changed, or
+    they need none): the tokens are forgotten and requests not yet sent are dropped from the
+    outbox, so no earlier (perhaps mistyped) address gets the child's name afterwards."""
+    ctx.store.forget_consent_requests(participant.id)
+    prefix = f"consent-request-{participant.id}-"
+    for item in ctx.spool.outbox():
+        if item.id.startswith(prefix) and not ctx.spool.was_sent(item.id):
+            ctx.spool.drop(item.id)
+            log.info("dropped consent request %s: the guardian changed", item.id)
 
 
 def request_for(participant: Participant, expires: float) -> ConsentRequest:

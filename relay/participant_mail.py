@@ -1,4 +1,5 @@
-"""Participants' commands by email: help, pause, resume and stop, to help@ or program@.
+"""Participants' commands by email: help, pause, resume, stop, export and erase, to help@ or
+program@.
 
 Who may ask: the message's From line is the enrolled address of a participant or the address
 of a participant's guardian. Siblings at one family address, or a guardian of two, name one
@@ -9,19 +10,24 @@ nothing changes, the writer gets the help text. Anyone else,
 and automatic mail, is left to `own_mail` (program@'s once-a-day help): `handle_command_mail`
 then returns False. Words are read by `relay.commands`; an unknown word gets the help text.
 
-Trust: pause, resume and stop change a child's participation, so they are carried out at once
-only when the message's authentication verdict vouches for its From address (or on a closed
-test network, `[authentication] required = false`). Otherwise the enrolled address, and never
-another, gets a request to confirm from a single-use `confirm+<token>@` address (128 random
-bits, kept in the store and named in the audit only by its SHA-256, valid `[commands]
-confirm_days`, checked at RCPT); a reply to it whose From line is that address, with any
-text, carries the command out. A From line that is neither vouched for nor the
+Trust: pause, resume, stop and export change a child's participation or send their data, so
+they are carried out at once only when the message's authentication verdict vouches for its
+From address (or on a closed test network, `[authentication] required = false`); erase cannot
+be undone and always waits for a confirmation (`ALWAYS_CONFIRMED`). Otherwise the enrolled
+address, and never another, gets a request to confirm from a single-use `confirm+<token>@`
+address (128 random bits, kept in the store and named in the audit only by its SHA-256, valid
+`[commands] confirm_days`, checked at RCPT); a reply to it whose From line is that address,
+with any text, carries the command out, while that address is still the participant's or
+their guardian's (a replaced guardian's pending commands are forgotten, and any left are
+refused as "other-sender"). A From line that is neither vouched for nor the
 envelope sender looks forged: its help and "which one?" questions are not answered.
 
 What each does: pause → `participants.pause(reason="asked")`; resume undoes only a pause
 asked for (`pause_reason == "asked"`), any other pause is the library's to lift; stop →
 `participants.leave`, and the moderators of the pal's library (to find their patron a new
 pal) and of the participant's own library are told; the pal and the pal's family are not.
+erase → `relay.rights.erase`, which tells both libraries' moderators; nothing is sent to the
+person.
 export → the zip of `relay.rights.export` as the answer's attachment, at most
 `EXPORT_MAIL_MAX_BYTES` (larger: the library hands it over) and once a day to one address
 (a second ask is told so); it is audited `exported` only once the answer is queued.
@@ -371,10 +377,12 @@ def handle_confirmation(
     ctx: Context, item_id: str, raw: bytes, incoming: Incoming, local: str
 ) -> None:
     """A reply to a request to confirm: the pending command is carried out once, when the
-    reply comes from the address the request went to and is not automatic."""
+    reply comes from the address the request went to, that address is still the
+    participant's or their guardian's, and the reply is not automatic."""
     message = parse(raw)
     token = local.lower().removeprefix(CONFIRM_PREFIX)
     pending = ctx.store.pending_command(token)
+    participant = ctx.store.participant(pending.participant) if pending is not None else None
     reason = ""
     if is_automatic(message, incoming.mail_from):
         reason = "automatic"  # an out-of-office reply confirms nothing
@@ -384,10 +392,15 @@ def handle_confirmation(
         # The From line the person's mail program wrote, as every other reply is read; an
         # envelope sender alone is what anyone may set.
         reason = "other-sender"
+    elif participant is not None and pending.address not in (
+        participant.email,
+        participant.guardian,
+    ):
+        # Asked for by an address that is no longer theirs (a replaced guardian).
+        reason = "other-sender"
     elif ctx.store.use_pending_command(token, now_iso()) is None:
         reason = "token-not-usable"
     action = action_named(pending.action) if pending is not None else None
-    participant = ctx.store.participant(pending.participant) if pending is not None else None
     if reason or pending is None or action is None or participant is None:
         reason = reason or "token-not-usable"
         # The audit names the token as the store does, by its hash: a copy of the log

@@ -339,10 +339,12 @@ def resume(
 ) -> Participant:
     """Active again, from paused or from having left; letters returned before no longer
     count towards pausing them (staff have looked at their address). Not someone whose
-    guardian withdrew consent: consent given again (`guardians.give`) resumes them."""
+    guardian withdrew consent: consent given again (`guardians.give`) resumes them (or, once
+    they need none, staff do)."""
 
     def resumed(current: Participant) -> Participant:
-        if current.status == PAUSED and current.pause_reason == guardians.WITHDRAWN:
+        withdrawn = current.pause_reason == guardians.WITHDRAWN and current.consent != ""
+        if current.status == PAUSED and withdrawn:
             raise UserError(
                 f"{current.id}: the guardian withdrew consent; record consent given again "
                 "(participants consent --paper, or --ask-again) to resume"
@@ -445,7 +447,9 @@ def edit(
     and the guardian's address when `guardian` is not None ("" removes the guardian, and
     their name). Checked like an enrolment (`InvalidField` names the field): someone under
     the consent age keeps a guardian, and becomes "pending" when they were not asked yet or
-    their guardian changed; the guardian is then asked (`guardians.ask`).
+    their guardian changed (consent given or withdrawn was the earlier guardian's); the
+    guardian is then asked (`guardians.ask`), and the earlier one's requests and pending
+    emailed commands are forgotten.
     Audited as "guardian-set" or "guardian-cleared" and "details-changed" (which fields,
     never their values)."""
     day = today or datetime.now(UTC).date()
@@ -458,15 +462,18 @@ def edit(
         changed = current.but(**changes)
         if not changed.guardian:
             changed = changed.but(guardian_name="")
-        if changed.guardian != current.guardian and current.consent == "given":
-            # Consent was the earlier guardian's: the new one is asked for their own.
+        if changed.guardian != current.guardian and current.consent in ("given", "withdrawn"):
+            # Consent (or its withdrawal) was the earlier guardian's: the new one is asked
+            # for their own. A pause for a withdrawal stays until consent is given.
             changed = changed.but(consent="", consent_at="", consent_method="")
         return _consent_after(library, changed, day)
 
     before, after = ctx.store.update_participant(participant.id, edited)
     if after.guardian != before.guardian:
-        # The earlier guardian's consent links and reply addresses lead nowhere any more.
-        ctx.store.forget_consent_requests(after.id)
+        # The earlier guardian's consent links, reply addresses and unsent requests lead
+        # nowhere any more, nor do their emailed commands waiting for confirmation.
+        guardians.forget_requests(ctx, after)
+        ctx.store.forget_pending_commands(after.id)
         _record(
             ctx, "guardian-set" if after.guardian else "guardian-cleared", after, by=by, via=via
         )

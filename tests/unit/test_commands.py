@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import itertools
 import json
+import time
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -229,3 +230,23 @@ def test_an_export_is_audited_only_when_it_is_sent(
     assert _answers(ctx, NINA) == ["Test Pen Pals: what we keep about Nina"] * 3
     zipped = [i for i in ctx.spool.outbox() if i.id.startswith("export-")]
     assert len(zipped) == 1
+
+
+def test_a_replaced_guardian_cannot_confirm_a_command_for_the_child(ctx: Context) -> None:
+    """Staff corrected the guardian's address: the earlier one's pending command is gone, and
+    one still waiting for an address that is no longer theirs is refused ("other-sender")."""
+    maya = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT)
+    assert _outcome(ctx, _mail(ctx, PARENT, "erase Maya")) == "confirmation-asked"
+    (request,) = [i for i in ctx.spool.outbox() if i.meta.get("to") == [PARENT]]
+    sent = email.message_from_bytes(ctx.spool.message("outbox", request.id), policy=SMTP)
+    confirm = str(sent["From"].addresses[0].addr_spec).partition("@")[0]
+    participants.set_guardian(ctx, maya, NINA)
+    assert _outcome(ctx, _mail(ctx, PARENT, "yes", to=confirm)) == "token-not-usable"
+    token = "e" * 32
+    ctx.store.record_pending_command(
+        PendingCommand(token, "export", maya.id, PARENT, "guardian", time.time() + 60)
+    )
+    assert _outcome(ctx, _mail(ctx, PARENT, "yes", to=f"confirm+{token}")) == "other-sender"
+    assert not ctx.store.pending_command(token).used  # type: ignore[union-attr]
+    assert _statuses(ctx) == {"Maya": "active"}
+    assert not [e for e in ctx.store.audit_log() if e["event"] in ("exported", "erased")]

@@ -378,3 +378,53 @@ def test_an_approved_letter_is_held_again_when_its_pal_stops(tmp_path: Path, cha
     (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "held-again"]
     assert (entry["letter"], entry["not_sent"]) == (8, f"pal-{change}")
     assert not ctx.spool.queued_or_sent("letter-8")
+
+
+def test_a_corrected_guardian_alone_is_asked_even_after_a_withdrawal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped guardian's request not yet sent is dropped when staff correct the address;
+    after consent given and withdrawn, a new guardian is asked for their own; `show` gives a
+    withdrawal its own time, without the method consent was given by."""
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+
+    def requests() -> list[object]:
+        return [i.meta.get("to") for i in ctx.spool.outbox() if i.id.startswith("consent-request-")]
+
+    young = participants.Details(birth_year=date.today().year - 9)
+    typo = "parent.smith@family-mial.example.net"
+    child = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=typo, details=young)
+    assert requests() == [[typo]]
+    participants.set_guardian(ctx, child, PARENT, by=MODERATOR_A)
+    assert requests() == [[PARENT]]
+
+    given = guardians.give(ctx, child, method="paper", by=MODERATOR_A)
+    guardians.withdraw(ctx, given, by=MODERATOR_A)
+    show = ["--config", str(path), "participants", "show", child.id]
+    assert cli.main(show) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("consent:")]
+    assert line.split()[1] == "withdrawn" and "paper" not in line
+    other = "grandma.smith@family-mail.example.net"
+    asked = participants.set_guardian(ctx, child, other, by=MODERATOR_A)
+    assert (asked.consent, asked.status) == ("pending", "paused")
+    assert requests() == [[other]]
+    again = guardians.give(ctx, asked, method="link")
+    assert (again.consent, again.status) == ("given", "active")
+
+
+def test_edit_says_which_command_sets_the_missing_guardian(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    adult = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    young = str(date.today().year - 9)
+    edit = ["--config", str(path), "participants", "edit", adult.id, "--birth-year", young]
+    assert cli.main(edit) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"penpal-relay: {adult.id}: under ")
+    assert error.endswith(f"set one first with `participants guardian {adult.id} EMAIL`")
+    assert "--guardian" not in error
