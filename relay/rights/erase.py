@@ -109,7 +109,8 @@ def erase(
     """Blocking: remove the participant and everything about them (see the module's text).
     `by` is the staff member who erased them; `asked_by` ("participant" or "guardian") who
     asked by email. Both libraries' moderators are told, except when the retention rule
-    erases someone who left the program `[retention] left_months` ago (via "retention")."""
+    erases someone who left the program `[retention] left_months` ago, or whose guardian's
+    consent never came (`no_consent_months`; via "retention")."""
     started = time.time()
     found = {letter.id: letter for letter in ctx.store.letters_of(participant.id)}
     before: list[Participant] = []
@@ -141,7 +142,7 @@ def erase(
         return Erased(current.id, current.library, len(letters), removed)
 
     erased = ctx.store.exclusively(step)
-    if via != "retention":  # they left long ago: their pal's library knew then
+    if via != "retention":  # they left long ago (their pal's library knew), or never took part
         _tell_libraries(ctx, before[0], before[1:], by=by, asked_by=asked_by)
     log.info(
         "erased participant=%s library=%s letters=%d files=%d via=%s",
