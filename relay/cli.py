@@ -22,7 +22,16 @@ from typing import Any
 
 import jinja2
 
-from relay import backup, dkim_signing, guardians, letters, notices, participants, rights
+from relay import (
+    backup,
+    dkim_signing,
+    guardians,
+    letters,
+    notices,
+    participants,
+    reports,
+    rights,
+)
 from relay import config as config_module
 from relay.config import Config
 from relay.context import Context, open_context
@@ -795,6 +804,48 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- program report ------------------------------------------------------------------------
+
+REPORT_HELP = (
+    "figures of the program for a board or a funder, without personal data: letters per "
+    "month per library, time to approval, active pairs, reply rate, participants by age and "
+    "language, prompts and the letters that followed them"
+)
+
+
+def _month_flag(flag: str, text: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise UserError(f"{flag}: expected YYYY-MM, not {text!r}")
+    return text
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+    end = _month_flag("--to", args.to or this_month)
+    if args.start is None:
+        first = int(end[:4]) * 12 + int(end[5:]) - 1 - 11  # twelve months in all
+        start = f"{first // 12:04d}-{first % 12 + 1:02d}"
+    else:
+        start = _month_flag("--from", args.start)
+    if start > end:
+        raise UserError(f"--from: {start} is after --to {end}")
+    config = _load(args)
+    if args.partnership and args.partnership not in {p.id for p in config.partnerships}:
+        raise UserError(f"--partnership: no partnership {args.partnership!r} in the config")
+    ctx = _context(args)
+    report = reports.build(config, ctx.store, start, end, args.partnership or "")
+    text = reports.render(report, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    if target.is_dir():
+        raise UserError(f"--output: {target} is a folder")
+    target.write_text(text, encoding="utf-8")
+    print(f"report {start} to {end} written to {target}")
+    return 0
+
+
 # --- backup and restore --------------------------------------------------------------------
 
 BACKUP_HELP = (
@@ -1116,6 +1167,15 @@ def parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--dry-run", action="store_true", help="only count what would go")
     purge.add_argument("--now", help="ISO time with offset (default: now)")
+
+    report = command(commands, "report", cmd_report, REPORT_HELP)
+    report.add_argument(
+        "--from", dest="start", metavar="YYYY-MM", help="first month (default: 11 before --to)"
+    )
+    report.add_argument("--to", metavar="YYYY-MM", help="last month (default: this month)")
+    report.add_argument("--partnership", metavar="ID", help="only this partnership's libraries")
+    report.add_argument("--format", choices=reports.FORMATS, default="md", help="default: md")
+    report.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
 
     saving = command(commands, "backup", cmd_backup, BACKUP_HELP)
     saving.add_argument("dest", metavar="DEST", help="a folder that does not exist or is empty")

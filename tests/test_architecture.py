@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.letters",
             "relay.notices",
             "relay.rights",
+            "relay.reports",
         ),
     ),
     ("outbox", ("relay.outbox",)),

@@ -1,0 +1,410 @@
+"""The program report: figures for a board or a funder, with no personal data in them.
+
+`build` reads the store (the hot letter shards and the archive, reduced letters included:
+they keep their libraries, status and dates) and the monthly prompts' journals, and counts
+for the months `start`..`end` (inclusive, "YYYY-MM"):
+
+- letters per month per writer's library: `held` (sent by the writer), `approved`,
+  `rejected`, `delivered`, `bounced`, `failed`, each counted in the month the event happened
+  (its first step of that kind in the letter's history);
+- the median hours from held to approval, of the letters approved in the period;
+- active pairs: pairs of participants between whom a letter was delivered in the period;
+- the reply rate: of the letters delivered in the period, the share the pal answered (wrote
+  back to the writer) after delivery and before the period's end;
+- participants by age band (`relay.consent.youngest_age` at the period's end) and language;
+- prompts sent per month, and the letters their receivers wrote within `PROMPT_FOLLOW_DAYS`
+  after the prompt day.
+
+A reduced letter has lost who wrote it: it counts in the letters and the approval time, not
+in pairs, replies or letters after a prompt. Names, addresses, masked addresses and
+subjects never enter a `Report`; rendering (md, csv, html) uses only its figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from relay.config import Config
+from relay.consent import youngest_age
+from relay.store import Store
+from relay.store.files import read_lines
+from relay.store.records import LEFT, Letter, Participant
+
+EVENTS = ("held", "approved", "rejected", "delivered", "bounced", "failed")
+PROMPT_FOLLOW_DAYS = 14
+UNKNOWN = "unknown"
+# (lowest age, band); a participant falls in the last band whose lowest age they have.
+AGE_BANDS = ((0, "0-8"), (9, "9-11"), (12, "12-14"), (15, "15-17"), (18, "18+"))
+FORMATS = ("md", "csv", "html")
+
+
+@dataclass(frozen=True)
+class Report:
+    start: str  # "YYYY-MM"
+    end: str
+    partnership: str  # "" for every library
+    libraries: tuple[str, ...]
+    months: tuple[str, ...]
+    # (month, library) -> event -> letters
+    letters: dict[tuple[str, str], dict[str, int]]
+    approval_hours: float | None  # median, held to approval; None when none was approved
+    approval_hours_by_library: dict[str, float | None]
+    active_pairs: int
+    delivered: int  # delivered in the period, whose writer and pal are known
+    answered: int  # of those, answered by the pal within the period
+    age_bands: dict[str, int]
+    languages: dict[str, int]
+    prompts: dict[str, int]  # month -> prompts sent
+    after_prompts: dict[str, int]  # month -> letters within PROMPT_FOLLOW_DAYS of the prompt
+
+    @property
+    def reply_rate(self) -> float | None:
+        return self.answered / self.delivered if self.delivered else None
+
+
+def months_between(start: str, end: str) -> tuple[str, ...]:
+    year, month = int(start[:4]), int(start[5:])
+    found = []
+    while f"{year:04d}-{month:02d}" <= end:
+        found.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return tuple(found)
+
+
+def _last_day(month: str) -> date:
+    year, number = int(month[:4]), int(month[5:])
+    following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+    return following - timedelta(days=1)
+
+
+def age_band(participant: Participant, today: date) -> str:
+    age = youngest_age(participant.birth_year, participant.age_band, today)
+    if age is None:
+        return UNKNOWN
+    return [band for lowest, band in AGE_BANDS if age >= lowest][-1]
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def events_of(letter: Letter) -> dict[str, datetime]:
+    """When each reported event first happened to the letter; a record without a history
+    (written before histories were kept) reads its dates."""
+    found: dict[str, datetime] = {}
+    for step in letter.history:
+        at = _when(step.at)
+        if step.event in EVENTS and at is not None and step.event not in found:
+            found[step.event] = at
+    fallbacks = [("held", letter.received_at)]
+    if letter.status != "held":
+        fallbacks.append((letter.status, letter.final_at or letter.decided_at))
+    if letter.status not in ("held", "rejected"):
+        fallbacks.append(("approved", letter.decided_at))
+    for event, text in fallbacks:
+        at = _when(text)
+        if event in EVENTS and event not in found and at is not None:
+            found[event] = at
+    if letter.status == "bounced" and "delivered" not in found:
+        at = _when(letter.delivered_at)
+        if at is not None:
+            found["delivered"] = at
+    return found
+
+
+def all_letters(store: Store) -> list[Letter]:
+    """Every letter in its latest state: the archive, then the hot shards' others."""
+    found = {letter.id: letter for letter in store.archived_letters()}
+    for letter in store.hot_letters():
+        found.setdefault(letter.id, letter)
+    return sorted(found.values(), key=lambda letter: letter.id)
+
+
+def prompts_sent(data_dir: Path, month: str) -> set[str]:
+    """Who was sent the month's prompt: the participants the journal kept by
+    `relay.schedule.prompts` marks "sent" (`<data_dir>/prompts/YYYY-MM.jsonl`)."""
+    lines = read_lines(data_dir / "prompts" / f"{month}.jsonl")
+    return {str(line.get("p")) for line in lines if line.get("s") == "sent"}
+
+
+def build(config: Config, store: Store, start: str, end: str, partnership: str = "") -> Report:
+    if partnership:
+        chosen = next(p for p in config.partnerships if p.id == partnership)
+        libraries = tuple(chosen.libraries)
+    else:
+        libraries = tuple(library.id for library in config.libraries)
+    months = months_between(start, end)
+    period_end = _last_day(end)
+    in_scope = [x for x in all_letters(store) if x.sender_library in libraries]
+
+    def in_period(at: datetime) -> bool:
+        return start <= at.strftime("%Y-%m") <= end
+
+    letters = {(m, lib): dict.fromkeys(EVENTS, 0) for m in months for lib in libraries}
+    waits: dict[str, list[float]] = {lib: [] for lib in libraries}
+    pairs: set[frozenset[str]] = set()
+    delivered: list[tuple[Letter, datetime]] = []
+    written: dict[tuple[str, str], list[datetime]] = {}  # (writer, pal) -> held times
+    for letter in in_scope:
+        events = events_of(letter)
+        for event, at in events.items():
+            if in_period(at):
+                letters[(at.strftime("%Y-%m"), letter.sender_library)][event] += 1
+        approved, held = events.get("approved"), events.get("held")
+        if approved is not None and held is not None and in_period(approved):
+            waits[letter.sender_library].append((approved - held).total_seconds() / 3600)
+        if not letter.sender or not letter.recipient:
+            continue  # reduced: nobody is known
+        if held is not None:
+            written.setdefault((letter.sender, letter.recipient), []).append(held)
+        arrived = events.get("delivered")
+        if arrived is not None and in_period(arrived):
+            pairs.add(frozenset((letter.sender, letter.recipient)))
+            delivered.append((letter, arrived))
+
+    def answered(letter: Letter, at: datetime) -> bool:
+        replies = written.get((letter.recipient, letter.sender), [])
+        return any(at <= reply and reply.date() <= period_end for reply in replies)
+
+    everyone = [p for p in store.participants() if p.library in libraries and p.status != LEFT]
+    all_waits = [hours for found in waits.values() for hours in found]
+    prompts, after = _prompt_figures(config, months, libraries, everyone, written)
+    return Report(
+        start=start,
+        end=end,
+        partnership=partnership,
+        libraries=libraries,
+        months=months,
+        letters=letters,
+        approval_hours=_median(all_waits),
+        approval_hours_by_library={lib: _median(found) for lib, found in waits.items()},
+        active_pairs=len(pairs),
+        delivered=len(delivered),
+        answered=sum(answered(letter, at) for letter, at in delivered),
+        age_bands=_ordered(
+            Counter(age_band(p, period_end) for p in everyone),
+            [band for _, band in AGE_BANDS] + [UNKNOWN],
+        ),
+        languages=dict(sorted(Counter(p.language for p in everyone).items())),
+        prompts=prompts,
+        after_prompts=after,
+    )
+
+
+def _prompt_figures(
+    config: Config,
+    months: Iterable[str],
+    libraries: tuple[str, ...],
+    everyone: list[Participant],
+    written: dict[tuple[str, str], list[datetime]],
+) -> tuple[dict[str, int], dict[str, int]]:
+    zones = {library.id: ZoneInfo(library.timezone) for library in config.libraries}
+    by_id = {p.id: p for p in everyone}
+    by_writer: dict[str, list[datetime]] = {}
+    for (writer, _pal), times in written.items():
+        by_writer.setdefault(writer, []).extend(times)
+    settings = config.prompts
+    prompts: dict[str, int] = {}
+    after: dict[str, int] = {}
+    for month in months:
+        receivers = [
+            by_id[pid] for pid in sorted(prompts_sent(config.relay.data_dir, month)) if pid in by_id
+        ]
+        prompts[month] = len(receivers)
+        count = 0
+        for person in receivers:
+            day = min(settings.day, _last_day(month).day)
+            sent = datetime(
+                int(month[:4]),
+                int(month[5:]),
+                day,
+                settings.hour,
+                tzinfo=zones.get(person.library, ZoneInfo("UTC")),
+            )
+            until = sent + timedelta(days=PROMPT_FOLLOW_DAYS)
+            count += sum(sent <= at < until for at in by_writer.get(person.id, []))
+        after[month] = count
+    return prompts, after
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def _ordered(counts: Counter[str], order: list[str]) -> dict[str, int]:
+    return {key: counts.get(key, 0) for key in order}
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _hours(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _rate(report: Report) -> str:
+    rate = report.reply_rate
+    return "-" if rate is None else f"{rate:.0%} ({report.answered} of {report.delivered})"
+
+
+def _title(report: Report) -> str:
+    scope = f"partnership {report.partnership}" if report.partnership else "all libraries"
+    return f"Program report, {report.start} to {report.end}, {scope}"
+
+
+def rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """Every figure as (figure, month, library, group, value): the csv's lines."""
+    found: list[tuple[str, str, str, str, str]] = []
+    for (month, library), counts in report.letters.items():
+        found += [("letters", month, library, event, str(n)) for event, n in counts.items()]
+    found.append(("approval_hours_median", "", "", "", _hours(report.approval_hours)))
+    for library, hours in report.approval_hours_by_library.items():
+        found.append(("approval_hours_median", "", library, "", _hours(hours)))
+    found.append(("active_pairs", "", "", "", str(report.active_pairs)))
+    found.append(("delivered", "", "", "", str(report.delivered)))
+    found.append(("answered", "", "", "", str(report.answered)))
+    rate = report.reply_rate
+    found.append(("reply_rate", "", "", "", "" if rate is None else f"{rate:.4f}"))
+    found += [("participants_by_age", "", "", b, str(n)) for b, n in report.age_bands.items()]
+    found += [("participants_by_language", "", "", k, str(n)) for k, n in report.languages.items()]
+    found += [("prompts_sent", m, "", "", str(n)) for m, n in report.prompts.items()]
+    found += [("letters_after_prompt", m, "", "", str(n)) for m, n in report.after_prompts.items()]
+    return found
+
+
+def to_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("figure", "month", "library", "group", "value"))
+    writer.writerows(rows(report))
+    return out.getvalue()
+
+
+def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(heading, header, rows) of every table, shared by md and html."""
+    letters = [
+        [month, library, *(str(report.letters[(month, library)][e]) for e in EVENTS)]
+        for month in report.months
+        for library in report.libraries
+    ]
+    summary = [
+        ["Median hours from held to approval", _hours(report.approval_hours)],
+        *[
+            [f"Median hours to approval, {library}", _hours(hours)]
+            for library, hours in report.approval_hours_by_library.items()
+        ],
+        ["Active pairs (a letter delivered)", str(report.active_pairs)],
+        ["Reply rate (delivered letters the pal answered)", _rate(report)],
+    ]
+    prompts = [
+        [month, str(report.prompts[month]), str(report.after_prompts[month])]
+        for month in report.months
+    ]
+    return [
+        ("Letters per month", ["Month", "Library", *EVENTS], letters),
+        ("Summary", ["Figure", "Value"], summary),
+        (
+            "Participants by age",
+            ["Age", "Participants"],
+            [[k, str(n)] for k, n in report.age_bands.items()],
+        ),
+        (
+            "Participants by language",
+            ["Language", "Participants"],
+            [[k, str(n)] for k, n in report.languages.items()],
+        ),
+        (
+            "Prompts",
+            ["Month", "Prompts sent", f"Letters within {PROMPT_FOLLOW_DAYS} days"],
+            prompts,
+        ),
+    ]
+
+
+def to_markdown(report: Report) -> str:
+    lines = [f"# {_title(report)}", ""]
+    for heading, header, body in _tables(report):
+        lines += [f"## {heading}", "", "| " + " | ".join(header) + " |"]
+        lines.append("|" + "---|" * len(header))
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _png(figure: object) -> str:
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=100, bbox_inches="tight")  # type: ignore[attr-defined]
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def charts(report: Report) -> dict[str, str]:
+    """The charts as PNG data URIs: letters per month per library, participants by age."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no display needed
+    from matplotlib.figure import Figure
+
+    found = {}
+    figure = Figure(figsize=(8, 3.5))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    width = 0.8 / max(len(report.libraries), 1)
+    for index, library in enumerate(report.libraries):
+        sent = [report.letters[(m, library)]["held"] for m in report.months]
+        positions = [i + index * width for i in range(len(report.months))]
+        axes.bar(positions, sent, width=width, label=library)
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(report.months))], report.months)
+    axes.set_ylabel("Letters sent")
+    axes.legend()
+    found["Letters sent per month per library"] = _png(figure)
+    figure = Figure(figsize=(6, 3))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.bar(list(report.age_bands), list(report.age_bands.values()))
+    axes.set_ylabel("Participants")
+    found["Participants by age"] = _png(figure)
+    return found
+
+
+def to_html(report: Report) -> str:
+    title = html.escape(_title(report))
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{title}</title>",
+        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
+        "table{border-collapse:collapse;margin-bottom:1.5rem}"
+        "td,th{border:1px solid #999;padding:.2rem .5rem;text-align:left}</style>",
+        f"</head><body><h1>{title}</h1>",
+    ]
+    for caption, uri in charts(report).items():
+        parts.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}">')
+        parts.append(f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    for heading, header, body in _tables(report):
+        parts.append(f"<h2>{html.escape(heading)}</h2><table><tr>")
+        parts += [f"<th>{html.escape(cell)}</th>" for cell in header]
+        parts.append("</tr>")
+        for row in body:
+            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render(report: Report, form: str) -> str:
+    if form == "csv":
+        return to_csv(report)
+    if form == "html":
+        return to_html(report)
+    return to_markdown(report)
