@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from relay.config import Config
@@ -365,16 +366,26 @@ def charts(report: Report) -> dict[str, str]:
         positions = [i + index * width for i in range(len(report.months))]
         axes.bar(positions, sent, width=width, label=library)
     axes.set_xticks([i + 0.4 - width / 2 for i in range(len(report.months))], report.months)
-    axes.set_ylabel("Letters sent")
+    axes.tick_params(axis="x", labelrotation=45)
+    _counting(axes, "Letters sent")
     axes.legend()
     found["Letters sent per month per library"] = _png(figure)
     figure = Figure(figsize=(6, 3))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     axes.bar(list(report.age_bands), list(report.age_bands.values()))
-    axes.set_ylabel("Participants")
+    _counting(axes, "Participants")
     found["Participants by age"] = _png(figure)
     return found
+
+
+def _counting(axes: Any, label: str) -> None:
+    """A y axis of whole numbers from 0, even when every count is 0."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.set_ylabel(label)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylim(bottom=0, top=max(axes.get_ylim()[1], 1))
 
 
 def to_html(report: Report) -> str:
