@@ -29,7 +29,7 @@ import io
 import statistics
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -141,62 +141,88 @@ def prompts_sent(data_dir: Path, month: str) -> set[str]:
     return {str(line.get("p")) for line in lines if line.get("s") == "sent"}
 
 
+@dataclass
+class _Tally:
+    """What the period's letters add up to, counted one letter at a time."""
+
+    start: str
+    end: str
+    libraries: tuple[str, ...]
+    letters: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    waits: dict[str, list[float]] = field(default_factory=dict)  # library -> hours
+    pairs: set[frozenset[str]] = field(default_factory=set)
+    delivered: list[tuple[Letter, datetime]] = field(default_factory=list)
+    written: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)  # held times
+
+    def __post_init__(self) -> None:
+        months = months_between(self.start, self.end)
+        self.letters = {(m, x): dict.fromkeys(EVENTS, 0) for m in months for x in self.libraries}
+        self.waits = {library: [] for library in self.libraries}
+
+    def in_period(self, at: datetime) -> bool:
+        return self.start <= at.strftime("%Y-%m") <= self.end
+
+    def add(self, letter: Letter) -> None:
+        events = events_of(letter)
+        for event, at in events.items():
+            if self.in_period(at):
+                self.letters[(at.strftime("%Y-%m"), letter.sender_library)][event] += 1
+        approved, held = events.get("approved"), events.get("held")
+        if approved is not None and held is not None and self.in_period(approved):
+            self.waits[letter.sender_library].append((approved - held).total_seconds() / 3600)
+        if not letter.sender or not letter.recipient:
+            return  # reduced: who wrote to whom is not known any more
+        if held is not None:
+            self.written.setdefault((letter.sender, letter.recipient), []).append(held)
+        arrived = events.get("delivered")
+        if arrived is not None and self.in_period(arrived):
+            self.pairs.add(frozenset((letter.sender, letter.recipient)))
+            self.delivered.append((letter, arrived))
+
+    def answered(self) -> int:
+        """Delivered letters the pal wrote back to, after delivery, by the period's end."""
+        last_day = _last_day(self.end)
+        return sum(
+            any(
+                at <= reply and reply.date() <= last_day
+                for reply in self.written.get((letter.recipient, letter.sender), [])
+            )
+            for letter, at in self.delivered
+        )
+
+
 def build(config: Config, store: Store, start: str, end: str, partnership: str = "") -> Report:
+    """The report of `start`..`end` ("YYYY-MM", months in UTC) for one partnership's
+    libraries ("": every library). Reads every letter kept: at a million letters, every
+    archive file once."""
     if partnership:
         chosen = next(p for p in config.partnerships if p.id == partnership)
         libraries = tuple(chosen.libraries)
     else:
         libraries = tuple(library.id for library in config.libraries)
+    tally = _Tally(start, end, libraries)
+    for letter in all_letters(store):
+        if letter.sender_library in libraries:
+            tally.add(letter)
+    people = [p for p in store.participants() if p.library in libraries]
+    everyone = [p for p in people if p.status != LEFT]
     months = months_between(start, end)
-    period_end = _last_day(end)
-    in_scope = [x for x in all_letters(store) if x.sender_library in libraries]
-
-    def in_period(at: datetime) -> bool:
-        return start <= at.strftime("%Y-%m") <= end
-
-    letters = {(m, lib): dict.fromkeys(EVENTS, 0) for m in months for lib in libraries}
-    waits: dict[str, list[float]] = {lib: [] for lib in libraries}
-    pairs: set[frozenset[str]] = set()
-    delivered: list[tuple[Letter, datetime]] = []
-    written: dict[tuple[str, str], list[datetime]] = {}  # (writer, pal) -> held times
-    for letter in in_scope:
-        events = events_of(letter)
-        for event, at in events.items():
-            if in_period(at):
-                letters[(at.strftime("%Y-%m"), letter.sender_library)][event] += 1
-        approved, held = events.get("approved"), events.get("held")
-        if approved is not None and held is not None and in_period(approved):
-            waits[letter.sender_library].append((approved - held).total_seconds() / 3600)
-        if not letter.sender or not letter.recipient:
-            continue  # reduced: nobody is known
-        if held is not None:
-            written.setdefault((letter.sender, letter.recipient), []).append(held)
-        arrived = events.get("delivered")
-        if arrived is not None and in_period(arrived):
-            pairs.add(frozenset((letter.sender, letter.recipient)))
-            delivered.append((letter, arrived))
-
-    def answered(letter: Letter, at: datetime) -> bool:
-        replies = written.get((letter.recipient, letter.sender), [])
-        return any(at <= reply and reply.date() <= period_end for reply in replies)
-
-    everyone = [p for p in store.participants() if p.library in libraries and p.status != LEFT]
-    all_waits = [hours for found in waits.values() for hours in found]
-    prompts, after = _prompt_figures(config, months, libraries, everyone, written)
+    prompts, after = _prompt_figures(config, months, people, tally.written)
+    all_waits = [hours for found in tally.waits.values() for hours in found]
     return Report(
         start=start,
         end=end,
         partnership=partnership,
         libraries=libraries,
         months=months,
-        letters=letters,
+        letters=tally.letters,
         approval_hours=_median(all_waits),
-        approval_hours_by_library={lib: _median(found) for lib, found in waits.items()},
-        active_pairs=len(pairs),
-        delivered=len(delivered),
-        answered=sum(answered(letter, at) for letter, at in delivered),
+        approval_hours_by_library={x: _median(found) for x, found in tally.waits.items()},
+        active_pairs=len(tally.pairs),
+        delivered=len(tally.delivered),
+        answered=tally.answered(),
         age_bands=_ordered(
-            Counter(age_band(p, period_end) for p in everyone),
+            Counter(age_band(p, _last_day(end)) for p in everyone),
             [band for _, band in AGE_BANDS] + [UNKNOWN],
         ),
         languages=dict(sorted(Counter(p.language for p in everyone).items())),
@@ -208,12 +234,14 @@ def build(config: Config, store: Store, start: str, end: str, partnership: str =
 def _prompt_figures(
     config: Config,
     months: Iterable[str],
-    libraries: tuple[str, ...],
-    everyone: list[Participant],
+    people: list[Participant],
     written: dict[tuple[str, str], list[datetime]],
 ) -> tuple[dict[str, int], dict[str, int]]:
+    """Prompts sent per month to `people` (those who left since included), and the letters
+    each receiver wrote from the prompt's hour (`[prompts] day` and `hour`, their library's
+    time) to `PROMPT_FOLLOW_DAYS` later."""
     zones = {library.id: ZoneInfo(library.timezone) for library in config.libraries}
-    by_id = {p.id: p for p in everyone}
+    by_id = {p.id: p for p in people}
     by_writer: dict[str, list[datetime]] = {}
     for (writer, _pal), times in written.items():
         by_writer.setdefault(writer, []).extend(times)

@@ -53,7 +53,7 @@ def program(tmp_path: Path) -> tuple[Context, list[Participant]]:
         )
         people.append(person)
     participants.leave(ctx, people[5])
-    maya, tomas, leo, ana, claire, _sam = people
+    maya, tomas, leo, ana, claire, sam = people
 
     def letter(
         number: int,
@@ -179,6 +179,7 @@ def program(tmp_path: Path) -> tuple[Context, list[Participant]]:
             {"p": maya.id, "s": "sent"},
             {"p": tomas.id, "s": "claimed"},  # never sent
             {"p": claire.id, "s": "sent"},  # another partnership
+            {"p": sam.id, "s": "sent"},  # who left since
         ],
     )
     return ctx, people
@@ -217,7 +218,7 @@ def test_figures_of_a_partnership_are_exact(program: tuple[Context, list[Partici
         "unknown": 1,
     }
     assert report.languages == {"en": 2, "es": 2}
-    assert report.prompts == {"2026-01": 0, "2026-02": 1}
+    assert report.prompts == {"2026-01": 0, "2026-02": 2}
     assert report.after_prompts == {"2026-01": 0, "2026-02": 1}
 
 
