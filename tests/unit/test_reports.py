@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from relay import cli, participants, reports
 from relay import config as config_module
-from relay import participants, reports
 from relay.context import Context, open_context
 from relay.store.files import append_lines
 from relay.store.records import Letter, Participant, Step
@@ -256,30 +256,35 @@ def test_no_personal_data_in_any_format(program: tuple[Context, list[Participant
 
 
 def test_cli_writes_the_report_and_names_a_bad_month(
-    program: tuple[Context, list[Participant]], tmp_path: Path
+    program: tuple[Context, list[Participant]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ctx, _ = program
     output = tmp_path / "board.csv"
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "relay", "--config", str(ctx.config.path), "report"]
-        return subprocess.run(command + list(args), capture_output=True, text=True, timeout=60)
-
-    done = run(
-        "--from",
-        "2026-01",
-        "--to",
-        "2026-02",
-        "--partnership",
-        PARTNERSHIP,
-        "--format",
-        "csv",
-        "--output",
-        str(output),
-    )
+    command = [sys.executable, "-m", "relay", "--config", str(ctx.config.path), "report"]
+    done = subprocess.run(
+        [*command, "--from", "2026-01", "--to", "2026-02", "--partnership", PARTNERSHIP,
+         "--format", "csv", "--output", str(output)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"report 2026-01 to 2026-02 written to {output}\n"
     assert "active_pairs,,,,1\n" in output.read_text()
-    refused = run("--from", "2026-13")
-    assert refused.returncode == 1
-    assert refused.stderr == "penpal-relay: --from: expected YYYY-MM, not '2026-13'\n"
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(["--config", str(ctx.config.path), "report", *args])
+        printed = capsys.readouterr()
+        return code, printed.out, printed.err
+
+    code, out, _ = run("--to", "2026-02")  # the twelve months up to --to
+    assert code == 0
+    assert out.startswith("# Program report, 2025-03 to 2026-02, all libraries\n")
+    assert run("--from", "2026-13") == (
+        1, "", "penpal-relay: --from: expected YYYY-MM, not '2026-13'\n"
+    )  # fmt: skip
+    assert run("--from", "2026-03", "--to", "2026-02")[2] == (
+        "penpal-relay: --from: 2026-03 is after --to 2026-02\n"
+    )
+    assert run("--partnership", "riverside+lyon")[2] == (
+        "penpal-relay: --partnership: no partnership 'riverside+lyon' in the config\n"
+    )
+    assert run("--output", str(tmp_path))[2] == f"penpal-relay: --output: {tmp_path} is a folder\n"
