@@ -535,6 +535,15 @@ def _partnership(ctx: Context, wanted: str) -> config_module.Partnership:
     return found
 
 
+def _staff_of_partnership(ctx: Context, partnership: config_module.Partnership, email: str) -> str:
+    for library_id in partnership.libraries:
+        library = ctx.config.library(library_id)
+        member = library.staff_member(email) if library else None
+        if member is not None:
+            return member.email
+    raise UserError(f"--by: {email} is not listed as staff of {partnership.id}'s libraries")
+
+
 def _who(participant: Participant) -> str:
     return f"{participant.id} {participant.name} <{participant.masked}>"
 
@@ -589,6 +598,7 @@ def _print_proposal(proposal: matching.Proposal) -> None:
 def cmd_match(args: argparse.Namespace) -> int:
     ctx = _context(args)
     partnership = _partnership(ctx, args.partnership)
+    by = _staff_of_partnership(ctx, partnership, args.by) if args.by else ""
     if args.json and not (args.dry_run or args.yes):
         raise UserError("--json: add --dry-run to see the proposal, or --yes to accept it")
     today = datetime.now(UTC).date()
@@ -607,7 +617,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         if answer.strip().lower() != "yes":
             raise UserError("nothing paired (answer yes, or pass --yes)")
     for pair in proposal.pairs:
-        participants.pair(ctx, pair.first, pair.second, via="match")
+        participants.pair(ctx, pair.first, pair.second, by=by, via="match")
     if not args.json:
         print(f"paired {_n(len(proposal.pairs), 'pair', 'pairs')}")
     return 0
@@ -1150,6 +1160,7 @@ def parser() -> argparse.ArgumentParser:
     match.add_argument("--dry-run", action="store_true", help="only show the proposal")
     match.add_argument("--yes", action="store_true", help="accept the proposal without asking")
     match.add_argument("--json", action="store_true")
+    match.add_argument("--by", help="your staff email, for the audit log")
 
     queue_sub = group("queue", "letters held for a decision")
     qlist = command(queue_sub, "list", cmd_queue_list, "letters waiting, oldest first")

@@ -16,7 +16,7 @@ from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.errors import ConfigError
 from relay.store.records import LEFT, PAUSED, Participant
-from tests.conftest import Relay, config_text
+from tests.conftest import MODERATOR_B, Relay, config_text
 
 TODAY = date(2026, 11, 30)
 PARTNERSHIP = Partnership("riverside+valparaiso", ("riverside", "valparaiso"))
@@ -237,7 +237,12 @@ def test_match_on_the_command_line(
     assert cli.main([*run, partnership, "--json"]) == 1
     assert capsys.readouterr().err.startswith("penpal-relay: --json: add --dry-run")
 
-    assert cli.main([*run, partnership, "--yes", "--json"]) == 0
+    assert cli.main([*run, partnership, "--yes", "--by", "someone@example.org"]) == 1
+    assert capsys.readouterr().err == (
+        "penpal-relay: --by: someone@example.org is not listed as staff of "
+        "riverside+valparaiso's libraries\n"
+    )
+    assert cli.main([*run, partnership, "--yes", "--json", "--by", MODERATOR_B]) == 0
     accepted = json.loads(capsys.readouterr().out)
     assert accepted["accepted"] is True
     assert [p["participants"] for p in accepted["pairs"]] == [[maya.id, tomas.id]]
@@ -246,4 +251,6 @@ def test_match_on_the_command_line(
     found = {p.id: p.pals for p in relay.context().store.participants()}
     assert found == {maya.id: (tomas.id,), leo.id: (), tomas.id: (maya.id,)}
     paired = [e for e in relay.context().store.audit_log() if e["event"] == "paired"]
-    assert [(e["participants"], e["via"]) for e in paired] == [([maya.id, tomas.id], "match")]
+    assert [(e["participants"], e["via"], e["by"]) for e in paired] == [
+        ([maya.id, tomas.id], "match", MODERATOR_B)
+    ]
