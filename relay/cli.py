@@ -616,10 +616,14 @@ def cmd_match(args: argparse.Namespace) -> int:
             answer = ""
         if answer.strip().lower() != "yes":
             raise UserError("nothing paired (answer yes, or pass --yes)")
-    for pair in proposal.pairs:
-        participants.pair(ctx, pair.first, pair.second, by=by, via="match")
+    made, skipped = participants.accept_matches(ctx, proposal, by=by)
+    for pair in skipped:
+        print(
+            f"not paired (changed since): {pair.first.id} + {pair.second.id}",
+            file=sys.stderr,
+        )
     if not args.json:
-        print(f"paired {_n(len(proposal.pairs), 'pair', 'pairs')}")
+        print(f"paired {_n(len(made), 'pair', 'pairs')}")
     return 0
 
 

@@ -14,6 +14,7 @@ import pytest
 from relay import cli, matching, participants
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
+from relay.context import open_context
 from relay.errors import ConfigError
 from relay.store.records import LEFT, PAUSED, Participant
 from tests.conftest import MODERATOR_B, Relay, config_text
@@ -254,3 +255,23 @@ def test_match_on_the_command_line(
     assert [(e["participants"], e["via"], e["by"]) for e in paired] == [
         ([maya.id, tomas.id], "match", MODERATOR_B)
     ]
+
+
+def test_an_accepted_proposal_skips_whoever_changed_since(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@example.org")
+    tomas = participants.enroll(ctx, "valparaiso", "Tomas", "tomas@example.org")
+    lucia = participants.enroll(ctx, "valparaiso", "Lucia", "lucia@example.org")
+    proposal = matching.propose(PARTNERSHIP, ctx.store.participants(), MatchingSettings(), TODAY)
+    assert sorted(_pals(proposal)) == [(maya.id, tomas.id), (maya.id, lucia.id)]
+    participants.pause(ctx, tomas)
+    made, skipped = participants.accept_matches(ctx, proposal)
+    assert [(p.first.id, p.second.id) for p in made] == [(maya.id, lucia.id)]
+    assert [(p.first.id, p.second.id) for p in skipped] == [(maya.id, tomas.id)]
+    assert {p.id: p.pals for p in ctx.store.participants()} == {
+        maya.id: (lucia.id,),
+        tomas.id: (),
+        lucia.id: (maya.id,),
+    }
