@@ -27,6 +27,7 @@ from relay import (
     dkim_signing,
     guardians,
     letters,
+    matching,
     notices,
     participants,
     reports,
@@ -516,6 +517,114 @@ def cmd_unpair(args: argparse.Namespace) -> int:
     first, second = participants.find(ctx, args.a), participants.find(ctx, args.b)
     participants.unpair(ctx, first, second)
     print(f"unpaired {first.id} ({first.masked}) and {second.id} ({second.masked})")
+    return 0
+
+
+# --- match ---------------------------------------------------------------------------------
+
+
+def _partnership(ctx: Context, wanted: str) -> config_module.Partnership:
+    found = next((p for p in ctx.config.partnerships if p.id == wanted), None)
+    if found is None:
+        known = ", ".join(p.id for p in ctx.config.partnerships) or "none"
+        raise UserError(f"--partnership: no partnership {wanted!r} (known: {known})")
+    if len(found.libraries) != 2:
+        raise UserError(
+            f"--partnership: {wanted} has {len(found.libraries)} libraries; "
+            "match pairs the two libraries of a partnership"
+        )
+    return found
+
+
+def _staff_of_partnership(ctx: Context, partnership: config_module.Partnership, email: str) -> str:
+    for library_id in partnership.libraries:
+        library = ctx.config.library(library_id)
+        member = library.staff_member(email) if library else None
+        if member is not None:
+            return member.email
+    raise UserError(f"--by: {email} is not listed as staff of {partnership.id}'s libraries")
+
+
+def _who(participant: Participant) -> str:
+    return f"{participant.id} {participant.name} <{participant.masked}>"
+
+
+def _proposal_json(proposal: matching.Proposal) -> dict[str, Any]:
+    gap = proposal.settings.max_age_gap
+    return {
+        "partnership": proposal.partnership,
+        "max_age_gap": gap,
+        "uneven": proposal.settings.uneven,
+        "pairs": [
+            {
+                "participants": [pair.first.id, pair.second.id],
+                "names": [pair.first.name, pair.second.name],
+                "masked": [pair.first.masked, pair.second.masked],
+                "libraries": [pair.first.library, pair.second.library],
+                "writes_to_two": pair.writes_to_two or None,
+                "explanation": matching.explain(pair),
+            }
+            for pair in proposal.pairs
+        ],
+        "unmatched": [
+            {
+                "participant": left.participant.id,
+                "name": left.participant.name,
+                "masked": left.participant.masked,
+                "library": left.participant.library,
+                "reason": left.reason,
+                "explanation": matching.why_not(left, gap),
+            }
+            for left in proposal.unmatched
+        ],
+    }
+
+
+def _print_proposal(proposal: matching.Proposal) -> None:
+    gap = proposal.settings.max_age_gap
+    print(
+        f"{proposal.partnership}: {_n(len(proposal.pairs), 'pair', 'pairs')} proposed, "
+        f"{len(proposal.unmatched)} without a pal (max_age_gap {gap}, "
+        f"uneven {proposal.settings.uneven})"
+    )
+    for pair in proposal.pairs:
+        print(f"  {_who(pair.first)}  +  {_who(pair.second)}")
+        print(f"      {matching.explain(pair)}")
+    if proposal.unmatched:
+        print("without a pal:")
+    for left in proposal.unmatched:
+        print(f"  {_who(left.participant)}: {matching.why_not(left, gap)}")
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    partnership = _partnership(ctx, args.partnership)
+    by = _staff_of_partnership(ctx, partnership, args.by) if args.by else ""
+    if args.json and not (args.dry_run or args.yes):
+        raise UserError("--json: add --dry-run to see the proposal, or --yes to accept it")
+    today = datetime.now(UTC).date()
+    proposal = matching.propose(partnership, ctx.store.participants(), ctx.config.matching, today)
+    if args.json:
+        _print_json(_proposal_json(proposal) | {"accepted": not args.dry_run})
+    else:
+        _print_proposal(proposal)
+    if args.dry_run or not proposal.pairs:
+        return 0
+    if not args.yes:
+        try:
+            answer = input(f"Pair these {_n(len(proposal.pairs), 'pair', 'pairs')}? Type yes: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() != "yes":
+            raise UserError("nothing paired (answer yes, or pass --yes)")
+    made, skipped = participants.accept_matches(ctx, proposal, by=by)
+    for pair in skipped:
+        print(
+            f"not paired (changed since): {pair.first.id} + {pair.second.id}",
+            file=sys.stderr,
+        )
+    if not args.json:
+        print(f"paired {_n(len(made), 'pair', 'pairs')}")
     return 0
 
 
@@ -1091,6 +1200,14 @@ def parser() -> argparse.ArgumentParser:
     unpairing = command(commands, "unpair", cmd_unpair, "end the pairing of two pals")
     unpairing.add_argument("a", help=REFERENCE)
     unpairing.add_argument("b", help=REFERENCE)
+
+    matching_help = "propose pals across a partnership's two libraries, then pair them"
+    match = command(commands, "match", cmd_match, matching_help)
+    match.add_argument("--partnership", required=True, metavar="ID", help="a partnership's id")
+    match.add_argument("--dry-run", action="store_true", help="only show the proposal")
+    match.add_argument("--yes", action="store_true", help="accept the proposal without asking")
+    match.add_argument("--json", action="store_true")
+    match.add_argument("--by", help="your staff email, for the audit log")
 
     queue_sub = group("queue", "letters held for a decision")
     qlist = command(queue_sub, "list", cmd_queue_list, "letters waiting, oldest first")

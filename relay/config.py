@@ -26,7 +26,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -357,6 +357,26 @@ class RetentionSettings:
     no_consent_months: int = 3
 
 
+UNEVEN_RULES: Final = ("two-pals", "leave-out")
+UnevenRule = Literal["two-pals", "leave-out"]
+
+
+@dataclass(frozen=True)
+class MatchingSettings:
+    """How `penpal-relay match` proposes pals (see relay/matching.py).
+
+    `max_age_gap`: pals are never more than this many years apart. `uneven`: when one
+    library has more participants to match than the other, "two-pals" gives those left
+    over a second pal (someone who already has one in the proposal), "leave-out" lets them
+    wait for the next enrolment. `quiet_weeks`: a pair where nobody has written for this
+    many weeks counts as quiet.
+    """
+
+    max_age_gap: int = 2
+    uneven: UnevenRule = "two-pals"
+    quiet_weeks: int = 6
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -384,6 +404,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     commands: CommandSettings = field(default_factory=CommandSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    matching: MatchingSettings = field(default_factory=MatchingSettings)
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -1083,6 +1104,25 @@ def _retention(root: _Section) -> RetentionSettings:
     )
 
 
+def _matching(root: _Section) -> MatchingSettings:
+    s = root.section("matching")
+    gap = s.get("max_age_gap", int, 2)
+    if gap is None or not 0 <= gap <= 100:
+        s.problem("max_age_gap", "must be a whole number of years from 0 to 100")
+        gap = 2
+    uneven = s.get("uneven", str, "two-pals")
+    if uneven not in UNEVEN_RULES:
+        s.problem("uneven", f"must be one of {', '.join(UNEVEN_RULES)}, not {uneven!r}")
+        uneven = "two-pals"
+    weeks = s.get("quiet_weeks", int, 6)
+    if weeks is None or not 1 <= weeks <= 104:
+        s.problem("quiet_weeks", "must be a whole number of weeks from 1 to 104")
+        weeks = 6
+    s.finish()
+    rule: UnevenRule = "leave-out" if uneven == "leave-out" else "two-pals"
+    return MatchingSettings(max_age_gap=gap, uneven=rule, quiet_weeks=weeks)
+
+
 def _web(root: _Section) -> WebSettings:
     section = root.section("web")
     settings, problems = parse_web_section(section.data)
@@ -1118,6 +1158,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     dkim = _dkim(root, paths)
     commands = _commands(root)
     retention = _retention(root)
+    matching = _matching(root)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -1140,6 +1181,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         tuple(paths.warnings),
         commands=commands,
         retention=retention,
+        matching=matching,
     )
 
 

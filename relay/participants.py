@@ -1,4 +1,5 @@
-"""Participants in one place: enrol, find, pair and unpair, pause, resume, leave, guardian.
+"""Participants in one place: enrol, find, pair and unpair (one by one, or a proposal of
+`relay.matching` accepted), pause, resume, leave, guardian.
 
 Every channel (CLI, dashboard, CSV import, demo) calls these functions and nothing else to
 change a participant. Each change is made by one named store operation under the store's
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from relay import consent, guardians
+from relay import consent, guardians, matching
 from relay.addresses import new_masked_address, normalize
 from relay.config import Library
 from relay.context import Context
@@ -250,6 +251,29 @@ def pair(
             raise UserError(f"{one.id} has left the program; resume them before pairing")
     ctx.store.pair(first, second)
     _record_pair(ctx, "paired", first, second, by=by, via=via)
+
+
+def accept_matches(
+    ctx: Context, proposal: matching.Proposal, *, by: str = "", via: str = "match"
+) -> tuple[list[matching.ProposedPair], list[matching.ProposedPair]]:
+    """Pair a proposal staff accepted: (pairs made, pairs skipped). A pair is skipped when
+    one of the two has left, been paused or been given another pal since the proposal."""
+    made: list[matching.ProposedPair] = []
+    skipped: list[matching.ProposedPair] = []
+    given: dict[str, set[str]] = {}  # pals this acceptance gave
+    for proposed in proposal.pairs:
+        current = [ctx.store.participant(p.id) for p in (proposed.first, proposed.second)]
+        if any(
+            now is None or now.status != ACTIVE or set(now.pals) - given.get(now.id, set())
+            for now in current
+        ):
+            skipped.append(proposed)
+            continue
+        pair(ctx, proposed.first, proposed.second, by=by, via=via)
+        given.setdefault(proposed.first.id, set()).add(proposed.second.id)
+        given.setdefault(proposed.second.id, set()).add(proposed.first.id)
+        made.append(proposed)
+    return made, skipped
 
 
 def unpair(

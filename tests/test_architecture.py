@@ -57,6 +57,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.authentication",
             "relay.decisions",
             "relay.consent",
+            "relay.matching",
             "relay.commands",
             "relay.verp",
             "relay.dkim_signing",

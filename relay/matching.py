@@ -1,0 +1,290 @@
+"""Proposing pals across the two libraries of a partnership (pure).
+
+Who is matched: the active participants of the partnership's two libraries who have no pal
+yet, in order of id, so the same store gives the same proposal (no randomness anywhere).
+
+How: two participants may be pals when their ages (`relay.consent.youngest_age`: the year of
+birth, or the lowest age of the age band) are at most `[matching] max_age_gap` years apart,
+or when neither has an age recorded. Each possible pair has a score: the same language (4)
+or one learning the other's (3: an interest such as "learning fr" or "french"), 2 for each
+shared interest (up to three), and the closeness of their ages (`max_age_gap` minus the
+difference, 1 more for the same age band). An assignment (the Hungarian method, cost model
+O(n³) for n participants: a class of 30 against 27 is instant) first gives a pal to as many
+participants as possible, then takes the highest total score. Only then, under
+`uneven = "two-pals"`, those still without a pal get a second assignment among the
+participants of the other library who have exactly one pal in the proposal, so everyone
+has a pal before anyone has two; under "leave-out" they wait for the next enrolment. Every
+participant left without a pal is listed with the reason.
+
+Each pair carries its reasons as data (`Reasons`) and in English words (`explain`), for
+staff to read before they accept the proposal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from relay.config import MatchingSettings, Partnership
+from relay.consent import youngest_age
+from relay.store.records import ACTIVE, Participant
+
+# What an interest may say to mean "I am learning this language" (lower-cased, as kept).
+LANGUAGE_NAMES: dict[str, tuple[str, ...]] = {
+    "en": ("english", "inglés", "ingles", "anglais"),
+    "es": ("spanish", "español", "espanol", "espagnol"),
+    "fr": ("french", "francés", "frances", "français", "francais"),
+}
+SHARED_INTERESTS_COUNTED = 3
+
+UnmatchedReason = Literal["age-gap", "no-age", "waiting"]
+
+
+@dataclass(frozen=True)
+class Reasons:
+    """Why two participants make good pals."""
+
+    ages: tuple[int | None, int | None]
+    same_band: str  # the age band both are in, "" otherwise
+    language: str  # the language both write in, "" otherwise
+    learner: str  # the id of the one learning the other's language, "" for none
+    interests: tuple[str, ...]  # shared, in the first one's order
+
+
+@dataclass(frozen=True)
+class ProposedPair:
+    first: Participant  # of the partnership's first library
+    second: Participant
+    reasons: Reasons
+    # Under "two-pals": the id of the one who gets this as a second pal ("" for none).
+    writes_to_two: str = ""
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    participant: Participant
+    reason: UnmatchedReason
+    age: int | None
+    other_library: str
+
+
+@dataclass(frozen=True)
+class Proposal:
+    partnership: str
+    settings: MatchingSettings
+    pairs: tuple[ProposedPair, ...]
+    unmatched: tuple[Unmatched, ...]
+
+
+def waiting_for_a_pal(
+    everyone: Iterable[Participant], libraries: Sequence[str]
+) -> dict[str, list[Participant]]:
+    """The active participants without a pal, per library, in order of id."""
+    found: dict[str, list[Participant]] = {library: [] for library in libraries}
+    for participant in sorted(everyone, key=lambda p: (p.number, p.id)):
+        if participant.library in found and participant.status == ACTIVE and not participant.pals:
+            found[participant.library].append(participant)
+    return found
+
+
+def propose(
+    partnership: Partnership,
+    everyone: Iterable[Participant],
+    settings: MatchingSettings,
+    today: date,
+) -> Proposal:
+    """Pairs across the partnership's first two libraries, and who is left without a pal."""
+    left_id, right_id = partnership.libraries[0], partnership.libraries[1]
+    waiting = waiting_for_a_pal(everyone, (left_id, right_id))
+    left, right = waiting[left_id], waiting[right_id]
+    ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in left + right}
+
+    def score(a: Participant, b: Participant) -> int | None:
+        return _score(a, b, ages[a.id], ages[b.id], settings.max_age_gap)
+
+    pairs = [(left[i], right[j], "") for i, j in _assign(left, right, score)]
+    if settings.uneven == "two-pals":
+        paired = {p.id for pair in pairs for p in pair[:2]}
+        lone_left = [p for p in left if p.id not in paired]
+        lone_right = [p for p in right if p.id not in paired]
+        once_left = [p for p in left if p.id in paired]
+        once_right = [p for p in right if p.id in paired]
+        for i, j in _assign(lone_left, once_right, score):
+            pairs.append((lone_left[i], once_right[j], once_right[j].id))
+        for i, j in _assign(once_left, lone_right, score):
+            pairs.append((once_left[i], lone_right[j], once_left[i].id))
+    pairs.sort(key=lambda pair: (pair[0].number, pair[1].number))
+    proposed = tuple(
+        ProposedPair(a, b, _reasons(a, b, ages[a.id], ages[b.id]), two) for a, b, two in pairs
+    )
+    matched = {p.id for pair in proposed for p in (pair.first, pair.second)}
+    unmatched = [
+        _why_not(p, ages, others, other_id, settings.max_age_gap)
+        for side, others, other_id in ((left, right, right_id), (right, left, left_id))
+        for p in side
+        if p.id not in matched
+    ]
+    return Proposal(partnership.id, settings, proposed, tuple(unmatched))
+
+
+def _may_pair(age: int | None, other: int | None, gap: int) -> bool:
+    if age is None or other is None:
+        return age is None and other is None
+    return abs(age - other) <= gap
+
+
+def _learns(participant: Participant, language: str) -> bool:
+    """Whether an interest says the participant is learning this language."""
+    words = {language, *LANGUAGE_NAMES.get(language, ())}
+    return any(
+        interest.removeprefix("learning ").strip() in words for interest in participant.interests
+    )
+
+
+def _score(
+    a: Participant, b: Participant, age: int | None, other: int | None, gap: int
+) -> int | None:
+    """The pair's score, or None when they may not be pals."""
+    if not _may_pair(age, other, gap):
+        return None
+    total = 0
+    if a.language == b.language:
+        total += 4
+    elif _learns(a, b.language) or _learns(b, a.language):
+        total += 3
+    shared = [interest for interest in a.interests if interest in b.interests]
+    total += 2 * min(len(shared), SHARED_INTERESTS_COUNTED)
+    if age is not None and other is not None:
+        total += gap - abs(age - other)
+    if a.age_band and a.age_band == b.age_band:
+        total += 1
+    return total
+
+
+def _reasons(a: Participant, b: Participant, age: int | None, other: int | None) -> Reasons:
+    learner = ""
+    if a.language != b.language:
+        learner = a.id if _learns(a, b.language) else b.id if _learns(b, a.language) else ""
+    return Reasons(
+        ages=(age, other),
+        same_band=a.age_band if a.age_band and a.age_band == b.age_band else "",
+        language=a.language if a.language == b.language else "",
+        learner=learner,
+        interests=tuple(interest for interest in a.interests if interest in b.interests),
+    )
+
+
+def _why_not(
+    participant: Participant,
+    ages: dict[str, int | None],
+    others: list[Participant],
+    other_library: str,
+    gap: int,
+) -> Unmatched:
+    age = ages[participant.id]
+    if any(_may_pair(age, ages[other.id], gap) for other in others):
+        reason: UnmatchedReason = "waiting"
+    else:
+        reason = "no-age" if age is None else "age-gap"
+    return Unmatched(participant, reason, age, other_library)
+
+
+# --- words ---------------------------------------------------------------------------------
+
+
+def explain(pair: ProposedPair) -> str:
+    """The pair's reasons in words: "ages 10 and 11; both write in en; both like football"."""
+    reasons, first, second = pair.reasons, pair.first, pair.second
+    age, other = reasons.ages
+    if reasons.same_band:
+        parts = [f"same age band {reasons.same_band}"]
+    elif age is None or other is None:
+        parts = ["no ages recorded"]
+    else:
+        parts = [f"both {age}" if age == other else f"ages {age} and {other}"]
+    if reasons.language:
+        parts.append(f"both write in {reasons.language}")
+    elif reasons.learner:
+        learner, pal = (first, second) if reasons.learner == first.id else (second, first)
+        parts.append(f"{learner.name} is learning {pal.language}")
+    parts.append(
+        f"both like {_listed(reasons.interests)}" if reasons.interests else "no shared interests"
+    )
+    if pair.writes_to_two:
+        two = first if pair.writes_to_two == first.id else second
+        parts.append(f"{two.name} writes to two")
+    return "; ".join(parts)
+
+
+def why_not(unmatched: Unmatched, gap: int) -> str:
+    """Why a participant has no pal in the proposal, in words."""
+    other = unmatched.other_library
+    if unmatched.reason == "no-age":
+        return f"no age recorded, and everyone at {other} has one"
+    if unmatched.reason == "age-gap":
+        return f"no one at {other} within {gap} years of age {unmatched.age}"
+    return f"everyone at {other} within the age gap already has a pal; waits for the next match"
+
+
+def _listed(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+# --- the assignment ------------------------------------------------------------------------
+
+
+def _assign(
+    rows: Sequence[Participant],
+    columns: Sequence[Participant],
+    score: Callable[[Participant, Participant], int | None],
+) -> list[tuple[int, int]]:
+    """(row, column) index pairs: as many pairs as possible, then the highest total score;
+    a pair scored None is never made. Deterministic for the same order of rows and columns."""
+    if not rows or not columns:
+        return []
+    weights = [[score(a, b) for b in columns] for a in rows]
+    # A pair made outweighs any sum of scores, so the count of pairs comes first.
+    most = max((w for line in weights for w in line if w is not None), default=0)
+    weight_of_a_pair = (most + 1) * (min(len(rows), len(columns)) + 1)
+    cost = [[-(weight_of_a_pair + w) if w is not None else 0 for w in line] for line in weights]
+    if len(rows) <= len(columns):
+        chosen = _hungarian(cost)
+    else:
+        transposed = [list(line) for line in zip(*cost, strict=True)]
+        chosen = [(i, j) for j, i in _hungarian(transposed)]
+    return sorted((i, j) for i, j in chosen if weights[i][j] is not None)
+
+
+def _hungarian(cost: list[list[int]]) -> list[tuple[int, int]]:
+    """The least-cost assignment of every row to a distinct column (rows <= columns)."""
+    n, m = len(cost), len(cost[0])
+    infinity = float("inf")
+    u, v = [0.0] * (n + 1), [0.0] * (m + 1)
+    owner, way = [0] * (m + 1), [0] * (m + 1)  # owner[j]: the row (from 1) holding column j
+    for row in range(1, n + 1):
+        owner[0], column = row, 0
+        least, used = [infinity] * (m + 1), [False] * (m + 1)
+        while owner[column]:
+            used[column] = True
+            here, delta, next_column = owner[column], infinity, 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    reduced = cost[here - 1][j - 1] - u[here] - v[j]
+                    if reduced < least[j]:
+                        least[j], way[j] = reduced, column
+                    if least[j] < delta:
+                        delta, next_column = least[j], j
+            for j in range(m + 1):
+                if used[j]:
+                    u[owner[j]] += delta
+                    v[j] -= delta
+                else:
+                    least[j] -= delta
+            column = next_column
+        while column:
+            previous = way[column]
+            owner[column] = owner[previous]
+            column = previous
+    return [(owner[j] - 1, j - 1) for j in range(1, m + 1) if owner[j]]
