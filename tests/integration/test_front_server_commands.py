@@ -88,16 +88,26 @@ def test_the_policy_service_slows_a_client_that_keeps_guessing(
     assert _ask(port, other) == ["action=DUNNO"]
 
 
+def _closed_unanswered(connection: socket.socket) -> bool:
+    """The service closed the connection without a word: an orderly close, or a reset when
+    it closed with the rest of an oversized request still unread (the kernel then resets)."""
+    try:
+        return connection.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
 def test_the_policy_service_closes_on_garbage_and_keeps_serving(
     relay_factory: Callable[..., Relay],
 ) -> None:
     relay, pals, port = _policy_relay(relay_factory)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(b"this is not a policy request\n\n")
-        assert connection.recv(100) == b""  # closed, nothing answered
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(b"request=smtpd_access_policy\nname=" + b"x" * 100_000 + b"\n\n")
-        assert connection.recv(100) == b""
+    for garbage in (
+        b"this is not a policy request\n\n",
+        b"request=smtpd_access_policy\nname=" + b"x" * 100_000 + b"\n\n",
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(garbage)
+            assert _closed_unanswered(connection)
     assert _ask(port, _request(sender=pals.maya.email, recipient=pals.tomas.masked)) == [
         "action=DUNNO"
     ]
