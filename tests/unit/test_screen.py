@@ -163,7 +163,7 @@ PHONE_PIECES = [
 ]  # fmt: skip
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)  # the time of an example is no finding
 @given(st.lists(st.sampled_from(PHONE_PIECES), max_size=14), st.sampled_from(["US", "CL", "GB"]))
 def test_asking_phonenumbers_about_digit_regions_finds_what_the_whole_text_finds(
     pieces: list[str], region: str
@@ -189,7 +189,7 @@ ADDRESS_PIECES = [
 ]  # fmt: skip
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(st.sampled_from(ADDRESS_PIECES), max_size=10))
 def test_a_text_without_a_clue_has_no_address_or_handle(pieces: list[str]) -> None:
     """The address and social patterns are skipped on a text without their clue words; every
