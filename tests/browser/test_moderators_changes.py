@@ -72,6 +72,10 @@ def test_remove_a_picture_redact_and_approve_and_preview_an_edit(
     expect(timeline).to_contain_text("file removed")
     expect(timeline).to_contain_text("flagged details removed: phone numbers 1")
 
+    # Delivered before the pal is paused below: a letter approved but not yet sent to a pal
+    # paused since would be held again.
+    letters = wait_for(both, what="both letters delivered")
+
     # A pal paused since the letter was held: approving says why nothing was sent.
     relay.send(
         pals.maya.email,
@@ -87,7 +91,6 @@ def test_remove_a_picture_redact_and_approve_and_preview_an_edit(
         "not sent: the pal is paused. It stays held: approve it again once Tomás can write"
     )
 
-    letters = wait_for(both, what="both letters delivered")
     cats, dog = letters["Cats"], letters["Dog"]
     assert [p.get_filename() for p in cats.iter_attachments()] == ["drawing-2.png"]
     assert "201-3344" not in cats.as_string() and "cid:drawing-1@" not in _html(cats)
