@@ -1080,44 +1080,36 @@ def _newsletter(root: _Section) -> NewsletterSettings:
     return settings
 
 
+def _count(section: _Section, name: str, default: int, low: int, high: int, unit: str) -> int:
+    """A whole number of `unit` from `low` to `high`; the default, and a problem named by
+    key, for anything else."""
+    value = section.get(name, int, default)
+    if value is None or not low <= value <= high:
+        section.problem(name, f"must be a whole number of {unit} from {low} to {high}")
+        return default
+    return value
+
+
 def _retention(root: _Section) -> RetentionSettings:
     s = root.section("retention")
-    days = s.get("originals_days", int, 7)
-    if days is None or not 0 <= days <= 3650:
-        s.problem("originals_days", "must be a whole number of days from 0 to 3650")
-        days = 7
-    months = s.get("letters_months", int, 12)
-    if months is None or not 1 <= months <= 120:
-        s.problem("letters_months", "must be a whole number of months from 1 to 120")
-        months = 12
-    left = s.get("left_months", int, 12)
-    if left is None or not 0 <= left <= 120:
-        s.problem("left_months", "must be a whole number of months from 0 to 120")
-        left = 12
-    waiting = s.get("no_consent_months", int, 3)
-    if waiting is None or not 0 <= waiting <= 120:
-        s.problem("no_consent_months", "must be a whole number of months from 0 to 120")
-        waiting = 3
-    s.finish()
-    return RetentionSettings(
-        originals_days=days, letters_months=months, left_months=left, no_consent_months=waiting
+    settings = RetentionSettings(
+        originals_days=_count(s, "originals_days", 7, 0, 3650, "days"),
+        letters_months=_count(s, "letters_months", 12, 1, 120, "months"),
+        left_months=_count(s, "left_months", 12, 0, 120, "months"),
+        no_consent_months=_count(s, "no_consent_months", 3, 0, 120, "months"),
     )
+    s.finish()
+    return settings
 
 
 def _matching(root: _Section) -> MatchingSettings:
     s = root.section("matching")
-    gap = s.get("max_age_gap", int, 2)
-    if gap is None or not 0 <= gap <= 100:
-        s.problem("max_age_gap", "must be a whole number of years from 0 to 100")
-        gap = 2
+    gap = _count(s, "max_age_gap", 2, 0, 100, "years")
     uneven = s.get("uneven", str, "two-pals")
     if uneven not in UNEVEN_RULES:
         s.problem("uneven", f"must be one of {', '.join(UNEVEN_RULES)}, not {uneven!r}")
         uneven = "two-pals"
-    weeks = s.get("quiet_weeks", int, 6)
-    if weeks is None or not 1 <= weeks <= 104:
-        s.problem("quiet_weeks", "must be a whole number of weeks from 1 to 104")
-        weeks = 6
+    weeks = _count(s, "quiet_weeks", 6, 1, 104, "weeks")
     s.finish()
     rule: UnevenRule = "leave-out" if uneven == "leave-out" else "two-pals"
     return MatchingSettings(max_age_gap=gap, uneven=rule, quiet_weeks=weeks)
