@@ -19,12 +19,12 @@ from relay import config as config_module
 from relay.addresses import normalize
 from relay.authresults import UNCHECKED, Verdict
 from relay.consent import DECLINED, GIVEN, NO_CONSENT_NOTES, read_answer
-from relay.context import open_context
+from relay.context import Context, open_context
 from relay.errors import UserError
 from relay.mail_reading import from_address
 from relay.outbox import GuardianCopy, LetterCopy, door, worker
 from relay.route import Refusal, check_token, own_address
-from relay.store.records import ConsentRequest, Letter, Step, address_digest
+from relay.store.records import ConsentRequest, Letter, Participant, Step, address_digest
 from relay.wording import Templates
 from tests.conftest import DOMAIN, MAYA, MODERATOR_A, TOMAS, config_text
 
@@ -54,6 +54,31 @@ PARENT = "parent.smith@family-mail.example.net"
 )
 def test_a_guardians_first_line_reads_as_an_answer(line: str, answer: str | None) -> None:
     assert read_answer(line, WORDS) == answer
+
+
+def _save_approved(
+    ctx: Context, letter_id: int, spool_id: str, writer: Participant, pal: Participant, subject: str
+) -> None:
+    """An approved letter from `writer` (riverside) to `pal` (valparaiso), not yet sent."""
+    ctx.store.save_letter(
+        Letter(
+            id=letter_id,
+            spool_id=spool_id,
+            sender=writer.id,
+            recipient=pal.id,
+            sender_masked=writer.masked,
+            recipient_masked=pal.masked,
+            sender_library="riverside",
+            recipient_library="valparaiso",
+            subject=subject,
+            received_at="2026-01-05T10:00:00+00:00",
+            status="approved",
+            history=(
+                Step("2026-01-05T10:00:00+00:00", "held"),
+                Step("2026-01-05T11:00:00", "approved"),
+            ),
+        )
+    )
 
 
 def test_every_language_has_words_for_yes_and_no() -> None:
@@ -248,24 +273,7 @@ def test_a_withdrawal_holds_an_approved_letter_whose_copies_have_not_gone(
     maya = participants.enroll(ctx, "riverside", "Maya", MAYA, guardian=PARENT, details=young)
     maya = guardians.give(ctx, maya, method="paper", by=MODERATOR_A)
     tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
-    approved = Letter(
-        id=7,
-        spool_id="18ecc8b7915e35e9-cbc42ea8",
-        sender=maya.id,
-        recipient=tomas.id,
-        sender_masked=maya.masked,
-        recipient_masked=tomas.masked,
-        sender_library="riverside",
-        recipient_library="valparaiso",
-        subject="My dog",
-        received_at="2026-01-05T10:00:00+00:00",
-        status="approved",
-        history=(
-            Step("2026-01-05T10:00:00+00:00", "held"),
-            Step("2026-01-05T11:00:00", "approved"),
-        ),
-    )
-    ctx.store.save_letter(approved)
+    _save_approved(ctx, 7, "18ecc8b7915e35e9-cbc42ea8", maya, tomas, "My dog")
     copies = {"letter-7": (LetterCopy(7), TOMAS), "letter-7-guardian-p1": (GuardianCopy(7), PARENT)}
     for item, (purpose, to) in copies.items():
         message = door.program_message(ctx, Address("", addr_spec=to), "Letter", "Hello")
@@ -340,24 +348,7 @@ def test_an_approved_letter_is_held_again_when_its_pal_stops(tmp_path: Path, cha
     ctx = open_context(config_module.load(path))
     maya = participants.enroll(ctx, "riverside", "Maya", MAYA)
     tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
-    approved = Letter(
-        id=8,
-        spool_id="18ecc8b7915e35e9-cbc42ea9",
-        sender=maya.id,
-        recipient=tomas.id,
-        sender_masked=maya.masked,
-        recipient_masked=tomas.masked,
-        sender_library="riverside",
-        recipient_library="valparaiso",
-        subject="My cat",
-        received_at="2026-01-05T10:00:00+00:00",
-        status="approved",
-        history=(
-            Step("2026-01-05T10:00:00+00:00", "held"),
-            Step("2026-01-05T11:00:00", "approved"),
-        ),
-    )
-    ctx.store.save_letter(approved)
+    _save_approved(ctx, 8, "18ecc8b7915e35e9-cbc42ea9", maya, tomas, "My cat")
     message = door.program_message(ctx, Address("", addr_spec=TOMAS), "Letter", "Hello")
     door.queue(ctx, "letter-8", message, LetterCopy(8), to=TOMAS)
     relay_outcomes = outcomes.for_relay(lambda: ctx)
