@@ -24,6 +24,7 @@ import jinja2
 
 from relay import (
     backup,
+    closing,
     dkim_signing,
     guardians,
     letters,
@@ -955,6 +956,69 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the end of a program year -------------------------------------------------------------
+
+CLOSE_HELP = (
+    "end a partnership's program year: a goodbye to each active participant in their "
+    'language, everyone paused ("program-closed"), and the final report'
+)
+
+
+def cmd_program_close(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    partnership = next((p for p in ctx.config.partnerships if p.id == args.partnership), None)
+    if partnership is None:
+        known = ", ".join(p.id for p in ctx.config.partnerships) or "none"
+        raise UserError(f"--partnership: no partnership {args.partnership!r} (known: {known})")
+    by = _staff_of_partnership(ctx, partnership, args.by) if args.by else ""
+    end = datetime.now(UTC).strftime("%Y-%m")
+    target = Path(args.output or f"program-report-{partnership.id}-{end}.html")
+    if target.is_dir() or not target.parent.is_dir():
+        raise UserError(f"--output: {target} is a folder, or its folder does not exist")
+    farewells = closing.plan(ctx, partnership)
+    _print_farewells(ctx, partnership.id, farewells)
+    if args.dry_run:
+        return 0
+    if farewells and not args.yes:
+        try:
+            answer = input(f"Send the goodbyes and pause {len(farewells)}? Type yes: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() != "yes":
+            raise UserError("nothing sent or paused (answer yes, or pass --yes)")
+    done = closing.close(ctx, partnership, farewells, by=by, via="cli")
+    print(
+        f"sent {_n(done.goodbyes, 'goodbye', 'goodbyes')} and "
+        f"{_n(done.guardian_copies, 'copy', 'copies')} to guardians; paused {done.paused}"
+    )
+    report = reports.build(ctx.config, ctx.store, reports.year_ending(end), end, partnership.id)
+    form = target.suffix.lstrip(".") if target.suffix.lstrip(".") in reports.FORMATS else "html"
+    target.write_text(reports.render(report, form), encoding="utf-8")
+    print(f"final report ({report.start} to {report.end}) written to {target}")
+    return 0
+
+
+def _print_farewells(ctx: Context, partnership: str, farewells: list[closing.Farewell]) -> None:
+    if not farewells:
+        print(f"{partnership}: nobody is active; no goodbye to send (closed already?)")
+    else:
+        print(f"{partnership}: {_n(len(farewells), 'active participant', 'active participants')}")
+        print("each is paused (program-closed) and gets:")
+    stay = " with the offer to stay in touch" if ctx.config.program.stay_in_touch else ""
+    for farewell in farewells:
+        person = farewell.participant
+        if farewell.unsent:
+            what = "no goodbye (a guardian's consent is awaited)"
+        else:
+            pals = ", ".join(farewell.pals) or "no pal"
+            copy = ", a copy to their guardian" if farewell.guardian_copy else ""
+            what = (
+                f"goodbye in {person.language}{stay} (pal {pals}, "
+                f"{_n(farewell.letters, 'letter', 'letters')} delivered){copy}"
+            )
+        print(f"  {_who(person)}: {what}")
+
+
 # --- backup and restore --------------------------------------------------------------------
 
 BACKUP_HELP = (
@@ -1293,6 +1357,19 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--partnership", metavar="ID", help="only this partnership's libraries")
     report.add_argument("--format", choices=reports.FORMATS, default="md", help="default: md")
     report.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
+
+    program_sub = group("program", "the program year")
+    closing_year = command(program_sub, "close", cmd_program_close, CLOSE_HELP)
+    closing_year.add_argument("--partnership", required=True, metavar="ID")
+    closing_year.add_argument("--dry-run", action="store_true", help="only show who gets what")
+    closing_year.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    closing_year.add_argument("--by", help="your staff email, for the audit log")
+    closing_year.add_argument(
+        "--output",
+        metavar="FILE.html",
+        help="the final report (.html with charts, or .md, .csv); default: "
+        "program-report-<partnership>-<month>.html here",
+    )
 
     saving = command(commands, "backup", cmd_backup, BACKUP_HELP)
     saving.add_argument("dest", metavar="DEST", help="a folder that does not exist or is empty")

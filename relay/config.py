@@ -378,6 +378,17 @@ class MatchingSettings:
 
 
 @dataclass(frozen=True)
+class ProgramSettings:
+    """The end of a program year (`penpal-relay program close`, relay/closing.py).
+
+    `stay_in_touch`: the goodbye each participant gets also says their library will write
+    to them before the next program year, to ask whether they want to keep writing.
+    """
+
+    stay_in_touch: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     relay: RelaySettings
@@ -405,6 +416,7 @@ class Config:
     commands: CommandSettings = field(default_factory=CommandSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     matching: MatchingSettings = field(default_factory=MatchingSettings)
+    program: ProgramSettings = field(default_factory=ProgramSettings)
     _by_id: dict[str, Library] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -1115,6 +1127,13 @@ def _matching(root: _Section) -> MatchingSettings:
     return MatchingSettings(max_age_gap=gap, uneven=rule, quiet_weeks=weeks)
 
 
+def _program(root: _Section) -> ProgramSettings:
+    s = root.section("program")
+    settings = ProgramSettings(stay_in_touch=bool(s.get("stay_in_touch", bool, False)))
+    s.finish()
+    return settings
+
+
 def _web(root: _Section) -> WebSettings:
     section = root.section("web")
     settings, problems = parse_web_section(section.data)
@@ -1151,6 +1170,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     commands = _commands(root)
     retention = _retention(root)
     matching = _matching(root)
+    program = _program(root)
     root.finish()
     if problems:
         raise ConfigError(problems)
@@ -1174,6 +1194,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         commands=commands,
         retention=retention,
         matching=matching,
+        program=program,
     )
 
 

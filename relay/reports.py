@@ -82,6 +82,12 @@ def months_between(start: str, end: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def year_ending(end: str) -> str:
+    """The first of the twelve months that end with `end` ("YYYY-MM")."""
+    first = int(end[:4]) * 12 + int(end[5:]) - 1 - 11
+    return f"{first // 12:04d}-{first % 12 + 1:02d}"
+
+
 def _last_day(month: str) -> date:
     year, number = int(month[:4]), int(month[5:])
     following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)

@@ -1,0 +1,178 @@
+"""The end of a program year: a goodbye to each participant, and their pairs paused.
+
+`plan` reads who of a partnership's libraries is still active and what each one's goodbye
+says: their pals' first names, how many of their letters reached a pal (one pass over every
+letter kept), whether their guardian gets a copy (guardian copies on, as for letters), and
+`no-consent` for someone whose guardian has not consented (nothing is ever sent to them;
+they are paused all the same). `close` carries a plan out, one participant at a time: the
+goodbye (and the guardian's copy) enters the outbox under a fixed name
+(`goodbye-<year>-<id>`), then the participant is paused with `pause_reason`
+"program-closed"; one audit entry `program-closed` says who (ids) and how many, never an
+address.
+
+Exactly one goodbye: a second run finds everyone paused and sends nothing; a run cut short
+sends the rest, and the outbox takes each name once. A "program-closed" pause is the
+library's: `resume` by email answers that the library resumes them
+(`relay.participant_mail`), staff do it (`participants resume`, the dashboard). Letters
+approved but not yet sent are held again by the outbox, as for every pause.
+
+What the goodbye says is `templates/email/<lang>/goodbye.txt`; with `[program]
+stay_in_touch` it adds that their library will write before the next program year to ask
+whether they want to keep writing (the coordinator finds them: paused, "program-closed").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+
+from relay import guard, notices, participants, reports
+from relay.config import Partnership
+from relay.context import Context
+from relay.outbox import Notice, door
+from relay.store.records import ACTIVE, DELIVERED, Participant
+
+log = logging.getLogger("relay")
+
+CLOSED = "program-closed"  # the pause reason, and the audit event
+NO_CONSENT = "no-consent"
+
+
+@dataclass(frozen=True)
+class Farewell:
+    """One active participant at the end of the year, and what their goodbye says."""
+
+    participant: Participant
+    pals: tuple[str, ...]  # first names
+    letters: int  # their letters delivered to a pal
+    guardian_copy: bool
+    unsent: str = ""  # why no goodbye goes to them ("" when one does)
+
+
+@dataclass(frozen=True)
+class Closed:
+    goodbyes: int  # to participants
+    guardian_copies: int
+    paused: int
+
+
+def first_name(name: str) -> str:
+    words = name.split()
+    return words[0] if words else name
+
+
+def plan(ctx: Context, partnership: Partnership) -> list[Farewell]:
+    """Blocking: every active participant of the partnership's libraries, by library and id."""
+    everyone = {p.id: p for p in ctx.store.participants()}
+    delivered = Counter(
+        letter.sender
+        for letter in reports.all_letters(ctx.store)
+        if letter.status == DELIVERED and letter.sender
+    )
+    found = []
+    for person in sorted(everyone.values(), key=lambda p: (p.library, p.number)):
+        if person.library not in partnership.libraries or person.status != ACTIVE:
+            continue
+        pals = [everyone[i] for i in person.pals if i in everyone]
+        found.append(
+            Farewell(
+                participant=person,
+                pals=tuple(first_name(pal.name) for pal in pals),
+                letters=delivered.get(person.id, 0),
+                guardian_copy=bool(person.guardian and person.guardian_copies),
+                unsent="" if person.may_correspond else NO_CONSENT,
+            )
+        )
+    return found
+
+
+def goodbye(ctx: Context, farewell: Farewell) -> tuple[str, str]:
+    """The goodbye's (subject, text) in the participant's language, with the privacy line."""
+    person = farewell.participant
+    library = ctx.config.library(person.library)
+    subject, text = ctx.templates.email(
+        person.language,
+        "goodbye",
+        name=person.name,
+        pals=list(farewell.pals),
+        letters=farewell.letters,
+        stay_in_touch=ctx.config.program.stay_in_touch,
+        library_name=library.name if library else person.library,
+        program_name=ctx.config.relay.program_name,
+    )
+    return subject, f"{text.rstrip()}\n\n{notices.privacy_line(ctx, person.language)}\n"
+
+
+def _item(ctx: Context, person: Participant, year: int) -> tuple[str, str]:
+    """The outbox name and Message-ID of a participant's goodbye (the same when run again)."""
+    name = f"goodbye-{year}-{person.id}"
+    signature = hmac.new(ctx.secret, name.encode(), hashlib.sha256).hexdigest()[:12]
+    return name, f"<{name}.{signature}@{ctx.config.relay.domain}>"
+
+
+def _send(ctx: Context, farewell: Farewell, year: int) -> list[bool]:
+    """Queue the goodbye, then the guardian's copy; for each, whether it was new."""
+    person = farewell.participant
+    subject, text = goodbye(ctx, farewell)
+    pals = [ctx.store.participant(i) for i in person.pals]
+    private = guard.addresses_of(pals)  # a pal's or their family's address never appears
+    name, message_id = _item(ctx, person, year)
+    readers = [("", Address(person.name, addr_spec=person.email))]
+    if farewell.guardian_copy:
+        readers.append(("-guardian", Address(person.guardian_name, addr_spec=person.guardian)))
+    queued = []
+    for suffix, to in readers:
+        message = door.program_message(
+            ctx, to, subject, text, message_id=message_id.replace(">", f"{suffix}>", 1)
+        )
+        queued.append(
+            door.queue(
+                ctx, name + suffix, message, Notice("goodbye"), to=to.addr_spec, private=private
+            )
+        )
+    return queued
+
+
+def close(
+    ctx: Context, partnership: Partnership, farewells: list[Farewell], *, by: str, via: str
+) -> Closed:
+    """Blocking: send each goodbye, pause each participant, audit once (see the module)."""
+    year = datetime.now(UTC).year
+    goodbyes = copies = paused = 0
+    for farewell in farewells:
+        current = ctx.store.participant(farewell.participant.id)
+        if current is None or current.status != ACTIVE:
+            continue  # changed since the plan: left, paused or erased
+        if not farewell.unsent:
+            queued = _send(ctx, farewell, year)
+            goodbyes += queued[0]
+            copies += sum(queued[1:])
+        participants.pause(ctx, current, by=by, via=via, reason=CLOSED)
+        paused += 1
+    ids = [f.participant.id for f in farewells]
+    details = {"by": by} if by else {}
+    ctx.store.audit(
+        CLOSED,
+        partnership=partnership.id,
+        participants=ids,
+        goodbyes=goodbyes,
+        guardian_copies=copies,
+        paused=paused,
+        via=via,
+        **details,
+    )
+    log.info(
+        "%s partnership=%s goodbyes=%d guardian_copies=%d paused=%d via=%s",
+        CLOSED,
+        partnership.id,
+        goodbyes,
+        copies,
+        paused,
+        via,
+    )
+    return Closed(goodbyes, copies, paused)

@@ -1,0 +1,148 @@
+"""The end of a program year on a store in a temporary folder: the goodbye in each language
+(the pal's first name, the letters that reached the pal, the stay-in-touch offer only when
+configured, no real address), and closing twice sending one goodbye."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from relay import closing, participants
+from relay import config as config_module
+from relay.context import Context, open_context
+from relay.store.records import Letter
+from tests.conftest import config_text
+
+LYON = """
+[[libraries]]
+id = "lyon"
+name = "Bibliothèque de Lyon"
+country = "FR"
+language = "fr"
+timezone = "Europe/Paris"
+staff = [ { email = "claire@bm-lyon.example.org", name = "Claire", roles = ["moderator"] } ]
+
+[[partnerships]]
+id = "lyon-riverside"
+libraries = ["lyon", "riverside"]
+"""
+STAY = """
+[program]
+stay_in_touch = true
+"""
+PARTNERSHIP = "riverside+valparaiso"
+REAL = ("family-mail.example.net", "correo.example.cl", "courriel.example.fr")
+
+
+def _context(tmp_path: Path, extra: str = "") -> Context:
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data", extra_libraries=LYON, extra_sections=extra))
+    return open_context(config_module.load(path))
+
+
+def _farewell(ctx: Context, library: str, name: str, language: str) -> closing.Farewell:
+    person = participants.enroll(
+        ctx, library, name, f"{name.lower()}@family-mail.example.net", language=language
+    )
+    return closing.Farewell(person, ("Tomás", "Sofía"), 3, guardian_copy=False)
+
+
+@pytest.mark.parametrize(
+    ("language", "library", "says"),
+    [
+        (
+            "en",
+            "riverside",
+            ["Thank you for writing, Maya!", "Tomás and Sofía", "You sent 3 letters"],
+        ),
+        (
+            "es",
+            "valparaiso",
+            ["¡Gracias por escribir, Maya!", "Tomás y Sofía", "enviaste 3 cartas"],
+        ),
+        ("fr", "lyon", ["Merci d'avoir écrit, Maya !", "Tomás et Sofía", "tu as envoyé 3 lettres"]),
+    ],
+)
+def test_the_goodbye_in_each_language(
+    tmp_path: Path, language: str, library: str, says: list[str]
+) -> None:
+    plain = _context(tmp_path / "plain")
+    staying = _context(tmp_path / "staying", STAY)
+    subject, text = closing.goodbye(plain, _farewell(plain, library, "Maya", language))
+    _, offered = closing.goodbye(staying, _farewell(staying, library, "Maya", language))
+    assert f"{subject}\n{text}".count(says[0]) == 1
+    for words in says[1:]:
+        assert words in text and words in offered
+    assert f"/privacy?lang={language}" in text
+    assert "Test Pen Pals" in text
+    library_name = plain.config.library(library).name  # type: ignore[union-attr]
+    # The offer names the library that will write; without the setting it is not there.
+    assert offered.count(library_name) == 2 and text.count(library_name) == 1
+    assert not any(domain in text + offered for domain in REAL)
+
+
+def test_a_goodbye_without_pal_or_letters_says_neither(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    person = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    _, text = closing.goodbye(ctx, closing.Farewell(person, (), 0, guardian_copy=False))
+    assert "writing to" not in text and "You sent" not in text
+    _, one = closing.goodbye(ctx, closing.Farewell(person, ("Ana",), 1, guardian_copy=False))
+    assert "writing to Ana." in one and "You sent one letter this year." in one
+
+
+def test_closing_twice_sends_one_goodbye(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    maya = participants.enroll(
+        ctx,
+        "riverside",
+        "Maya Smith",
+        "maya@family-mail.example.net",
+        guardian="mum@family-mail.example.net",
+    )
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas@correo.example.cl")
+    claire = participants.enroll(ctx, "lyon", "Claire", "claire@courriel.example.fr")
+    participants.pair(ctx, maya, tomas)
+    ctx.store.save_letter(
+        Letter(
+            id=1,
+            spool_id="s1",
+            sender=tomas.id,
+            recipient=maya.id,
+            sender_masked=tomas.masked,
+            recipient_masked=maya.masked,
+            sender_library="valparaiso",
+            recipient_library="riverside",
+            subject="Hola",
+            received_at="2026-01-02T10:00:00+00:00",
+            status="delivered",
+        )
+    )
+    partnership = next(p for p in ctx.config.partnerships if p.id == PARTNERSHIP)
+    farewells = closing.plan(ctx, partnership)
+    assert [(f.participant.id, f.pals, f.letters, f.guardian_copy) for f in farewells] == [
+        (maya.id, ("Tomás",), 0, True),
+        (tomas.id, ("Maya",), 1, False),
+    ]
+    assert closing.close(ctx, partnership, farewells, by="", via="cli") == closing.Closed(2, 1, 2)
+    for person in (maya, tomas):
+        now = ctx.store.participant(person.id)
+        assert now is not None and (now.status, now.pause_reason) == ("paused", "program-closed")
+    assert ctx.store.participant(claire.id).status == "active"  # type: ignore[union-attr]
+    year = datetime.now(UTC).year
+    assert sorted(item.id for item in ctx.spool.outbox()) == [
+        f"goodbye-{year}-{maya.id}",
+        f"goodbye-{year}-{maya.id}-guardian",
+        f"goodbye-{year}-{tomas.id}",
+    ]
+    # Run again, as after a crash with the plan made before it: nobody is sent a second one.
+    assert closing.close(ctx, partnership, farewells, by="", via="cli") == closing.Closed(0, 0, 0)
+    assert closing.plan(ctx, partnership) == []
+    audit = [e for e in ctx.store.audit_log() if e["event"] == "program-closed"]
+    assert [(e["goodbyes"], e["paused"], e["participants"]) for e in audit] == [
+        (2, 2, [maya.id, tomas.id]),
+        (0, 0, [maya.id, tomas.id]),
+    ]
+    assert not any(domain in str(audit) for domain in REAL)
