@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay import closing, participants
+from relay import cli, closing, participants
 from relay import config as config_module
 from relay.context import Context, open_context
 from relay.store.records import Letter
@@ -146,3 +146,49 @@ def test_closing_twice_sends_one_goodbye(tmp_path: Path) -> None:
         (0, 0, [maya.id, tomas.id]),
     ]
     assert not any(domain in str(audit) for domain in REAL)
+
+
+def test_the_command_shows_who_gets_what_and_names_a_wrong_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = _context(tmp_path)
+    maya = participants.enroll(
+        ctx,
+        "riverside",
+        "Maya",
+        "maya@family-mail.example.net",
+        guardian="mum@family-mail.example.net",
+    )
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas@correo.example.cl")
+    participants.pair(ctx, maya, tomas)
+    waiting = participants.enroll(
+        ctx,
+        "valparaiso",
+        "Sofía",
+        "sofia@correo.example.cl",
+        guardian="papa@correo.example.cl",
+        details=participants.Details(birth_year=datetime.now(UTC).year - 9),
+    )
+    assert waiting.consent == "pending"
+    queued_before = len(ctx.spool.outbox())  # the guardian's consent request
+    command = ["--config", str(ctx.config.path), "program", "close", "--dry-run"]
+
+    assert cli.main([*command, "--partnership", PARTNERSHIP]) == 0
+    shown = capsys.readouterr().out
+    assert "3 active participants" in shown
+    said = "goodbye in en (pal Tomás, 0 letters delivered), a copy to their guardian"
+    assert f"{maya.id} Maya <{maya.masked}>: {said}\n" in shown
+    assert f"{waiting.id} Sofía <{waiting.masked}>: no goodbye (a guardian's consent" in shown
+    assert not any(domain in shown for domain in REAL)
+    assert len(ctx.spool.outbox()) == queued_before
+    assert {p.status for p in ctx.store.participants()} == {"active"}
+
+    for wrong, flag in (
+        (["--partnership", "nowhere"], "--partnership"),
+        (["--partnership", PARTNERSHIP, "--output", str(tmp_path)], "--output"),
+        (["--partnership", PARTNERSHIP, "--output", str(tmp_path / "no" / "r.html")], "--output"),
+        (["--partnership", PARTNERSHIP, "--by", "claire@bm-lyon.example.org"], "--by"),
+    ):
+        assert cli.main([*command, *wrong]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"penpal-relay: {flag}: ") and error.count("\n") == 1

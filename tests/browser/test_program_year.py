@@ -1,0 +1,199 @@
+"""A program year from two classes to the board's report, end to end: two classes of 30 and
+27 children matched and paired, three letters written, approved and delivered through a real
+SMTP sink; the coordinator reads the report page in Chromium (exact figures, the charts
+loaded, the same report to download), then `penpal-relay program close` sends each child a
+goodbye in their language (and their guardian a copy), pauses everyone, writes the final
+report, and sends nothing more when run again; `resume` by email does not lift it."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from playwright.sync_api import Page
+
+from relay import matching, participants
+from relay.store.records import Participant
+from tests.conftest import (
+    DOMAIN,
+    MODERATOR_A,
+    MODERATOR_B,
+    Received,
+    Relay,
+    Smarthost,
+    letter_bytes,
+)
+from tests.support.classes import enrol_two_classes
+from tests.support.serving import serving
+from tests.support.waiting import wait_for
+
+PARTNERSHIP = "riverside+valparaiso"
+STAY = """
+[program]
+stay_in_touch = true
+"""
+LINK = re.compile(r"https?://\S+/signin/[A-Za-z0-9_\-]+")
+
+
+def _to(smarthost: Smarthost, address: str) -> list[str]:
+    return [r.message["Subject"] for r in smarthost.received if r.to(address)]
+
+
+def _letter(relay: Relay, smarthost: Smarthost, writer: Participant, pal: Participant) -> None:
+    """The writer writes, their moderator approves (the CLI), the pal receives it."""
+    store = relay.context().store
+    relay.send(writer.email, [pal.masked], letter_bytes(writer.email, pal.masked))
+    held = wait_for(lambda: store.queue(writer.library), 15, "the letter held")
+    moderator = MODERATOR_A if writer.library == "riverside" else MODERATOR_B
+    relay.cli("queue", "approve", str(held[0].id), "--by", moderator)
+    wait_for(lambda: _to(smarthost, pal.email), 15, "the letter delivered")
+
+
+def _text(received: Received) -> str:
+    body = received.message.get_body(("plain",))
+    return str(body.get_content()).replace("\r\n", "\n") if body is not None else ""
+
+
+def _sign_in(page: Page, url: str, smarthost: Smarthost) -> None:
+    page.goto(url + "/")
+    page.fill("#email", MODERATOR_A)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#link-sent")
+
+    def link() -> str | None:
+        for received in smarthost.received:
+            if received.to(MODERATOR_A):
+                found = LINK.findall(_text(received))
+                if found:
+                    return str(found[-1])
+        return None
+
+    page.goto(wait_for(link, 15, "a sign-in link"))
+    page.click("#confirm-sign-in")
+    page.wait_for_url("**/queue")
+
+
+def test_a_program_year_from_two_classes_to_the_final_report(
+    relay_factory: Callable[..., Relay], smarthost: Smarthost, page: Page, tmp_path: Path
+) -> None:
+    relay = relay_factory(
+        transport="smtp", smarthost=f"127.0.0.1:{smarthost.port}", extra_sections=STAY
+    )
+    ctx = relay.context()
+    children = enrol_two_classes(ctx)
+    partnership = next(p for p in ctx.config.partnerships if p.id == PARTNERSHIP)
+    today = datetime.now(UTC).date()
+    proposal = matching.propose(partnership, ctx.store.participants(), ctx.config.matching, today)
+    made, _ = participants.accept_matches(ctx, proposal)
+    first, second = made[0], made[1]
+    month = f"{today.year:04d}-{today.month:02d}"
+
+    with serving(relay) as web:
+        # Two riverside children write; the first one's pal answers.
+        a, b = first.first, first.second
+        c, d = second.first, second.second
+        _letter(relay, smarthost, a, b)
+        _letter(relay, smarthost, b, a)
+        _letter(relay, smarthost, c, d)
+
+        # The coordinator reads the report page, in English.
+        _sign_in(page, f"http://{web}", smarthost)
+        page.click("nav >> text=Report")
+        page.wait_for_url("**/report")
+        row = page.locator(f'#report-letters tr[data-month="{month}"][data-library="riverside"]')
+        events = ["held", "approved", "rejected", "delivered", "bounced", "failed"]
+        cells = [row.locator(f'td[data-event="{e}"]').inner_text() for e in events]
+        assert cells == ["2", "2", "0", "2", "0", "0"]
+        row = page.locator(f'#report-letters tr[data-month="{month}"][data-library="valparaiso"]')
+        assert [row.locator(f'td[data-event="{e}"]').inner_text() for e in events] == [
+            "1", "1", "0", "1", "0", "0"
+        ]  # fmt: skip
+        assert page.locator("#report-letters tbody tr").count() == 12 * 2
+        assert page.inner_text("#active-pairs") == "2"
+        assert page.inner_text("#reply-rate") == "33% (1 of 3)"
+        assert page.inner_text("#median-hours") == "0"
+        ages = page.locator("#report-ages tbody tr")
+        assert dict(zip(ages.locator("td:first-child").all_inner_texts(),
+                        ages.locator("td:last-child").all_inner_texts(), strict=True)) == {
+            "0-8": "0", "9-11": "43", "12-14": "14", "15-17": "0", "18+": "0", "not recorded": "0"
+        }  # fmt: skip
+        assert page.inner_text('#report-languages tr[data-language="en"] td:last-child') == "30"
+        assert page.inner_text('#report-languages tr[data-language="es"] td:last-child') == "27"
+        widths = page.eval_on_selector_all(
+            "figure.chart img", "images => images.map(i => i.complete ? i.naturalWidth : 0)"
+        )
+        assert len(widths) == 2 and all(width > 0 for width in widths)
+        content = page.content()
+        assert not any(x in content for x in ("family-mail", "Isabella", "Maximiliano"))
+        # One partnership chosen; the same report as CSV.
+        page.select_option("select[name=partnership]", PARTNERSHIP)
+        page.click("#report-form button[type=submit]")
+        page.wait_for_url(f"**partnership={PARTNERSHIP.replace('+', '%2B')}")
+        csv_text = page.request.get(
+            f"http://{web}{page.get_attribute('#download-csv', 'href')}"
+        ).text()
+        assert f"letters,{month},riverside,held,2\n" in csv_text
+        assert "active_pairs,,,,2\n" in csv_text and "family-mail" not in csv_text
+
+        final = tmp_path / "final.html"
+        closed = relay.cli(
+            "program", "close", "--partnership", PARTNERSHIP, "--yes", "--by", MODERATOR_A,
+            "--output", str(final),
+        )  # fmt: skip
+        assert "sent 57 goodbyes and 57 copies to guardians; paused 57" in closed.stdout
+
+        def goodbyes() -> list[tuple[str, str, str]]:
+            return [
+                (r.rcpt_tos[0], r.message["Subject"], _text(r))
+                for r in smarthost.received
+                if r.message["Message-ID"].startswith("<goodbye-")
+            ]
+
+        found = wait_for(lambda: len(goodbyes()) == 114 and goodbyes(), 30, "114 goodbyes")
+        by_address = {to: (subject, text) for to, subject, text in found}
+        for child in children:
+            subject, text = by_address[child.email]
+            assert by_address[child.guardian] == (subject, text)  # the guardian's copy
+            if child.library == "riverside":
+                assert subject == f"Thank you for writing, {child.name}!"
+                assert "will write\nto you before the next program year" in text
+            else:
+                assert subject == f"¡Gracias por escribir, {child.name}!"
+                assert "te\nescribirán antes de que empiece el próximo año" in text
+        _, to_a = by_address[a.email]
+        assert f"writing to {b.name}" in to_a and "You sent one letter this year." in to_a
+        assert b.email not in to_a and b.guardian not in to_a
+        everyone = [ctx.store.participant(child.id) for child in children]
+        assert {(p.status, p.pause_reason) for p in everyone if p} == {("paused", "program-closed")}
+
+        report = final.read_text()
+        assert report.count('<img src="data:image/png;base64,') == 2
+        assert f"<tr><td>{month}</td><td>riverside</td><td>2</td><td>2</td>" in report
+        assert "family-mail" not in report
+
+        # Again: nobody is active, nothing is sent.
+        again = relay.cli("program", "close", "--partnership", PARTNERSHIP, "--yes")
+        assert "nobody is active" in again.stdout and "sent 0 goodbyes" in again.stdout
+        audit = [e for e in ctx.store.audit_log() if e["event"] == "program-closed"]
+        assert [(e["goodbyes"], e["paused"], e.get("by")) for e in audit] == [
+            (57, 57, MODERATOR_A),
+            (0, 0, None),
+        ]
+        assert "family-mail" not in json.dumps(audit)
+
+        # "resume" by email: the library's pause stays.
+        relay.send(
+            a.email,
+            [f"help@{DOMAIN}"],
+            letter_bytes(a.email, f"help@{DOMAIN}", "resume", "resume\n"),
+        )
+        wait_for(
+            lambda: any("about the letters of" in s for s in _to(smarthost, a.email)),
+            15,
+            "the answer to resume",
+        )
+        assert ctx.store.participant(a.id).status == "paused"  # type: ignore[union-attr]
+    assert len(goodbyes()) == 114
