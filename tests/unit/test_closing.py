@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay import cli, closing, participants
+from relay import cli, closing, participants, reports
 from relay import config as config_module
 from relay.context import Context, open_context
 from relay.store.records import Letter
@@ -172,6 +172,7 @@ def test_the_command_shows_who_gets_what_and_names_a_wrong_argument(
     assert waiting.consent == "pending"
     queued_before = len(ctx.spool.outbox())  # the guardian's consent request
     command = ["--config", str(ctx.config.path), "program", "close", "--dry-run"]
+    month = datetime.now(UTC).strftime("%Y-%m")
 
     assert cli.main([*command, "--partnership", PARTNERSHIP]) == 0
     shown = capsys.readouterr().out
@@ -192,3 +193,14 @@ def test_the_command_shows_who_gets_what_and_names_a_wrong_argument(
         assert cli.main([*command, *wrong]) == 1
         error = capsys.readouterr().err
         assert error.startswith(f"penpal-relay: {flag}: ") and error.count("\n") == 1
+
+    # Closing, then closing again: the second run finds nobody to send a goodbye to.
+    closing_ = ["--config", str(ctx.config.path), "program", "close", "--partnership", PARTNERSHIP]
+    report = tmp_path / "final.md"
+    assert cli.main([*closing_, "--yes", "--output", str(report)]) == 0
+    assert "sent 2 goodbyes and 1 copy to guardians; paused 3\n" in capsys.readouterr().out
+    assert report.read_text().startswith(f"# Program report, {reports.year_ending(month)} to")
+    assert cli.main([*closing_, "--yes", "--output", str(report)]) == 0
+    again = capsys.readouterr().out
+    assert "nobody is active" in again and "sent 0 goodbyes and 0 copies" in again
+    assert len(ctx.spool.outbox()) == queued_before + 3
