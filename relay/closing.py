@@ -18,7 +18,8 @@ approved but not yet sent are held again by the outbox, as for every pause.
 
 What the goodbye says is `templates/email/<lang>/goodbye.txt`; with `[program]
 stay_in_touch` it adds that their library will write before the next program year to ask
-whether they want to keep writing (the coordinator finds them: paused, "program-closed").
+whether they want to keep writing (the coordinator finds them: paused, "program-closed",
+and listed by id in the audit entry).
 """
 
 from __future__ import annotations

@@ -164,6 +164,13 @@ def test_a_program_year_from_two_classes_to_the_final_report(
         _, to_a = by_address[a.email]
         assert f"writing to {b.name}" in to_a and "You sent one letter this year." in to_a
         assert b.email not in to_a and b.guardian not in to_a
+        sent = next(
+            r.message
+            for r in smarthost.received
+            if r.rcpt_tos == [a.email] and r.message["Message-ID"].startswith("<goodbye-")
+        )
+        assert sent["From"].addresses[0].addr_spec == f"program@{DOMAIN}"
+        assert sent["Auto-Submitted"] == "auto-generated" and sent["DKIM-Signature"]
         everyone = [ctx.store.participant(child.id) for child in children]
         assert {(p.status, p.pause_reason) for p in everyone if p} == {("paused", "program-closed")}
 
