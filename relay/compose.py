@@ -99,9 +99,13 @@ def compose_letter(
     templates: Templates,
     copy_for: str | None = None,
     privacy_url: str = "",
+    together_with: str | None = None,
+    written_to: str | None = None,
 ) -> EmailMessage:
     """The letter for one reader: the pal, or (with `copy_for`) a participant's guardian;
-    its footer links to the privacy notice at `privacy_url`."""
+    its footer links to the privacy notice at `privacy_url`. A reader who writes together
+    with someone to the sender (`together_with`, their name) is told the letter reaches
+    both; the teammate's copy of a letter to the other also says whom it was `written_to`."""
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(f"{sender.name} ({sender.library_name})", addr_spec=sender.masked)
     message["To"] = Address(recipient.name, addr_spec=recipient.email)
@@ -119,6 +123,8 @@ def compose_letter(
         "program_name": program_name,
         "copy_for": copy_for,
         "privacy_url": privacy_url,
+        "together_with": together_with,
+        "written_to": written_to,
     }
     lang = recipient.language
     body = letter.text if letter.text is not None else html_to_text(letter.html or "")
