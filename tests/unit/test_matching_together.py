@@ -1,17 +1,18 @@
 """Two children writing together (`[matching] uneven = "together"`): who is teamed with whom
-in a proposal of two classes of 30 and 27, the team made and ended on a real store, and the
-teammate's copy of a letter from the pal."""
+in a proposal of two classes of 30 and 27, the team made and ended on a real store, the
+proposal as `match --json` shows it, and the outbox entry of the teammate's copy."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from relay import cli, matching, participants
 from relay import config as config_module
-from relay import matching, participants
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
 from relay.outbox import OutboxEntry, TeammateCopy
@@ -178,3 +179,25 @@ def test_a_teammates_copy_is_named_in_the_outbox_with_the_teammate() -> None:
     meta = entry.to_meta()
     assert (meta["kind"], meta["letter"], meta["participant"]) == ("teammate-copy", 7, "p3")
     assert OutboxEntry.from_meta(entry.id, meta) == entry
+
+
+def test_the_proposal_as_json_names_each_teammate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    text = config_text(tmp_path / "data", extra_sections="[matching]\nuneven = 'together'\n")
+    path.write_text(text)
+    ctx = open_context(config_module.load(path))
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 21)
+    run = ["--config", str(path), "match", "--partnership", PARTNERSHIP.id, "--dry-run"]
+    assert cli.main([*run, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["uneven"] == "together"
+    assert [(p["participants"], p["writes_together_with"]) for p in shown["pairs"]] == [
+        ([maya.id, tomas.id], None),
+        ([leo.id, tomas.id], maya.id),
+    ]
+    assert shown["pairs"][1]["explanation"] == (
+        "Leo and Maya write together to Tomas; ages 20 and 21; no shared interests"
+    )
