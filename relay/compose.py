@@ -32,7 +32,9 @@ from relay.addresses import on_the_wire
 from relay.scrub import ScrubbedLetter
 from relay.wording import Templates
 
-_RELAY_ID = re.compile(r"^<letter-(\d+)\.([0-9a-f]{12})@([^>]+)>$")
+# A teammate's copy adds `.team-<participant>` (relay.letters.delivering): their reply threads
+# under the letter like the pal's.
+_RELAY_ID = re.compile(r"^<letter-(\d+)\.([0-9a-f]{12})(?:\.team-p\d+)?@([^>]+)>$")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from relay import guardians, participants
+from relay import compose, guardians, participants
 from relay.store.records import Participant
-from tests.conftest import MODERATOR_A, MODERATOR_B, Received, Relay, Smarthost, letter_bytes
+from tests.conftest import (
+    DOMAIN,
+    MODERATOR_A,
+    MODERATOR_B,
+    Received,
+    Relay,
+    Smarthost,
+    letter_bytes,
+)
 from tests.support.waiting import wait_for
 
 PARTNERSHIP = "riverside+valparaiso"
@@ -99,4 +107,12 @@ def test_a_team_of_two_gets_their_pals_letter(
         return letter.status if letter and letter.status == "delivered" else None
 
     wait_for(status, what="the letter delivered")
+
+    # Leo answers his copy: a letter to Tomás like any pal's, threaded under Tomás's letter.
+    copy_id = received(leo.email).message["Message-ID"]
+    answer = letter_bytes(leo.email, tomas.masked, "Re: ¡Hola!", headers={"In-Reply-To": copy_id})
+    relay.send(leo.email, [tomas.masked], answer)
+    held_answer = wait_for(lambda: [x for x in store.hot_letters() if x.sender == leo.id])[0]
+    assert (held_answer.recipient, held_answer.status) == (tomas.id, "held")
+    assert compose.letter_of_message_id(relay.context().secret, copy_id, DOMAIN) == held.id
     assert "maya.child" not in relay.log() and "leo.child" not in relay.log()
