@@ -15,6 +15,7 @@ from relay import cli, matching, participants
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
+from relay.letters.delivering import teammate_of
 from relay.outbox import OutboxEntry, TeammateCopy
 from relay.store.records import Participant
 from tests.conftest import config_text
@@ -169,9 +170,18 @@ def test_an_accepted_team_writes_together_until_unpaired_or_one_leaves(ctx: Cont
 
     participants.pair(ctx, now(zoe), now(tomas))
     ctx.store.team(now(zoe), now(maya))
+    assert teammate_of(ctx, now(zoe), now(tomas)) == now(maya)
+    participants.pause(ctx, now(maya))  # no copy while paused; the team stays
+    assert teammate_of(ctx, now(zoe), now(tomas)) is None
+    participants.resume(ctx, now(maya))
     participants.leave(ctx, now(maya))
     assert (now(maya).writes_with, now(zoe).writes_with) == ("", "")
     assert now(zoe).pals == (tomas.id,)  # the other keeps the pal
+    assert teammate_of(ctx, now(zoe), now(tomas)) is None
+
+    ctx.store.team(now(zoe), now(leo))  # erasing one ends the team too
+    ctx.store.remove_participant(leo.id, [])
+    assert now(zoe).writes_with == ""
 
 
 def test_a_teammates_copy_is_named_in_the_outbox_with_the_teammate() -> None:
