@@ -16,7 +16,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page
 
-from relay import matching, participants
+from relay import letters, matching, participants
+from relay.context import Context
 from relay.store.records import Participant
 from tests.conftest import (
     DOMAIN,
@@ -43,13 +44,14 @@ def _to(smarthost: Smarthost, address: str) -> list[str]:
     return [r.message["Subject"] for r in smarthost.received if r.to(address)]
 
 
-def _letter(relay: Relay, smarthost: Smarthost, writer: Participant, pal: Participant) -> None:
-    """The writer writes, their moderator approves (the CLI), the pal receives it."""
-    store = relay.context().store
+def _letter(
+    ctx: Context, relay: Relay, smarthost: Smarthost, writer: Participant, pal: Participant
+) -> None:
+    """The writer writes, their moderator approves, the pal receives it."""
     relay.send(writer.email, [pal.masked], letter_bytes(writer.email, pal.masked))
-    held = wait_for(lambda: store.queue(writer.library), 15, "the letter held")
+    held = wait_for(lambda: ctx.store.queue(writer.library), 15, "the letter held")
     moderator = MODERATOR_A if writer.library == "riverside" else MODERATOR_B
-    relay.cli("queue", "approve", str(held[0].id), "--by", moderator)
+    letters.approve(ctx, held[0].id, moderator)
     wait_for(lambda: _to(smarthost, pal.email), 15, "the letter delivered")
 
 
@@ -94,8 +96,8 @@ def test_a_program_year_from_two_classes_to_the_final_report(
 
     with serving(relay) as web:
         # A riverside child writes; their pal answers.
-        _letter(relay, smarthost, a, b)
-        _letter(relay, smarthost, b, a)
+        _letter(ctx, relay, smarthost, a, b)
+        _letter(ctx, relay, smarthost, b, a)
 
         # The coordinator reads the report page, in English.
         _sign_in(page, f"http://{web}", smarthost)
