@@ -96,6 +96,8 @@ def _keys(entry: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
     method = entry.get("method")
     if isinstance(method, str) and method:
         keys.append(f"{event}-{method}")
+    if event == "paused" and isinstance(entry.get("reason"), str) and entry["reason"]:
+        keys.append(f"paused-{entry['reason']}")  # "paused-program-closed"
     if "by" not in values and entry.get("via") == "email":
         keys.append(f"{event}-by-email")  # a participant's own command (participant_mail)
     if "by" not in values:

@@ -13,6 +13,8 @@ from relay import cli, closing, participants, reports
 from relay import config as config_module
 from relay.context import Context, open_context
 from relay.store.records import Letter
+from relay.web.audit import Names, sentence
+from relay.web.pages import Pages
 from tests.conftest import config_text
 
 LYON = """
@@ -204,3 +206,40 @@ def test_the_command_shows_who_gets_what_and_names_a_wrong_argument(
     again = capsys.readouterr().out
     assert "nobody is active" in again and "sent 0 goodbyes and 0 copies" in again
     assert len(ctx.spool.outbox()) == queued_before + 3
+
+
+@pytest.mark.parametrize(
+    ("language", "closed", "paused"),
+    [
+        (
+            "en",
+            "Ana closed the program year: goodbyes sent, participants paused",
+            "Maya (Riverside) was paused: the program year ended",
+        ),
+        (
+            "es",
+            "Ana cerró el año del programa: despedidas enviadas, participantes en pausa",
+            "Maya (Riverside) quedó en pausa: terminó el año del programa",
+        ),
+        (
+            "fr",
+            "Ana a clos l'année du programme : adieux envoyés, participants en pause",
+            "Maya (Riverside) a été mis en pause : l'année du programme est finie",
+        ),
+    ],
+)
+def test_the_audit_page_reads_a_close(language: str, closed: str, paused: str) -> None:
+    names = Names(
+        staff={"ana@riverside.example.org": "Ana"},
+        participants={"p1": ("Maya", "riverside")},
+        libraries={"riverside": "Riverside"},
+    )
+    words = Pages(None).words(language)
+    entries = [
+        {"event": "program-closed", "participants": ["p1"], "goodbyes": 1,
+         "by": "ana@riverside.example.org", "via": "cli"},
+        {"event": "paused", "participant": "p1", "library": "riverside", "via": "cli",
+         "reason": "program-closed"},
+    ]  # fmt: skip
+    read = [sentence(e, words["audit_sentences"], names, words["events"]) for e in entries]
+    assert read == [closed, paused]
