@@ -19,6 +19,7 @@ from playwright.sync_api import Page
 from relay import letters, matching, participants
 from relay.context import Context
 from relay.store.records import Participant
+from tests.browser.dashboard import output_folder
 from tests.conftest import (
     DOMAIN,
     MODERATOR_A,
@@ -126,6 +127,13 @@ def test_a_program_year_from_two_classes_to_the_final_report(
             "figure.chart img", "images => images.map(i => i.complete ? i.naturalWidth : 0)"
         )
         assert len(widths) == 2 and all(width > 0 for width in widths)
+        page.screenshot(path=output_folder() / "report-page.png", full_page=True)
+        links = [page.get_attribute(f"#download-{form}", "href") for form in ("csv", "md", "html")]
+        assert [str(link).split("?")[0] for link in links] == [
+            "/report/csv",
+            "/report/md",
+            "/report/html",
+        ]
         content = page.content()
         assert not any(x in content for x in ("family-mail", "Isabella", "Maximiliano"))
         # One partnership chosen; the same report as CSV.
