@@ -39,7 +39,7 @@ LANGUAGE_NAMES: dict[str, tuple[str, ...]] = {
 }
 SHARED_INTERESTS_COUNTED = 3
 
-UnmatchedReason = Literal["age-gap", "no-age", "waiting"]
+UnmatchedReason = Literal["age-gap", "no-age", "waiting", "not-chosen"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,11 @@ def propose(
         if p.id not in matched
     ]
     return Proposal(partnership.id, settings, proposed, tuple(unmatched))
+
+
+def within_gap(age: int | None, other: int | None, gap: int) -> bool:
+    """Whether two ages may be pals' (both unknown counts as close)."""
+    return _may_pair(age, other, gap)
 
 
 def _may_pair(age: int | None, other: int | None, gap: int) -> bool:
@@ -225,6 +230,8 @@ def why_not(unmatched: Unmatched, gap: int) -> str:
         return f"no age recorded, and everyone at {other} has one"
     if unmatched.reason == "age-gap":
         return f"no one at {other} within {gap} years of age {unmatched.age}"
+    if unmatched.reason == "not-chosen":
+        return f"left without a pal by staff, though someone at {other} within the age gap is free"
     return f"everyone at {other} within the age gap already has a pal; waits for the next match"
 
 
@@ -288,3 +295,123 @@ def _hungarian(cost: list[list[int]]) -> list[tuple[int, int]]:
             owner[column] = owner[previous]
             column = previous
     return [(owner[j] - 1, j - 1) for j in range(1, m + 1) if owner[j]]
+
+
+# --- a proposal as staff edited it ---------------------------------------------------------
+
+EditProblem = Literal["unknown", "same-library", "not-waiting", "age-gap", "twice", "too-many"]
+
+
+@dataclass(frozen=True)
+class PairProblem:
+    """A pair staff asked for that cannot be made, and why."""
+
+    first: str  # the ids as asked
+    second: str
+    problem: EditProblem
+
+
+def most_pals(settings: MatchingSettings) -> int:
+    """How many pals one participant may get from a match: two when a pal writes to two."""
+    return 2 if settings.uneven == "two-pals" else 1
+
+
+def edit(
+    partnership: Partnership,
+    everyone: Iterable[Participant],
+    settings: MatchingSettings,
+    today: date,
+    asked: Sequence[tuple[str, str]],
+    *,
+    override_age_gap: bool = False,
+) -> tuple[Proposal, tuple[PairProblem, ...]]:
+    """The proposal made of the pairs staff asked for (ids, in either order), checked again
+    as if nothing had been checked before: both waiting for a pal (active, no pal yet), one
+    at each of the partnership's two libraries, within `max_age_gap` unless staff override
+    it, each pair once, nobody given more pals than `uneven` allows (`most_pals`). Pairs
+    that pass make the proposal; the others are returned with their problem."""
+    left_id, right_id = partnership.libraries[0], partnership.libraries[1]
+    people = list(everyone)
+    known = {p.id: p for p in people}
+    waiting = waiting_for_a_pal(people, (left_id, right_id))
+    free = {p.id for side in waiting.values() for p in side}
+    ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in known.values()}
+    gap, limit = settings.max_age_gap, most_pals(settings)
+    counts: dict[str, int] = {}
+    partners: dict[str, list[str]] = {}
+    chosen: list[tuple[Participant, Participant]] = []
+    problems: list[PairProblem] = []
+    for one_id, other_id in asked:
+        one, other = known.get(one_id), known.get(other_id)
+        problem: EditProblem | None = None
+        if one is None or other is None:
+            problem = "unknown"
+        elif {one.library, other.library} != {left_id, right_id}:
+            problem = "same-library"
+        elif one.id not in free or other.id not in free:
+            problem = "not-waiting"
+        elif not override_age_gap and not _may_pair(ages[one.id], ages[other.id], gap):
+            problem = "age-gap"
+        elif any({a.id, b.id} == {one.id, other.id} for a, b in chosen):
+            problem = "twice"
+        elif _too_many(counts, partners, one.id, other.id, limit):
+            problem = "too-many"
+        if problem is not None or one is None or other is None:
+            problems.append(PairProblem(one_id, other_id, problem or "unknown"))
+            continue
+        first, second = (one, other) if one.library == left_id else (other, one)
+        chosen.append((first, second))
+        counts[first.id] = counts.get(first.id, 0) + 1
+        counts[second.id] = counts.get(second.id, 0) + 1
+        partners.setdefault(first.id, []).append(second.id)
+        partners.setdefault(second.id, []).append(first.id)
+    chosen.sort(key=lambda pair: (pair[0].number, pair[1].number))
+    pairs = tuple(
+        ProposedPair(
+            a,
+            b,
+            _reasons(a, b, ages[a.id], ages[b.id]),
+            a.id if counts[a.id] > 1 else b.id if counts[b.id] > 1 else "",
+        )
+        for a, b in chosen
+    )
+    return Proposal(partnership.id, settings, pairs, _left_over(waiting, counts, ages, gap)), tuple(
+        problems
+    )
+
+
+def _too_many(
+    counts: dict[str, int], partners: dict[str, list[str]], one: str, other: str, limit: int
+) -> bool:
+    """A pair would give one of the two more pals than allowed, or make a pair of two who
+    both write to two (here, or with a pal one of them has already)."""
+    after = {one: counts.get(one, 0) + 1, other: counts.get(other, 0) + 1}
+    if max(after.values()) > limit or min(after.values()) > 1:
+        return True
+    return any(
+        after[who] > 1 and any(counts[pal] > 1 for pal in partners.get(who, ())) for who in after
+    )
+
+
+def _left_over(
+    waiting: dict[str, list[Participant]],
+    counts: dict[str, int],
+    ages: dict[str, int | None],
+    gap: int,
+) -> tuple[Unmatched, ...]:
+    """Who has no pal in an edited proposal: "not-chosen" when someone of the other library
+    within the age gap has none either (staff left the two apart), otherwise as `propose`
+    says."""
+    (left_id, left), (right_id, right) = waiting.items()
+    found = []
+    for side, others, other_id in ((left, right, right_id), (right, left, left_id)):
+        alone = [p for p in others if p.id not in counts]
+        for participant in side:
+            if participant.id in counts:
+                continue
+            age = ages[participant.id]
+            if any(_may_pair(age, ages[o.id], gap) for o in alone):
+                found.append(Unmatched(participant, "not-chosen", age, other_id))
+            else:
+                found.append(_why_not(participant, ages, others, other_id, gap))
+    return tuple(found)

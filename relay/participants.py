@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from relay import consent, guardians, matching
+from relay import consent, guardians, matching, welcomes
 from relay.addresses import new_masked_address, normalize
 from relay.config import Library
 from relay.context import Context
@@ -257,7 +257,8 @@ def accept_matches(
     ctx: Context, proposal: matching.Proposal, *, by: str = "", via: str = "match"
 ) -> tuple[list[matching.ProposedPair], list[matching.ProposedPair]]:
     """Pair a proposal staff accepted: (pairs made, pairs skipped). A pair is skipped when
-    one of the two has left, been paused or been given another pal since the proposal."""
+    one of the two has left, been paused or been given another pal since the proposal.
+    Each pair made is welcomed (`relay.welcomes`: once both may correspond)."""
     made: list[matching.ProposedPair] = []
     skipped: list[matching.ProposedPair] = []
     given: dict[str, set[str]] = {}  # pals this acceptance gave
@@ -273,6 +274,8 @@ def accept_matches(
         given.setdefault(proposed.first.id, set()).add(proposed.second.id)
         given.setdefault(proposed.second.id, set()).add(proposed.first.id)
         made.append(proposed)
+    for proposed in made:
+        welcomes.welcome(ctx, proposed.first, proposed.second, by=by, via=via)
     return made, skipped
 
 

@@ -159,6 +159,8 @@ class Participant(_Record):
     # `[retention] left_months` later. Records of people who left before have "" (the audit
     # log's `left` entry says when).
     left_at: str = ""
+    # The pals this participant was sent a welcome email about (`relay.welcomes`): once each.
+    welcomed: tuple[str, ...] = ()
 
     @property
     def number(self) -> int:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import consent, guardians, participants
+from relay import consent, guardians, participants, welcomes
 from relay.context import Context
 from relay.errors import InvalidField, UserError
 from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
@@ -308,6 +308,8 @@ def _pairing(ctx: Context, library_id: str, pid: str, pal_id: str, *, make: bool
         change(ctx, participant, pal, by=by, via="web")
     except UserError:
         return False  # not pals, or one of them has left
+    if make:
+        welcomes.welcome(ctx, participant, pal, by=by, via="web")
     return True
 
 
