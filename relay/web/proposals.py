@@ -158,10 +158,10 @@ async def show_matching(request: Request) -> Response:
     ctx = dash.context()
     choices = partnerships_of(ctx, visitor)
     if not choices:
-        return dash.page(request, "matching", shown=None, choices=choices)
+        return dash.page(request, "matching", shown=None, choices=choices, reviewed=False)
     partnership = _partnership(ctx, visitor, request.query_params.get("partnership", ""))
     shown = await dash.run(_shown, ctx, partnership, None, False)
-    return dash.page(request, "matching", shown=shown, choices=choices)
+    return dash.page(request, "matching", shown=shown, choices=choices, reviewed=False)
 
 
 async def edit_matching(request: Request) -> Response:

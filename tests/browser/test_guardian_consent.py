@@ -145,6 +145,7 @@ def test_a_guardian_consents_and_only_then_letters_go(
 
     # Now the approval delivers the letter.
     relay.cli("queue", "approve", str(held.id), "--by", MODERATOR_B)
+
     def letters() -> list[EmailMessage]:  # Maya was also welcomed to Sofía at her consent
         return [m for m in relay.delivered(MAYA) if m["Subject"] == "Hola Maya"]
 
