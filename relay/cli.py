@@ -32,6 +32,7 @@ from relay import (
     participants,
     reports,
     rights,
+    welcomes,
 )
 from relay import config as config_module
 from relay.config import Config
@@ -509,6 +510,14 @@ def cmd_pair(args: argparse.Namespace) -> int:
     first, second = participants.find(ctx, args.a), participants.find(ctx, args.b)
     participants.pair(ctx, first, second)
     print(f"paired {first.id} ({first.masked}) with {second.id} ({second.masked})")
+    if args.welcome:
+        welcomed = welcomes.welcome(ctx, first, second, via="cli")
+        told = (
+            "welcome emails queued"
+            if welcomed
+            else "no welcome now (sent before, or consent awaited)"
+        )
+        print(told)
     return 0
 
 
@@ -1197,6 +1206,8 @@ def parser() -> argparse.ArgumentParser:
     pairing = command(commands, "pair", cmd_pair, "make two participants pals")
     pairing.add_argument("a", help=REFERENCE)
     pairing.add_argument("b", help=REFERENCE)
+    welcome_help = "send each a welcome email with the other's masked address (once per pair)"
+    pairing.add_argument("--welcome", action="store_true", help=welcome_help)
     unpairing = command(commands, "unpair", cmd_unpair, "end the pairing of two pals")
     unpairing.add_argument("a", help=REFERENCE)
     unpairing.add_argument("b", help=REFERENCE)

@@ -130,7 +130,8 @@ def _send(ctx: Context, reader: Participant, pal: Participant, *, by: str, via: 
     # Checking, queueing and recording must not interleave with another process.
     if not ctx.store.exclusively(send):
         return False
-    details = {"participants": [reader.id, pal.id], "via": via, **({"by": by} if by else {})}
+    details = {"participants": [reader.id, pal.id], "library": reader.library, "via": via}
+    details |= {"by": by} if by else {}
     ctx.store.audit("welcomed", **details)
     log.info("welcomed participant=%s pal=%s masked=%s via=%s", reader.id, pal.id, pal.masked, via)
     return True

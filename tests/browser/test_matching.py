@@ -75,6 +75,15 @@ def test_a_coordinator_edits_and_accepts_the_match_of_two_classes(relay: Relay, 
     expect(page.locator(f"li[data-pair='{alone.id}+{dropped.second.id}']")).to_have_count(0)
     by_hand = page.locator(f"li[data-pair='{alone.id}+{chosen}'] .why")
     expect(by_hand).to_contain_text(f"{children[chosen].name} writes to two")
+    # The server checks what the form says, whatever the page offered.
+    csrf = page.locator("#proposal input[name=csrf]").get_attribute("value") or ""
+    riverside = [p.id for p in children.values() if p.library == "riverside"]
+    forged = {"partnership": partnership.id, "rows": "1", "keep-0": "yes", "action": "accept"}
+    forged |= {"first-0": riverside[0], "second-0": riverside[1]}
+    answer = page.request.post(f"{dashboard.url}/matching", form=forged | {"csrf": csrf})
+    assert answer.ok and "not one from each library of the partnership" in answer.text()
+    assert page.request.post(f"{dashboard.url}/matching", form=forged).status == 403
+    assert not any(p.pals for p in relay.context().store.participants())
     page.click("#accept")
     expect(page.locator("#made")).to_have_text("30 pairs were made.")
     expect(page.locator("#skipped")).to_have_count(0)

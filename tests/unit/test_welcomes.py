@@ -11,12 +11,14 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
+from starlette.datastructures import FormData
 
+from relay import cli, guardians, matching, participants, welcomes
 from relay import config as config_module
-from relay import guardians, matching, participants, welcomes
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
 from relay.store.records import Participant
+from relay.web import proposals
 from tests.conftest import DOMAIN, MODERATOR_A, config_text
 
 MAYA, MAYA_PARENT = "maya.smith@family-mail.example.net", "parent.smith@family-mail.example.net"
@@ -206,3 +208,39 @@ def test_an_edited_proposal_is_checked_again_on_the_server() -> None:
         ("p3", "age-gap"),
         ("p5", "not-chosen"),
     ]
+
+
+def test_pairing_by_command_welcomes_only_when_asked(
+    ctx: Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    maya = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
+    lea = participants.enroll(ctx, "valparaiso", "Léa", LEA, language="fr")
+    run = ["--config", str(ctx.config.path), "pair"]
+    assert cli.main([*run, maya.id, tomas.id]) == 0
+    assert _welcomes(ctx) == []
+    assert cli.main([*run, maya.id, lea.masked, "--welcome"]) == 0
+    assert capsys.readouterr().out.endswith("welcome emails queued\n")
+    assert sorted(to for to, _ in _welcomes(ctx)) == [LEA, MAYA]
+    assert cli.main([*run, maya.id, lea.id, "--welcome"]) == 0
+    assert capsys.readouterr().out.endswith("no welcome now (sent before, or consent awaited)\n")
+
+
+def test_the_matching_form_says_which_pairs_staff_kept_changed_and_added() -> None:
+    form = FormData(
+        [
+            ("rows", "3"),
+            ("keep-0", "yes"),
+            ("first-0", "p1"),
+            ("second-0", "p4"),
+            ("first-1", "p2"),  # dropped: not kept
+            ("second-1", "p5"),
+            ("keep-2", "yes"),
+            ("first-2", "p3"),
+            ("second-2", "p6"),
+            ("add-first", "p2"),
+            ("add-second", "p7"),
+        ]
+    )
+    assert proposals.asked_pairs(form) == [("p1", "p4"), ("p3", "p6"), ("p2", "p7")]
+    assert proposals.asked_pairs(FormData([("rows", "many"), ("add-first", "p1")])) == []
