@@ -244,3 +244,11 @@ def test_the_matching_form_says_which_pairs_staff_kept_changed_and_added() -> No
     )
     assert proposals.asked_pairs(form) == [("p1", "p4"), ("p3", "p6"), ("p2", "p7")]
     assert proposals.asked_pairs(FormData([("rows", "many"), ("add-first", "p1")])) == []
+
+
+def test_two_writing_together_to_one_pal_are_a_team_in_an_edited_proposal() -> None:
+    proposal, problems = _edit([("p4", "p1"), ("p2", "p4"), ("p5", "p2")], uneven="together")
+    assert problems == [("p5", "p2", "too-many")]
+    teams = [(p.first.id, p.second.id, p.teammate.id if p.teammate else "") for p in proposal.pairs]
+    assert teams == [("p1", "p4", ""), ("p2", "p4", "p1")]
+    assert matching.explain(proposal.pairs[1]).startswith("Name2 and Name1 write together to Name4")
