@@ -12,8 +12,8 @@ from playwright.sync_api import Page, expect
 
 from relay import consent, matching
 from tests.browser.conftest import sign_in
-from tests.browser.dashboard import start_dashboard
-from tests.conftest import DOMAIN, MODERATOR_A, Relay, wait_for
+from tests.browser.dashboard import Visitor, start_dashboard
+from tests.conftest import DOMAIN, MODERATOR_A, MODERATOR_A2, Relay, wait_for
 from tests.support.classes import enrol_two_classes
 
 WELCOME_SUBJECTS = {
@@ -83,6 +83,13 @@ def test_a_coordinator_edits_and_accepts_the_match_of_two_classes(relay: Relay, 
     answer = page.request.post(f"{dashboard.url}/matching", form=forged | {"csrf": csrf})
     assert answer.ok and "not one from each library of the partnership" in answer.text()
     assert page.request.post(f"{dashboard.url}/matching", form=forged).status == 403
+    # A moderator who is no coordinator sees the proposal but may not accept it.
+    sam = Visitor(dashboard)
+    sam.sign_in(MODERATOR_A2)
+    assert "Only coordinators accept a proposal." in sam.request("/matching").text
+    kept = {"partnership": partnership.id, "rows": "1", "keep-0": "yes", "action": "accept"}
+    kept |= {"first-0": first.first.id, "second-0": first.second.id}
+    assert sam.request("/matching", kept | {"csrf": sam.csrf("/matching")}).status == 403
     assert not any(p.pals for p in relay.context().store.participants())
     page.click("#accept")
     expect(page.locator("#made")).to_have_text("30 pairs were made.")
