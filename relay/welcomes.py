@@ -49,6 +49,7 @@ def words(ctx: Context, reader: Participant, pal: Participant) -> list[Welcome]:
         readers.append((reader.guardian, reader.name))
     library = ctx.config.library(reader.library)
     pal_library = ctx.config.library(pal.library)
+    teams = _teams(ctx, reader, pal)
     found = []
     for address, copy_for in readers:
         subject, body = ctx.templates.email(
@@ -62,10 +63,23 @@ def words(ctx: Context, reader: Participant, pal: Participant) -> list[Welcome]:
             pal_country=pal_library.country if pal_library else "",
             pal_masked=pal.masked,
             program_name=ctx.config.relay.program_name,
+            together_with=teams[0],
+            pal_together_with=teams[1],
         )
         text = f"{body.rstrip()}\n\n{notices.privacy_line(ctx, reader.language)}\n"
         found.append(Welcome(address, subject, text, copy_for))
     return found
+
+
+def _teams(ctx: Context, reader: Participant, pal: Participant) -> tuple[str, str]:
+    """Under `uneven = "together"`: the first name of the reader's teammate writing with
+    them to this pal, and of the pal's teammate writing with the pal to the reader ("" for
+    none)."""
+    names = []
+    for one, other in ((reader, pal), (pal, reader)):
+        mate = ctx.store.participant(one.writes_with) if one.writes_with else None
+        names.append(mate.name if mate is not None and other.id in mate.pals else "")
+    return names[0], names[1]
 
 
 def _ready(participant: Participant | None) -> bool:

@@ -252,3 +252,21 @@ def test_two_writing_together_to_one_pal_are_a_team_in_an_edited_proposal() -> N
     teams = [(p.first.id, p.second.id, p.teammate.id if p.teammate else "") for p in proposal.pairs]
     assert teams == [("p1", "p4", ""), ("p2", "p4", "p1")]
     assert matching.explain(proposal.pairs[1]).startswith("Name2 and Name1 write together to Name4")
+
+
+def test_two_writing_together_are_told_so_and_so_is_their_pal(ctx: Context) -> None:
+    maya = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo.jones@family-mail.example.net")
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, leo, tomas)
+    ctx.store.team(maya, leo)
+    leo, tomas = (ctx.store.participant(p.id) for p in (leo, tomas))  # type: ignore[assignment]
+    (to_leo,) = welcomes.words(ctx, leo, tomas)
+    assert (
+        "\n\nYou and Maya write together to Tomás: each letter Tomás writes to either of you"
+        in (to_leo.text)
+    )
+    (to_tomas,) = welcomes.words(ctx, tomas, leo)
+    assert "\n\nLeo escribe junto con Maya: tus cartas a cualquiera de los dos" in to_tomas.text
+    assert "together" not in welcomes.words(ctx, maya.but(writes_with=""), tomas)[0].text
