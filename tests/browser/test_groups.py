@@ -5,7 +5,7 @@ together and never a class with a child; a letter from one teacher to the other 
 masked address is held, approved on the command line and arrives at the SMTP sink from the
 class's name and masked address, without its teacher's address or its list of members;
 then, in Chromium, the class's page shows its members to its library's staff, who change
-them.
+them, and a club is enrolled on the add form.
 
 One relay, one sink, one browser for the whole story.
 """
@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from relay import cli, guardians, participants
-from tests.browser.dashboard import LINK
+from tests.browser.dashboard import LINK, output_folder
 from tests.conftest import FRONT_AUTHSERV_ID, MODERATOR_A, Relay, Smarthost
 from tests.support.classes import RIVERSIDE_NAMES, VALPARAISO_NAMES
 from tests.support.serving import serving
@@ -144,6 +144,7 @@ def test_two_classes_match_write_as_their_names_and_show_members_to_staff(
         expect(page.locator("#kind")).to_have_text("Group of 30")
         expect(page.locator("#members li")).to_have_count(30)
         expect(page.locator("#members")).to_contain_text("Olivia")
+        page.screenshot(path=output_folder() / "group-participant.png", full_page=True)
         page.click("details.edit-details summary")
         page.fill("#edit-members", "Maya, Leo, Nora")
         page.click("#details-form button[type=submit]")
@@ -151,6 +152,17 @@ def test_two_classes_match_write_as_their_names_and_show_members_to_staff(
         expect(page.locator("#members li")).to_have_text(["Maya", "Leo", "Nora"])
         expect(page.locator("#kind")).to_have_text("Group of 3")
         assert re.search(r"/participants/p\d+\?done=details$", page.url)
+
+        page.goto(f"http://{web}/participants")  # a club, enrolled on the add form
+        page.check("#add-kind-group")
+        page.locator("section.add").screenshot(path=output_folder() / "group-add-form.png")
+        page.fill("#add-name", "Dragon Readers")
+        page.fill("#add-email", "club.leader@riverside-library.example.org")
+        page.fill("#add-age-band", "10-12")
+        page.fill("#add-members", "Maya, Zoe")
+        page.click("section.add button[type=submit]")
+        expect(page.locator("#kind")).to_have_text("Group of 2")
+        expect(page.locator("#consent")).to_have_text("not needed")
     changed = [e for e in ctx.store.audit_log() if e["event"] == "details-changed"]
     assert (changed[-1]["fields"], changed[-1]["by"], changed[-1]["via"]) == (
         "members",
