@@ -576,6 +576,7 @@ def _proposal_json(proposal: matching.Proposal) -> dict[str, Any]:
                 "masked": [pair.first.masked, pair.second.masked],
                 "libraries": [pair.first.library, pair.second.library],
                 "writes_to_two": pair.writes_to_two or None,
+                "writes_together_with": pair.teammate.id if pair.teammate else None,
                 "explanation": matching.explain(pair),
             }
             for pair in proposal.pairs
@@ -602,7 +603,14 @@ def _print_proposal(proposal: matching.Proposal) -> None:
         f"uneven {proposal.settings.uneven})"
     )
     for pair in proposal.pairs:
-        print(f"  {_who(pair.first)}  +  {_who(pair.second)}")
+        first, second = (_who(pair.first), _who(pair.second))
+        if pair.teammate is not None:  # "together": the teammate is named beside the other
+            with_mate = f" with {pair.teammate.id} {pair.teammate.name}"
+            if pair.first.library == pair.teammate.library:
+                first += with_mate
+            else:
+                second += with_mate
+        print(f"  {first}  +  {second}")
         print(f"      {matching.explain(pair)}")
     if proposal.unmatched:
         print("without a pal:")

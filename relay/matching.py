@@ -13,8 +13,14 @@ O(n³) for n participants: a class of 30 against 27 is instant) first gives a pa
 participants as possible, then takes the highest total score. Only then, under
 `uneven = "two-pals"`, those still without a pal get a second assignment among the
 participants of the other library who have exactly one pal in the proposal, so everyone
-has a pal before anyone has two; under "leave-out" they wait for the next enrolment. Every
-participant left without a pal is listed with the reason.
+has a pal before anyone has two; under "leave-out" they wait for the next enrolment. Under
+"together", each one left over is teamed with a participant of their own library who has a
+pal in the proposal (a second assignment, scored like pals: same language, shared
+interests, closest age; the pal must be within the age gap of both), and the two write
+together to that pal: the pal gets both as pals, each teammate has one pal, and a letter
+the pal writes to either reaches both (`Participant.writes_with`, relay.letters.delivering).
+No one is in more than one team. Every participant left without a pal is listed with the
+reason.
 
 Groups (classes and clubs, `Participant.is_group`) are matched only with groups, and people
 only with people: the two are proposed apart, each as above, and a group and a person are
@@ -64,6 +70,8 @@ class ProposedPair:
     reasons: Reasons
     # Under "two-pals": the id of the one who gets this as a second pal ("" for none).
     writes_to_two: str = ""
+    # Under "together": who of the pal's library writes together with the other one.
+    teammate: Participant | None = None
 
 
 @dataclass(frozen=True)
@@ -141,8 +149,12 @@ def _propose_among(
             pairs.append((lone_left[i], once_right[j], once_right[j].id))
         for i, j in _assign(once_left, lone_right, score):
             pairs.append((once_left[i], lone_right[j], once_left[i].id))
+    teams = _teams(left, right, pairs, score) if settings.uneven == "together" else {}
     proposed = [
-        ProposedPair(a, b, _reasons(a, b, ages[a.id], ages[b.id]), two) for a, b, two in pairs
+        ProposedPair(
+            a, b, _reasons(a, b, ages[a.id], ages[b.id]), two, teams.get(a.id) or teams.get(b.id)
+        )
+        for a, b, two in pairs
     ]
     matched = {p.id for pair in proposed for p in (pair.first, pair.second)}
     unmatched = [
@@ -152,6 +164,32 @@ def _propose_among(
         if p.id not in matched
     ]
     return proposed, unmatched
+
+
+def _teams(
+    left: list[Participant],
+    right: list[Participant],
+    pairs: list[tuple[Participant, Participant, str]],
+    score: Callable[[Participant, Participant], int | None],
+) -> dict[str, Participant]:
+    """Under "together": each one left over, teamed with someone of their own library who has
+    a pal (`pairs` gets the one left over and that pal); {id of the one left over: teammate}."""
+    pal_of = {a.id: b for a, b, _ in pairs} | {b.id: a for a, b, _ in pairs}
+    teams: dict[str, Participant] = {}
+    for side in (left, right):
+        lone = [p for p in side if p.id not in pal_of]
+        # No one is in two teams: not as the one left over, the teammate or their pal.
+        taken = {p for one, mate in teams.items() for p in (one, mate.id, pal_of[one].id)}
+        once = [p for p in side if p.id in pal_of and not {p.id, pal_of[p.id].id} & taken]
+
+        def with_mate(one: Participant, mate: Participant) -> int | None:
+            return None if score(one, pal_of[mate.id]) is None else score(one, mate)
+
+        for i, j in _assign(lone, once, with_mate):
+            one, mate = lone[i], once[j]
+            teams[one.id], pal_of[one.id] = mate, pal_of[mate.id]
+            pairs.append((one, pal_of[one.id], "") if side is left else (pal_of[one.id], one, ""))
+    return teams
 
 
 def _may_pair(age: int | None, other: int | None, gap: int) -> bool:
@@ -221,7 +259,8 @@ def _why_not(
 
 def explain(pair: ProposedPair) -> str:
     """The pair's reasons in words: "ages 10 and 11; both write in en; both like football";
-    for two groups, first "two classes or clubs: Class 4B and Dragon Readers"."""
+    a team first: "Maya and Leo write together to Tomás; ages 10 and 11; ..."; for two
+    groups, first "two classes or clubs: Class 4B and Dragon Readers"."""
     reasons, first, second = pair.reasons, pair.first, pair.second
     age, other = reasons.ages
     parts = [f"two classes or clubs: {first.name} and {second.name}"] if first.is_group else []
@@ -242,6 +281,9 @@ def explain(pair: ProposedPair) -> str:
     if pair.writes_to_two:
         two = first if pair.writes_to_two == first.id else second
         parts.append(f"{two.name} writes to two")
+    if pair.teammate is not None:
+        one, pal = (first, second) if first.library == pair.teammate.library else (second, first)
+        parts.insert(0, f"{one.name} and {pair.teammate.name} write together to {pal.name}")
     return "; ".join(parts)
 
 

@@ -321,35 +321,65 @@ def accept_matches(
     ctx: Context, proposal: matching.Proposal, *, by: str = "", via: str = "match"
 ) -> tuple[list[matching.ProposedPair], list[matching.ProposedPair]]:
     """Pair a proposal staff accepted: (pairs made, pairs skipped). A pair is skipped when
-    one of the two has left, been paused or been given another pal since the proposal."""
+    one of the two has left, been paused or been given another pal since the proposal; a
+    team (`teammate`) is made after the other pairs, when the teammate's pair was made."""
     made: list[matching.ProposedPair] = []
     skipped: list[matching.ProposedPair] = []
     given: dict[str, set[str]] = {}  # pals this acceptance gave
-    for proposed in proposal.pairs:
+    teams_last = sorted(proposal.pairs, key=lambda proposed: proposed.teammate is not None)
+    for proposed in teams_last:
         current = [ctx.store.participant(p.id) for p in (proposed.first, proposed.second)]
         if any(
             now is None or now.status != ACTIVE or set(now.pals) - given.get(now.id, set())
             for now in current
-        ):
+        ) or not _may_team(ctx, proposed, given):
             skipped.append(proposed)
             continue
         pair(ctx, proposed.first, proposed.second, by=by, via=via)
+        if proposed.teammate is not None:
+            one = next(p for p in current if p and p.library == proposed.teammate.library)
+            ctx.store.team(one, proposed.teammate)
+            _record_pair(ctx, "teamed", one, proposed.teammate, by=by, via=via)
         given.setdefault(proposed.first.id, set()).add(proposed.second.id)
         given.setdefault(proposed.second.id, set()).add(proposed.first.id)
         made.append(proposed)
     return made, skipped
 
 
+def _may_team(ctx: Context, proposed: matching.ProposedPair, given: dict[str, set[str]]) -> bool:
+    """A proposed team is still possible: the teammate is active, in no team, and has just
+    the pal this acceptance gave."""
+    if proposed.teammate is None:
+        return True
+    mate = ctx.store.participant(proposed.teammate.id)
+    return (
+        mate is not None
+        and mate.status == ACTIVE
+        and not mate.writes_with
+        and len(mate.pals) == 1
+        and set(mate.pals) == given.get(mate.id)
+    )
+
+
 def unpair(
     ctx: Context, first: Participant, second: Participant, *, by: str = "", via: str = "cli"
 ) -> None:
-    """End a pairing; `NotFound` when the two are not pals."""
+    """End a pairing; `NotFound` when the two are not pals. A team writing together to
+    that pal ends with it (the other keeps the pal): audited as "team-ended"."""
     _partners(ctx, first, second)
     current = ctx.store.participant(first.id)  # the record as stored, not as the caller saw it
     if current is None or second.id not in current.pals:
         raise NotFound(f"{first.id} and {second.id} are not pals")
-    ctx.store.unpair(first, second)
+    ended = ctx.store.unpair(first, second)
     _record_pair(ctx, "unpaired", first, second, by=by, via=via)
+    for one, teammate in ended:
+        _team_ended(ctx, one, teammate, by=by, via=via)
+
+
+def _team_ended(ctx: Context, one: str, teammate: str, *, by: str, via: str) -> None:
+    found = [ctx.store.participant(p) for p in (one, teammate)]
+    if found[0] is not None and found[1] is not None:
+        _record_pair(ctx, "team-ended", found[0], found[1], by=by, via=via)
 
 
 def _record_pair(
@@ -453,7 +483,10 @@ def leave(ctx: Context, participant: Participant, *, by: str = "", via: str = "c
         return current if current.status == LEFT else current.but(status=LEFT, left_at=at)
 
     change = ctx.store.update_participant(participant.id, left)
-    return _recorded(ctx, "left", change, by=by, via=via)
+    after = _recorded(ctx, "left", change, by=by, via=via)
+    if teammate := ctx.store.end_team(participant.id):  # the teammate keeps the pal
+        _team_ended(ctx, participant.id, teammate, by=by, via=via)
+    return after
 
 
 def set_guardian(

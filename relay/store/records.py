@@ -137,6 +137,10 @@ class Participant(_Record):
     masked: str
     status: ParticipantStatus = ACTIVE
     pals: tuple[str, ...] = ()
+    # The participant of the same library they write together with to their one pal
+    # (`[matching] uneven = "together"`): the pal's letters to either reach both. "" for
+    # none, as records written before read.
+    writes_with: str = ""
     created_at: str = ""
     guardian: str = ""  # optional: gets a copy of every letter to and from this participant
     prompts_paused: bool = False  # unsubscribed from the monthly topic emails only
