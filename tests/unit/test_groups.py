@@ -125,7 +125,7 @@ def test_matching_pairs_groups_with_groups_and_people_with_people() -> None:
         _one(6, "riverside", group=True),  # a second class; the other side has one
         _one(7, "valparaiso", group=False),
     ]
-    for uneven in ("two-pals", "leave-out"):
+    for uneven in ("two-pals", "together", "leave-out"):
         proposal = matching.propose(
             PARTNERSHIP,
             everyone,
