@@ -22,6 +22,10 @@ the pal writes to either reaches both (`Participant.writes_with`, relay.letters.
 No one is in more than one team. Every participant left without a pal is listed with the
 reason.
 
+Groups (classes and clubs, `Participant.is_group`) are matched only with groups, and people
+only with people: the two are proposed apart, each as above, and a group and a person are
+never pals. A group's age is its age band's.
+
 Each pair carries its reasons as data (`Reasons`) and in English words (`explain`), for
 staff to read before they accept the proposal.
 """
@@ -103,10 +107,32 @@ def propose(
     settings: MatchingSettings,
     today: date,
 ) -> Proposal:
-    """Pairs across the partnership's first two libraries, and who is left without a pal."""
+    """Pairs across the partnership's first two libraries, and who is left without a pal:
+    people with people and groups with groups."""
     left_id, right_id = partnership.libraries[0], partnership.libraries[1]
     waiting = waiting_for_a_pal(everyone, (left_id, right_id))
-    left, right = waiting[left_id], waiting[right_id]
+    pairs: list[ProposedPair] = []
+    unmatched: list[Unmatched] = []
+    for groups in (False, True):
+        left = [p for p in waiting[left_id] if p.is_group == groups]
+        right = [p for p in waiting[right_id] if p.is_group == groups]
+        found, alone = _propose_among(left, right, (left_id, right_id), settings, today)
+        pairs += found
+        unmatched += alone
+    pairs.sort(key=lambda pair: (pair.first.number, pair.second.number))
+    unmatched.sort(key=lambda one: (one.participant.library != left_id, one.participant.number))
+    return Proposal(partnership.id, settings, tuple(pairs), tuple(unmatched))
+
+
+def _propose_among(
+    left: list[Participant],
+    right: list[Participant],
+    library_ids: tuple[str, str],
+    settings: MatchingSettings,
+    today: date,
+) -> tuple[list[ProposedPair], list[Unmatched]]:
+    """Pairs between participants of one kind, and who of them is left without a pal."""
+    left_id, right_id = library_ids
     ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in left + right}
 
     def score(a: Participant, b: Participant) -> int | None:
@@ -124,13 +150,12 @@ def propose(
         for i, j in _assign(once_left, lone_right, score):
             pairs.append((once_left[i], lone_right[j], once_left[i].id))
     teams = _teams(left, right, pairs, score) if settings.uneven == "together" else {}
-    pairs.sort(key=lambda pair: (pair[0].number, pair[1].number))
-    proposed = tuple(
+    proposed = [
         ProposedPair(
             a, b, _reasons(a, b, ages[a.id], ages[b.id]), two, teams.get(a.id) or teams.get(b.id)
         )
         for a, b, two in pairs
-    )
+    ]
     matched = {p.id for pair in proposed for p in (pair.first, pair.second)}
     unmatched = [
         _why_not(p, ages, others, other_id, settings.max_age_gap)
@@ -138,7 +163,7 @@ def propose(
         for p in side
         if p.id not in matched
     ]
-    return Proposal(partnership.id, settings, proposed, tuple(unmatched))
+    return proposed, unmatched
 
 
 def within_gap(age: int | None, other: int | None, gap: int) -> bool:
@@ -239,15 +264,17 @@ def _why_not(
 
 def explain(pair: ProposedPair) -> str:
     """The pair's reasons in words: "ages 10 and 11; both write in en; both like football";
-    a team first: "Maya and Leo write together to Tomás; ages 10 and 11; ..."."""
+    a team first: "Maya and Leo write together to Tomás; ages 10 and 11; ..."; for two
+    groups, first "two classes or clubs: Class 4B and Dragon Readers"."""
     reasons, first, second = pair.reasons, pair.first, pair.second
     age, other = reasons.ages
+    parts = [f"two classes or clubs: {first.name} and {second.name}"] if first.is_group else []
     if reasons.same_band:
-        parts = [f"same age band {reasons.same_band}"]
+        parts.append(f"same age band {reasons.same_band}")
     elif age is None or other is None:
-        parts = ["no ages recorded"]
+        parts.append("no ages recorded")
     else:
-        parts = [f"both {age}" if age == other else f"ages {age} and {other}"]
+        parts.append(f"both {age}" if age == other else f"ages {age} and {other}")
     if reasons.language:
         parts.append(f"both write in {reasons.language}")
     elif reasons.learner:
@@ -266,15 +293,18 @@ def explain(pair: ProposedPair) -> str:
 
 
 def why_not(unmatched: Unmatched, gap: int) -> str:
-    """Why a participant has no pal in the proposal, in words."""
+    """Why a participant has no pal in the proposal, in words (a group's pal is a group)."""
     other = unmatched.other_library
+    group = unmatched.participant.is_group
+    everyone, no_one = ("every group", "no group") if group else ("everyone", "no one")
     if unmatched.reason == "no-age":
-        return f"no age recorded, and everyone at {other} has one"
+        return f"no age recorded, and {everyone} at {other} has one"
     if unmatched.reason == "age-gap":
-        return f"no one at {other} within {gap} years of age {unmatched.age}"
+        return f"{no_one} at {other} within {gap} years of age {unmatched.age}"
     if unmatched.reason == "not-chosen":
-        return f"left without a pal by staff, though someone at {other} within the age gap is free"
-    return f"everyone at {other} within the age gap already has a pal; waits for the next match"
+        free = "a group" if group else "someone"
+        return f"left without a pal by staff, though {free} at {other} within the age gap is free"
+    return f"{everyone} at {other} within the age gap already has a pal; waits for the next match"
 
 
 def _listed(words: Sequence[str]) -> str:
@@ -341,7 +371,9 @@ def _hungarian(cost: list[list[int]]) -> list[tuple[int, int]]:
 
 # --- a proposal as staff edited it ---------------------------------------------------------
 
-EditProblem = Literal["unknown", "same-library", "not-waiting", "age-gap", "twice", "too-many"]
+EditProblem = Literal[
+    "unknown", "same-library", "group-and-person", "not-waiting", "age-gap", "twice", "too-many"
+]
 
 
 @dataclass(frozen=True)
@@ -391,6 +423,8 @@ def edit(
             problem = "unknown"
         elif {one.library, other.library} != {left_id, right_id}:
             problem = "same-library"
+        elif one.is_group != other.is_group:
+            problem = "group-and-person"
         elif one.id not in free or other.id not in free:
             problem = "not-waiting"
         elif not override_age_gap and not _may_pair(ages[one.id], ages[other.id], gap):
@@ -457,18 +491,18 @@ def _left_over(
     gap: int,
 ) -> tuple[Unmatched, ...]:
     """Who has no pal in an edited proposal: "not-chosen" when someone of the other library
-    within the age gap has none either (staff left the two apart), otherwise as `propose`
-    says."""
+    and the same kind within the age gap has none either (staff left the two apart),
+    otherwise as `propose` says."""
     (left_id, left), (right_id, right) = waiting.items()
     found = []
     for side, others, other_id in ((left, right, right_id), (right, left, left_id)):
-        alone = [p for p in others if p.id not in counts]
         for participant in side:
             if participant.id in counts:
                 continue
-            age = ages[participant.id]
-            if any(_may_pair(age, ages[o.id], gap) for o in alone):
+            age, kind = ages[participant.id], participant.is_group
+            alike = [o for o in others if o.is_group == kind]
+            if any(o.id not in counts and _may_pair(age, ages[o.id], gap) for o in alike):
                 found.append(Unmatched(participant, "not-chosen", age, other_id))
             else:
-                found.append(_why_not(participant, ages, others, other_id, gap))
+                found.append(_why_not(participant, ages, alike, other_id, gap))
     return tuple(found)

@@ -30,6 +30,12 @@ CONSENT_STATES: tuple[ConsentState, ...] = get_args(ConsentState)
 # How consent was given: the link in the request, a reply to it, or on paper at the library.
 ConsentMethod = Literal["", "link", "reply", "paper"]
 
+# What a participant is: one person ("", as records written before say, or "person"), or a
+# group (a class or a club) writing together, whose real address is its leader's.
+ParticipantKind = Literal["", "person", "group"]
+PARTICIPANT_KINDS: tuple[ParticipantKind, ...] = get_args(ParticipantKind)
+GROUP: Final = "group"
+
 LetterStatus = Literal["held", "approved", "delivered", "rejected", "failed", "bounced"]
 HELD: Final = "held"
 APPROVED: Final = "approved"  # in the outbox, not yet confirmed by the transport
@@ -163,8 +169,18 @@ class Participant(_Record):
     # `[retention] left_months` later. Records of people who left before have "" (the audit
     # log's `left` entry says when).
     left_at: str = ""
+    # A group (`kind` "group": a class or a club) is named by its own name ("Class 4B"),
+    # writes from its teacher's or leader's address and needs no guardian's consent (its
+    # leader is an adult; the library keeps the members' consent on paper). `members`: the
+    # first names of its members, for its own library's staff only, never delivered.
+    kind: ParticipantKind = ""
+    members: tuple[str, ...] = ()
     # The pals this participant was sent a welcome email about (`relay.welcomes`): once each.
     welcomed: tuple[str, ...] = ()
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind == GROUP
 
     @property
     def number(self) -> int:

@@ -43,13 +43,18 @@ class Shown:
     override: bool
 
     def pals_to_pick(self, pair: matching.ProposedPair) -> list[Participant]:
-        """Who may be picked as the first one's pal instead: those of the other library
-        waiting for a pal within the age gap, and the pal proposed."""
+        """Who may be picked as the first one's pal instead: those of the other library and
+        the same kind (person or group) waiting for a pal within the age gap, and the pal
+        proposed."""
         gap, age = self.proposal.settings.max_age_gap, self.ages.get(pair.first.id)
         return [
             p
             for p in self.waiting[pair.second.library]
-            if p.id == pair.second.id or matching.within_gap(age, self.ages.get(p.id), gap)
+            if p.id == pair.second.id
+            or (
+                p.is_group == pair.first.is_group
+                and matching.within_gap(age, self.ages.get(p.id), gap)
+            )
         ]
 
 
