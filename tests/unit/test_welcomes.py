@@ -270,3 +270,12 @@ def test_two_writing_together_are_told_so_and_so_is_their_pal(ctx: Context) -> N
     (to_tomas,) = welcomes.words(ctx, tomas, leo)
     assert "\n\nLeo escribe junto con Maya: tus cartas a cualquiera de los dos" in to_tomas.text
     assert "together" not in welcomes.words(ctx, maya.but(writes_with=""), tomas)[0].text
+
+
+def test_a_class_is_paired_only_with_a_class_in_an_edited_proposal() -> None:
+    people = [*PEOPLE, _person(8, "valparaiso", 11, kind="group", members=("Ana", "Luis"))]
+    proposal, problems = matching.edit(
+        PARTNERSHIP, people, MatchingSettings(), TODAY, [("p1", "p8"), ("p1", "p4")]
+    )
+    assert [(p.first, p.second, p.problem) for p in problems] == [("p1", "p8", "group-and-person")]
+    assert [(u.participant.id, u.reason) for u in proposal.unmatched][-1] == ("p8", "age-gap")
