@@ -269,6 +269,14 @@ class Store:
     def set_reminded_on(self, library_id: str, day: date) -> None:
         self._put(f"reminded:{library_id}", day.isoformat())
 
+    def quiet_listed_on(self, library_id: str) -> date | None:
+        """The local day a reminder last listed a library's quiet pairs (relay.quiet)."""
+        value = self._key(f"quiet-listed:{library_id}")
+        return date.fromisoformat(value) if isinstance(value, str) else None
+
+    def set_quiet_listed_on(self, library_id: str, day: date) -> None:
+        self._put(f"quiet-listed:{library_id}", day.isoformat())
+
     def writer_notices(self, writer_id: str, day: date) -> int:
         """How many notices a writer got on `day` (UTC), for the daily limit."""
         value = self._key(f"writer-notices:{writer_id}:{day.isoformat()}")
