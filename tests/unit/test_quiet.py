@@ -4,13 +4,14 @@ period, re-matching, and the reminder that lists them at most weekly on its own.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from relay import cli, notices, participants, quiet
 from relay import config as config_module
-from relay import notices, participants, quiet
 from relay.context import Context, open_context
 from relay.errors import NotFound
 from relay.store.records import DELIVERED, Letter, Participant
@@ -155,7 +156,7 @@ def record_letter(
 
 
 def test_read_nudge_once_rematch_and_the_reminder(
-    program: tuple[Context, list[Participant]],
+    program: tuple[Context, list[Participant]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ctx, (maya, tomas, leo, sofia) = program
     pairings_made(ctx, weeks_ago(12))
@@ -167,12 +168,19 @@ def test_read_nudge_once_rematch_and_the_reminder(
     assert (found.first.id, found.second.id, found.last_letter) == (tomas.id, maya.id, last)
     assert (found.weeks, [p.id for p in found.owing]) == (8, [maya.id])
 
-    nudged = quiet.nudge(ctx, found.key, "riverside", by=MODERATOR_A, via="dashboard")
-    assert [p.id for p in nudged.owing] == [maya.id]
+    config = ["--config", str(tmp_path / "config.toml")]
+    assert cli.main([*config, "quiet", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["pair"], listed["owing"], listed["weeks"]) == (found.key, [maya.id], 8)
+    assert cli.main([*config, "quiet", "nudge", found.key, "--by", MODERATOR_A]) == 0
+    assert f"nudged {found.key}: a kind email to {maya.id} Maya" in capsys.readouterr().out
+    assert cli.main([*config, "quiet", "nudge", found.key, "--by", "someone@example.org"]) == 1
+    assert "--by: someone@example.org is not listed as staff" in capsys.readouterr().err
     with pytest.raises(quiet.AlreadyNudged, match="was nudged on"):
         quiet.nudge(ctx, found.key, "valparaiso", by=MODERATOR_A, via="dashboard")
     (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
     assert entry["participants"] == [maya.id, tomas.id] and entry["owing"] == [maya.id]
+    assert (entry["by"], entry["via"]) == (MODERATOR_A, "cli")
     assert maya.email not in str(entry)
     outbox = ctx.config.relay.data_dir / "spool" / "outbox"
     sent = [p.read_bytes() for p in outbox.rglob("*") if p.is_file() and b"Tom" in p.read_bytes()]
