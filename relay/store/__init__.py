@@ -63,6 +63,7 @@ from relay.store.records import (
     DigestState,
     ImapState,
     Letter,
+    LetterParties,
     ModerationGrant,
     Participant,
     ParticipantStatus,
@@ -783,6 +784,17 @@ class Store:
             latest = {record.get("id"): record for record in read_lines(path)}
             yield from (Letter.from_dict(r) for r in latest.values() if isinstance(r, dict))
 
+    def letter_parties(self) -> Iterator[LetterParties]:
+        """Every letter's writer, pal and arrival, from its latest record (the archive, then
+        the hot shards), without building `Letter`s: a pass over a million letters reads
+        each archive file once and keeps one file's records in memory at a time."""
+        for path in sorted((self.root / "archive").glob("letters-*.jsonl")):
+            latest = {record.get("id"): record for record in read_lines(path)}
+            yield from (_parties(record) for record in latest.values())
+        for shard in sorted((self.root / "letters").glob("*.json")):
+            records = (AtomicJSONStorage(shard).read() or {}).get("records", {})
+            yield from (_parties(record) for record in records.values())
+
     def reduce_letters(self, letter_ids: Collection[int], at: str) -> list[Letter]:
         """Replace archived letters (every earlier line of each too) by what retention keeps
         of them (`Letter.reduced`). Returns the letters as they were, whose files and keys
@@ -932,6 +944,15 @@ def _without_free_text(entry: dict[str, Any]) -> dict[str, Any]:
     if field_name is None or field_name not in entry:
         return entry
     return {k: v for k, v in entry.items() if k != field_name} | {"reduced": True}
+
+
+def _parties(record: dict[str, Any]) -> LetterParties:
+    return LetterParties(
+        int(record.get("id", 0)),
+        str(record.get("sender", "")),
+        str(record.get("recipient", "")),
+        str(record.get("received_at", "")),
+    )
 
 
 def _grant(token: str, value: object) -> ModerationGrant | None:

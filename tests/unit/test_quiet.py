@@ -14,7 +14,7 @@ from relay import cli, notices, participants, quiet
 from relay import config as config_module
 from relay.context import Context, open_context
 from relay.errors import NotFound
-from relay.store.records import DELIVERED, Letter, Participant
+from relay.store.records import Letter, LetterParties, Participant
 from tests.conftest import MODERATOR_A, config_text
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -35,20 +35,8 @@ def person(pid: str, library: str, pals: tuple[str, ...], **more: object) -> Par
     )
 
 
-def written(number: int, writer: str, pal: str, at: datetime) -> Letter:
-    return Letter(
-        id=number,
-        spool_id=f"s{number}",
-        sender=writer,
-        recipient=pal,
-        sender_masked="",
-        recipient_masked="",
-        sender_library="",
-        recipient_library="",
-        subject="Hello",
-        received_at=at.isoformat(timespec="seconds"),
-        status=DELIVERED,
-    )
+def written(number: int, writer: str, pal: str, at: datetime) -> LetterParties:
+    return LetterParties(number, writer, pal, at.isoformat(timespec="seconds"))
 
 
 def paired_at(at: datetime, *pairs: tuple[str, str]) -> list[dict[str, object]]:
@@ -146,8 +134,18 @@ def record_letter(
     ctx: Context, writer: Participant, pal: Participant, at: datetime, status: str
 ) -> int:
     def build(number: int) -> Letter:
-        letter = written(number, writer.id, pal.id, at)
-        return letter.but(sender_masked=writer.masked, recipient_masked=pal.masked, status="held")
+        return Letter(
+            id=number,
+            spool_id=f"s{number}",
+            sender=writer.id,
+            recipient=pal.id,
+            sender_masked=writer.masked,
+            recipient_masked=pal.masked,
+            sender_library=writer.library,
+            recipient_library=pal.library,
+            subject="Hello",
+            received_at=at.isoformat(timespec="seconds"),
+        )
 
     held = ctx.store.hold_letter(build, spool_key=f"spool:{at.timestamp()}:{pal.id}")
     if status != "held":
@@ -162,7 +160,7 @@ def test_read_nudge_once_rematch_and_the_reminder(
     pairings_made(ctx, weeks_ago(12))
     record_letter(ctx, maya, tomas, weeks_ago(10), "delivered")
     last = record_letter(ctx, tomas, maya, weeks_ago(8), "rejected")  # he wrote: it counts
-    record_letter(ctx, leo, sofia, weeks_ago(1), "held")  # waiting for a moderator: not quiet
+    record_letter(ctx, sofia, leo, weeks_ago(1), "held")  # waiting at valparaiso: not quiet
     now = datetime.now(UTC)
     (found,) = quiet.read(ctx, now, library_id="valparaiso")
     assert (found.first.id, found.second.id, found.last_letter) == (tomas.id, maya.id, last)
