@@ -1,4 +1,4 @@
-"""`python -m bench intake|store|scrub|prompts|memory|policy|rights|all [options]`: one JSON
+"""`python -m bench intake|store|scrub|prompts|memory|policy|rights|program|all [options]`: one JSON
 line per result."""
 
 from __future__ import annotations
@@ -14,7 +14,18 @@ from bench import common
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "what", choices=["intake", "store", "scrub", "prompts", "memory", "policy", "rights", "all"]
+        "what",
+        choices=[
+            "intake",
+            "store",
+            "scrub",
+            "prompts",
+            "memory",
+            "policy",
+            "rights",
+            "program",
+            "all",
+        ],
     )
     parser.add_argument(
         "--participants", type=int, default=100_000, help="prompts: participants to prompt"
@@ -31,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sizes",
         default="1000,10000,100000",
-        help="store, rights: participant counts, comma-separated",
+        help="store, rights, program: participant counts, comma-separated",
+    )
+    parser.add_argument(
+        "--match-sizes",
+        default="30,100,300,600",
+        help="program: participants of the larger library in one match, comma-separated",
     )
     parser.add_argument("--repeat", type=int, default=15, help="store/scrub: samples per figure")
     parser.add_argument(
@@ -55,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import rights
 
         rights.run([int(s) for s in args.sizes.split(",")], args.repeat)
+    if args.what in ("program", "all"):
+        from bench import program
+
+        program.run(
+            [int(s) for s in args.sizes.split(",")], [int(s) for s in args.match_sizes.split(",")]
+        )
     if args.what in ("prompts", "all"):
         from bench import prompts
 

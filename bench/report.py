@@ -182,6 +182,27 @@ def rights(results: Results, command: str, folder: Path) -> str:
     return text
 
 
+def program(results: Results, command: str, folder: Path) -> str:
+    found = [r for r in results if r["bench"] == "program"]
+    matches = [r for r in found if r["operation"] == "match"]
+    built = [r for r in found if r["operation"] == "report"]
+    text = _stamp(command) + "\n"
+    if matches:
+        rows = [
+            [f"{r['participants']:,}", f"{r['pairs']:,}", f"{r['ms'] / 1000:.2f} s"]
+            for r in matches
+        ]
+        text += _table(["participants waiting (both libraries)", "pairs proposed", "match"], rows)
+        text += "\n\n"
+    if built:
+        rows = [
+            [f"{r['participants']:,}", f"{r['letters']:,}", f"{r['ms'] / 1000:.2f} s"]
+            for r in built
+        ]
+        text += _table(["participants", "letters", "program report"], rows) + "\n"
+    return text
+
+
 def _chart(path: Path, draw: Callable[[Any], Any], xlabel: str, ylabel: str) -> str | None:
     try:
         import matplotlib
@@ -204,7 +225,13 @@ def _chart(path: Path, draw: Callable[[Any], Any], xlabel: str, ylabel: str) -> 
     return path.name
 
 
-PARTS = {"intake": intake, "store": store, "scrub": scrub, "rights": rights}
+PARTS = {
+    "intake": intake,
+    "store": store,
+    "scrub": scrub,
+    "rights": rights,
+    "program": program,
+}
 
 
 def write(path: Path, results: Results, command: str) -> None:

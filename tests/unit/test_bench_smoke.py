@@ -42,3 +42,17 @@ def test_policy_part_answers_every_request(capsys: pytest.CaptureFixture[str]) -
     cases = {line["case"]: line for line in lines if line["bench"] == "policy"}
     assert set(cases) == {"paired", "guessed"}
     assert all(case["requests"] == 1000 and case["per_second"] > 0 for case in cases.values())
+
+
+def test_program_part_matches_everyone_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "benchmarks.md"
+    arguments = ["program", "--sizes", "40", "--match-sizes", "30", "--report", str(report)]
+    assert main(arguments) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (match,) = [line for line in lines if line.get("operation") == "match"]
+    assert (match["participants"], match["pairs"]) == (57, 30)
+    (built,) = [line for line in lines if line.get("operation") == "report"]
+    assert (built["participants"], built["letters"]) == (40, 400)
+    assert "<!-- bench:program -->" in report.read_text()
