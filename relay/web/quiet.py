@@ -2,10 +2,11 @@
 `[matching] quiet_weeks`, and one action on each (relay.quiet).
 
 Any signed-in staff member of a library sees the quiet pairs with one of its participants
-(first names, ids and masked addresses: never the partner library's real addresses) and may
-nudge one (a kind email to whoever owes a letter, once per quiet period; a second click
-says when it was nudged) or re-match it after a confirmation page (the pairing ends, and
-`penpal-relay match` may give both a new pal). Any other pair answers 404.
+(first names, ids and masked addresses: never the partner library's real addresses).
+Moderators and coordinators (who pair and unpair) may nudge one (a kind email to whoever
+owes a letter, once per quiet period; a second click says when it was nudged) or re-match
+it after a confirmation page (the pairing ends, and `penpal-relay match` may give both a
+new pal). Any other pair answers 404.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.responses import Response
 
 from relay import quiet
 from relay.errors import NotFound
-from relay.web.dashboard import PageNotFound, dashboard_of, see_other
+from relay.web.dashboard import PageNotFound, Refused, Visitor, dashboard_of, see_other
 
 
 async def show_quiet(request: Request) -> Response:
@@ -40,10 +41,16 @@ async def show_quiet(request: Request) -> Response:
     )
 
 
+def _may_act(visitor: Visitor) -> None:
+    if not visitor.can_enroll:
+        raise Refused()
+
+
 async def nudge(request: Request) -> Response:
     dash = dashboard_of(request)
     visitor = dash.visitor(request)
     await dash.form(request)
+    _may_act(visitor)
     key = request.path_params["pair"]
 
     def send() -> str:
@@ -64,6 +71,7 @@ async def nudge(request: Request) -> Response:
 async def confirm_rematch(request: Request) -> Response:
     dash = dashboard_of(request)
     visitor = dash.visitor(request)
+    _may_act(visitor)
     key = request.path_params["pair"]
 
     def found() -> quiet.QuietPair | None:
@@ -82,6 +90,7 @@ async def rematch(request: Request) -> Response:
     dash = dashboard_of(request)
     visitor = dash.visitor(request)
     await dash.form(request)
+    _may_act(visitor)
     key = request.path_params["pair"]
 
     def end() -> quiet.QuietPair | None:

@@ -131,6 +131,10 @@ def test_quiet_pairs_reminded_listed_nudged_and_rematched(page: Page, relay: Rel
     expect(page.locator("#done")).to_contain_text("The pairing ended")
     expect(page.locator("tr.quiet-pair")).to_have_count(2)
     assert ctx.store.participant(ava.id).pals == ()  # type: ignore[union-attr]
+    page.click("nav >> text=Audit log")
+    expect(page.locator("main")).to_contain_text(
+        "Ana nudged the quiet pair Maya (Riverside Public Library) and"
+    )
     entries = ctx.store.audit_log()
     (nudged,) = [e for e in entries if e["event"] == "nudged"]
     assert (nudged["by"], nudged["via"], nudged["owing"]) == (MODERATOR_A, "web", [tomas.id])
