@@ -453,7 +453,7 @@ def send_reminders(
         waiting = _waiting(ctx.store.queue(library.id), cutoff)
         ctx.store.set_reminded_on(library.id, local.date())
         if every_quiet is None:
-            every_quiet = quiet_pairs.read(ctx, now)
+            every_quiet = _quiet_pairs(ctx, now)
         quiet = [
             q.facing(library.id)
             for q in every_quiet
@@ -473,6 +473,15 @@ def send_reminders(
         reminded[library.id] = (len(waiting), len(quiet))
     _tell_waiting_writers(ctx, now)
     return reminded
+
+
+def _quiet_pairs(ctx: Context, now: datetime) -> list[quiet_pairs.QuietPair]:
+    """Every quiet pair; none when they cannot be read: the letters waiting still go out."""
+    try:
+        return quiet_pairs.read(ctx, now)
+    except Exception:
+        log.exception("quiet pairs could not be read for the reminders; listing none")
+        return []
 
 
 def _quiet_lines(pairs: list[quiet_pairs.QuietPair], clock: ZoneInfo) -> list[dict[str, Any]]:

@@ -207,11 +207,14 @@ def nudge(
     guardian when the guardian gets copies of letters), once per quiet period: a second
     nudge raises `AlreadyNudged`. Audited `nudged`. Returns the pair as it was."""
     at = now or datetime.now(UTC)
+    quiet = one(ctx, key, at, library_id)  # the whole reading, before taking the lock
 
     def send() -> QuietPair:
-        quiet = one(ctx, key, at, library_id)
-        if quiet.nudged_at is not None:
-            raise AlreadyNudged(quiet, quiet.nudged_at)
+        nudged = activity((), ctx.store.audit_log()).nudged.get(
+            frozenset((quiet.first.id, quiet.second.id))
+        )
+        if nudged is not None and nudged >= quiet.since:
+            raise AlreadyNudged(quiet, nudged)
         period = quiet.since.date().isoformat()
         for owing in quiet.owing:
             pal = quiet.second if owing.id == quiet.first.id else quiet.first
@@ -233,7 +236,8 @@ def nudge(
         )
         return quiet
 
-    # Checking for an earlier nudge and recording this one must not interleave.
+    # Checking for an earlier nudge and recording this one must not interleave (a second
+    # click, or the command line beside the dashboard).
     return ctx.store.exclusively(send)
 
 
