@@ -12,6 +12,7 @@ from email.message import EmailMessage
 
 from playwright.sync_api import Page, expect
 
+from relay import matching, participants
 from relay.context import Context
 from relay.store.records import Letter, Participant
 from tests.browser.conftest import sign_in
@@ -60,7 +61,10 @@ def arrived(relay: Relay, to: str, subject: str) -> list[EmailMessage]:
 def test_quiet_pairs_reminded_listed_nudged_and_rematched(page: Page, relay: Relay) -> None:
     ctx = relay.context()  # the program is made before the relay starts: quicker, same store
     children = enrol_two_classes(ctx)
-    relay.cli("match", "--partnership", "riverside+valparaiso", "--yes", "--by", MODERATOR_A)
+    (partnership,) = ctx.config.partnerships
+    today = datetime.now(UTC).date()
+    proposal = matching.propose(partnership, ctx.store.participants(), ctx.config.matching, today)
+    participants.accept_matches(ctx, proposal, by=MODERATOR_A)  # as `penpal-relay match` does
     people = {p.id: p for p in ctx.store.participants()}
     pairs = [
         (people[p.id], people[pal])
