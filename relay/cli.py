@@ -59,6 +59,8 @@ FIELD_FLAGS = {
     "birth_year": "--birth-year",
     "age_band": "--age-band",
     "interests": "--interests",
+    "members": "--members",
+    "kind": "--group",
     "edit": "--edit",
     "file": "FILE",
     "by": "--by",
@@ -288,6 +290,8 @@ def _details(args: argparse.Namespace) -> participants.Details:
         interests=args.interests,
         guardian_name=getattr(args, "guardian_name", None),
         guardian_copies=getattr(args, "guardian_copies", None),
+        kind="group" if getattr(args, "group", False) else None,
+        members=args.members,
     )
 
 
@@ -306,6 +310,8 @@ def cmd_participants_add(args: argparse.Namespace) -> int:
         _print_json(_participant_json(participant))
     else:
         print(participant.masked)
+        if participant.is_group:
+            print(f"a group of {_n(len(participant.members), 'member', 'members')}")
         if participant.consent == "pending":
             print(f"under {args.library}'s consent age: waiting for the guardian's consent")
     return 0
@@ -315,6 +321,12 @@ def _age(participant: Participant) -> str:
     if participant.birth_year:
         return f"b.{participant.birth_year}"
     return participant.age_band or "-"
+
+
+def _kind(participant: Participant) -> str:
+    if participant.is_group:
+        return f"group of {len(participant.members)}"
+    return "person"
 
 
 def cmd_participants_list(args: argparse.Namespace) -> int:
@@ -328,7 +340,7 @@ def cmd_participants_list(args: argparse.Namespace) -> int:
         consent = f" consent: {p.consent}" if p.consent else ""
         print(
             f"{p.id:>6}  {p.library:<12} {p.name:<16} {p.masked:<36} {p.status:<7} "
-            f"age: {_age(p):<7} pals: {pals}{consent}"
+            f"{_kind(p):<16} age: {_age(p):<7} pals: {pals}{consent}"
         )
     return 0
 
@@ -347,6 +359,8 @@ def cmd_participants_show(args: argparse.Namespace) -> int:
         ("id", p.id),
         ("library", p.library),
         ("name", p.name),
+        ("kind", _kind(p)),
+        ("members", ", ".join(p.members) or "-"),
         ("email", p.email),
         ("masked", p.masked),
         ("language", p.language),
@@ -366,7 +380,7 @@ def cmd_participants_edit(args: argparse.Namespace) -> int:
     ctx = _context(args)
     details = _details(args)
     if all(value is None for value in vars(details).values()):
-        raise UserError("give at least one of --birth-year, --age-band, --interests")
+        raise UserError("give at least one of --birth-year, --age-band, --interests, --members")
     found = participants.find(ctx, args.participant)
     try:
         participant = participants.edit(ctx, found, details)
@@ -618,6 +632,7 @@ def _proposal_json(proposal: matching.Proposal) -> dict[str, Any]:
                 "masked": [pair.first.masked, pair.second.masked],
                 "libraries": [pair.first.library, pair.second.library],
                 "writes_to_two": pair.writes_to_two or None,
+                "writes_together_with": pair.teammate.id if pair.teammate else None,
                 "explanation": matching.explain(pair),
             }
             for pair in proposal.pairs
@@ -644,7 +659,14 @@ def _print_proposal(proposal: matching.Proposal) -> None:
         f"uneven {proposal.settings.uneven})"
     )
     for pair in proposal.pairs:
-        print(f"  {_who(pair.first)}  +  {_who(pair.second)}")
+        first, second = (_who(pair.first), _who(pair.second))
+        if pair.teammate is not None:  # "together": the teammate is named beside the other
+            with_mate = f" with {pair.teammate.id} {pair.teammate.name}"
+            if pair.first.library == pair.teammate.library:
+                first += with_mate
+            else:
+                second += with_mate
+        print(f"  {first}  +  {second}")
         print(f"      {matching.explain(pair)}")
     if proposal.unmatched:
         print("without a pal:")
@@ -1118,6 +1140,11 @@ def _detail_flags(sub: argparse.ArgumentParser, clear: str = "") -> None:
     sub.add_argument(
         "--interests", metavar="LIST", help=f'interests, such as "football, drawing"{clear}'
     )
+    sub.add_argument(
+        "--members",
+        metavar="LIST",
+        help=f"a group's members' first names, such as \"Ana, Luis\" (staff only){clear}",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -1171,6 +1198,12 @@ def parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--guardian-name", help="the guardian's name")
     add.add_argument(
+        "--group",
+        action="store_true",
+        help="a class or a club: --name is the group's, --email its teacher's or leader's; "
+        "no guardian or consent; an age band rather than a year of birth",
+    )
+    add.add_argument(
         "--no-guardian-copies",
         dest="guardian_copies",
         action="store_const",
@@ -1189,7 +1222,7 @@ def parser() -> argparse.ArgumentParser:
         people_sub,
         "edit",
         cmd_participants_edit,
-        "change the year of birth, age band or interests of a participant",
+        "change the year of birth, age band, interests or members of a participant",
     )
     editing.add_argument("participant", help=REFERENCE)
     _detail_flags(editing, clear=' ("" removes it)')

@@ -32,7 +32,9 @@ from relay.addresses import on_the_wire
 from relay.scrub import ScrubbedLetter
 from relay.wording import Templates
 
-_RELAY_ID = re.compile(r"^<letter-(\d+)\.([0-9a-f]{12})@([^>]+)>$")
+# A teammate's copy adds `.team-<participant>` (relay.letters.delivering): their reply threads
+# under the letter like the pal's.
+_RELAY_ID = re.compile(r"^<letter-(\d+)\.([0-9a-f]{12})(?:\.team-p\d+)?@([^>]+)>$")
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,13 @@ def compose_letter(
     templates: Templates,
     copy_for: str | None = None,
     privacy_url: str = "",
+    together_with: str | None = None,
+    written_to: str | None = None,
 ) -> EmailMessage:
     """The letter for one reader: the pal, or (with `copy_for`) a participant's guardian;
-    its footer links to the privacy notice at `privacy_url`."""
+    its footer links to the privacy notice at `privacy_url`. A reader who writes together
+    with someone to the sender (`together_with`, their name) is told the letter reaches
+    both; the teammate's copy of a letter to the other also says whom it was `written_to`."""
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(f"{sender.name} ({sender.library_name})", addr_spec=sender.masked)
     message["To"] = Address(recipient.name, addr_spec=recipient.email)
@@ -119,6 +125,8 @@ def compose_letter(
         "program_name": program_name,
         "copy_for": copy_for,
         "privacy_url": privacy_url,
+        "together_with": together_with,
+        "written_to": written_to,
     }
     lang = recipient.language
     body = letter.text if letter.text is not None else html_to_text(letter.html or "")

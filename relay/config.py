@@ -357,8 +357,8 @@ class RetentionSettings:
     no_consent_months: int = 3
 
 
-UNEVEN_RULES: Final = ("two-pals", "leave-out")
-UnevenRule = Literal["two-pals", "leave-out"]
+UNEVEN_RULES: Final = ("two-pals", "leave-out", "together")
+UnevenRule = Literal["two-pals", "leave-out", "together"]
 
 
 @dataclass(frozen=True)
@@ -368,8 +368,9 @@ class MatchingSettings:
     `max_age_gap`: pals are never more than this many years apart. `uneven`: when one
     library has more participants to match than the other, "two-pals" gives those left
     over a second pal (someone who already has one in the proposal), "leave-out" lets them
-    wait for the next enrolment. `quiet_weeks`: a pair where nobody has written for this
-    many weeks counts as quiet.
+    wait for the next enrolment, "together" teams each with someone of their own library who
+    has a pal, and the two write together to that pal. `quiet_weeks`: a pair where nobody
+    has written for this many weeks counts as quiet.
     """
 
     max_age_gap: int = 2
@@ -1111,7 +1112,8 @@ def _matching(root: _Section) -> MatchingSettings:
         uneven = "two-pals"
     weeks = _count(s, "quiet_weeks", 6, 1, 104, "weeks")
     s.finish()
-    rule: UnevenRule = "leave-out" if uneven == "leave-out" else "two-pals"
+    rules: dict[str, UnevenRule] = {"leave-out": "leave-out", "together": "together"}
+    rule = rules.get(uneven, "two-pals")
     return MatchingSettings(max_age_gap=gap, uneven=rule, quiet_weeks=weeks)
 
 

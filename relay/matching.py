@@ -13,8 +13,18 @@ O(n³) for n participants: a class of 30 against 27 is instant) first gives a pa
 participants as possible, then takes the highest total score. Only then, under
 `uneven = "two-pals"`, those still without a pal get a second assignment among the
 participants of the other library who have exactly one pal in the proposal, so everyone
-has a pal before anyone has two; under "leave-out" they wait for the next enrolment. Every
-participant left without a pal is listed with the reason.
+has a pal before anyone has two; under "leave-out" they wait for the next enrolment. Under
+"together", each one left over is teamed with a participant of their own library who has a
+pal in the proposal (a second assignment, scored like pals: same language, shared
+interests, closest age; the pal must be within the age gap of both), and the two write
+together to that pal: the pal gets both as pals, each teammate has one pal, and a letter
+the pal writes to either reaches both (`Participant.writes_with`, relay.letters.delivering).
+No one is in more than one team. Every participant left without a pal is listed with the
+reason.
+
+Groups (classes and clubs, `Participant.is_group`) are matched only with groups, and people
+only with people: the two are proposed apart, each as above, and a group and a person are
+never pals. A group's age is its age band's.
 
 Each pair carries its reasons as data (`Reasons`) and in English words (`explain`), for
 staff to read before they accept the proposal.
@@ -60,6 +70,8 @@ class ProposedPair:
     reasons: Reasons
     # Under "two-pals": the id of the one who gets this as a second pal ("" for none).
     writes_to_two: str = ""
+    # Under "together": who of the pal's library writes together with the other one.
+    teammate: Participant | None = None
 
 
 @dataclass(frozen=True)
@@ -95,10 +107,32 @@ def propose(
     settings: MatchingSettings,
     today: date,
 ) -> Proposal:
-    """Pairs across the partnership's first two libraries, and who is left without a pal."""
+    """Pairs across the partnership's first two libraries, and who is left without a pal:
+    people with people and groups with groups."""
     left_id, right_id = partnership.libraries[0], partnership.libraries[1]
     waiting = waiting_for_a_pal(everyone, (left_id, right_id))
-    left, right = waiting[left_id], waiting[right_id]
+    pairs: list[ProposedPair] = []
+    unmatched: list[Unmatched] = []
+    for groups in (False, True):
+        left = [p for p in waiting[left_id] if p.is_group == groups]
+        right = [p for p in waiting[right_id] if p.is_group == groups]
+        found, alone = _propose_among(left, right, (left_id, right_id), settings, today)
+        pairs += found
+        unmatched += alone
+    pairs.sort(key=lambda pair: (pair.first.number, pair.second.number))
+    unmatched.sort(key=lambda one: (one.participant.library != left_id, one.participant.number))
+    return Proposal(partnership.id, settings, tuple(pairs), tuple(unmatched))
+
+
+def _propose_among(
+    left: list[Participant],
+    right: list[Participant],
+    library_ids: tuple[str, str],
+    settings: MatchingSettings,
+    today: date,
+) -> tuple[list[ProposedPair], list[Unmatched]]:
+    """Pairs between participants of one kind, and who of them is left without a pal."""
+    left_id, right_id = library_ids
     ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in left + right}
 
     def score(a: Participant, b: Participant) -> int | None:
@@ -115,10 +149,13 @@ def propose(
             pairs.append((lone_left[i], once_right[j], once_right[j].id))
         for i, j in _assign(once_left, lone_right, score):
             pairs.append((once_left[i], lone_right[j], once_left[i].id))
-    pairs.sort(key=lambda pair: (pair[0].number, pair[1].number))
-    proposed = tuple(
-        ProposedPair(a, b, _reasons(a, b, ages[a.id], ages[b.id]), two) for a, b, two in pairs
-    )
+    teams = _teams(left, right, pairs, score) if settings.uneven == "together" else {}
+    proposed = [
+        ProposedPair(
+            a, b, _reasons(a, b, ages[a.id], ages[b.id]), two, teams.get(a.id) or teams.get(b.id)
+        )
+        for a, b, two in pairs
+    ]
     matched = {p.id for pair in proposed for p in (pair.first, pair.second)}
     unmatched = [
         _why_not(p, ages, others, other_id, settings.max_age_gap)
@@ -126,7 +163,33 @@ def propose(
         for p in side
         if p.id not in matched
     ]
-    return Proposal(partnership.id, settings, proposed, tuple(unmatched))
+    return proposed, unmatched
+
+
+def _teams(
+    left: list[Participant],
+    right: list[Participant],
+    pairs: list[tuple[Participant, Participant, str]],
+    score: Callable[[Participant, Participant], int | None],
+) -> dict[str, Participant]:
+    """Under "together": each one left over, teamed with someone of their own library who has
+    a pal (`pairs` gets the one left over and that pal); {id of the one left over: teammate}."""
+    pal_of = {a.id: b for a, b, _ in pairs} | {b.id: a for a, b, _ in pairs}
+    teams: dict[str, Participant] = {}
+    for side in (left, right):
+        lone = [p for p in side if p.id not in pal_of]
+        # No one is in two teams: not as the one left over, the teammate or their pal.
+        taken = {p for one, mate in teams.items() for p in (one, mate.id, pal_of[one].id)}
+        once = [p for p in side if p.id in pal_of and not {p.id, pal_of[p.id].id} & taken]
+
+        def with_mate(one: Participant, mate: Participant) -> int | None:
+            return None if score(one, pal_of[mate.id]) is None else score(one, mate)
+
+        for i, j in _assign(lone, once, with_mate):
+            one, mate = lone[i], once[j]
+            teams[one.id], pal_of[one.id] = mate, pal_of[mate.id]
+            pairs.append((one, pal_of[one.id], "") if side is left else (pal_of[one.id], one, ""))
+    return teams
 
 
 def _may_pair(age: int | None, other: int | None, gap: int) -> bool:
@@ -195,15 +258,18 @@ def _why_not(
 
 
 def explain(pair: ProposedPair) -> str:
-    """The pair's reasons in words: "ages 10 and 11; both write in en; both like football"."""
+    """The pair's reasons in words: "ages 10 and 11; both write in en; both like football";
+    a team first: "Maya and Leo write together to Tomás; ages 10 and 11; ..."; for two
+    groups, first "two classes or clubs: Class 4B and Dragon Readers"."""
     reasons, first, second = pair.reasons, pair.first, pair.second
     age, other = reasons.ages
+    parts = [f"two classes or clubs: {first.name} and {second.name}"] if first.is_group else []
     if reasons.same_band:
-        parts = [f"same age band {reasons.same_band}"]
+        parts.append(f"same age band {reasons.same_band}")
     elif age is None or other is None:
-        parts = ["no ages recorded"]
+        parts.append("no ages recorded")
     else:
-        parts = [f"both {age}" if age == other else f"ages {age} and {other}"]
+        parts.append(f"both {age}" if age == other else f"ages {age} and {other}")
     if reasons.language:
         parts.append(f"both write in {reasons.language}")
     elif reasons.learner:
@@ -215,17 +281,22 @@ def explain(pair: ProposedPair) -> str:
     if pair.writes_to_two:
         two = first if pair.writes_to_two == first.id else second
         parts.append(f"{two.name} writes to two")
+    if pair.teammate is not None:
+        one, pal = (first, second) if first.library == pair.teammate.library else (second, first)
+        parts.insert(0, f"{one.name} and {pair.teammate.name} write together to {pal.name}")
     return "; ".join(parts)
 
 
 def why_not(unmatched: Unmatched, gap: int) -> str:
-    """Why a participant has no pal in the proposal, in words."""
+    """Why a participant has no pal in the proposal, in words (a group's pal is a group)."""
     other = unmatched.other_library
+    group = unmatched.participant.is_group
+    everyone, no_one = ("every group", "no group") if group else ("everyone", "no one")
     if unmatched.reason == "no-age":
-        return f"no age recorded, and everyone at {other} has one"
+        return f"no age recorded, and {everyone} at {other} has one"
     if unmatched.reason == "age-gap":
-        return f"no one at {other} within {gap} years of age {unmatched.age}"
-    return f"everyone at {other} within the age gap already has a pal; waits for the next match"
+        return f"{no_one} at {other} within {gap} years of age {unmatched.age}"
+    return f"{everyone} at {other} within the age gap already has a pal; waits for the next match"
 
 
 def _listed(words: Sequence[str]) -> str:

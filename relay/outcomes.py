@@ -16,7 +16,13 @@ from collections.abc import Callable, Sequence
 from relay import letters
 from relay.context import Context
 from relay.errors import DeliveryError
-from relay.outbox.entries import GuardianCopy, LetterCopy, MonthlyPrompt, OutboxEntry
+from relay.outbox.entries import (
+    GuardianCopy,
+    LetterCopy,
+    MonthlyPrompt,
+    OutboxEntry,
+    TeammateCopy,
+)
 from relay.outbox.worker import Outcomes
 from relay.schedule import prompts
 from relay.store.records import APPROVED, HELD
@@ -46,12 +52,17 @@ def held_back(ctx: Context, entry: OutboxEntry) -> bool:
     """A copy of a letter that is held (again): its writer or pal lost a guardian's consent,
     was paused or left after the approval (`letters.hold_again`). The worker drops it
     unsent, and forgets its name, so that approving the letter again queues it afresh."""
-    if not isinstance(entry.purpose, LetterCopy | GuardianCopy):
+    if not isinstance(entry.purpose, LetterCopy | GuardianCopy | TeammateCopy):
         return False
     letter = ctx.store.letter(entry.purpose.letter)
     if letter is None or letter.status not in (APPROVED, HELD):
         return False
-    return letters.hold_again(ctx, letter)
+    if letters.hold_again(ctx, letter):
+        return True
+    # A teammate who left, was paused or lost consent since: only their copy stays unsent.
+    return isinstance(entry.purpose, TeammateCopy) and not letters.teammate_reads(
+        ctx, letter, entry.purpose.teammate
+    )
 
 
 def delivered(ctx: Context, done: Sequence[OutboxEntry]) -> None:

@@ -29,6 +29,7 @@ from relay.letters.delivering import (
     failed,
     hold_again,
     reconcile,
+    teammate_reads,
 )
 from relay.letters.holding import LetterHeaders, hold
 from relay.letters.lifecycle import NotNow
@@ -51,4 +52,5 @@ __all__ = [
     "reconcile",
     "reject",
     "remove_file",
+    "teammate_reads",
 ]

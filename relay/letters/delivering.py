@@ -1,7 +1,9 @@
 """An approved letter on its way: the copies to deliver, and what came of them.
 
-`deliverable` builds the pal's copy and one for each guardian from the letter record and
-its stored scrubbed version (nothing is parsed or scrubbed again); every copy passes the
+`deliverable` builds the pal's copy, one for the pal's teammate (a participant who writes
+together with the pal to the writer, `Participant.writes_with`: the copy goes to the
+teammate's own address only) and one for each guardian from the letter record and its
+stored scrubbed version (nothing is parsed or scrubbed again); every copy passes the
 leak guard. `delivered`, `failed` and `bounced` are what `serve` registers with the outbox
 worker and the bounce handler: the letter learns its outcome here and nowhere else.
 
@@ -23,7 +25,7 @@ from relay.consent import NO_CONSENT_NOTES
 from relay.context import Context
 from relay.errors import NotFound
 from relay.letters import lifecycle, versions
-from relay.outbox import GuardianCopy, LetterCopy, OutboxEntry, door
+from relay.outbox import GuardianCopy, LetterCopy, OutboxEntry, TeammateCopy, door
 from relay.scrub import ScrubbedLetter
 from relay.scrub.leakguard import CheckedMessage
 from relay.store import now_iso
@@ -84,18 +86,42 @@ def as_delivered(ctx: Context, letter: Letter) -> ScrubbedLetter:
     return versions.content(ctx, letter, _participant(ctx, letter.sender))
 
 
+def teammate_of(ctx: Context, pal: Participant, writer: Participant) -> Participant | None:
+    """Who writes together with the pal to the writer and may read letters now, or None."""
+    mate = ctx.store.participant(pal.writes_with) if pal.writes_with else None
+    if mate is None or mate.writes_with != pal.id or writer.id not in mate.pals:
+        return None
+    return mate if mate.status == ACTIVE and mate.may_correspond else None
+
+
+def teammate_reads(ctx: Context, letter: Letter, teammate_id: str) -> bool:
+    """Whether the pal's teammate still gets a copy of this letter (see `teammate_of`)."""
+    writer, pal = ctx.store.participant(letter.sender), ctx.store.participant(letter.recipient)
+    mate = teammate_of(ctx, pal, writer) if pal and writer else None
+    return mate is not None and mate.id == teammate_id
+
+
 def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     """The outbox entries (entry, sealed bytes) of an approved letter: the pal's copy first,
-    then a copy for each guardian of the writer and of the pal, built from the record."""
+    then the pal's teammate's, then a copy for each guardian of the writer, the pal and the
+    teammate, built from the record."""
     sender = _participant(ctx, letter.sender)
     recipient = _participant(ctx, letter.recipient)
+    teammate = teammate_of(ctx, recipient, sender)
     in_reply_to, references = _map_thread(ctx, letter)
     decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
     clean = versions.content(ctx, letter, sender)
-    # Third parties' addresses seen in the quoted history go too, should an edit bring one back.
-    private = guard.private_for_letter(ctx, letter) | set(clean.history_addresses)
+    # Third parties' addresses seen in the quoted history go too, should an edit bring one back;
+    # the teammate's and the pal's addresses are kept from each other's copy.
+    private = (
+        guard.private_for_letter(ctx, letter)
+        | set(clean.history_addresses)
+        | guard.addresses_of([teammate])
+    )
 
-    def build(reader: compose.Party, message_id: str, copy_for: str | None) -> CheckedMessage:
+    def build(
+        reader: compose.Party, message_id: str, copy_for: str | None, **together: str
+    ) -> CheckedMessage:
         message = compose.compose_letter(
             clean,
             sender=party(ctx, sender),
@@ -108,6 +134,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
             templates=ctx.templates,
             copy_for=copy_for,
             privacy_url=ctx.config.privacy_url(reader.language),
+            **together,
         ).as_bytes()
         return guard.checked(
             message, guard.for_reader(private, reader.email), what=f"letter {letter.id}"
@@ -115,15 +142,34 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
 
     pal = party(ctx, recipient)
     bounce = verp.bounce_address(ctx.secret, letter.id, ctx.config.relay.domain, decided.date())
+    team = {"together_with": teammate.name} if teammate else {}
     entries: list[Outgoing] = [
         (
             door.entry(
                 ctx, f"letter-{letter.id}", LetterCopy(letter.id), recipient.email, sender=bounce
             ),
-            build(pal, letter.out_message_id, None),
+            build(pal, letter.out_message_id, None, **team),
         ),
     ]
-    for child in (sender, recipient):
+    if teammate is not None:
+        entries.append(
+            (
+                door.entry(
+                    ctx,
+                    f"letter-{letter.id}-teammate-{teammate.id}",
+                    TeammateCopy(letter.id, teammate.id),
+                    teammate.email,
+                ),
+                build(
+                    party(ctx, teammate),
+                    letter.out_message_id.replace("@", f".team-{teammate.id}@"),
+                    None,
+                    together_with=recipient.name,
+                    written_to=recipient.name,
+                ),
+            )
+        )
+    for child in (sender, recipient, *([teammate] if teammate else [])):
         if child.guardian and child.guardian_copies:
             reader = replace(party(ctx, child), name="", email=child.guardian)
             copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
@@ -172,8 +218,11 @@ def reconcile(ctx: Context, *, settle_seconds: float = 0.0) -> int:
 def copy_ids(ctx: Context, letter: Letter) -> list[str]:
     """The outbox names of a letter's copies (see `deliverable`), without composing them."""
     ids = [f"letter-{letter.id}"]
-    for participant_id in (letter.sender, letter.recipient):
-        child = ctx.store.participant(participant_id)
+    writer, pal = ctx.store.participant(letter.sender), ctx.store.participant(letter.recipient)
+    teammate = teammate_of(ctx, pal, writer) if pal and writer else None
+    if teammate is not None:
+        ids.append(f"letter-{letter.id}-teammate-{teammate.id}")
+    for child in (writer, pal, teammate):
         if child is not None and child.guardian and child.guardian_copies:
             ids.append(f"letter-{letter.id}-guardian-{child.id}")
     return ids

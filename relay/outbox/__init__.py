@@ -14,6 +14,7 @@ from relay.outbox.entries import (
     Notice,
     OutboxEntry,
     Purpose,
+    TeammateCopy,
     Tries,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "Notice",
     "OutboxEntry",
     "Purpose",
+    "TeammateCopy",
     "Tries",
 ]

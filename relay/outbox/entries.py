@@ -1,8 +1,8 @@
 """Outbox entries, typed: what a queued message is, to whom it goes, how its tries went.
 
 Each kind of outgoing message has its own frozen record (`LetterCopy`, `GuardianCopy`,
-`Notice`, `MonthlyPrompt`, `DigestIssue`, `ListPost`), so code reacting to an outcome
-matches on the type instead of reading keys. The spool keeps an entry as its JSON marker:
+`TeammateCopy`, `Notice`, `MonthlyPrompt`, `DigestIssue`, `ListPost`), so code reacting to
+an outcome matches on the type instead of reading keys. The spool keeps an entry as its JSON marker:
 `to_meta` writes it, `from_meta` reads it back. Markers written before entries were typed
 named a notice by its topic alone (`"kind": "held-notice"`); `from_meta` still reads them.
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
-Kind = Literal["letter", "guardian-copy", "notice", "prompt", "digest", "staff-list"]
+Kind = Literal[
+    "letter", "guardian-copy", "teammate-copy", "notice", "prompt", "digest", "staff-list"
+]
 Json = str | int | float | bool | None | list[str]
 Meta = dict[str, Json]
 
@@ -31,6 +33,16 @@ class GuardianCopy:
 
     letter: int
     kind: ClassVar[Kind] = "guardian-copy"
+
+
+@dataclass(frozen=True)
+class TeammateCopy:
+    """The copy of an approved letter for the pal's teammate: the two write together to the
+    letter's writer, and a letter to one reaches both (`Participant.writes_with`)."""
+
+    letter: int
+    teammate: str  # their participant id
+    kind: ClassVar[Kind] = "teammate-copy"
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ class ListPost:
     kind: ClassVar[Kind] = "staff-list"
 
 
-Purpose = LetterCopy | GuardianCopy | Notice | MonthlyPrompt | DigestIssue | ListPost
+Purpose = LetterCopy | GuardianCopy | TeammateCopy | Notice | MonthlyPrompt | DigestIssue | ListPost
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,7 @@ class OutboxEntry:
     def letter(self) -> int | None:
         """The letter this message is about, if any."""
         purpose = self.purpose
-        if isinstance(purpose, LetterCopy | GuardianCopy | Notice):
+        if isinstance(purpose, LetterCopy | GuardianCopy | TeammateCopy | Notice):
             return purpose.letter
         return None
 
@@ -115,6 +127,8 @@ class OutboxEntry:
         match self.purpose:
             case LetterCopy(letter=letter) | GuardianCopy(letter=letter):
                 meta["letter"] = letter
+            case TeammateCopy(letter=letter, teammate=teammate):
+                meta["letter"], meta["participant"] = letter, teammate
             case Notice(topic=topic, letter=letter):
                 meta["topic"], meta["letter"] = topic, letter
             case MonthlyPrompt(month=month, participant=participant):
@@ -147,6 +161,8 @@ def _purpose(meta: Meta) -> Purpose:
     number = letter if isinstance(letter, int) and not isinstance(letter, bool) else None
     if kind in ("letter", "guardian-copy") and number is not None:
         return LetterCopy(number) if kind == "letter" else GuardianCopy(number)
+    if kind == "teammate-copy" and number is not None:
+        return TeammateCopy(number, _text(meta, "participant"))
     if kind == "prompt":
         return MonthlyPrompt(_text(meta, "month"), _text(meta, "participant"))
     if kind == "digest":

@@ -569,13 +569,40 @@ class Store:
                 if other.id not in fresh.pals:
                     self._save_participant(fresh.but(pals=(*fresh.pals, other.id)))
 
-    def unpair(self, first: Participant, second: Participant) -> None:
+    def unpair(self, first: Participant, second: Participant) -> list[tuple[str, str]]:
+        """End a pairing; a team writing to that pal ends with it (the other keeps the pal).
+        Returns the teams ended: (id, teammate's id)."""
+        ended = []
         with self._writing():
             for one, other in ((first, second), (second, first)):
                 fresh = self.participant(one.id)
                 if fresh is not None and other.id in fresh.pals:
                     pals = tuple(p for p in fresh.pals if p != other.id)
                     self._save_participant(fresh.but(pals=pals))
+                    if teammate := self.end_team(one.id):
+                        ended.append((one.id, teammate))
+        return ended
+
+    def team(self, first: Participant, second: Participant) -> None:
+        """Two participants of one library write together to their pal (`writes_with`)."""
+        with self._writing():
+            for one, other in ((first, second), (second, first)):
+                fresh = self.participant(one.id)
+                if fresh is None:
+                    raise NotFound(f"participant {one.id} not found")
+                self._save_participant(fresh.but(writes_with=other.id))
+
+    def end_team(self, participant_id: str) -> str:
+        """They and their teammate no longer write together; the teammate's id, or ""."""
+        with self._writing():
+            fresh = self.participant(participant_id)
+            if fresh is None or not fresh.writes_with:
+                return ""
+            self._save_participant(fresh.but(writes_with=""))
+            teammate = self.participant(fresh.writes_with)
+            if teammate is not None and teammate.writes_with == participant_id:
+                self._save_participant(teammate.but(writes_with=""))
+            return fresh.writes_with
 
     # --- a participant's data, found and forgotten (relay.rights) ------------------------
 
@@ -587,6 +614,7 @@ class Store:
             participant = self.participant(participant_id)
             if participant is None:
                 raise NotFound(f"participant {participant_id} not found")
+            self.end_team(participant_id)
             for pal_id in participant.pals:
                 pal = self.participant(pal_id)
                 if pal is not None and participant.id in pal.pals:

@@ -30,6 +30,12 @@ CONSENT_STATES: tuple[ConsentState, ...] = get_args(ConsentState)
 # How consent was given: the link in the request, a reply to it, or on paper at the library.
 ConsentMethod = Literal["", "link", "reply", "paper"]
 
+# What a participant is: one person ("", as records written before say, or "person"), or a
+# group (a class or a club) writing together, whose real address is its leader's.
+ParticipantKind = Literal["", "person", "group"]
+PARTICIPANT_KINDS: tuple[ParticipantKind, ...] = get_args(ParticipantKind)
+GROUP: Final = "group"
+
 LetterStatus = Literal["held", "approved", "delivered", "rejected", "failed", "bounced"]
 HELD: Final = "held"
 APPROVED: Final = "approved"  # in the outbox, not yet confirmed by the transport
@@ -131,6 +137,10 @@ class Participant(_Record):
     masked: str
     status: ParticipantStatus = ACTIVE
     pals: tuple[str, ...] = ()
+    # The participant of the same library they write together with to their one pal
+    # (`[matching] uneven = "together"`): the pal's letters to either reach both. "" for
+    # none, as records written before read.
+    writes_with: str = ""
     created_at: str = ""
     guardian: str = ""  # optional: gets a copy of every letter to and from this participant
     prompts_paused: bool = False  # unsubscribed from the monthly topic emails only
@@ -159,6 +169,16 @@ class Participant(_Record):
     # `[retention] left_months` later. Records of people who left before have "" (the audit
     # log's `left` entry says when).
     left_at: str = ""
+    # A group (`kind` "group": a class or a club) is named by its own name ("Class 4B"),
+    # writes from its teacher's or leader's address and needs no guardian's consent (its
+    # leader is an adult; the library keeps the members' consent on paper). `members`: the
+    # first names of its members, for its own library's staff only, never delivered.
+    kind: ParticipantKind = ""
+    members: tuple[str, ...] = ()
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind == GROUP
 
     @property
     def number(self) -> int:

@@ -1,0 +1,213 @@
+"""Two children writing together (`[matching] uneven = "together"`): who is teamed with whom
+in a proposal of two classes of 30 and 27, the team made and ended on a real store, the
+proposal as `match --json` shows it, and the outbox entry of the teammate's copy."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from relay import cli, matching, participants
+from relay import config as config_module
+from relay.config import MatchingSettings, Partnership
+from relay.context import Context, open_context
+from relay.letters.delivering import teammate_of
+from relay.outbox import OutboxEntry, TeammateCopy
+from relay.store.records import Participant
+from tests.conftest import config_text
+from tests.support.classes import two_classes
+
+TODAY = date(2026, 11, 30)
+PARTNERSHIP = Partnership("riverside+valparaiso", ("riverside", "valparaiso"))
+TOGETHER = MatchingSettings(uneven="together")
+
+
+def _classes() -> list[Participant]:
+    """The two classes of tests/support/classes.py as records (riverside p1-p30)."""
+    return [
+        Participant(
+            id=f"p{number}",
+            library=child.library,
+            name=child.name,
+            email=child.email,
+            language=child.language,
+            masked=f"masked-{number}@pals.example.org",
+            birth_year=child.birth_year,
+            interests=tuple(i.strip() for i in child.interests.split(",")),
+        )
+        for number, child in enumerate(two_classes(TODAY.year), start=1)
+    ]
+
+
+def _teams(proposal: matching.Proposal) -> list[tuple[str, str, str]]:
+    """(the one left over, their teammate, their pal) per team."""
+    found = []
+    for pair in proposal.pairs:
+        if pair.teammate is not None:
+            one, pal = (
+                (pair.first, pair.second)
+                if pair.first.library == pair.teammate.library
+                else (pair.second, pair.first)
+            )
+            found.append((one.id, pair.teammate.id, pal.id))
+    return found
+
+
+def test_thirty_and_twenty_seven_all_have_a_pal_and_three_write_together() -> None:
+    people = _classes()
+    proposal = matching.propose(PARTNERSHIP, people, TOGETHER, TODAY)
+    by_id = {p.id: p for p in people}
+    pals: dict[str, set[str]] = {p.id: set() for p in people}
+    for pair in proposal.pairs:
+        pals[pair.first.id].add(pair.second.id)
+        pals[pair.second.id].add(pair.first.id)
+    assert proposal.unmatched == ()
+    assert all(len(pals[p.id]) == 1 for p in people if p.library == "riverside")
+    assert Counter(len(pals[p.id]) for p in people if p.library == "valparaiso") == {1: 24, 2: 3}
+
+    teams = _teams(proposal)
+    assert len(teams) == 3
+    members = [member for one, mate, _ in teams for member in (one, mate)]
+    assert len(set(members)) == 6  # no one in two teams
+    for one, mate, pal in teams:
+        assert by_id[one].library == by_id[mate].library == "riverside"
+        assert pals[mate] == {pal} and pals[one] == {pal}  # they write to the teammate's pal
+        assert pals[pal] == {one, mate}
+        gap = abs(by_id[one].birth_year - by_id[pal].birth_year)
+        assert gap <= TOGETHER.max_age_gap
+
+    words = [matching.explain(p) for p in proposal.pairs if p.teammate is not None]
+    assert words == [
+        "Daniel and Leo write together to Antonella; both 11; Antonella is learning en; "
+        "both like music and dance",
+        "Samuel and Noah write together to Josefa; both 9; both like space",
+        "Nora and Emma write together to Joaquín; both 10; both like books and chess",
+    ]
+    # The same children in another order give the same proposal.
+    again = matching.propose(PARTNERSHIP, list(reversed(people)), TOGETHER, TODAY)
+    assert again == proposal
+
+
+def test_teams_form_on_the_larger_side_and_not_beyond_the_age_gap() -> None:
+    def child(number: int, library: str, age: int, likes: tuple[str, ...] = ()) -> Participant:
+        return Participant(
+            id=f"p{number}",
+            library=library,
+            name=f"Name{number}",
+            email=f"child{number}@example.org",
+            language="es" if library == "valparaiso" else "en",
+            masked=f"masked-{number}@pals.example.org",
+            birth_year=TODAY.year - age - 1,
+            interests=likes,
+        )
+
+    people = [
+        child(1, "riverside", 10),
+        child(2, "valparaiso", 10, ("chess",)),
+        child(3, "valparaiso", 11, ("art",)),
+        child(4, "valparaiso", 10, ("art",)),  # left over: teamed with p3, who shares "art"
+        child(5, "valparaiso", 16),  # no one of age at riverside
+    ]
+    people.append(child(6, "riverside", 11))
+    proposal = matching.propose(PARTNERSHIP, people, TOGETHER, TODAY)
+    assert _teams(proposal) == [("p4", "p3", "p6")]
+    assert [(u.participant.id, u.reason) for u in proposal.unmatched] == [("p5", "age-gap")]
+    assert [p.writes_to_two for p in proposal.pairs] == ["", "", ""]
+
+
+def test_matching_reads_the_together_rule(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = config_text(tmp_path / "data", extra_sections="[matching]\nuneven = 'together'\n")
+    path.write_text(text)
+    assert config_module.load(path).matching.uneven == "together"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Context:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    return open_context(config_module.load(path))
+
+
+def _enrol(ctx: Context, library: str, name: str, age: int) -> Participant:
+    details = participants.Details(birth_year=TODAY.year - age - 1, interests="")
+    return participants.enroll(ctx, library, name, f"{name.lower()}@example.org", details=details)
+
+
+def test_an_accepted_team_writes_together_until_unpaired_or_one_leaves(ctx: Context) -> None:
+    maya, leo, zoe = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo", "Zoe"))
+    tomas, _ = (_enrol(ctx, "valparaiso", name, 20) for name in ("Tomas", "Lucia"))
+    proposal = matching.propose(PARTNERSHIP, ctx.store.participants(), TOGETHER, TODAY)
+    assert _teams(proposal) == [(zoe.id, maya.id, tomas.id)]
+    made, skipped = participants.accept_matches(ctx, proposal, by="ana@example.org")
+    assert (len(made), skipped) == (3, [])
+
+    def now(who: Participant) -> Participant:
+        found = ctx.store.participant(who.id)
+        assert found is not None
+        return found
+
+    assert now(tomas).pals == (maya.id, zoe.id)
+    assert (now(maya).writes_with, now(zoe).writes_with) == (zoe.id, maya.id)
+    assert now(zoe).pals == (tomas.id,) and now(leo).writes_with == ""
+    teamed = [e for e in ctx.store.audit_log() if e["event"] == "teamed"]
+    assert [(e["participants"], e["via"], e["by"]) for e in teamed] == [
+        ([zoe.id, maya.id], "match", "ana@example.org")
+    ]
+    # Records written before teams existed read as no team.
+    old = {k: v for k, v in now(maya).to_dict().items() if k != "writes_with"}
+    assert Participant.from_dict(old).writes_with == ""
+
+    participants.unpair(ctx, now(zoe), now(tomas), by="ana@example.org")
+    assert (now(maya).writes_with, now(zoe).writes_with) == ("", "")
+    assert now(maya).pals == (tomas.id,) and now(tomas).pals == (maya.id,)
+    ended = [e for e in ctx.store.audit_log() if e["event"] == "team-ended"]
+    assert [e["participants"] for e in ended] == [[zoe.id, maya.id]]
+
+    participants.pair(ctx, now(zoe), now(tomas))
+    ctx.store.team(now(zoe), now(maya))
+    assert teammate_of(ctx, now(zoe), now(tomas)) == now(maya)
+    participants.pause(ctx, now(maya))  # no copy while paused; the team stays
+    assert teammate_of(ctx, now(zoe), now(tomas)) is None
+    participants.resume(ctx, now(maya))
+    participants.leave(ctx, now(maya))
+    assert (now(maya).writes_with, now(zoe).writes_with) == ("", "")
+    assert now(zoe).pals == (tomas.id,)  # the other keeps the pal
+    assert teammate_of(ctx, now(zoe), now(tomas)) is None
+
+    ctx.store.team(now(zoe), now(leo))  # erasing one ends the team too
+    ctx.store.remove_participant(leo.id, [])
+    assert now(zoe).writes_with == ""
+
+
+def test_a_teammates_copy_is_named_in_the_outbox_with_the_teammate() -> None:
+    entry = OutboxEntry("letter-7-teammate-p3", TeammateCopy(7, "p3"), "", ("a@x.org",), "t")
+    meta = entry.to_meta()
+    assert (meta["kind"], meta["letter"], meta["participant"]) == ("teammate-copy", 7, "p3")
+    assert OutboxEntry.from_meta(entry.id, meta) == entry
+
+
+def test_the_proposal_as_json_names_each_teammate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    text = config_text(tmp_path / "data", extra_sections="[matching]\nuneven = 'together'\n")
+    path.write_text(text)
+    ctx = open_context(config_module.load(path))
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 21)
+    run = ["--config", str(path), "match", "--partnership", PARTNERSHIP.id, "--dry-run"]
+    assert cli.main([*run, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["uneven"] == "together"
+    assert [(p["participants"], p["writes_together_with"]) for p in shown["pairs"]] == [
+        ([maya.id, tomas.id], None),
+        ([leo.id, tomas.id], maya.id),
+    ]
+    assert shown["pairs"][1]["explanation"] == (
+        "Leo and Maya write together to Tomas; ages 20 and 21; no shared interests"
+    )
