@@ -4,10 +4,11 @@ A pair is two active participants who are each other's pals and may both corresp
 guardian's consent, where needed, is given). It is quiet when neither has written to the
 other for `quiet_weeks` weeks: every letter the relay received from one to the other
 counts as writing, whatever became of it (held, approved, delivered, rejected, failed or
-bounced: the writer wrote). A pair counts from when it was last paired (the `paired` audit
-entry; without one, the later of the two enrolments), so a pair made yesterday is not
-quiet. The one who owes a letter is the one who received the last; both, when nobody wrote
-since the pairing.
+bounced: the writer wrote); for two writing together to one pal (`writes_with`), so does a
+letter between the pal and either of them. A pair counts from when it was last paired
+(the `paired` audit entry; without one, the later of the two enrolments), so a pair made
+yesterday is not quiet. The one who owes a letter is the one who received the last; both,
+when nobody wrote since the pairing.
 
 `find` is pure. `read` gathers what it needs from the store in one pass over the letters
 (`Store.letter_parties`: hot shards and archive, without building `Letter`s) and one over
@@ -137,25 +138,41 @@ def find(
                 or first.id not in second.pals
             ):
                 continue
-            quiet = _quiet(first, second, seen, now, quiet_weeks)
+            quiet = _quiet(first, second, seen, now, quiet_weeks, by_id)
             if quiet is not None:
                 found.append(quiet)
     return sorted(found, key=lambda q: (q.since, q.first.number))
 
 
+def _team(participant: Participant, pal: Participant, by_id: Mapping[str, Participant]) -> set[str]:
+    """The participant, and the teammate writing together with them to `pal` (`together`)."""
+    mate = by_id.get(participant.writes_with) if participant.writes_with else None
+    if mate is None or mate.writes_with != participant.id or pal.id not in mate.pals:
+        return {participant.id}
+    return {participant.id, mate.id}
+
+
 def _quiet(
-    first: Participant, second: Participant, seen: Activity, now: datetime, quiet_weeks: int
+    first: Participant,
+    second: Participant,
+    seen: Activity,
+    now: datetime,
+    quiet_weeks: int,
+    by_id: Mapping[str, Participant],
 ) -> QuietPair | None:
     pair = frozenset((first.id, second.id))
     paired = seen.paired.get(pair) or max(_enrolled(first), _enrolled(second))
-    last = seen.last_letters.get(pair)
+    # Two writing together to one pal: a letter between the pal and either is the pair's.
+    ours, theirs = _team(first, second, by_id), _team(second, first, by_id)
+    letters = (seen.last_letters.get(frozenset((a, b))) for a in ours for b in theirs)
+    last = max((found for found in letters if found is not None), default=None)
     wrote = last is not None and last[0] >= paired
     since = last[0] if last is not None and wrote else paired
     if now - since < timedelta(weeks=quiet_weeks):
         return None
     owing: tuple[Participant, ...] = (first, second)
     if last is not None and wrote:
-        owing = (first,) if last[2] == first.id else (second,)
+        owing = (first,) if last[2] in ours else (second,)
     nudged = seen.nudged.get(pair)
     return QuietPair(
         first=first,

@@ -81,6 +81,25 @@ def test_letters_both_ways_the_last_decides_who_owes() -> None:
     assert quiet.find(PEOPLE, quiet.activity(recent, paired_at(start, ("p1", "p2"))), NOW, 6) == []
 
 
+def test_two_writing_together_share_their_letters_with_the_pal() -> None:
+    """Leo (p3) writes together with Maya (p1) to Tomás (p2): his pair is not quiet when
+    Maya wrote to Tomás, and when Tomás wrote to Maya, Leo owes the answer too."""
+    team = [
+        person("p1", "riverside", ("p2",), writes_with="p3"),
+        person("p2", "valparaiso", ("p1", "p3")),
+        person("p3", "riverside", ("p2",), writes_with="p1"),
+    ]
+    audit = paired_at(NOW - timedelta(weeks=20), ("p1", "p2"), ("p3", "p2"))
+    seen = quiet.activity([written(1, "p1", "p2", NOW - timedelta(weeks=1))], audit)
+    assert quiet.find(team, seen, NOW, WEEKS) == []
+    seen = quiet.activity([written(2, "p2", "p1", NOW - timedelta(weeks=7))], audit)
+    found = quiet.find(team, seen, NOW, WEEKS)
+    assert [(q.key, q.last_letter, [p.id for p in q.owing]) for q in found] == [
+        ("p1-p2", 2, ["p1"]),
+        ("p2-p3", 2, ["p3"]),
+    ]
+
+
 def test_only_active_pals_who_may_write_and_a_nudge_of_this_quiet_period() -> None:
     start = NOW - timedelta(weeks=10)
     nudge = {"at": (start - timedelta(days=1)).isoformat(), "event": "nudged"}
