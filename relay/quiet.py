@@ -46,7 +46,7 @@ Pair = frozenset[str]  # the two participant ids
 
 @dataclass(frozen=True)
 class QuietPair:
-    """A quiet pair, with `first` of the library looking at it when one asked (`for_library`)."""
+    """A quiet pair; `facing` puts the participant of the library looking at it first."""
 
     first: Participant
     second: Participant
@@ -58,7 +58,7 @@ class QuietPair:
 
     @property
     def key(self) -> str:
-        """The pair's name in addresses and commands: its ids, lower number first."""
+        """The pair's name in the dashboard's addresses and in commands: its ids, lower first."""
         return pair_key(self.first.id, self.second.id)
 
     def facing(self, library_id: str) -> QuietPair:
@@ -102,11 +102,14 @@ def activity(letters: Iterable[LetterParties], audit: Iterable[Mapping[str, Any]
             last[pair] = (at, letter.id, letter.recipient)
     paired: dict[Pair, datetime] = {}
     nudged: dict[Pair, datetime] = {}
+    kept = {"paired": paired, "nudged": nudged}
     for entry in audit:
-        found = {"paired": paired, "nudged": nudged}.get(str(entry.get("event")))
+        found = kept.get(str(entry.get("event")))
         ids = entry.get("participants")
+        if found is None or not isinstance(ids, list) or len(ids) != 2:
+            continue
         at = _when(entry.get("at"))
-        if found is None or at is None or not isinstance(ids, list) or len(ids) != 2:
+        if at is None:
             continue
         pair = frozenset(str(pid) for pid in ids)
         if pair not in found or found[pair] < at:
