@@ -30,6 +30,7 @@ from relay import (
     matching,
     notices,
     participants,
+    quiet,
     reports,
     rights,
     welcomes,
@@ -543,6 +544,61 @@ def cmd_unpair(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- quiet pairs ---------------------------------------------------------------------------
+
+
+def _quiet_json(pair: quiet.QuietPair) -> dict[str, Any]:
+    def who(p: Participant) -> dict[str, str]:
+        return {"id": p.id, "name": p.name, "masked": p.masked, "library": p.library}
+
+    return {
+        "pair": pair.key,
+        "first": who(pair.first),
+        "second": who(pair.second),
+        "since": pair.since.isoformat(),
+        "weeks": pair.weeks,
+        "owing": [p.id for p in pair.owing],
+        "last_letter": pair.last_letter,
+        "nudged_at": pair.nudged_at.isoformat() if pair.nudged_at else None,
+    }
+
+
+def cmd_quiet(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if args.library and ctx.config.library(args.library) is None:
+        raise UserError(f"--library: no library {args.library!r} in the config")
+    found = quiet.read(ctx, datetime.now(UTC), library_id=args.library)
+    if args.json:
+        _print_json([_quiet_json(pair) for pair in found])
+        return 0
+    weeks = ctx.config.matching.quiet_weeks
+    print(f"{len(found)} quiet pair(s): no letter either way for {weeks} weeks or more")
+    for pair in found:
+        owing = "nobody wrote yet" if len(pair.owing) > 1 else f"{pair.owing[0].name} owes a letter"
+        nudged = f"; nudged {pair.nudged_at.date()}" if pair.nudged_at else ""
+        print(
+            f"  {pair.key}  {_who(pair.first)} and {_who(pair.second)}: "
+            f"quiet {pair.weeks} weeks since {pair.since.date()}; {owing}{nudged}"
+        )
+    return 0
+
+
+def cmd_quiet_nudge(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    libraries = ctx.config.staff_libraries(args.by)
+    if not libraries:
+        raise UserError(f"--by: {args.by} is not listed as staff of any library")
+    for library, member in libraries:
+        try:
+            pair = quiet.nudge(ctx, args.pair, library.id, by=member.email, via="cli")
+        except NotFound:
+            continue
+        names = " and ".join(_who(p) for p in pair.owing)
+        print(f"nudged {pair.key}: a kind email to {names}")
+        return 0
+    raise NotFound(f"{args.pair}: no quiet pair with a participant of your library")
+
+
 # --- match ---------------------------------------------------------------------------------
 
 
@@ -802,9 +858,10 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         raise UserError(f"--library: no library {args.library!r} in the config")
     reminded = notices.send_reminders(ctx, datetime.now(UTC), force=True, library_id=args.library)
     if not reminded:
-        print("no letters waiting long enough to remind anyone")
-    for library_id, count in reminded.items():
-        print(f"{library_id}: reminded its moderators of {count} waiting letter(s)")
+        print("no letters waiting long enough and no quiet pairs to remind anyone of")
+    for library_id, (count, silent) in reminded.items():
+        pairs = f" and {silent} quiet pair(s)" if silent else ""
+        print(f"{library_id}: reminded its moderators of {count} waiting letter(s){pairs}")
     return 0
 
 
@@ -1244,6 +1301,17 @@ def parser() -> argparse.ArgumentParser:
     unpairing = command(commands, "unpair", cmd_unpair, "end the pairing of two pals")
     unpairing.add_argument("a", help=REFERENCE)
     unpairing.add_argument("b", help=REFERENCE)
+
+    quiet_help = "pairs where nobody has written for [matching] quiet_weeks"
+    quiet_pairs = command(commands, "quiet", cmd_quiet, quiet_help)
+    quiet_pairs.add_argument("--library", metavar="ID", help="only pairs with this library's")
+    quiet_pairs.add_argument("--json", action="store_true")
+    quiet_sub = quiet_pairs.add_subparsers(dest="action", metavar="ACTION")
+    nudging = command(
+        quiet_sub, "nudge", cmd_quiet_nudge, "email whoever owes a letter in a quiet pair, once"
+    )
+    nudging.add_argument("pair", metavar="PAIR", help="the pair as listed, such as p3-p41")
+    nudging.add_argument("--by", required=True, help="your staff email, as listed in the config")
 
     matching_help = "propose pals across a partnership's two libraries, then pair them"
     match = command(commands, "match", cmd_match, matching_help)

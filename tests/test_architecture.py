@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.notices",
             "relay.rights",
             "relay.reports",
+            "relay.quiet",
             "relay.welcomes",
         ),
     ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Final, Literal, Self, get_args
+from typing import Any, Final, Literal, NamedTuple, Self, get_args
 
 from relay.screen import Flag
 from relay.scrub.model import Removal
@@ -290,6 +290,16 @@ class Letter(_Record):
             "sender_check": self.sender_check,
             "sender_results": self.sender_results,
         }
+
+
+class LetterParties(NamedTuple):
+    """Who wrote a letter to whom, and when it came: all a pass over every letter needs
+    (relay.quiet), read without building the whole `Letter`. Empty ids: reduced."""
+
+    id: int
+    sender: str
+    recipient: str
+    received_at: str
 
 
 # --- records kept under lookup keys ------------------------------------------------------
