@@ -31,8 +31,10 @@ from relay import (
     matching,
     notices,
     participants,
+    quiet,
     reports,
     rights,
+    welcomes,
 )
 from relay import config as config_module
 from relay.config import Config
@@ -59,6 +61,8 @@ FIELD_FLAGS = {
     "birth_year": "--birth-year",
     "age_band": "--age-band",
     "interests": "--interests",
+    "members": "--members",
+    "kind": "--group",
     "edit": "--edit",
     "file": "FILE",
     "by": "--by",
@@ -288,6 +292,8 @@ def _details(args: argparse.Namespace) -> participants.Details:
         interests=args.interests,
         guardian_name=getattr(args, "guardian_name", None),
         guardian_copies=getattr(args, "guardian_copies", None),
+        kind="group" if getattr(args, "group", False) else None,
+        members=args.members,
     )
 
 
@@ -306,6 +312,8 @@ def cmd_participants_add(args: argparse.Namespace) -> int:
         _print_json(_participant_json(participant))
     else:
         print(participant.masked)
+        if participant.is_group:
+            print(f"a group of {_n(len(participant.members), 'member', 'members')}")
         if participant.consent == "pending":
             print(f"under {args.library}'s consent age: waiting for the guardian's consent")
     return 0
@@ -315,6 +323,12 @@ def _age(participant: Participant) -> str:
     if participant.birth_year:
         return f"b.{participant.birth_year}"
     return participant.age_band or "-"
+
+
+def _kind(participant: Participant) -> str:
+    if participant.is_group:
+        return f"group of {len(participant.members)}"
+    return "person"
 
 
 def cmd_participants_list(args: argparse.Namespace) -> int:
@@ -328,7 +342,7 @@ def cmd_participants_list(args: argparse.Namespace) -> int:
         consent = f" consent: {p.consent}" if p.consent else ""
         print(
             f"{p.id:>6}  {p.library:<12} {p.name:<16} {p.masked:<36} {p.status:<7} "
-            f"age: {_age(p):<7} pals: {pals}{consent}"
+            f"{_kind(p):<16} age: {_age(p):<7} pals: {pals}{consent}"
         )
     return 0
 
@@ -347,6 +361,8 @@ def cmd_participants_show(args: argparse.Namespace) -> int:
         ("id", p.id),
         ("library", p.library),
         ("name", p.name),
+        ("kind", _kind(p)),
+        ("members", ", ".join(p.members) or "-"),
         ("email", p.email),
         ("masked", p.masked),
         ("language", p.language),
@@ -366,7 +382,7 @@ def cmd_participants_edit(args: argparse.Namespace) -> int:
     ctx = _context(args)
     details = _details(args)
     if all(value is None for value in vars(details).values()):
-        raise UserError("give at least one of --birth-year, --age-band, --interests")
+        raise UserError("give at least one of --birth-year, --age-band, --interests, --members")
     found = participants.find(ctx, args.participant)
     try:
         participant = participants.edit(ctx, found, details)
@@ -510,6 +526,14 @@ def cmd_pair(args: argparse.Namespace) -> int:
     first, second = participants.find(ctx, args.a), participants.find(ctx, args.b)
     participants.pair(ctx, first, second)
     print(f"paired {first.id} ({first.masked}) with {second.id} ({second.masked})")
+    if args.welcome:
+        welcomed = welcomes.welcome(ctx, first, second, via="cli")
+        told = (
+            "welcome emails queued"
+            if welcomed
+            else "no welcome now (sent before, or consent awaited)"
+        )
+        print(told)
     return 0
 
 
@@ -519,6 +543,61 @@ def cmd_unpair(args: argparse.Namespace) -> int:
     participants.unpair(ctx, first, second)
     print(f"unpaired {first.id} ({first.masked}) and {second.id} ({second.masked})")
     return 0
+
+
+# --- quiet pairs ---------------------------------------------------------------------------
+
+
+def _quiet_json(pair: quiet.QuietPair) -> dict[str, Any]:
+    def who(p: Participant) -> dict[str, str]:
+        return {"id": p.id, "name": p.name, "masked": p.masked, "library": p.library}
+
+    return {
+        "pair": pair.key,
+        "first": who(pair.first),
+        "second": who(pair.second),
+        "since": pair.since.isoformat(),
+        "weeks": pair.weeks,
+        "owing": [p.id for p in pair.owing],
+        "last_letter": pair.last_letter,
+        "nudged_at": pair.nudged_at.isoformat() if pair.nudged_at else None,
+    }
+
+
+def cmd_quiet(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if args.library and ctx.config.library(args.library) is None:
+        raise UserError(f"--library: no library {args.library!r} in the config")
+    found = quiet.read(ctx, datetime.now(UTC), library_id=args.library)
+    if args.json:
+        _print_json([_quiet_json(pair) for pair in found])
+        return 0
+    weeks = ctx.config.matching.quiet_weeks
+    print(f"{len(found)} quiet pair(s): no letter either way for {weeks} weeks or more")
+    for pair in found:
+        owing = "nobody wrote yet" if len(pair.owing) > 1 else f"{pair.owing[0].name} owes a letter"
+        nudged = f"; nudged {pair.nudged_at.date()}" if pair.nudged_at else ""
+        print(
+            f"  {pair.key}  {_who(pair.first)} and {_who(pair.second)}: "
+            f"quiet {pair.weeks} weeks since {pair.since.date()}; {owing}{nudged}"
+        )
+    return 0
+
+
+def cmd_quiet_nudge(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    libraries = ctx.config.staff_libraries(args.by)
+    if not libraries:
+        raise UserError(f"--by: {args.by} is not listed as staff of any library")
+    for library, member in libraries:
+        try:
+            pair = quiet.nudge(ctx, args.pair, library.id, by=member.email, via="cli")
+        except NotFound:
+            continue
+        names = " and ".join(_who(p) for p in pair.owing)
+        print(f"nudged {pair.key}: a kind email to {names}")
+        return 0
+    raise NotFound(f"{args.pair}: no quiet pair with a participant of your library")
 
 
 # --- match ---------------------------------------------------------------------------------
@@ -780,9 +859,10 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         raise UserError(f"--library: no library {args.library!r} in the config")
     reminded = notices.send_reminders(ctx, datetime.now(UTC), force=True, library_id=args.library)
     if not reminded:
-        print("no letters waiting long enough to remind anyone")
-    for library_id, count in reminded.items():
-        print(f"{library_id}: reminded its moderators of {count} waiting letter(s)")
+        print("no letters waiting long enough and no quiet pairs to remind anyone of")
+    for library_id, (count, silent) in reminded.items():
+        pairs = f" and {silent} quiet pair(s)" if silent else ""
+        print(f"{library_id}: reminded its moderators of {count} waiting letter(s){pairs}")
     return 0
 
 
@@ -1133,6 +1213,11 @@ def _detail_flags(sub: argparse.ArgumentParser, clear: str = "") -> None:
     sub.add_argument(
         "--interests", metavar="LIST", help=f'interests, such as "football, drawing"{clear}'
     )
+    sub.add_argument(
+        "--members",
+        metavar="LIST",
+        help=f"a group's members' first names, such as \"Ana, Luis\" (staff only){clear}",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -1186,6 +1271,12 @@ def parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--guardian-name", help="the guardian's name")
     add.add_argument(
+        "--group",
+        action="store_true",
+        help="a class or a club: --name is the group's, --email its teacher's or leader's; "
+        "no guardian or consent; an age band rather than a year of birth",
+    )
+    add.add_argument(
         "--no-guardian-copies",
         dest="guardian_copies",
         action="store_const",
@@ -1204,7 +1295,7 @@ def parser() -> argparse.ArgumentParser:
         people_sub,
         "edit",
         cmd_participants_edit,
-        "change the year of birth, age band or interests of a participant",
+        "change the year of birth, age band, interests or members of a participant",
     )
     editing.add_argument("participant", help=REFERENCE)
     _detail_flags(editing, clear=' ("" removes it)')
@@ -1269,9 +1360,22 @@ def parser() -> argparse.ArgumentParser:
     pairing = command(commands, "pair", cmd_pair, "make two participants pals")
     pairing.add_argument("a", help=REFERENCE)
     pairing.add_argument("b", help=REFERENCE)
+    welcome_help = "send each a welcome email with the other's masked address (once per pair)"
+    pairing.add_argument("--welcome", action="store_true", help=welcome_help)
     unpairing = command(commands, "unpair", cmd_unpair, "end the pairing of two pals")
     unpairing.add_argument("a", help=REFERENCE)
     unpairing.add_argument("b", help=REFERENCE)
+
+    quiet_help = "pairs where nobody has written for [matching] quiet_weeks"
+    quiet_pairs = command(commands, "quiet", cmd_quiet, quiet_help)
+    quiet_pairs.add_argument("--library", metavar="ID", help="only pairs with this library's")
+    quiet_pairs.add_argument("--json", action="store_true")
+    quiet_sub = quiet_pairs.add_subparsers(dest="action", metavar="ACTION")
+    nudging = command(
+        quiet_sub, "nudge", cmd_quiet_nudge, "email whoever owes a letter in a quiet pair, once"
+    )
+    nudging.add_argument("pair", metavar="PAIR", help="the pair as listed, such as p3-p41")
+    nudging.add_argument("--by", required=True, help="your staff email, as listed in the config")
 
     matching_help = "propose pals across a partnership's two libraries, then pair them"
     match = command(commands, "match", cmd_match, matching_help)

@@ -35,7 +35,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Literal
 
-from relay import consent, notices
+from relay import consent, notices, welcomes
 from relay.authresults import Verdict
 from relay.context import Context
 from relay.decisions import first_instruction
@@ -284,6 +284,7 @@ def give(
     waiting = waiting_letters(ctx, after)
     _record(ctx, "consent-given", after, by=by, via=via, method=method, letters=waiting)
     _tell_moderators(ctx, after, "given", method, len(waiting), token)
+    welcomes.on_consent(ctx, after, by=by, via=via)  # pals made while consent was awaited
     return after
 
 

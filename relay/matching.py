@@ -22,6 +22,10 @@ the pal writes to either reaches both (`Participant.writes_with`, relay.letters.
 No one is in more than one team. Every participant left without a pal is listed with the
 reason.
 
+Groups (classes and clubs, `Participant.is_group`) are matched only with groups, and people
+only with people: the two are proposed apart, each as above, and a group and a person are
+never pals. A group's age is its age band's.
+
 Each pair carries its reasons as data (`Reasons`) and in English words (`explain`), for
 staff to read before they accept the proposal.
 """
@@ -45,7 +49,7 @@ LANGUAGE_NAMES: dict[str, tuple[str, ...]] = {
 }
 SHARED_INTERESTS_COUNTED = 3
 
-UnmatchedReason = Literal["age-gap", "no-age", "waiting"]
+UnmatchedReason = Literal["age-gap", "no-age", "waiting", "not-chosen"]
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,32 @@ def propose(
     settings: MatchingSettings,
     today: date,
 ) -> Proposal:
-    """Pairs across the partnership's first two libraries, and who is left without a pal."""
+    """Pairs across the partnership's first two libraries, and who is left without a pal:
+    people with people and groups with groups."""
     left_id, right_id = partnership.libraries[0], partnership.libraries[1]
     waiting = waiting_for_a_pal(everyone, (left_id, right_id))
-    left, right = waiting[left_id], waiting[right_id]
+    pairs: list[ProposedPair] = []
+    unmatched: list[Unmatched] = []
+    for groups in (False, True):
+        left = [p for p in waiting[left_id] if p.is_group == groups]
+        right = [p for p in waiting[right_id] if p.is_group == groups]
+        found, alone = _propose_among(left, right, (left_id, right_id), settings, today)
+        pairs += found
+        unmatched += alone
+    pairs.sort(key=lambda pair: (pair.first.number, pair.second.number))
+    unmatched.sort(key=lambda one: (one.participant.library != left_id, one.participant.number))
+    return Proposal(partnership.id, settings, tuple(pairs), tuple(unmatched))
+
+
+def _propose_among(
+    left: list[Participant],
+    right: list[Participant],
+    library_ids: tuple[str, str],
+    settings: MatchingSettings,
+    today: date,
+) -> tuple[list[ProposedPair], list[Unmatched]]:
+    """Pairs between participants of one kind, and who of them is left without a pal."""
+    left_id, right_id = library_ids
     ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in left + right}
 
     def score(a: Participant, b: Participant) -> int | None:
@@ -124,13 +150,12 @@ def propose(
         for i, j in _assign(once_left, lone_right, score):
             pairs.append((once_left[i], lone_right[j], once_left[i].id))
     teams = _teams(left, right, pairs, score) if settings.uneven == "together" else {}
-    pairs.sort(key=lambda pair: (pair[0].number, pair[1].number))
-    proposed = tuple(
+    proposed = [
         ProposedPair(
             a, b, _reasons(a, b, ages[a.id], ages[b.id]), two, teams.get(a.id) or teams.get(b.id)
         )
         for a, b, two in pairs
-    )
+    ]
     matched = {p.id for pair in proposed for p in (pair.first, pair.second)}
     unmatched = [
         _why_not(p, ages, others, other_id, settings.max_age_gap)
@@ -138,7 +163,12 @@ def propose(
         for p in side
         if p.id not in matched
     ]
-    return Proposal(partnership.id, settings, proposed, tuple(unmatched))
+    return proposed, unmatched
+
+
+def within_gap(age: int | None, other: int | None, gap: int) -> bool:
+    """Whether two ages may be pals' (both unknown counts as close)."""
+    return _may_pair(age, other, gap)
 
 
 def _teams(
@@ -234,15 +264,17 @@ def _why_not(
 
 def explain(pair: ProposedPair) -> str:
     """The pair's reasons in words: "ages 10 and 11; both write in en; both like football";
-    a team first: "Maya and Leo write together to Tomás; ages 10 and 11; ..."."""
+    a team first: "Maya and Leo write together to Tomás; ages 10 and 11; ..."; for two
+    groups, first "two classes or clubs: Class 4B and Dragon Readers"."""
     reasons, first, second = pair.reasons, pair.first, pair.second
     age, other = reasons.ages
+    parts = [f"two classes or clubs: {first.name} and {second.name}"] if first.is_group else []
     if reasons.same_band:
-        parts = [f"same age band {reasons.same_band}"]
+        parts.append(f"same age band {reasons.same_band}")
     elif age is None or other is None:
-        parts = ["no ages recorded"]
+        parts.append("no ages recorded")
     else:
-        parts = [f"both {age}" if age == other else f"ages {age} and {other}"]
+        parts.append(f"both {age}" if age == other else f"ages {age} and {other}")
     if reasons.language:
         parts.append(f"both write in {reasons.language}")
     elif reasons.learner:
@@ -261,13 +293,18 @@ def explain(pair: ProposedPair) -> str:
 
 
 def why_not(unmatched: Unmatched, gap: int) -> str:
-    """Why a participant has no pal in the proposal, in words."""
+    """Why a participant has no pal in the proposal, in words (a group's pal is a group)."""
     other = unmatched.other_library
+    group = unmatched.participant.is_group
+    everyone, no_one = ("every group", "no group") if group else ("everyone", "no one")
     if unmatched.reason == "no-age":
-        return f"no age recorded, and everyone at {other} has one"
+        return f"no age recorded, and {everyone} at {other} has one"
     if unmatched.reason == "age-gap":
-        return f"no one at {other} within {gap} years of age {unmatched.age}"
-    return f"everyone at {other} within the age gap already has a pal; waits for the next match"
+        return f"{no_one} at {other} within {gap} years of age {unmatched.age}"
+    if unmatched.reason == "not-chosen":
+        free = "a group" if group else "someone"
+        return f"left without a pal by staff, though {free} at {other} within the age gap is free"
+    return f"{everyone} at {other} within the age gap already has a pal; waits for the next match"
 
 
 def _listed(words: Sequence[str]) -> str:
@@ -330,3 +367,142 @@ def _hungarian(cost: list[list[int]]) -> list[tuple[int, int]]:
             owner[column] = owner[previous]
             column = previous
     return [(owner[j] - 1, j - 1) for j in range(1, m + 1) if owner[j]]
+
+
+# --- a proposal as staff edited it ---------------------------------------------------------
+
+EditProblem = Literal[
+    "unknown", "same-library", "group-and-person", "not-waiting", "age-gap", "twice", "too-many"
+]
+
+
+@dataclass(frozen=True)
+class PairProblem:
+    """A pair staff asked for that cannot be made, and why."""
+
+    first: str  # the ids as asked
+    second: str
+    problem: EditProblem
+
+
+def most_pals(settings: MatchingSettings) -> int:
+    """How many pals one participant may get from a match: two when a pal writes to two, or
+    to two children writing together."""
+    return 1 if settings.uneven == "leave-out" else 2
+
+
+def edit(
+    partnership: Partnership,
+    everyone: Iterable[Participant],
+    settings: MatchingSettings,
+    today: date,
+    asked: Sequence[tuple[str, str]],
+    *,
+    override_age_gap: bool = False,
+) -> tuple[Proposal, tuple[PairProblem, ...]]:
+    """The proposal made of the pairs staff asked for (ids, in either order), checked again
+    as if nothing had been checked before: both waiting for a pal (active, no pal yet), one
+    at each of the partnership's two libraries, within `max_age_gap` unless staff override
+    it, each pair once, nobody given more pals than `uneven` allows (`most_pals`). Pairs
+    that pass make the proposal; the others are returned with their problem."""
+    left_id, right_id = partnership.libraries[0], partnership.libraries[1]
+    people = list(everyone)
+    known = {p.id: p for p in people}
+    waiting = waiting_for_a_pal(people, (left_id, right_id))
+    free = {p.id for side in waiting.values() for p in side}
+    ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in known.values()}
+    gap, limit = settings.max_age_gap, most_pals(settings)
+    counts: dict[str, int] = {}
+    partners: dict[str, list[str]] = {}
+    chosen: list[tuple[Participant, Participant]] = []
+    problems: list[PairProblem] = []
+    for one_id, other_id in asked:
+        one, other = known.get(one_id), known.get(other_id)
+        problem: EditProblem | None = None
+        if one is None or other is None:
+            problem = "unknown"
+        elif {one.library, other.library} != {left_id, right_id}:
+            problem = "same-library"
+        elif one.is_group != other.is_group:
+            problem = "group-and-person"
+        elif one.id not in free or other.id not in free:
+            problem = "not-waiting"
+        elif not override_age_gap and not _may_pair(ages[one.id], ages[other.id], gap):
+            problem = "age-gap"
+        elif any({a.id, b.id} == {one.id, other.id} for a, b in chosen):
+            problem = "twice"
+        elif _too_many(counts, partners, one.id, other.id, limit):
+            problem = "too-many"
+        if problem is not None or one is None or other is None:
+            problems.append(PairProblem(one_id, other_id, problem or "unknown"))
+            continue
+        first, second = (one, other) if one.library == left_id else (other, one)
+        chosen.append((first, second))
+        counts[first.id] = counts.get(first.id, 0) + 1
+        counts[second.id] = counts.get(second.id, 0) + 1
+        partners.setdefault(first.id, []).append(second.id)
+        partners.setdefault(second.id, []).append(first.id)
+    chosen.sort(key=lambda pair: (pair[0].number, pair[1].number))
+    together = settings.uneven == "together"
+    pairs = tuple(
+        ProposedPair(
+            a,
+            b,
+            _reasons(a, b, ages[a.id], ages[b.id]),
+            "" if together else a.id if counts[a.id] > 1 else b.id if counts[b.id] > 1 else "",
+            _teammate(a, b, partners, known) if together else None,
+        )
+        for a, b in chosen
+    )
+    return Proposal(partnership.id, settings, pairs, _left_over(waiting, counts, ages, gap)), tuple(
+        problems
+    )
+
+
+def _teammate(
+    a: Participant, b: Participant, partners: dict[str, list[str]], known: dict[str, Participant]
+) -> Participant | None:
+    """Under "together", of two writing to one pal, the one with the higher id is teamed
+    with the other (who writes to that pal in a pair of their own)."""
+    for one, pal in ((a, b), (b, a)):
+        mates = [known[i] for i in partners[pal.id] if i != one.id]
+        if mates and mates[0].number < one.number:
+            return mates[0]
+    return None
+
+
+def _too_many(
+    counts: dict[str, int], partners: dict[str, list[str]], one: str, other: str, limit: int
+) -> bool:
+    """A pair would give one of the two more pals than allowed, or make a pair of two who
+    both write to two (here, or with a pal one of them has already)."""
+    after = {one: counts.get(one, 0) + 1, other: counts.get(other, 0) + 1}
+    if max(after.values()) > limit or min(after.values()) > 1:
+        return True
+    return any(
+        after[who] > 1 and any(counts[pal] > 1 for pal in partners.get(who, ())) for who in after
+    )
+
+
+def _left_over(
+    waiting: dict[str, list[Participant]],
+    counts: dict[str, int],
+    ages: dict[str, int | None],
+    gap: int,
+) -> tuple[Unmatched, ...]:
+    """Who has no pal in an edited proposal: "not-chosen" when someone of the other library
+    and the same kind within the age gap has none either (staff left the two apart),
+    otherwise as `propose` says."""
+    (left_id, left), (right_id, right) = waiting.items()
+    found = []
+    for side, others, other_id in ((left, right, right_id), (right, left, left_id)):
+        for participant in side:
+            if participant.id in counts:
+                continue
+            age, kind = ages[participant.id], participant.is_group
+            alike = [o for o in others if o.is_group == kind]
+            if any(o.id not in counts and _may_pair(age, ages[o.id], gap) for o in alike):
+                found.append(Unmatched(participant, "not-chosen", age, other_id))
+            else:
+                found.append(_why_not(participant, ages, alike, other_id, gap))
+    return tuple(found)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from relay import compose, guard
+from relay import quiet as quiet_pairs
 from relay.config import Library, Staff
 from relay.consent import NO_CONSENT_NOTES
 from relay.context import Context
@@ -421,18 +422,26 @@ def _waiting(letters: list[Letter], older_than: datetime) -> list[Letter]:
     ]
 
 
+QUIET_EVERY_DAYS = 7  # quiet pairs alone (no letter waiting) bring a reminder this seldom
+
+
 def send_reminders(
     ctx: Context, now: datetime, *, force: bool = False, library_id: str | None = None
-) -> dict[str, int]:
-    """Each library's moderators get one list a day of letters waiting too long.
+) -> dict[str, tuple[int, int]]:
+    """Each library's moderators get one list a day of letters waiting too long, and of
+    their library's quiet pairs (relay.quiet).
 
     Runs every minute inside `serve`; sends at `reminder_hour` local time once a day (and
-    catches up later the same day if the relay was down at that hour). `force` sends now.
-    Returns {library id: letters listed} for the libraries reminded.
+    catches up later the same day if the relay was down at that hour). Quiet pairs are
+    listed in every reminder that goes out; when no letter waits, they alone bring one at
+    most every `QUIET_EVERY_DAYS` days (a pair stays quiet for weeks: daily mail about it
+    would be noise). `force` sends now whatever there is to list.
+    Returns {library id: (letters listed, quiet pairs listed)} for the libraries reminded.
     """
     settings = ctx.config.moderation
-    reminded: dict[str, int] = {}
+    reminded: dict[str, tuple[int, int]] = {}
     cutoff = now - timedelta(hours=settings.remind_after_hours)
+    every_quiet: list[quiet_pairs.QuietPair] | None = None  # read once, when a library is due
     for library in ctx.config.libraries:
         if library_id not in (None, library.id):
             continue
@@ -443,29 +452,87 @@ def send_reminders(
             continue
         waiting = _waiting(ctx.store.queue(library.id), cutoff)
         ctx.store.set_reminded_on(library.id, local.date())
-        if not waiting:
+        if every_quiet is None:
+            every_quiet = _quiet_pairs(ctx, now)
+        quiet = [
+            q.facing(library.id)
+            for q in every_quiet
+            if library.id in (q.first.library, q.second.library)
+        ]
+        listed = ctx.store.quiet_listed_on(library.id)
+        quiet_due = force or listed is None or (local.date() - listed).days >= QUIET_EVERY_DAYS
+        if not waiting and not (quiet and quiet_due):
             continue
-        for member in library.moderators:
-            subject, body = ctx.templates.email(
-                member.language,
-                "reminder",
-                staff_name=member.name,
-                letters=waiting,
-                library_name=library.name,
-                program_name=ctx.config.relay.program_name,
-            )
-            message = door.program_message(
-                ctx, Address(member.name, addr_spec=member.email), subject, body, date=now
-            )
-            item = f"reminder-{library.id}-{local.date().isoformat()}-{_sign(ctx, member.email)}"
-            if force:  # asked for now: a new message even if today's went out already
-                item += f"-{new_id()}"
-            door.queue(ctx, item, message, Notice("reminder"), to=member.email)
-        ctx.store.audit("reminded", library=library.id, letters=[x.id for x in waiting])
-        log.info("reminded library=%s letters=%d", library.id, len(waiting))
-        reminded[library.id] = len(waiting)
+        _remind(ctx, library, waiting, quiet, now, force=force)
+        if quiet:
+            ctx.store.set_quiet_listed_on(library.id, local.date())
+        ctx.store.audit(
+            "reminded", library=library.id, letters=[x.id for x in waiting], quiet=len(quiet)
+        )
+        log.info("reminded library=%s letters=%d quiet=%d", library.id, len(waiting), len(quiet))
+        reminded[library.id] = (len(waiting), len(quiet))
     _tell_waiting_writers(ctx, now)
     return reminded
+
+
+def _quiet_pairs(ctx: Context, now: datetime) -> list[quiet_pairs.QuietPair]:
+    """Every quiet pair; none when they cannot be read: the letters waiting still go out."""
+    try:
+        return quiet_pairs.read(ctx, now)
+    except Exception:
+        log.exception("quiet pairs could not be read for the reminders; listing none")
+        return []
+
+
+def _quiet_lines(pairs: list[quiet_pairs.QuietPair], clock: ZoneInfo) -> list[dict[str, Any]]:
+    """What a reminder says of each quiet pair: ids, first names and masked addresses only."""
+    return [
+        {
+            "first_name": q.first.name,
+            "first_id": q.first.id,
+            "first_masked": q.first.masked,
+            "second_name": q.second.name,
+            "second_id": q.second.id,
+            "second_masked": q.second.masked,
+            "weeks": q.weeks,
+            "owing": [p.name for p in q.owing],
+            "nudged": q.nudged_at.astimezone(clock).date().isoformat() if q.nudged_at else "",
+        }
+        for q in pairs
+    ]
+
+
+def _remind(
+    ctx: Context,
+    library: Library,
+    waiting: list[Letter],
+    quiet: list[quiet_pairs.QuietPair],
+    now: datetime,
+    *,
+    force: bool,
+) -> None:
+    local = now.astimezone(ZoneInfo(library.timezone))
+    for member in library.moderators:
+        subject, body = ctx.templates.email(
+            member.language,
+            "reminder",
+            staff_name=member.name,
+            letters=waiting,
+            quiet=_quiet_lines(quiet, ZoneInfo(library.timezone)),
+            quiet_weeks=ctx.config.matching.quiet_weeks,
+            quiet_url=f"{ctx.config.public_url}/quiet",
+            library_name=library.name,
+            program_name=ctx.config.relay.program_name,
+        )
+        message = door.program_message(
+            ctx, Address(member.name, addr_spec=member.email), subject, body, date=now
+        )
+        item = f"reminder-{library.id}-{local.date().isoformat()}-{_sign(ctx, member.email)}"
+        if force:  # asked for now: a new message even if today's went out already
+            item += f"-{new_id()}"
+        # The other library's participants' real addresses must not appear (leak guard).
+        private = guard.addresses_of(p for q in quiet for p in (q.first, q.second))
+        door.queue(ctx, item, message, Notice("reminder"), to=member.email, private=private)
 
 
 def _tell_waiting_writers(ctx: Context, now: datetime) -> None:

@@ -9,8 +9,14 @@ once at INFO with ids and masked addresses only: a real address, a name learned 
 participant's mail, or an enrolment detail never reaches the log or the audit entry.
 
 Mistakes in what was asked raise `InvalidField` naming the field (`email`, `library`,
-`name`, `language`, `guardian`, `guardian_name`, `birth_year`, `age_band`, `interests`);
-each channel words the field its own way.
+`name`, `language`, `guardian`, `guardian_name`, `birth_year`, `age_band`, `interests`,
+`kind`, `members`); each channel words the field its own way.
+
+A group (a class or a club, `Participant.is_group`) is enrolled like a person, with its
+name as its display name and its teacher's or leader's address as its real address. It
+needs no guardian's consent and has none (its leader is an adult; the library keeps its
+members' consent on paper), has an age band rather than a year of birth, and lists its
+members' first names for its own library's staff. A group's pal is another group.
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from relay import consent, guardians, matching
+from relay import consent, guardians, matching, welcomes
 from relay.addresses import new_masked_address, normalize
 from relay.config import Library
 from relay.context import Context
 from relay.errors import AlreadyEnrolled, InvalidField, NotFound, UserError
 from relay.scrub import names
-from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
+from relay.store.records import ACTIVE, GROUP, LEFT, PAUSED, Participant, ParticipantKind
 
 log = logging.getLogger("relay")
 
@@ -49,6 +55,8 @@ class Enrolment:
     guardian_name: str = ""
     guardian_copies: bool = True
     needs_consent: bool = False  # under the library's consent age: a guardian must consent
+    kind: ParticipantKind = "person"
+    members: tuple[str, ...] = ()  # a group's members' first names
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,48 @@ class Details:
     interests: Iterable[str] | str | None = None
     guardian_name: str | None = None
     guardian_copies: bool | None = None
+    kind: str | None = None  # "person" or "group"; chosen at enrolment
+    members: Iterable[str] | str | None = None  # a group's: a list, or text with commas
+
+
+def check_kind(value: str | None) -> ParticipantKind:
+    """ "group" for a group; "person" for anyone else ("" or None: a person)."""
+    kind = (value or "").strip().lower()
+    if kind in ("", "person"):
+        return "person"
+    if kind == GROUP:
+        return GROUP
+    raise InvalidField("kind", f"{value!r} is neither person nor group")
+
+
+def _members(value: Iterable[str] | str | None) -> tuple[str, ...]:
+    """First names as a list, or as text separated by commas, semicolons or lines."""
+    items = re.split(r"[,;\n]", value) if isinstance(value, str) else list(value or ())
+    found = (" ".join(str(item).split()) for item in items)
+    members = tuple(dict.fromkeys(name for name in found if name))
+    if any(len(name) > 60 for name in members) or len(members) > 200:
+        raise InvalidField("members", "at most 200 members of up to 60 characters each")
+    return members
+
+
+def _group_checked(
+    kind: ParticipantKind, birth_year: int, guardian: str, members: tuple[str, ...]
+) -> None:
+    """What a group may not have, and what only a group has."""
+    if kind != GROUP:
+        if members:
+            raise InvalidField("members", "only a group (a class or a club) has members")
+        return
+    if birth_year:
+        raise InvalidField(
+            "birth_year", "a group has an age band (such as 9-10), not a year of birth"
+        )
+    if guardian:
+        raise InvalidField(
+            "guardian",
+            "a group has no guardian: its leader is an adult, and the library keeps its "
+            "members' consent on paper",
+        )
 
 
 def _interests(value: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -133,7 +183,9 @@ def check_enrolment(
         raise InvalidField("guardian", "the guardian's address is the participant's own")
     birth_year = consent.check_birth_year(more.birth_year, day)
     age_band = consent.check_age_band(more.age_band)
-    needs = consent.needs_consent(library, birth_year, age_band, day)
+    kind, members = check_kind(more.kind), _members(more.members)
+    _group_checked(kind, birth_year, guardian_address, members)
+    needs = kind != GROUP and consent.needs_consent(library, birth_year, age_band, day)
     if needs and not guardian_address:
         raise InvalidField(
             "guardian",
@@ -153,6 +205,8 @@ def check_enrolment(
         guardian_name=guardian_name if guardian_address else "",
         guardian_copies=True if more.guardian_copies is None else bool(more.guardian_copies),
         needs_consent=needs,
+        kind=kind,
+        members=members,
     )
 
 
@@ -194,9 +248,12 @@ def enroll_checked(
             "guardian_name": checked.guardian_name,
             "guardian_copies": checked.guardian_copies,
             "consent": "pending" if checked.needs_consent else "",
+            "kind": checked.kind,
+            "members": checked.members,
         },
     )
     more = {"consent": "pending"} if checked.needs_consent else {}
+    more |= {"kind": GROUP} if checked.kind == GROUP else {}
     _record(ctx, "enrolled", participant, by=by, via=via, masked=participant.masked, **more)
     if participant.consent == "pending":
         guardians.ask(ctx, participant, by=by, via=via)  # after the record: a link finds it
@@ -244,8 +301,15 @@ def _partners(ctx: Context, first: Participant, second: Participant) -> None:
 def pair(
     ctx: Context, first: Participant, second: Participant, *, by: str = "", via: str = "cli"
 ) -> None:
-    """Make two participants of partner libraries pals (again is harmless)."""
+    """Make two participants of partner libraries pals (again is harmless); a group's pal
+    is another group, a person's another person."""
     _partners(ctx, first, second)
+    if first.is_group != second.is_group:
+        group, person = (first, second) if first.is_group else (second, first)
+        raise UserError(
+            f"{group.id} ({group.name}) is a group and {person.id} a person; "
+            "a group's pal is another group"
+        )
     for one in (first, second):
         if one.status == LEFT:
             raise UserError(f"{one.id} has left the program; resume them before pairing")
@@ -258,7 +322,8 @@ def accept_matches(
 ) -> tuple[list[matching.ProposedPair], list[matching.ProposedPair]]:
     """Pair a proposal staff accepted: (pairs made, pairs skipped). A pair is skipped when
     one of the two has left, been paused or been given another pal since the proposal; a
-    team (`teammate`) is made after the other pairs, when the teammate's pair was made."""
+    team (`teammate`) is made after the other pairs, when the teammate's pair was made.
+    Each pair made is welcomed (`relay.welcomes`: once both may correspond)."""
     made: list[matching.ProposedPair] = []
     skipped: list[matching.ProposedPair] = []
     given: dict[str, set[str]] = {}  # pals this acceptance gave
@@ -279,6 +344,8 @@ def accept_matches(
         given.setdefault(proposed.first.id, set()).add(proposed.second.id)
         given.setdefault(proposed.second.id, set()).add(proposed.first.id)
         made.append(proposed)
+    for proposed in made:
+        welcomes.welcome(ctx, proposed.first, proposed.second, by=by, via=via)
     return made, skipped
 
 
@@ -450,7 +517,14 @@ def clear_guardian(
 
 
 # The enrolment details `edit` changes, audited by name ("details-changed", never values).
-DETAIL_FIELDS = ("birth_year", "age_band", "interests", "guardian_name", "guardian_copies")
+DETAIL_FIELDS = (
+    "birth_year",
+    "age_band",
+    "interests",
+    "guardian_name",
+    "guardian_copies",
+    "members",
+)
 
 
 def _checked_details(
@@ -468,6 +542,8 @@ def _checked_details(
         changes["guardian_name"] = _guardian_name(details.guardian_name)
     if details.guardian_copies is not None:
         changes["guardian_copies"] = bool(details.guardian_copies)
+    if details.members is not None:
+        changes["members"] = _members(details.members)
     if guardian is not None:
         changes["guardian"] = _address(ctx, "guardian", guardian) if guardian.strip() else ""
     return changes
@@ -475,8 +551,12 @@ def _checked_details(
 
 def _consent_after(library: Library, current: Participant, day: date) -> Participant:
     """Who is now under the consent age needs a guardian and waits for consent ("pending");
-    who is not (a corrected year of birth) no longer waits."""
-    needs = consent.needs_consent(library, current.birth_year, current.age_band, day)
+    who is not (a corrected year of birth) no longer waits. A group never waits."""
+    kind = current.kind or "person"
+    _group_checked(kind, current.birth_year, current.guardian, current.members)
+    needs = kind != GROUP and consent.needs_consent(
+        library, current.birth_year, current.age_band, day
+    )
     if needs and not current.guardian:
         raise InvalidField(
             "guardian",
@@ -512,6 +592,9 @@ def edit(
     day = today or datetime.now(UTC).date()
     library = _library(ctx, participant.library)
     changes = _checked_details(ctx, details or Details(), guardian, day)
+    kind = details.kind if details is not None else None
+    if kind is not None and check_kind(kind) != (participant.kind or "person"):
+        raise InvalidField("kind", "a participant's kind is chosen at enrolment")
     if changes.get("guardian") and changes["guardian"] == participant.email:
         raise InvalidField("guardian", "the guardian's address is the participant's own")
 

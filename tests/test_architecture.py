@@ -39,6 +39,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "relay.rights",
             "relay.reports",
             "relay.closing",
+            "relay.quiet",
+            "relay.welcomes",
         ),
     ),
     ("outbox", ("relay.outbox",)),

@@ -105,6 +105,9 @@ def handed_over(ctx: Context, participant: Participant, *, by: str = "", via: st
 def _record(ctx: Context, participant: Participant) -> dict[str, Any]:
     record = participant.to_dict()
     record["learned_names"] = record.pop("known_names")
+    # A group's members are children whose names the library keeps for its staff only: an
+    # export may be emailed, and a group's goes to its leader.
+    record.pop("members")
     library = ctx.config.library(participant.library)
     record["library_name"] = library.name if library else participant.library
     pals = (ctx.store.participant(pal_id) for pal_id in participant.pals)

@@ -63,6 +63,7 @@ from relay.store.records import (
     DigestState,
     ImapState,
     Letter,
+    LetterParties,
     ModerationGrant,
     Participant,
     ParticipantStatus,
@@ -268,6 +269,14 @@ class Store:
 
     def set_reminded_on(self, library_id: str, day: date) -> None:
         self._put(f"reminded:{library_id}", day.isoformat())
+
+    def quiet_listed_on(self, library_id: str) -> date | None:
+        """The local day a reminder last listed a library's quiet pairs (relay.quiet)."""
+        value = self._key(f"quiet-listed:{library_id}")
+        return date.fromisoformat(value) if isinstance(value, str) else None
+
+    def set_quiet_listed_on(self, library_id: str, day: date) -> None:
+        self._put(f"quiet-listed:{library_id}", day.isoformat())
 
     def writer_notices(self, writer_id: str, day: date) -> int:
         """How many notices a writer got on `day` (UTC), for the daily limit."""
@@ -803,6 +812,17 @@ class Store:
             latest = {record.get("id"): record for record in read_lines(path)}
             yield from (Letter.from_dict(r) for r in latest.values() if isinstance(r, dict))
 
+    def letter_parties(self) -> Iterator[LetterParties]:
+        """Every letter's writer, pal and arrival, from its latest record (the archive, then
+        the hot shards), without building `Letter`s: a pass over a million letters reads
+        each archive file once and keeps one file's records in memory at a time."""
+        for path in sorted((self.root / "archive").glob("letters-*.jsonl")):
+            latest = {record.get("id"): record for record in read_lines(path)}
+            yield from (_parties(record) for record in latest.values())
+        for shard in sorted((self.root / "letters").glob("*.json")):
+            records = (AtomicJSONStorage(shard).read() or {}).get("records", {})
+            yield from (_parties(record) for record in records.values())
+
     def reduce_letters(self, letter_ids: Collection[int], at: str) -> list[Letter]:
         """Replace archived letters (every earlier line of each too) by what retention keeps
         of them (`Letter.reduced`). Returns the letters as they were, whose files and keys
@@ -952,6 +972,15 @@ def _without_free_text(entry: dict[str, Any]) -> dict[str, Any]:
     if field_name is None or field_name not in entry:
         return entry
     return {k: v for k, v in entry.items() if k != field_name} | {"reduced": True}
+
+
+def _parties(record: dict[str, Any]) -> LetterParties:
+    return LetterParties(
+        int(record.get("id", 0)),
+        str(record.get("sender", "")),
+        str(record.get("recipient", "")),
+        str(record.get("received_at", "")),
+    )
 
 
 def _grant(token: str, value: object) -> ModerationGrant | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Final, Literal, Self, get_args
+from typing import Any, Final, Literal, NamedTuple, Self, get_args
 
 from relay.screen import Flag
 from relay.scrub.model import Removal
@@ -29,6 +29,12 @@ ConsentState = Literal["", "pending", "given", "withdrawn"]
 CONSENT_STATES: tuple[ConsentState, ...] = get_args(ConsentState)
 # How consent was given: the link in the request, a reply to it, or on paper at the library.
 ConsentMethod = Literal["", "link", "reply", "paper"]
+
+# What a participant is: one person ("", as records written before say, or "person"), or a
+# group (a class or a club) writing together, whose real address is its leader's.
+ParticipantKind = Literal["", "person", "group"]
+PARTICIPANT_KINDS: tuple[ParticipantKind, ...] = get_args(ParticipantKind)
+GROUP: Final = "group"
 
 LetterStatus = Literal["held", "approved", "delivered", "rejected", "failed", "bounced"]
 HELD: Final = "held"
@@ -163,6 +169,18 @@ class Participant(_Record):
     # `[retention] left_months` later. Records of people who left before have "" (the audit
     # log's `left` entry says when).
     left_at: str = ""
+    # A group (`kind` "group": a class or a club) is named by its own name ("Class 4B"),
+    # writes from its teacher's or leader's address and needs no guardian's consent (its
+    # leader is an adult; the library keeps the members' consent on paper). `members`: the
+    # first names of its members, for its own library's staff only, never delivered.
+    kind: ParticipantKind = ""
+    members: tuple[str, ...] = ()
+    # The pals this participant was sent a welcome email about (`relay.welcomes`): once each.
+    welcomed: tuple[str, ...] = ()
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind == GROUP
 
     @property
     def number(self) -> int:
@@ -272,6 +290,16 @@ class Letter(_Record):
             "sender_check": self.sender_check,
             "sender_results": self.sender_results,
         }
+
+
+class LetterParties(NamedTuple):
+    """Who wrote a letter to whom, and when it came: all a pass over every letter needs
+    (relay.quiet), read without building the whole `Letter`. Empty ids: reduced."""
+
+    id: int
+    sender: str
+    recipient: str
+    received_at: str
 
 
 # --- records kept under lookup keys ------------------------------------------------------

@@ -6,9 +6,11 @@ when they confirm, from the same text, so what is created is exactly what was pr
 minus anything that changed in between. A header row names the columns (`COLUMNS`, in any
 order; the spellings of `HEADERS` in English, Spanish and French are understood too):
 `name` and `email` are required; `pal` is the masked address or id of a patron of a
-partner library. Each row is checked as any enrolment is (`participants.check_enrolment`)
-and created through `participants.enroll_checked`, so whoever is under the library's
-consent age is enrolled waiting for their guardian's consent, as from every other channel.
+partner library; `kind` is "group" for a class or a club (its name, its teacher's address),
+whose `members` are its members' first names separated by commas. Each row is checked as
+any enrolment is (`participants.check_enrolment`) and created through
+`participants.enroll_checked`, so whoever is under the library's consent age is enrolled
+waiting for their guardian's consent, as from every other channel.
 
 Spreadsheets write CSV in several ways, and all of them are read: UTF-8 with or without a
 byte order mark, Windows-1252 (Excel on Windows), and commas, semicolons (Excel where the
@@ -41,6 +43,8 @@ COLUMNS = (
     "guardian_email",
     "guardian_copies",
     "pal",
+    "kind",
+    "members",
 )
 # Other headers a spreadsheet may use for a column, compared without case, accents or
 # punctuation ("Year of birth", "Correo del tutor", "Année de naissance").
@@ -76,6 +80,8 @@ HEADERS = {
         "copias al tutor", "copia al tutor", "copies au parent", "copies au responsable",
     ),
     "pal": ("pen pal", "penpal", "amigo", "amigo por correspondencia", "correspondant"),
+    "kind": ("type", "tipo"),
+    "members": ("member", "miembros", "integrantes", "alumnos", "membres", "eleves"),
 }  # fmt: skip
 YES = {"yes", "y", "true", "1", "x", "si", "s", "oui", "o", "ja"}
 NO = {"no", "n", "false", "0", "non", "nein"}
@@ -174,9 +180,26 @@ def _copies(text: str) -> bool | None:
     raise InvalidField("guardian_copies", text)
 
 
+# The kind column's words in the shipped languages; empty: a person.
+KINDS = {
+    "group": ("group", "grupo", "groupe", "class", "clase", "classe", "club"),
+    "person": ("person", "persona", "personne"),
+}
+
+
+def _kind(text: str) -> str:
+    word = _plain(text)
+    found = next((kind for kind, words in KINDS.items() if word in words), None)
+    return found or text  # anything else: `participants.check_kind` names it
+
+
 def _problem(line: int, error: InvalidField, cells: dict[str, str]) -> Problem:
     column = FIELD_COLUMNS.get(error.field, error.field)
     entered = cells.get(column, "")
+    if _kind(cells.get("kind", "")) == "group" and error.field in ("birth_year", "guardian"):
+        return Problem(line, f"group-{error.field}", entered, column)
+    if error.field == "members" and entered and _kind(cells.get("kind", "")) != "group":
+        return Problem(line, "members-person", "", column)
     if error.field == "guardian" and not entered:
         return Problem(line, "guardian-required", "", column)
     # What staff typed says more than the English of a check; an address check's own words
@@ -198,6 +221,8 @@ def _row(
             interests=cells.get("interests"),
             guardian_name=cells.get("guardian_name"),
             guardian_copies=_copies(cells.get("guardian_copies", "")),
+            kind=_kind(cells.get("kind", "")),
+            members=cells.get("members"),
         )
         checked = participants.check_enrolment(
             ctx,

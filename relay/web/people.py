@@ -5,19 +5,21 @@ pairing candidates, by display name, library and masked address: their real addr
 never put on a page. A participant id of another library answers 404. Changes need the
 moderator or coordinator role and each one is written to the audit log with who did it. A
 guardian's consent is shown with its time and method; staff record consent received on
-paper, send the request again, or record a withdrawal (`relay.guardians`).
+paper, send the request again, or record a withdrawal (`relay.guardians`). A group (a class
+or a club) shows its members to its own library's staff, who edit them; it is offered only
+groups as pals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import consent, guardians, participants
+from relay import consent, guardians, participants, welcomes
 from relay.context import Context
 from relay.errors import InvalidField, UserError
 from relay.store.records import ACTIVE, LEFT, PAUSED, Participant
@@ -44,6 +46,7 @@ class Pal:
     library: str
     masked: str
     status: str
+    group: bool = False  # a class or a club: its pal is another group
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,14 @@ class Patron:
 def _pal(ctx: Context, participant: Participant) -> Pal:
     library = ctx.config.library(participant.library)
     name = library.name if library else participant.library
-    return Pal(participant.id, participant.name, name, participant.masked, participant.status)
+    return Pal(
+        participant.id,
+        participant.name,
+        name,
+        participant.masked,
+        participant.status,
+        participant.is_group,
+    )
 
 
 def _patron(ctx: Context, participant: Participant) -> Patron:
@@ -147,7 +157,11 @@ async def _participant_page(
         status=400 if problem else 200,
         patron=await dash.run(_patron, ctx, participant),
         query=query,
-        candidates=[c for c in candidates if c.id not in participant.pals],
+        candidates=[
+            c
+            for c in candidates
+            if c.id not in participant.pals and c.group == participant.is_group
+        ],
         done=request.query_params.get("done", ""),
         problem=_problem_text(problem),
         problem_field=problem.field if isinstance(problem, InvalidField) else "",
@@ -178,6 +192,8 @@ def _details(fields: dict[str, str]) -> participants.Details:
         interests=fields.get("interests", ""),
         guardian_name=fields.get("guardian_name", ""),
         guardian_copies=bool(fields.get("guardian_copies")),
+        kind=fields.get("kind") or None,
+        members=fields.get("members"),  # None: not on the form (a person's edit form)
     )
 
 
@@ -217,6 +233,9 @@ async def add_participant(request: Request) -> Response:
 
 
 def _edit(ctx: Context, participant: Participant, fields: dict[str, str], by: str) -> Participant:
+    if participant.is_group:  # a group's form has no guardian fields: a group has none
+        details = replace(_details(fields), guardian_name=None, guardian_copies=None)
+        return participants.edit(ctx, participant, details, by=by, via="web")
     guardian = fields.get("guardian_email", "")
     return participants.edit(
         ctx, participant, _details(fields), guardian=guardian, by=by, via="web"
@@ -308,6 +327,8 @@ def _pairing(ctx: Context, library_id: str, pid: str, pal_id: str, *, make: bool
         change(ctx, participant, pal, by=by, via="web")
     except UserError:
         return False  # not pals, or one of them has left
+    if make:
+        welcomes.welcome(ctx, participant, pal, by=by, via="web")
     return True
 
 

@@ -1,0 +1,220 @@
+"""Quiet pairs: the weeks boundary, a new pair, who owes a letter, letters both ways; then on
+a store: one reading of letters (archive and held) and pairings, a nudge once per quiet
+period, re-matching, and the reminder that lists them at most weekly on its own."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from relay import cli, notices, participants, quiet
+from relay import config as config_module
+from relay.context import Context, open_context
+from relay.errors import NotFound
+from relay.store.records import Letter, LetterParties, Participant
+from tests.conftest import MODERATOR_A, config_text
+
+NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+WEEKS = 6
+
+
+def person(pid: str, library: str, pals: tuple[str, ...], **more: object) -> Participant:
+    return Participant(
+        id=pid,
+        library=library,
+        name=pid.upper(),
+        email=f"{pid}@family.example.net",
+        language="en",
+        masked=f"masked-{pid}@pals.example.org",
+        pals=pals,
+        created_at="2026-01-01T00:00:00+00:00",
+        **more,  # type: ignore[arg-type]
+    )
+
+
+def written(number: int, writer: str, pal: str, at: datetime) -> LetterParties:
+    return LetterParties(number, writer, pal, at.isoformat(timespec="seconds"))
+
+
+def paired_at(at: datetime, *pairs: tuple[str, str]) -> list[dict[str, object]]:
+    return [
+        {"at": at.isoformat(timespec="seconds"), "event": "paired", "participants": list(p)}
+        for p in pairs
+    ]
+
+
+PEOPLE = [person("p1", "riverside", ("p2",)), person("p2", "valparaiso", ("p1",))]
+
+
+def test_quiet_from_exactly_quiet_weeks_after_the_pairing_and_both_owe() -> None:
+    just = NOW - timedelta(weeks=WEEKS)
+    (found,) = quiet.find(PEOPLE, quiet.activity([], paired_at(just, ("p1", "p2"))), NOW, WEEKS)
+    assert (found.key, found.weeks, found.since, found.last_letter) == ("p1-p2", WEEKS, just, None)
+    assert [p.id for p in found.owing] == ["p1", "p2"]  # nobody wrote: both owe a letter
+    later = quiet.activity([], paired_at(just + timedelta(minutes=1), ("p2", "p1")))
+    assert quiet.find(PEOPLE, later, NOW, WEEKS) == []
+
+
+def test_a_new_pair_is_not_quiet_though_its_two_wrote_long_before() -> None:
+    letters = [written(1, "p1", "p2", NOW - timedelta(weeks=30))]  # an earlier pairing
+    seen = quiet.activity(letters, paired_at(NOW - timedelta(days=1), ("p1", "p2")))
+    assert quiet.find(PEOPLE, seen, NOW, WEEKS) == []
+
+
+def test_letters_both_ways_the_last_decides_who_owes() -> None:
+    start = NOW - timedelta(weeks=20)
+    letters = [
+        written(1, "p1", "p2", start + timedelta(weeks=1)),
+        written(3, "p1", "p2", start + timedelta(weeks=5)),
+        written(2, "p2", "p1", start + timedelta(weeks=3)),
+    ]
+    (found,) = quiet.find(PEOPLE, quiet.activity(letters, paired_at(start, ("p1", "p2"))), NOW, 6)
+    assert (found.last_letter, found.weeks, [p.id for p in found.owing]) == (3, 15, ["p2"])
+    answered = [*letters, written(4, "p2", "p1", NOW - timedelta(weeks=6, days=1))]
+    (found,) = quiet.find(PEOPLE, quiet.activity(answered, paired_at(start, ("p1", "p2"))), NOW, 6)
+    assert (found.last_letter, found.weeks, [p.id for p in found.owing]) == (4, 6, ["p1"])
+    assert found.facing("valparaiso").first.id == "p2"
+    recent = [*letters, written(5, "p2", "p1", NOW - timedelta(weeks=5))]
+    assert quiet.find(PEOPLE, quiet.activity(recent, paired_at(start, ("p1", "p2"))), NOW, 6) == []
+
+
+def test_two_writing_together_share_their_letters_with_the_pal() -> None:
+    """Leo (p3) writes together with Maya (p1) to Tomás (p2): his pair is not quiet when
+    Maya wrote to Tomás, and when Tomás wrote to Maya, Leo owes the answer too."""
+    team = [
+        person("p1", "riverside", ("p2",), writes_with="p3"),
+        person("p2", "valparaiso", ("p1", "p3")),
+        person("p3", "riverside", ("p2",), writes_with="p1"),
+    ]
+    audit = paired_at(NOW - timedelta(weeks=20), ("p1", "p2"), ("p3", "p2"))
+    seen = quiet.activity([written(1, "p1", "p2", NOW - timedelta(weeks=1))], audit)
+    assert quiet.find(team, seen, NOW, WEEKS) == []
+    seen = quiet.activity([written(2, "p2", "p1", NOW - timedelta(weeks=7))], audit)
+    found = quiet.find(team, seen, NOW, WEEKS)
+    assert [(q.key, q.last_letter, [p.id for p in q.owing]) for q in found] == [
+        ("p1-p2", 2, ["p1"]),
+        ("p2-p3", 2, ["p3"]),
+    ]
+
+
+def test_only_active_pals_who_may_write_and_a_nudge_of_this_quiet_period() -> None:
+    start = NOW - timedelta(weeks=10)
+    nudge = {"at": (start - timedelta(days=1)).isoformat(), "event": "nudged"}
+    audit = [*paired_at(start, ("p1", "p2")), nudge | {"participants": ["p1", "p2"]}]
+    (found,) = quiet.find(PEOPLE, quiet.activity([], audit), NOW, WEEKS)
+    assert found.nudged_at is None  # nudged in an earlier quiet period, before the pairing
+    audit.append(
+        nudge | {"participants": ["p2", "p1"], "at": (NOW - timedelta(days=2)).isoformat()}
+    )
+    (found,) = quiet.find(PEOPLE, quiet.activity([], audit), NOW, WEEKS)
+    assert found.nudged_at == NOW - timedelta(days=2)
+    paused = [PEOPLE[0].but(status="paused"), PEOPLE[1]]
+    waiting = [PEOPLE[0], PEOPLE[1].but(consent="pending")]
+    for people in (paused, waiting):
+        assert quiet.find(people, quiet.activity([], audit), NOW, WEEKS) == []
+
+
+# --- on a store ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> tuple[Context, list[Participant]]:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data"))
+    ctx = open_context(config_module.load(path))
+    people = [
+        participants.enroll(ctx, library, name, f"{name.lower()}@family.example.net")
+        for library, name in (
+            ("riverside", "Maya"),
+            ("valparaiso", "Tomás"),
+            ("riverside", "Leo"),
+            ("valparaiso", "Sofía"),
+        )
+    ]
+    participants.pair(ctx, people[0], people[1])
+    participants.pair(ctx, people[2], people[3])
+    return ctx, people
+
+
+def weeks_ago(weeks: float) -> datetime:
+    return datetime.now(UTC) - timedelta(weeks=weeks)
+
+
+def pairings_made(ctx: Context, when: datetime) -> None:
+    """The pairings as if made at `when`: their audit entries say when a pair counts from."""
+    at = when.isoformat(timespec="seconds")
+    ctx.store.rewrite_audit(lambda e: e | {"at": at} if e.get("event") == "paired" else e)
+
+
+def record_letter(
+    ctx: Context, writer: Participant, pal: Participant, at: datetime, status: str
+) -> int:
+    def build(number: int) -> Letter:
+        return Letter(
+            id=number,
+            spool_id=f"s{number}",
+            sender=writer.id,
+            recipient=pal.id,
+            sender_masked=writer.masked,
+            recipient_masked=pal.masked,
+            sender_library=writer.library,
+            recipient_library=pal.library,
+            subject="Hello",
+            received_at=at.isoformat(timespec="seconds"),
+        )
+
+    held = ctx.store.hold_letter(build, spool_key=f"spool:{at.timestamp()}:{pal.id}")
+    if status != "held":
+        ctx.store.save_letter(held.but(status=status))  # to the archive
+    return held.id
+
+
+def test_read_nudge_once_rematch_and_the_reminder(
+    program: tuple[Context, list[Participant]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx, (maya, tomas, leo, sofia) = program
+    pairings_made(ctx, weeks_ago(12))
+    record_letter(ctx, maya, tomas, weeks_ago(10), "delivered")
+    last = record_letter(ctx, tomas, maya, weeks_ago(8), "rejected")  # he wrote: it counts
+    record_letter(ctx, sofia, leo, weeks_ago(1), "held")  # waiting at valparaiso: not quiet
+    now = datetime.now(UTC)
+    (found,) = quiet.read(ctx, now, library_id="valparaiso")
+    assert (found.first.id, found.second.id, found.last_letter) == (tomas.id, maya.id, last)
+    assert (found.weeks, [p.id for p in found.owing]) == (8, [maya.id])
+
+    config = ["--config", str(tmp_path / "config.toml")]
+    assert cli.main([*config, "quiet", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["pair"], listed["owing"], listed["weeks"]) == (found.key, [maya.id], 8)
+    assert cli.main([*config, "quiet", "nudge", found.key, "--by", MODERATOR_A]) == 0
+    assert f"nudged {found.key}: a kind email to {maya.id} Maya" in capsys.readouterr().out
+    assert cli.main([*config, "quiet", "nudge", found.key, "--by", "someone@example.org"]) == 1
+    assert "--by: someone@example.org is not listed as staff" in capsys.readouterr().err
+    with pytest.raises(quiet.AlreadyNudged, match="was nudged on"):
+        quiet.nudge(ctx, found.key, "valparaiso", by=MODERATOR_A, via="dashboard")
+    (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
+    assert entry["participants"] == [maya.id, tomas.id] and entry["owing"] == [maya.id]
+    assert (entry["by"], entry["via"]) == (MODERATOR_A, "cli")
+    assert maya.email not in str(entry)
+    outbox = ctx.config.relay.data_dir / "spool" / "outbox"
+    sent = [p.read_bytes() for p in outbox.rglob("*") if p.is_file() and b"Tom" in p.read_bytes()]
+    assert any(tomas.masked.encode() in m and b"is waiting to hear from you" in m for m in sent)
+    assert all(tomas.email.encode() not in m for m in sent)
+
+    # Quiet pairs alone: a reminder at the morning hour, then not again for a week.
+    morning = now.replace(hour=15, minute=0) + timedelta(days=1)  # 10:00 in New York
+    assert notices.send_reminders(ctx, morning, library_id="riverside") == {"riverside": (0, 1)}
+    for days in (1, 6):
+        later = morning + timedelta(days=days)
+        assert notices.send_reminders(ctx, later, library_id="riverside") == {}
+    week = morning + timedelta(days=7)
+    assert notices.send_reminders(ctx, week, library_id="riverside") == {"riverside": (0, 1)}
+
+    quiet.rematch(ctx, found.key, "riverside", by=MODERATOR_A)
+    assert ctx.store.participant(maya.id).pals == ()  # type: ignore[union-attr]
+    assert ctx.store.audit_log()[-1]["via"] == "quiet"
+    with pytest.raises(NotFound):
+        quiet.rematch(ctx, found.key, "riverside", by=MODERATOR_A)
