@@ -53,7 +53,13 @@ def _letter(
     held = wait_for(lambda: ctx.store.queue(writer.library), 15, "the letter held")
     moderator = MODERATOR_A if writer.library == "riverside" else MODERATOR_B
     letters.approve(ctx, held[0].id, moderator)
-    wait_for(lambda: _to(smarthost, pal.email), 15, "the letter delivered")
+    wait_for(lambda: _to(smarthost, pal.email), 15, "the letter at the pal's address")
+
+    def recorded() -> bool:  # the relay records the delivery once the sink said 250
+        letter = ctx.store.letter(held[0].id)
+        return letter is not None and letter.status == "delivered"
+
+    wait_for(recorded, 15, "the letter recorded as delivered")
 
 
 def _text(received: Received) -> str:
