@@ -14,34 +14,17 @@ from playwright.sync_api import Page, expect
 
 from relay import matching, participants
 from relay.context import Context
-from relay.store.records import Letter, Participant
+from relay.store.records import Participant
 from tests.browser.conftest import sign_in
 from tests.browser.dashboard import start_dashboard
 from tests.conftest import MODERATOR_A, MODERATOR_B, Relay
 from tests.support.classes import enrol_two_classes
+from tests.support.past_letters import record_letter
 from tests.support.waiting import wait_for
 
 
-def record_letter(ctx: Context, writer: Participant, pal: Participant, weeks_ago: float) -> None:
-    """A letter delivered `weeks_ago`, written to the store as the relay keeps it."""
-    at = (datetime.now(UTC) - timedelta(weeks=weeks_ago)).isoformat(timespec="seconds")
-
-    def build(number: int) -> Letter:
-        return Letter(
-            id=number,
-            spool_id=f"earlier-{number}",
-            sender=writer.id,
-            recipient=pal.id,
-            sender_masked=writer.masked,
-            recipient_masked=pal.masked,
-            sender_library=writer.library,
-            recipient_library=pal.library,
-            subject="Hello",
-            received_at=at,
-        )
-
-    held = ctx.store.hold_letter(build, spool_key=f"spool:earlier-{writer.id}-{pal.id}:{pal.id}")
-    ctx.store.save_letter(held.but(status="delivered", delivered_at=at))
+def letter_weeks_ago(ctx: Context, writer: Participant, pal: Participant, weeks: float) -> None:
+    record_letter(ctx, writer, pal, datetime.now(UTC) - timedelta(weeks=weeks))
 
 
 def arrived(relay: Relay, to: str, subject: str) -> list[EmailMessage]:
@@ -81,10 +64,10 @@ def test_quiet_pairs_reminded_listed_nudged_and_rematched(page: Page, relay: Rel
         lambda e: e | {"at": paired} if sorted(e.get("participants", ())) in earlier else e
     )
     (maya, tomas), (leo, sofia), (ava, mateo) = pairs[:3]  # by name, pals by the match
-    record_letter(ctx, maya, tomas, 8)  # Tomás owes a letter
-    record_letter(ctx, mateo, ava, 7)  # Ava owes one; Leo and Sofía never wrote
+    letter_weeks_ago(ctx, maya, tomas, 8)  # Tomás owes a letter
+    letter_weeks_ago(ctx, mateo, ava, 7)  # Ava owes one; Leo and Sofía never wrote
     for ours, theirs in pairs[3:6]:
-        record_letter(ctx, theirs, ours, 1)
+        letter_weeks_ago(ctx, theirs, ours, 1)
 
     # The morning reminder, each moderator in their language; no real address in it.
     assert "riverside: reminded its moderators of 0 waiting letter(s) and 3 quiet pair(s)" in (

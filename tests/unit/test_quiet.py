@@ -14,8 +14,9 @@ from relay import cli, notices, participants, quiet
 from relay import config as config_module
 from relay.context import Context, open_context
 from relay.errors import NotFound
-from relay.store.records import Letter, LetterParties, Participant
+from relay.store.records import LetterParties, Participant
 from tests.conftest import MODERATOR_A, config_text
+from tests.support.past_letters import record_letter
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 WEEKS = 6
@@ -147,29 +148,6 @@ def pairings_made(ctx: Context, when: datetime) -> None:
     """The pairings as if made at `when`: their audit entries say when a pair counts from."""
     at = when.isoformat(timespec="seconds")
     ctx.store.rewrite_audit(lambda e: e | {"at": at} if e.get("event") == "paired" else e)
-
-
-def record_letter(
-    ctx: Context, writer: Participant, pal: Participant, at: datetime, status: str
-) -> int:
-    def build(number: int) -> Letter:
-        return Letter(
-            id=number,
-            spool_id=f"s{number}",
-            sender=writer.id,
-            recipient=pal.id,
-            sender_masked=writer.masked,
-            recipient_masked=pal.masked,
-            sender_library=writer.library,
-            recipient_library=pal.library,
-            subject="Hello",
-            received_at=at.isoformat(timespec="seconds"),
-        )
-
-    held = ctx.store.hold_letter(build, spool_key=f"spool:{at.timestamp()}:{pal.id}")
-    if status != "held":
-        ctx.store.save_letter(held.but(status=status))  # to the archive
-    return held.id
 
 
 def test_read_nudge_once_rematch_and_the_reminder(
