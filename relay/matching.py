@@ -371,8 +371,11 @@ def _hungarian(cost: list[list[int]]) -> list[tuple[int, int]]:
 
 # --- a proposal as staff edited it ---------------------------------------------------------
 
+# "not-waiting" covers every id that is not of a participant waiting for a pal at one of the
+# two libraries (unknown, of another library, paused, left, paired): staff of one library
+# learn nothing of the others' patrons from it.
 EditProblem = Literal[
-    "unknown", "same-library", "group-and-person", "not-waiting", "age-gap", "twice", "too-many"
+    "same-library", "group-and-person", "not-waiting", "age-gap", "twice", "too-many"
 ]
 
 
@@ -406,27 +409,23 @@ def edit(
     it, each pair once, nobody given more pals than `uneven` allows (`most_pals`). Pairs
     that pass make the proposal; the others are returned with their problem."""
     left_id, right_id = partnership.libraries[0], partnership.libraries[1]
-    people = list(everyone)
-    known = {p.id: p for p in people}
-    waiting = waiting_for_a_pal(people, (left_id, right_id))
-    free = {p.id for side in waiting.values() for p in side}
-    ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in known.values()}
+    waiting = waiting_for_a_pal(everyone, (left_id, right_id))
+    free = {p.id: p for side in waiting.values() for p in side}
+    ages = {p.id: youngest_age(p.birth_year, p.age_band, today) for p in free.values()}
     gap, limit = settings.max_age_gap, most_pals(settings)
     counts: dict[str, int] = {}
     partners: dict[str, list[str]] = {}
     chosen: list[tuple[Participant, Participant]] = []
     problems: list[PairProblem] = []
     for one_id, other_id in asked:
-        one, other = known.get(one_id), known.get(other_id)
+        one, other = free.get(one_id), free.get(other_id)
         problem: EditProblem | None = None
         if one is None or other is None:
-            problem = "unknown"
-        elif {one.library, other.library} != {left_id, right_id}:
+            problem = "not-waiting"
+        elif one.library == other.library:
             problem = "same-library"
         elif one.is_group != other.is_group:
             problem = "group-and-person"
-        elif one.id not in free or other.id not in free:
-            problem = "not-waiting"
         elif not override_age_gap and not _may_pair(ages[one.id], ages[other.id], gap):
             problem = "age-gap"
         elif any({a.id, b.id} == {one.id, other.id} for a, b in chosen):
@@ -434,7 +433,7 @@ def edit(
         elif _too_many(counts, partners, one.id, other.id, limit):
             problem = "too-many"
         if problem is not None or one is None or other is None:
-            problems.append(PairProblem(one_id, other_id, problem or "unknown"))
+            problems.append(PairProblem(one_id, other_id, problem or "not-waiting"))
             continue
         first, second = (one, other) if one.library == left_id else (other, one)
         chosen.append((first, second))
@@ -450,7 +449,7 @@ def edit(
             b,
             _reasons(a, b, ages[a.id], ages[b.id]),
             "" if together else a.id if counts[a.id] > 1 else b.id if counts[b.id] > 1 else "",
-            _teammate(a, b, partners, known) if together else None,
+            _teammate(a, b, partners, free) if together else None,
         )
         for a, b in chosen
     )

@@ -37,7 +37,9 @@ class Shown:
     proposal: matching.Proposal
     problems: tuple[matching.PairProblem, ...]
     ages: dict[str, int | None]
-    names: dict[str, str]  # participant id -> display name, for the problems
+    # Participant id -> display name, of those waiting for a pal at the two libraries only:
+    # any other id in a problem is shown as typed (staff see nothing of other patrons).
+    names: dict[str, str]
     waiting: dict[str, list[Participant]]  # library id -> participants without a pal
     libraries: dict[str, str]  # library id -> name
     override: bool
@@ -106,6 +108,7 @@ def _shown(
             partnership, everyone, settings, today, asked, override_age_gap=override
         )
     waiting = matching.waiting_for_a_pal(everyone, partnership.libraries)
+    shown_ones = [p for side in waiting.values() for p in side]
     libraries = {}
     for library_id in partnership.libraries:
         library = ctx.config.library(library_id)
@@ -114,8 +117,8 @@ def _shown(
         partnership,
         proposal,
         problems,
-        {p.id: youngest_age(p.birth_year, p.age_band, today) for p in everyone},
-        {p.id: p.name for p in everyone},
+        {p.id: youngest_age(p.birth_year, p.age_band, today) for p in shown_ones},
+        {p.id: p.name for p in shown_ones},
         waiting,
         libraries,
         override,

@@ -19,6 +19,7 @@ from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
 from relay.store.records import Participant
 from relay.web import proposals
+from relay.web.pages import Pages
 from tests.conftest import DOMAIN, MODERATOR_A, config_text
 
 MAYA, MAYA_PARENT = "maya.smith@family-mail.example.net", "parent.smith@family-mail.example.net"
@@ -187,7 +188,7 @@ def test_an_edited_proposal_is_checked_again_on_the_server() -> None:
         ("p1", "p4", "twice"),
         ("p2", "p5", "too-many"),
         ("p1", "p5", "too-many"),
-        ("p1", "nobody", "unknown"),
+        ("p1", "nobody", "not-waiting"),
     ]
     assert [(u.participant.id, u.reason) for u in proposal.unmatched] == [
         ("p3", "age-gap"),
@@ -279,3 +280,44 @@ def test_a_class_is_paired_only_with_a_class_in_an_edited_proposal() -> None:
     )
     assert [(p.first, p.second, p.problem) for p in problems] == [("p1", "p8", "group-and-person")]
     assert [(u.participant.id, u.reason) for u in proposal.unmatched][-1] == ("p8", "age-gap")
+
+
+def test_the_matching_page_names_only_the_partnerships_waiting_participants(
+    tmp_path: Path,
+) -> None:
+    lyon = """
+        [[libraries]]
+        id = "lyon"
+        name = "Bibliothèque de Lyon"
+        country = "FR"
+        language = "fr"
+        timezone = "Europe/Paris"
+        staff = []
+    """
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(tmp_path / "data", extra_libraries=lyon))
+    ctx = open_context(config_module.load(path))
+    maya = participants.enroll(ctx, "riverside", "Maya", MAYA)
+    juliette = participants.enroll(ctx, "lyon", "Juliette Dubois", LEA, language="fr")
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", TOMAS)
+    paused = participants.enroll(ctx, "valparaiso", "Inés Rojas", "ines@correo.example.cl")
+    participants.pause(ctx, paused)
+    (partnership,) = ctx.config.partnerships
+    asked = [(maya.id, juliette.id), (maya.id, paused.id), (maya.id, "p99")]
+    shown = proposals._shown(ctx, partnership, asked, False)
+    words = Pages(None).words("en")
+    said = [
+        str(
+            words["match_problem"](
+                p.problem, shown.names.get(p.first, p.first), shown.names.get(p.second, p.second), 2
+            )
+        )
+        for p in shown.problems
+    ]
+    not_waiting = "one of them is not waiting for a pal in this partnership"
+    assert said == [
+        f"Maya and {juliette.id}: {not_waiting}",
+        f"Maya and {paused.id}: {not_waiting}",
+        f"Maya and p99: {not_waiting}",
+    ]
+    assert set(shown.names) == {maya.id, tomas.id}
