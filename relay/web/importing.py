@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from relay import consent, participants
+from relay import consent, participants, welcomes
 from relay.context import Context
 from relay.errors import AlreadyEnrolled, InvalidField, NotFound, UserError
 from relay.store.records import Participant
@@ -159,14 +159,17 @@ def _header(first: list[str]) -> dict[str, int] | None:
     return found if "name" in found and "email" in found else None
 
 
-def _pal(ctx: Context, library_id: str, reference: str) -> Participant | str:
-    """The partner patron a row names, or the kind of problem with it."""
+def _pal(ctx: Context, library_id: str, kind: str, reference: str) -> Participant | str:
+    """The partner patron a row of this kind names, or the kind of problem with it: a
+    group's pal is a group, a person's a person (as `participants.pair` requires)."""
     try:
         found = participants.find(ctx, reference, by_real_address=False)
     except NotFound:
         return "pal"
     if found.library not in ctx.config.partners_of(library_id):
         return "pal-library"
+    if found.is_group != (kind == "group"):
+        return "pal-kind"
     return found
 
 
@@ -238,7 +241,7 @@ def _row(
         return Problem(line, "enrolled", name)
     except InvalidField as error:
         return _problem(line, error, cells)
-    pal = _pal(ctx, library_id, reference) if reference else None
+    pal = _pal(ctx, library_id, checked.kind, reference) if reference else None
     if isinstance(pal, str):
         return Problem(line, pal, reference or "", "pal")
     age = consent.youngest_age(checked.birth_year, checked.age_band, day)
@@ -274,7 +277,9 @@ def plan(ctx: Context, library_id: str, text: str, *, today: date | None = None)
 
 
 def create(ctx: Context, library_id: str, text: str, by: str) -> tuple[list[Participant], Plan]:
-    """Blocking: enrol (and pair) the rows that pass the plan; return them and the plan."""
+    """Blocking: enrol (and pair) the rows that pass the plan; return them and the plan.
+    Pals paired here are welcomed as from every other channel (`relay.welcomes`: at once,
+    or when a guardian's consent comes)."""
     checked = plan(ctx, library_id, text)
     created = []
     for row in checked.rows:
@@ -290,4 +295,6 @@ def create(ctx: Context, library_id: str, text: str, by: str) -> tuple[list[Part
             participants.pair(ctx, participant, row.pal, by=by, via="import")
         except UserError as error:
             checked.problems.append(Problem(row.line, "failed", str(error)))
+            continue
+        welcomes.welcome(ctx, participant, row.pal, by=by, via="import")
     return created, checked

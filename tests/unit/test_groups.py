@@ -200,3 +200,20 @@ def test_an_import_reads_kind_and_members_and_an_export_leaves_members_out(ctx: 
     with zipfile.ZipFile(io.BytesIO(exported)) as archive:
         everything = b"".join(archive.read(name) for name in archive.namelist())
     assert b"Class 4B" in everything and b"Luis" not in everything
+
+
+def test_an_import_pairs_alike_only_and_welcomes_the_pairs_it_makes(ctx: Context) -> None:
+    tomas = participants.enroll(ctx, "valparaiso", "Tomás", "tomas@correo.example.cl")
+    clase = participants.enroll(ctx, "valparaiso", "Clase 5A", PROFESORA, details=GROUP)
+    text = (
+        "name,email,kind,age_band,pal\n"
+        f"Class 4B,{TEACHER},group,9-10,{tomas.masked}\n"
+        f"Leo,leo@example.net,,,{tomas.id}\n"
+        f"Dragon Readers,club@example.net,club,9-10,{clase.id}\n"
+    )
+    plan = importing.plan(ctx, "riverside", text, today=TODAY)
+    assert [(p.line, p.kind, p.column) for p in plan.problems] == [(2, "pal-kind", "pal")]
+    created, done = importing.create(ctx, "riverside", text, MODERATOR_A)
+    assert [p.name for p in created] == ["Leo", "Dragon Readers"] and len(done.problems) == 1
+    welcomed = sorted(item.meta["to"][0] for item in ctx.spool.outbox() if "welcome" in item.id)
+    assert welcomed == sorted(["leo@example.net", tomas.email, "club@example.net", PROFESORA])
