@@ -3,9 +3,10 @@
 Each of the two gets one email in their own language from the program address: the pal's
 first name (display name), library and country, the pal's masked address to write to, how
 letters work (a librarian reads each one first) and the privacy notice's link; a guardian
-who gets copies of letters gets a copy of it. Never the pal's real address or surname: only
-what a delivered letter shows, and the leak guard searches every copy for the pal's and the
-pal's guardian's addresses.
+who gets copies of letters gets a copy of it. A group (a class or a club) is welcomed
+through its leader (its address), in words for a class or club leader, not for a child.
+Never the pal's real address or surname: only what a delivered letter shows, and the leak
+guard searches every copy for the pal's and the pal's guardian's addresses.
 
 Once per pair: the pals a participant was welcomed to are kept with them (`welcomed`), and
 each message is queued under a fixed outbox name, so a repeated call sends nothing twice.
@@ -65,6 +66,7 @@ def words(ctx: Context, reader: Participant, pal: Participant) -> list[Welcome]:
             program_name=ctx.config.relay.program_name,
             together_with=teams[0],
             pal_together_with=teams[1],
+            group=reader.is_group,
         )
         text = f"{body.rstrip()}\n\n{notices.privacy_line(ctx, reader.language)}\n"
         found.append(Welcome(address, subject, text, copy_for))

@@ -123,7 +123,7 @@ def test_two_classes_match_write_as_their_names_and_show_members_to_staff(
 
         def delivered() -> bytes | None:  # the letter, after the welcome email of the match
             found = [r.data for r in smarthost.received if r.to(PROFESORA)]
-            letters = [data for data in found if b"Subject: Te presentamos" not in data]
+            letters = [data for data in found if b"Subject: Les presentamos" not in data]
             return letters[0] if letters else None
 
         data = wait_for(delivered, 15, "the letter at the other class's teacher")

@@ -321,3 +321,29 @@ def test_the_matching_page_names_only_the_partnerships_waiting_participants(
         f"Maya and p99: {not_waiting}",
     ]
     assert set(shown.names) == {maya.id, tomas.id}
+
+
+def test_a_group_is_welcomed_in_words_for_its_leader(ctx: Context) -> None:
+    group = participants.Details(kind="group", age_band="9-10", members="Ana, Luis")
+    four_b = participants.enroll(ctx, "riverside", "Class 4B", MAYA, details=group)
+    cinco_a = participants.enroll(ctx, "valparaiso", "Clase 5A", TOMAS, details=group)
+    dragons = participants.enroll(
+        ctx, "valparaiso", "Les Dragons", LEA, language="fr", details=group
+    )
+    said = {
+        reader.language: welcomes.words(ctx, reader, pal)
+        for reader, pal in ((four_b, cinco_a), (cinco_a, four_b), (dragons, four_b))
+    }
+    assert [len(w) for w in said.values()] == [1, 1, 1]  # a group has no guardian's copy
+    (en,), (es,), (fr,) = said["en"], said["es"], said["fr"]
+    assert en.subject == "Meet your partner group Clase 5A"
+    assert en.text.startswith("Dear leader of Class 4B,\n\n")
+    assert "send your group's letters" in en.text and "Happy writing to you all!" in en.text
+    assert "Please help your members keep their surnames" in en.text
+    assert es.subject == "Les presentamos al grupo con el que se escribirán: Class 4B"
+    assert es.text.startswith("Hola, responsable de Clase 5A:\n\n")
+    assert "envíe las cartas del grupo" in es.text and "ayude a los miembros" in es.text
+    assert fr.subject == "Voici votre groupe correspondant : Class 4B"
+    assert "envoyez les lettres du groupe" in fr.text and "Merci d'aider les membres" in fr.text
+    to_a_child = ("your surname", "envía un correo", "tu apellido", "envoie un", " ton ")
+    assert not [p for words in (en, es, fr) for p in to_a_child if p in words.text]
