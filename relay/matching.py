@@ -263,7 +263,7 @@ def _why_not(
 
 
 def explain(pair: ProposedPair) -> str:
-    """The pair's reasons in words: "ages 10 and 11; both write in en; both like football";
+    """The pair's reasons in words: "ages 10 and 11; both write in English; both like football";
     a team first: "Maya and Leo write together to Tomás; ages 10 and 11; ..."; for two
     groups, first "two classes or clubs: Class 4B and Dragon Readers"."""
     reasons, first, second = pair.reasons, pair.first, pair.second
@@ -276,10 +276,10 @@ def explain(pair: ProposedPair) -> str:
     else:
         parts.append(f"both {age}" if age == other else f"ages {age} and {other}")
     if reasons.language:
-        parts.append(f"both write in {reasons.language}")
+        parts.append(f"both write in {_language_name(reasons.language)}")
     elif reasons.learner:
         learner, pal = (first, second) if reasons.learner == first.id else (second, first)
-        parts.append(f"{learner.name} is learning {pal.language}")
+        parts.append(f"{learner.name} is learning {_language_name(pal.language)}")
     parts.append(
         f"both like {_listed(reasons.interests)}" if reasons.interests else "no shared interests"
     )
@@ -303,8 +303,17 @@ def why_not(unmatched: Unmatched, gap: int) -> str:
         return f"{no_one} at {other} within {gap} years of age {unmatched.age}"
     if unmatched.reason == "not-chosen":
         free = "a group" if group else "someone"
-        return f"left without a pal by staff, though {free} at {other} within the age gap is free"
+        return (
+            f"left without a pal in this proposal, though {free} at {other} "
+            "within the age gap is free"
+        )
     return f"{everyone} at {other} within the age gap already has a pal; waits for the next match"
+
+
+def _language_name(code: str) -> str:
+    """ "English" for "en"; a code with no known name stays the code."""
+    names = LANGUAGE_NAMES.get(code)
+    return names[0].capitalize() if names else code
 
 
 def _listed(words: Sequence[str]) -> str:

@@ -3,6 +3,7 @@ same participants, and the words staff read; then `penpal-relay match` on a real
 
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from relay.config import MatchingSettings, Partnership
 from relay.context import open_context
 from relay.errors import ConfigError
 from relay.store.records import LEFT, PAUSED, Participant
+from relay.web.pages import Pages
 from tests.conftest import MODERATOR_B, Relay, config_text
 
 TODAY = date(2026, 11, 30)
@@ -143,14 +145,14 @@ def test_shared_language_and_interests_are_preferred_and_explained() -> None:
     words = {(p.first.id, p.second.id): matching.explain(p) for p in proposal.pairs}
     assert words == {
         ("p1", "p3"): "both 10; both like football and drawing",
-        ("p2", "p4"): "both 11; both write in en; no shared interests",
+        ("p2", "p4"): "both 11; both write in English; no shared interests",
     }
     learner = [
         _person(7, "riverside", 10, interests=("learning es",)),
         _person(8, "valparaiso", 11),
     ]
     assert [matching.explain(p) for p in _propose(learner).pairs] == [
-        "ages 10 and 11; Name7 is learning es; no shared interests"
+        "ages 10 and 11; Name7 is learning Spanish; no shared interests"
     ]
 
 
@@ -275,3 +277,49 @@ def test_an_accepted_proposal_skips_whoever_changed_since(tmp_path: Path) -> Non
         tomas.id: (),
         lucia.id: (maya.id,),
     }
+
+
+def test_the_matching_page_words_name_languages_and_say_group_for_a_group() -> None:
+    learner = _propose(
+        [
+            _person(1, "riverside", 10, interests=("learning es",)),
+            _person(2, "valparaiso", 11),
+            _person(3, "riverside", 10, language="es"),
+            _person(4, "valparaiso", 10),
+            _person(5, "riverside", 10, language="de"),
+            _person(6, "valparaiso", 10, language="de"),
+        ]
+    ).pairs
+    class_alone = matching.Unmatched(
+        _person(9, "riverside", 16, kind="group"), "age-gap", 16, "valparaiso"
+    )
+    pages = Pages(None)
+    expected = {
+        "en": (
+            "Name1 is learning Spanish",
+            "both write in Spanish",
+            "both write in de",
+            "no group at Valparaíso within 2 years of age 16",
+        ),
+        "es": (
+            "Name1 aprende español",
+            "ambos escriben en español",
+            "ambos escriben en de",
+            "ningún grupo en Valparaíso con 2 años o menos de diferencia con la edad 16",
+        ),
+        "fr": (
+            "Name1 apprend l'espagnol",
+            "tous deux écrivent en espagnol",
+            "tous deux écrivent en de",
+            "aucun groupe à Valparaíso avec 2 ans d'écart ou moins avec l'âge 16",
+        ),
+    }
+    for language, (learns, same, unknown, alone) in expected.items():
+        words = pages.words(language)
+        said = [html.unescape(words["match_reasons"](pair)) for pair in learner]
+        assert learns in said[0] and same in said[1] and unknown in said[2], said
+        reason = class_alone.reason
+        assert html.unescape(words["why_not"](reason, 16, 2, "Valparaíso", True)) == alone
+    assert [matching.explain(pair) for pair in learner][:2] == [
+        html.unescape(pages.words("en")["match_reasons"](pair)) for pair in learner[:2]
+    ]

@@ -82,7 +82,7 @@ def test_thirty_and_twenty_seven_all_have_a_pal_and_three_write_together() -> No
 
     words = [matching.explain(p) for p in proposal.pairs if p.teammate is not None]
     assert words == [
-        "Daniel and Leo write together to Antonella; both 11; Antonella is learning en; "
+        "Daniel and Leo write together to Antonella; both 11; Antonella is learning English; "
         "both like music and dance",
         "Samuel and Noah write together to Josefa; both 9; both like space",
         "Nora and Emma write together to Joaquín; both 10; both like books and chess",
