@@ -463,6 +463,17 @@ def cmd_participants_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(question: str, nothing_done: str) -> None:
+    """Ask before a change that cannot be undone: anything but "yes" (or no terminal to
+    answer from) stops the command with `nothing_done` and how to go on."""
+    try:
+        answer = input(question)
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() != "yes":
+        raise UserError(f"{nothing_done} (answer yes, or pass --yes)")
+
+
 def cmd_participants_erase(args: argparse.Namespace) -> int:
     ctx = _context(args)
     participant = participants.find(ctx, args.participant)
@@ -475,12 +486,7 @@ def cmd_participants_erase(args: argparse.Namespace) -> int:
             f"written and {preview.received} received ({preview.waiting} not sent yet, "
             "which will not be), their spool and Maildir copies. This cannot be undone."
         )
-        try:
-            answer = input("Type yes to erase: ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() != "yes":
-            raise UserError("nothing erased (answer yes, or pass --yes)")
+        _confirm("Type yes to erase: ", "nothing erased")
     erased = rights.erase(ctx, participant, by=by)
     print(
         f"erased {erased.participant}: {erased.letters} letters kept as figures only, "
@@ -699,12 +705,9 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.dry_run or not proposal.pairs:
         return 0
     if not args.yes:
-        try:
-            answer = input(f"Pair these {_n(len(proposal.pairs), 'pair', 'pairs')}? Type yes: ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() != "yes":
-            raise UserError("nothing paired (answer yes, or pass --yes)")
+        _confirm(
+            f"Pair these {_n(len(proposal.pairs), 'pair', 'pairs')}? Type yes: ", "nothing paired"
+        )
     made, skipped = participants.accept_matches(ctx, proposal, by=by)
     for pair in skipped:
         print(
@@ -1068,12 +1071,9 @@ def cmd_program_close(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     if farewells and not args.yes:
-        try:
-            answer = input(f"Send the goodbyes and pause {len(farewells)}? Type yes: ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() != "yes":
-            raise UserError("nothing sent or paused (answer yes, or pass --yes)")
+        _confirm(
+            f"Send the goodbyes and pause {len(farewells)}? Type yes: ", "nothing sent or paused"
+        )
     done = closing.close(ctx, partnership, farewells, by=by, via="cli")
     print(
         f"sent {_n(done.goodbyes, 'goodbye', 'goodbyes')} and "

@@ -166,11 +166,6 @@ def _propose_among(
     return proposed, unmatched
 
 
-def within_gap(age: int | None, other: int | None, gap: int) -> bool:
-    """Whether two ages may be pals' (both unknown counts as close)."""
-    return _may_pair(age, other, gap)
-
-
 def _teams(
     left: list[Participant],
     right: list[Participant],
@@ -197,7 +192,8 @@ def _teams(
     return teams
 
 
-def _may_pair(age: int | None, other: int | None, gap: int) -> bool:
+def within_gap(age: int | None, other: int | None, gap: int) -> bool:
+    """Whether two ages may be pals' (both unknown counts as close, one unknown does not)."""
     if age is None or other is None:
         return age is None and other is None
     return abs(age - other) <= gap
@@ -215,7 +211,7 @@ def _score(
     a: Participant, b: Participant, age: int | None, other: int | None, gap: int
 ) -> int | None:
     """The pair's score, or None when they may not be pals."""
-    if not _may_pair(age, other, gap):
+    if not within_gap(age, other, gap):
         return None
     total = 0
     if a.language == b.language:
@@ -252,7 +248,7 @@ def _why_not(
     gap: int,
 ) -> Unmatched:
     age = ages[participant.id]
-    if any(_may_pair(age, ages[other.id], gap) for other in others):
+    if any(within_gap(age, ages[other.id], gap) for other in others):
         reason: UnmatchedReason = "waiting"
     else:
         reason = "no-age" if age is None else "age-gap"
@@ -435,7 +431,7 @@ def edit(
             problem = "same-library"
         elif one.is_group != other.is_group:
             problem = "group-and-person"
-        elif not override_age_gap and not _may_pair(ages[one.id], ages[other.id], gap):
+        elif not override_age_gap and not within_gap(ages[one.id], ages[other.id], gap):
             problem = "age-gap"
         elif any({a.id, b.id} == {one.id, other.id} for a, b in chosen):
             problem = "twice"
@@ -509,7 +505,7 @@ def _left_over(
                 continue
             age, kind = ages[participant.id], participant.is_group
             alike = [o for o in others if o.is_group == kind]
-            if any(o.id not in counts and _may_pair(age, ages[o.id], gap) for o in alike):
+            if any(o.id not in counts and within_gap(age, ages[o.id], gap) for o in alike):
                 found.append(Unmatched(participant, "not-chosen", age, other_id))
             else:
                 found.append(_why_not(participant, ages, alike, other_id, gap))

@@ -16,7 +16,7 @@ from relay import cli, matching, participants
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import open_context
-from relay.errors import ConfigError
+from relay.errors import ConfigError, UserError
 from relay.store.records import LEFT, PAUSED, Participant
 from relay.web.pages import Pages
 from tests.conftest import MODERATOR_B, Relay, config_text
@@ -323,3 +323,21 @@ def test_the_matching_page_words_name_languages_and_say_group_for_a_group() -> N
     assert [matching.explain(pair) for pair in learner][:2] == [
         html.unescape(pages.words("en")["match_reasons"](pair)) for pair in learner[:2]
     ]
+
+
+def test_one_confirmation_asks_before_matching_erasing_and_closing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter([" YES\n", "y", EOFError()])
+
+    def answer(question: str) -> str:
+        given = next(answers)
+        if isinstance(given, EOFError):
+            raise given
+        return given
+
+    monkeypatch.setattr("builtins.input", answer)
+    cli._confirm("Pair these 3 pairs? Type yes: ", "nothing paired")
+    for _ in range(2):  # "y" is not yes; no terminal to answer from is not yes
+        with pytest.raises(UserError, match=r"^nothing paired \(answer yes, or pass --yes\)$"):
+            cli._confirm("Pair these 3 pairs? Type yes: ", "nothing paired")
