@@ -350,15 +350,15 @@ def accept_matches(
 
 
 def _may_team(ctx: Context, proposed: matching.ProposedPair, given: dict[str, set[str]]) -> bool:
-    """A proposed team is still possible: the teammate is active, in no team, and has just
-    the pal this acceptance gave."""
+    """A proposed team is still possible: the teammate is active, in no team (a team whose
+    other half is no longer enrolled is none), and has just the pal this acceptance gave."""
     if proposed.teammate is None:
         return True
     mate = ctx.store.participant(proposed.teammate.id)
     return (
         mate is not None
         and mate.status == ACTIVE
-        and not mate.writes_with
+        and (not mate.writes_with or ctx.store.participant(mate.writes_with) is None)
         and len(mate.pals) == 1
         and set(mate.pals) == given.get(mate.id)
     )

@@ -1,6 +1,6 @@
 """Two children writing together (`[matching] uneven = "together"`): who is teamed with whom
-in a proposal of two classes of 30 and 27, the team made and ended on a real store, the
-proposal as `match --json` shows it, and the outbox entry of the teammate's copy."""
+in a proposal of two classes of 30 and 27, the team made and ended on a real store (by
+unpairing, leaving, erasing its pal), and the proposal as `match --json` shows it."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from relay import cli, matching, participants
+from relay import cli, matching, participants, rights
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
 from relay.letters.delivering import teammate_of
-from relay.outbox import OutboxEntry, TeammateCopy
 from relay.store.records import Participant
 from tests.conftest import config_text
 from tests.support.classes import two_classes
@@ -119,13 +118,6 @@ def test_teams_form_on_the_larger_side_and_not_beyond_the_age_gap() -> None:
     assert [p.writes_to_two for p in proposal.pairs] == ["", "", ""]
 
 
-def test_matching_reads_the_together_rule(tmp_path: Path) -> None:
-    path = tmp_path / "config.toml"
-    text = config_text(tmp_path / "data", extra_sections="[matching]\nuneven = 'together'\n")
-    path.write_text(text)
-    assert config_module.load(path).matching.uneven == "together"
-
-
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
     path = tmp_path / "config.toml"
@@ -184,11 +176,55 @@ def test_an_accepted_team_writes_together_until_unpaired_or_one_leaves(ctx: Cont
     assert now(zoe).writes_with == ""
 
 
-def test_a_teammates_copy_is_named_in_the_outbox_with_the_teammate() -> None:
-    entry = OutboxEntry("letter-7-teammate-p3", TeammateCopy(7, "p3"), "", ("a@x.org",), "t")
-    meta = entry.to_meta()
-    assert (meta["kind"], meta["letter"], meta["participant"]) == ("teammate-copy", 7, "p3")
-    assert OutboxEntry.from_meta(entry.id, meta) == entry
+def _now(ctx: Context, who: Participant) -> Participant:
+    found = ctx.store.participant(who.id)
+    assert found is not None
+    return found
+
+
+def test_unpairing_from_a_second_pal_keeps_the_team_writing_to_the_first(ctx: Context) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas, ines = (_enrol(ctx, "valparaiso", name, 20) for name in ("Tomas", "Ines"))
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, leo, tomas)
+    ctx.store.team(_now(ctx, maya), _now(ctx, leo))
+    participants.pair(ctx, _now(ctx, maya), ines)
+    participants.unpair(ctx, _now(ctx, maya), _now(ctx, ines))
+    assert (_now(ctx, maya).writes_with, _now(ctx, leo).writes_with) == (leo.id, maya.id)
+    assert teammate_of(ctx, _now(ctx, maya), _now(ctx, tomas)) == _now(ctx, leo)
+    assert "team-ended" not in [e["event"] for e in ctx.store.audit_log()]
+
+
+def test_erasing_a_teams_pal_ends_the_team_and_the_two_can_be_matched_again(
+    ctx: Context,
+) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 20)
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, leo, tomas)
+    ctx.store.team(_now(ctx, maya), _now(ctx, leo))
+    rights.erase(ctx, _now(ctx, tomas), via="test")
+    assert (_now(ctx, maya).writes_with, _now(ctx, leo).writes_with) == ("", "")
+    assert (_now(ctx, maya).pals, _now(ctx, leo).pals) == ((), ())
+
+    lucia = _enrol(ctx, "valparaiso", "Lucia", 20)
+    proposal = matching.propose(PARTNERSHIP, ctx.store.participants(), TOGETHER, TODAY)
+    made, skipped = participants.accept_matches(ctx, proposal)
+    assert (len(made), skipped) == (2, [])
+    assert {_now(ctx, maya).writes_with, _now(ctx, leo).writes_with} == {maya.id, leo.id}
+    assert _now(ctx, lucia).pals in ((maya.id, leo.id), (leo.id, maya.id))
+
+
+def test_a_teammate_whose_team_points_to_no_one_can_team_again(ctx: Context) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 20)
+    for one in (maya, leo):  # a team whose other half is gone (an older record)
+        ctx.store.update_participant(one.id, lambda p: p.but(writes_with="p99"))
+    proposal = matching.propose(PARTNERSHIP, ctx.store.participants(), TOGETHER, TODAY)
+    made, skipped = participants.accept_matches(ctx, proposal)
+    assert (len(made), skipped) == (2, [])
+    assert {_now(ctx, maya).writes_with, _now(ctx, leo).writes_with} == {maya.id, leo.id}
+    assert len(_now(ctx, tomas).pals) == 2
 
 
 def test_the_proposal_as_json_names_each_teammate(
