@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from email.headerregistry import Address
 
-from relay import guard, notices
+from relay import guard, letters, notices
 from relay.context import Context
 from relay.guard import LeakStopped
 from relay.outbox import Notice, door
@@ -74,12 +74,9 @@ def words(ctx: Context, reader: Participant, pal: Participant) -> list[Welcome]:
 def _teams(ctx: Context, reader: Participant, pal: Participant) -> tuple[str, str]:
     """Under `uneven = "together"`: the first name of the reader's teammate writing with
     them to this pal, and of the pal's teammate writing with the pal to the reader ("" for
-    none)."""
-    names = []
-    for one, other in ((reader, pal), (pal, reader)):
-        mate = ctx.store.participant(one.writes_with) if one.writes_with else None
-        names.append(mate.name if mate is not None and other.id in mate.pals else "")
-    return names[0], names[1]
+    none): the teammates a letter's copy reaches (`letters.teammate_of`)."""
+    mine, theirs = letters.teammate_of(ctx, reader, pal), letters.teammate_of(ctx, pal, reader)
+    return (mine.name if mine else "", theirs.name if theirs else "")
 
 
 def _ready(participant: Participant | None) -> bool:

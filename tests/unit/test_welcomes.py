@@ -270,6 +270,15 @@ def test_two_writing_together_are_told_so_and_so_is_their_pal(ctx: Context) -> N
     (to_tomas,) = welcomes.words(ctx, tomas, leo)
     assert "\n\nLeo escribe junto con Maya: tus cartas a cualquiera de los dos" in to_tomas.text
     assert "together" not in welcomes.words(ctx, maya.but(writes_with=""), tomas)[0].text
+    # Maya now writes with Zoe: Leo's record still names Maya, but no letter reaches Leo
+    # through her, and his welcome says nothing of writing together.
+    zoe = participants.enroll(ctx, "riverside", "Zoe", "zoe@family-mail.example.net")
+    participants.pair(ctx, zoe, tomas)
+    ctx.store.update_participant(maya.id, lambda p: p.but(writes_with=zoe.id))
+    (to_leo,) = welcomes.words(ctx, leo, tomas)
+    assert "together" not in to_leo.text
+    (to_tomas,) = welcomes.words(ctx, tomas, leo)
+    assert "junto" not in to_tomas.text
 
 
 def test_a_class_is_paired_only_with_a_class_in_an_edited_proposal() -> None:
