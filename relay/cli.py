@@ -527,13 +527,10 @@ def cmd_pair(args: argparse.Namespace) -> int:
     participants.pair(ctx, first, second)
     print(f"paired {first.id} ({first.masked}) with {second.id} ({second.masked})")
     if args.welcome:
-        welcomed = welcomes.welcome(ctx, first, second, via="cli")
-        told = (
-            "welcome emails queued"
-            if welcomed
-            else "no welcome now (sent before, or consent awaited)"
-        )
-        print(told)
+        if welcomes.welcome(ctx, first, second, via="cli"):
+            print("welcome emails queued")
+        else:
+            print(f"no welcome now: {welcomes.not_sent(ctx, first, second)}")
     return 0
 
 

@@ -459,7 +459,8 @@ def resume(
     ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
 ) -> Participant:
     """Active again, from paused or from having left; letters returned before no longer
-    count towards pausing them (staff have looked at their address). Not someone whose
+    count towards pausing them (staff have looked at their address); pals made meanwhile
+    are welcomed now (`welcomes.pending`). Not someone whose
     guardian withdrew consent: consent given again (`guardians.give`) resumes them (or, once
     they need none, staff do)."""
 
@@ -474,7 +475,9 @@ def resume(
 
     change = ctx.store.update_participant(participant.id, resumed)
     ctx.store.clear_bounces(participant.id)
-    return _recorded(ctx, "resumed", change, by=by, via=via)
+    after = _recorded(ctx, "resumed", change, by=by, via=via)
+    welcomes.pending(ctx, after, by=by, via=via)  # pals made while they were paused
+    return after
 
 
 def leave(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Participant:

@@ -223,7 +223,20 @@ def test_pairing_by_command_welcomes_only_when_asked(
     assert capsys.readouterr().out.endswith("welcome emails queued\n")
     assert sorted(to for to, _ in _welcomes(ctx)) == [LEA, MAYA]
     assert cli.main([*run, maya.id, lea.id, "--welcome"]) == 0
-    assert capsys.readouterr().out.endswith("no welcome now (sent before, or consent awaited)\n")
+    assert capsys.readouterr().out.endswith(
+        "no welcome now: both were welcomed to each other before\n"
+    )
+    # A pair made while one of the two is paused is welcomed when they are resumed.
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    ines = participants.enroll(ctx, "valparaiso", "Inés", "ines@family-mail.example.net")
+    participants.pause(ctx, leo)
+    assert cli.main([*run, leo.id, ines.id, "--welcome"]) == 0
+    assert capsys.readouterr().out.endswith(
+        f"no welcome now: {leo.id} is paused; the welcomes go when they are resumed\n"
+    )
+    assert len(_welcomes(ctx)) == 2
+    participants.resume(ctx, leo)
+    assert sorted(to for to, _ in _welcomes(ctx)[2:]) == [ines.email, leo.email]
 
 
 def test_the_matching_form_says_which_pairs_staff_kept_changed_and_added() -> None:
