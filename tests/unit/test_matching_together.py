@@ -1,28 +1,33 @@
 """Two children writing together (`[matching] uneven = "together"`): who is teamed with whom
 in a proposal of two classes of 30 and 27, the team made and ended on a real store (by
-unpairing, leaving, erasing its pal), and the proposal as `match --json` shows it."""
+unpairing, leaving, erasing its pal), the copies held back from a teammate paused since
+approval, and the proposal as `match --json` shows it."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import date
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
 
-from relay import cli, matching, participants, rights
+from relay import cli, matching, outcomes, participants, rights
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
 from relay.letters.delivering import teammate_of
-from relay.store.records import Participant
+from relay.outbox import GuardianCopy, LetterCopy, TeammateCopy, door, worker
+from relay.store.records import Letter, Participant
 from tests.conftest import config_text
 from tests.support.classes import two_classes
 
 TODAY = date(2026, 11, 30)
 PARTNERSHIP = Partnership("riverside+valparaiso", ("riverside", "valparaiso"))
 TOGETHER = MatchingSettings(uneven="together")
+PARENT = "lucia.parent@example.net"
 
 
 def _classes() -> list[Participant]:
@@ -225,6 +230,51 @@ def test_a_teammate_whose_team_points_to_no_one_can_team_again(ctx: Context) -> 
     assert (len(made), skipped) == (2, [])
     assert {_now(ctx, maya).writes_with, _now(ctx, leo).writes_with} == {maya.id, leo.id}
     assert len(_now(ctx, tomas).pals) == 2
+
+
+def test_a_teammate_paused_after_approval_gets_no_copy_nor_does_their_guardian(
+    ctx: Context,
+) -> None:
+    maya = _enrol(ctx, "riverside", "Maya", 20)
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 20)
+    details = participants.Details(birth_year=TODAY.year - 21, interests="")
+    lucia = participants.enroll(
+        ctx, "valparaiso", "Lucia", "lucia@example.org", guardian=PARENT, details=details
+    )
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, maya, lucia)
+    ctx.store.team(_now(ctx, tomas), _now(ctx, lucia))
+    ctx.store.save_letter(
+        Letter(
+            7,
+            "18ecc8b7915e35e9-cbc42ea8",
+            maya.id,
+            tomas.id,
+            maya.masked,
+            tomas.masked,
+            "riverside",
+            "valparaiso",
+            "My dog",
+            "2026-01-05T10:00:00+00:00",
+            "approved",
+        )
+    )
+    copies = {  # as relay.letters.delivering names and queues them
+        "letter-7": (LetterCopy(7), tomas.email),
+        f"letter-7-teammate-{lucia.id}": (TeammateCopy(7, lucia.id), lucia.email),
+        f"letter-7-guardian-{lucia.id}": (GuardianCopy(7, lucia.id), PARENT),
+    }
+    for item, (purpose, to) in copies.items():
+        message = door.program_message(ctx, Address("", addr_spec=to), "Letter", "Hello")
+        door.queue(ctx, item, message, purpose, to=to)
+    relay_outcomes = outcomes.for_relay(lambda: ctx)
+
+    def ready() -> list[str]:
+        return sorted(e.id for e in worker.ready(ctx, relay_outcomes, time.time()))
+
+    assert ready() == sorted(copies)
+    participants.pause(ctx, _now(ctx, lucia))
+    assert ready() == ["letter-7"]  # Tomas still gets his letter
 
 
 def test_the_proposal_as_json_names_each_teammate(
