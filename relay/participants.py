@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 
 from relay import consent, guardians, matching, welcomes
 from relay.addresses import new_masked_address, normalize
@@ -323,30 +324,46 @@ def accept_matches(
     """Pair a proposal staff accepted: (pairs made, pairs skipped). A pair is skipped when
     one of the two has left, been paused or been given another pal since the proposal; a
     team (`teammate`) is made after the other pairs, when the teammate's pair was made.
-    Each pair made is welcomed (`relay.welcomes`: once both may correspond)."""
+    Each pair is checked and made while no other process changes pals (two coordinators
+    accepting at once never give anyone more pals than `uneven` allows), then welcomed
+    (`relay.welcomes`: once both may correspond) before the next is made."""
     made: list[matching.ProposedPair] = []
     skipped: list[matching.ProposedPair] = []
     given: dict[str, set[str]] = {}  # pals this acceptance gave
     teams_last = sorted(proposal.pairs, key=lambda proposed: proposed.teammate is not None)
     for proposed in teams_last:
-        current = [ctx.store.participant(p.id) for p in (proposed.first, proposed.second)]
-        if any(
-            now is None or now.status != ACTIVE or set(now.pals) - given.get(now.id, set())
-            for now in current
-        ) or not _may_team(ctx, proposed, given):
+        accepted = partial(_accept_one, ctx, proposed, given, by=by, via=via)
+        if not ctx.store.exclusively(accepted):
             skipped.append(proposed)
             continue
-        pair(ctx, proposed.first, proposed.second, by=by, via=via)
-        if proposed.teammate is not None:
-            one = next(p for p in current if p and p.library == proposed.teammate.library)
-            ctx.store.team(one, proposed.teammate)
-            _record_pair(ctx, "teamed", one, proposed.teammate, by=by, via=via)
-        given.setdefault(proposed.first.id, set()).add(proposed.second.id)
-        given.setdefault(proposed.second.id, set()).add(proposed.first.id)
         made.append(proposed)
-    for proposed in made:
         welcomes.welcome(ctx, proposed.first, proposed.second, by=by, via=via)
     return made, skipped
+
+
+def _accept_one(
+    ctx: Context,
+    proposed: matching.ProposedPair,
+    given: dict[str, set[str]],
+    *,
+    by: str,
+    via: str,
+) -> bool:
+    """Pair one proposed pair (and team) if it still may be; run under the store's lock."""
+    current = [ctx.store.participant(p.id) for p in (proposed.first, proposed.second)]
+    if any(
+        now is None or now.status != ACTIVE or set(now.pals) - given.get(now.id, set())
+        for now in current
+    ) or not _may_team(ctx, proposed, given):
+        return False
+    pair(ctx, proposed.first, proposed.second, by=by, via=via)
+    if proposed.teammate is not None:
+        one = next(p for p in current if p and p.library == proposed.teammate.library)
+        ctx.store.team(one, proposed.teammate)
+        _record_pair(ctx, "teamed", one, proposed.teammate, by=by, via=via)
+    given.setdefault(proposed.first.id, set()).add(proposed.second.id)
+    given.setdefault(proposed.second.id, set()).add(proposed.first.id)
+    return True
 
 
 def _may_team(ctx: Context, proposed: matching.ProposedPair, given: dict[str, set[str]]) -> bool:

@@ -18,6 +18,7 @@ from relay import cli, matching, outcomes, participants, rights
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
+from relay.errors import UserError
 from relay.letters.delivering import teammate_of
 from relay.outbox import GuardianCopy, LetterCopy, TeammateCopy, door, worker
 from relay.store.records import Letter, Participant
@@ -277,6 +278,19 @@ def test_a_teammate_paused_after_approval_gets_no_copy_nor_does_their_guardian(
     assert ready() == ["letter-7"]  # Tomas still gets his letter
 
 
+def test_each_accepted_pair_is_welcomed_before_the_next_is_made(ctx: Context) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas, lucia = (_enrol(ctx, "valparaiso", name, 20) for name in ("Tomas", "Lucia"))
+    _, club = ctx.store.update_participant(lucia.id, lambda p: p.but(kind="group"))
+    reasons = matching.Reasons((20, 20), "", "", "", ())
+    pairs = (matching.ProposedPair(maya, tomas, reasons), matching.ProposedPair(leo, club, reasons))
+    proposal = matching.Proposal(PARTNERSHIP.id, TOGETHER, pairs, ())
+    with pytest.raises(UserError):  # a group's pal is another group
+        participants.accept_matches(ctx, proposal)
+    assert (_now(ctx, maya).welcomed, _now(ctx, tomas).welcomed) == ((tomas.id,), (maya.id,))
+    assert _now(ctx, leo).pals == ()
+
+
 def test_the_proposal_as_json_names_each_teammate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -297,3 +311,12 @@ def test_the_proposal_as_json_names_each_teammate(
     assert shown["pairs"][1]["explanation"] == (
         "Leo and Maya write together to Tomas; ages 20 and 21; no shared interests"
     )
+    assert cli.main([*run[:-1], "--yes", "--json"]) == 0
+    accepted = json.loads(capsys.readouterr().out)
+    assert accepted["accepted"] is True and accepted["not_paired"] == []
+    assert [(p["participants"], p["writes_together_with"]) for p in accepted["paired"]] == [
+        ([maya.id, tomas.id], None),
+        ([leo.id, tomas.id], maya.id),
+    ]
+    assert cli.main([*run[:-1], "--yes"]) == 0  # everyone has a pal now
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"{PARTNERSHIP.id}: 0 pairs")
