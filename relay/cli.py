@@ -1065,6 +1065,8 @@ def cmd_program_close(args: argparse.Namespace) -> int:
         raise UserError(f"--output: {target} is a folder, or its folder does not exist")
     farewells = closing.plan(ctx, partnership)
     _print_farewells(ctx, partnership.id, farewells)
+    for person in closing.kept(ctx, partnership):
+        print(f"  {_who(person)}: kept: paired in another partnership")
     if args.dry_run:
         return 0
     if farewells and not args.yes:
