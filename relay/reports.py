@@ -2,7 +2,8 @@
 
 `build` reads the store (the hot letter shards and the archive, reduced letters included:
 they keep their libraries, status and dates) and the monthly prompts' journals, and counts
-for the months `start`..`end` (inclusive, "YYYY-MM"):
+for the months `start`..`end` (inclusive, "YYYY-MM"), of a partnership's libraries (the
+letters between them: a library may be in two partnerships) or of every library:
 
 - letters per month per writer's library: `held` (sent by the writer), `approved`,
   `rejected`, `delivered`, `bounced`, `failed`, each counted in the month the event happened
@@ -11,7 +12,9 @@ for the months `start`..`end` (inclusive, "YYYY-MM"):
 - active pairs: pairs of participants between whom a letter was delivered in the period;
 - the reply rate: of the letters delivered in the period, the share the pal answered (wrote
   back to the writer) after delivery and before the period's end;
-- participants by age band (`relay.consent.youngest_age` at the period's end) and language;
+- participants by age band (`relay.consent.youngest_age` at the period's end) and language:
+  those enrolled by the period's end (`created_at`) who had not left before its start
+  (`left_at`);
 - prompts sent per month, and the letters their receivers wrote within `PROMPT_FOLLOW_DAYS`
   after the prompt day.
 
@@ -212,10 +215,13 @@ def build(config: Config, store: Store, start: str, end: str, partnership: str =
         libraries = tuple(library.id for library in config.libraries)
     tally = _Tally(start, end, libraries)
     for letter in all_letters(store):
-        if letter.sender_library in libraries:
+        # a partnership's report counts only letters between its own libraries: one of
+        # them may be in another partnership too
+        within = not partnership or letter.recipient_library in libraries
+        if letter.sender_library in libraries and within:
             tally.add(letter)
     people = [p for p in store.participants() if p.library in libraries]
-    everyone = [p for p in people if p.status != LEFT]
+    everyone = [p for p in people if _taking_part(p, start, end)]
     months = months_between(start, end)
     prompts, after = _prompt_figures(config, months, people, tally.written)
     all_waits = [hours for found in tally.waits.values() for hours in found]
@@ -239,6 +245,18 @@ def build(config: Config, store: Store, start: str, end: str, partnership: str =
         prompts=prompts,
         after_prompts=after,
     )
+
+
+def _taking_part(person: Participant, start: str, end: str) -> bool:
+    """Enrolled by the period's end and not left before its start (someone who left at an
+    unknown time counts as gone; someone enrolled at an unknown time as there)."""
+    enrolled = _when(person.created_at)
+    if enrolled is not None and enrolled.date() > _last_day(end):
+        return False
+    left = _when(person.left_at)
+    if left is None:
+        return person.status != LEFT
+    return _month_of(left) >= start
 
 
 def _prompt_figures(

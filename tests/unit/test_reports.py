@@ -38,6 +38,7 @@ PEOPLE = (  # library, name, real address, language, year of birth, age band
     ("riverside", "Sam", "sam.lee@family-mail.example.net", "en", 2013, ""),
 )
 SUBJECT = "My dog Rex"
+ENROLLED = "2025-12-01T10:00:00+00:00"
 
 
 @pytest.fixture
@@ -49,10 +50,14 @@ def program(tmp_path: Path) -> tuple[Context, list[Participant]]:
     for library, name, email, language, born, band in PEOPLE:
         person = participants.enroll(ctx, library, name, email, language=language)
         ctx.store.update_participant(
-            person.id, lambda p, year=born, ages=band: p.but(birth_year=year, age_band=ages)
+            person.id,
+            lambda p, year=born, ages=band: p.but(
+                birth_year=year, age_band=ages, created_at=ENROLLED
+            ),
         )
         people.append(person)
-    participants.leave(ctx, people[5])
+    participants.leave(ctx, people[5])  # before the period
+    ctx.store.update_participant(people[5].id, lambda p: p.but(left_at="2025-12-20T10:00:00+00:00"))
     maya, tomas, leo, ana, claire, sam = people
 
     def letter(
@@ -220,6 +225,35 @@ def test_figures_of_a_partnership_are_exact(program: tuple[Context, list[Partici
     assert report.languages == {"en": 2, "es": 2}
     assert report.prompts == {"2026-01": 0, "2026-02": 2}
     assert report.after_prompts == {"2026-01": 0, "2026-02": 1}
+
+
+def test_a_partnership_counts_its_own_letters_and_who_took_part_in_the_period(
+    program: tuple[Context, list[Participant]],
+) -> None:
+    ctx, people = program
+    maya, _, leo, ana, claire, _ = people
+    # riverside is also paired with lyon: Maya's letter to Claire is not this partnership's
+    ctx.store.save_letter(
+        Letter(
+            id=20, spool_id="spool-20", sender=maya.id, recipient=claire.id,
+            sender_masked=maya.masked, recipient_masked=claire.masked,
+            sender_library="riverside", recipient_library="lyon", subject=SUBJECT,
+            received_at="2026-01-08T10:00:00+00:00", status="held",
+        )
+    )  # fmt: skip
+    # Leo left in February (he took part), Ana enrolled in March (she did not yet)
+    ctx.store.update_participant(
+        leo.id, lambda p: p.but(status="left", left_at="2026-02-10T10:00:00+00:00")
+    )
+    ctx.store.update_participant(ana.id, lambda p: p.but(created_at="2026-03-01T10:00:00+00:00"))
+    report = reports.build(ctx.config, ctx.store, "2026-01", "2026-02", PARTNERSHIP)
+    assert report.letters[("2026-01", "riverside")] == _counts(
+        held=3, approved=2, rejected=1, delivered=2
+    )
+    assert report.languages == {"en": 2, "es": 1}
+    assert report.age_bands["18+"] == 0 and report.age_bands["unknown"] == 1
+    everyone = reports.build(ctx.config, ctx.store, "2026-01", "2026-01")
+    assert everyone.letters[("2026-01", "riverside")]["held"] == 4
 
 
 def test_every_library_without_a_partnership(program: tuple[Context, list[Participant]]) -> None:
