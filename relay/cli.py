@@ -1027,6 +1027,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         start = _month_flag("--from", args.start)
     if start > end:
         raise UserError(f"--from: {start} is after --to {end}")
+    if reports.period_problem(start, end) == "early":
+        raise UserError(f"--from: {start} is before {reports.FIRST_YEAR}")
+    if reports.period_problem(start, end) == "long":
+        raise UserError(f"--from/--to: {start} to {end} is more than {reports.MOST_MONTHS} months")
     config = _load(args)
     if args.partnership and args.partnership not in {p.id for p in config.partnerships}:
         raise UserError(f"--partnership: no partnership {args.partnership!r} in the config")

@@ -50,6 +50,10 @@ UNKNOWN = "unknown"
 # (lowest age, band); a participant falls in the last band whose lowest age they have.
 AGE_BANDS = ((0, "0-8"), (9, "9-11"), (12, "12-14"), (15, "15-17"), (18, "18+"))
 FORMATS = ("md", "csv", "html")
+# The longest period a report covers, and its earliest year: each month adds rows, tables
+# and chart bars, and the relay kept no letter before then.
+MOST_MONTHS = 60
+FIRST_YEAR = 2000
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,15 @@ def months_between(start: str, end: str) -> tuple[str, ...]:
         found.append(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return tuple(found)
+
+
+def period_problem(start: str, end: str) -> str:
+    """ "early" for a period that starts before `FIRST_YEAR`, "long" for one of more than
+    `MOST_MONTHS` months, "" otherwise (both "YYYY-MM", `start` <= `end`)."""
+    if int(start[:4]) < FIRST_YEAR:
+        return "early"
+    months = (int(end[:4]) - int(start[:4])) * 12 + int(end[5:]) - int(start[5:]) + 1
+    return "long" if months > MOST_MONTHS else ""
 
 
 def year_ending(end: str) -> str:

@@ -34,7 +34,8 @@ class Asked:
     start: str
     end: str
     partnership: str  # "" for every library
-    problem: str = ""  # a word the page explains: "month", "order", "partnership"
+    # a word the page explains: "month", "order", "early", "long", "partnership"
+    problem: str = ""
 
     @property
     def query(self) -> dict[str, str]:
@@ -53,6 +54,9 @@ def asked(config: Config, values: dict[str, str], today: datetime) -> Asked:
         return Asked(default.start, default.end, "", "month")
     if start > end:
         return Asked(default.start, default.end, "", "order")
+    problem = reports.period_problem(start, end)
+    if problem:
+        return Asked(default.start, default.end, "", problem)
     if partnership and partnership not in {p.id for p in config.partnerships}:
         return Asked(default.start, default.end, "", "partnership")
     return Asked(start, end, partnership)

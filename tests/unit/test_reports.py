@@ -8,6 +8,7 @@ import csv
 import io
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from relay import config as config_module
 from relay.context import Context, open_context
 from relay.store.files import append_lines
 from relay.store.records import Letter, Participant, Step
+from relay.web import report as report_page
+from relay.web.pages import Pages
 from tests.conftest import config_text
 
 LYON = """
@@ -318,7 +321,33 @@ def test_cli_writes_the_report_and_names_a_bad_month(
     assert run("--from", "2026-03", "--to", "2026-02")[2] == (
         "penpal-relay: --from: 2026-03 is after --to 2026-02\n"
     )
+    assert run("--from", "1000-01", "--to", "1999-12")[2] == (
+        "penpal-relay: --from: 1000-01 is before 2000\n"
+    )
+    assert run("--from", "2000-01", "--to", "2099-12")[2] == (
+        "penpal-relay: --from/--to: 2000-01 to 2099-12 is more than 60 months\n"
+    )
+    assert run("--from", "2021-03", "--to", "2026-02")[0] == 0  # 60 months
     assert run("--partnership", "riverside+lyon")[2] == (
         "penpal-relay: --partnership: no partnership 'riverside+lyon' in the config\n"
     )
     assert run("--output", str(tmp_path))[2] == f"penpal-relay: --output: {tmp_path} is a folder\n"
+
+
+def test_the_page_refuses_a_period_too_long_or_too_early(
+    program: tuple[Context, list[Participant]],
+) -> None:
+    ctx, _ = program
+    today = datetime(2026, 3, 15, tzinfo=UTC)
+    for values, problem in (
+        ({"from": "2000-01", "to": "2099-12"}, "long"),
+        ({"from": "1000-01", "to": "1999-12"}, "early"),
+        ({"from": "2021-01", "to": "2026-01"}, "long"),  # 61 months
+    ):
+        wanted = report_page.asked(ctx.config, values, today)
+        assert (wanted.start, wanted.end, wanted.problem) == ("2025-04", "2026-03", problem)
+    assert report_page.asked(ctx.config, {"from": "2021-02", "to": "2026-01"}, today).problem == ""
+    pages = Pages(None)
+    for language, field in (("en", "“From”"), ("es", "“Desde”"), ("fr", "« Du mois »")):
+        problems = pages.words(language)["report_problems"]
+        assert field in problems["long"] and field in problems["early"]
