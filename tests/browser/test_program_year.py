@@ -195,7 +195,8 @@ def test_a_program_year_from_two_classes_to_the_final_report(
 
         report = final.read_text()
         assert report.count('<img src="data:image/png;base64,') == 2
-        assert f"<tr><td>{month}</td><td>riverside</td><td>1</td><td>1</td>" in report
+        row = f"<tr><td>{month}</td><td>Riverside Public Library</td><td>1</td><td>1</td>"
+        assert row in report and '<html lang="en">' in report  # the first library's language
         assert "family-mail" not in report
 
         audit = [e for e in ctx.store.audit_log() if e["event"] == "program-closed"]

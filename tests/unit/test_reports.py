@@ -30,6 +30,9 @@ country = "FR"
 language = "fr"
 timezone = "Europe/Paris"
 staff = [ { email = "claire@bm-lyon.example.org", name = "Claire", roles = ["moderator"] } ]
+
+[[partnerships]]
+libraries = ["lyon", "riverside"]
 """
 PARTNERSHIP = "riverside+valparaiso"
 PEOPLE = (  # library, name, real address, language, year of birth, age band
@@ -268,17 +271,19 @@ def test_every_library_without_a_partnership(program: tuple[Context, list[Partic
     assert report.prompts == {"2026-01": 0}
 
 
-def test_no_personal_data_in_any_format(program: tuple[Context, list[Participant]]) -> None:
+def test_no_personal_data_in_any_format_in_the_staff_language(
+    program: tuple[Context, list[Participant]],
+) -> None:
     ctx, people = program
     report = reports.build(ctx.config, ctx.store, "2026-01", "2026-02", PARTNERSHIP)
-    texts = {form: reports.render(report, form) for form in reports.FORMATS}
+    texts = {form: reports.render(report, form, _wording(ctx)) for form in reports.FORMATS}
     for person in people:
         for private in (person.name, person.email, person.masked, person.masked.split("@")[0]):
             assert all(private not in text for text in texts.values()), private
     assert all(SUBJECT not in text for text in texts.values())
     markdown = texts["md"]
-    assert "| 2026-02 | riverside | 1 | 1 | 0 | 1 | 1 | 0 |" in markdown
-    assert "| Median hours from held to approval | 4 |" in markdown
+    assert "| 2026-02 | Riverside Public Library | 1 | 1 | 0 | 1 | 1 | 0 |" in markdown
+    assert "| Median hours from writing to approval | 4 |" in markdown
     assert "| Reply rate (delivered letters the pal answered) | 67% (2 of 3) |" in markdown
     lines = list(csv.reader(io.StringIO(texts["csv"])))
     assert lines[0] == ["figure", "month", "library", "group", "value"]
@@ -290,6 +295,27 @@ def test_no_personal_data_in_any_format(program: tuple[Context, list[Participant
     first = page.split('src="data:image/png;base64,')[1].split('"')[0]
     assert base64.b64decode(first).startswith(b"\x89PNG")
     assert "<script" not in page and "http" not in page
+    # In the staff member's language, libraries by name
+    spanish = reports.render(report, "md", _wording(ctx, "es"))
+    assert spanish.startswith(
+        "# Informe del programa, de 2026-01 a 2026-02, "
+        "Riverside Public Library ⇄ Biblioteca Santiago Severín\n"
+    )
+    assert "| Mes | Biblioteca | Escritas | Aprobadas |" in spanish
+    assert (
+        "| Tasa de respuesta (cartas entregadas que el amigo respondió) | 67 % (2 de 3) |"
+        in spanish
+    )
+    assert "| sin registrar | 1 |" in spanish and "riverside" not in spanish
+    french = reports.render(report, "html", _wording(ctx, "fr"))
+    assert '<html lang="fr">' in french and "Participants par âge" in french
+    assert "Lettres écrites par mois" in french  # a chart's caption
+    assert "Biblioteca Santiago Severín" in french and "valparaiso" not in french
+
+
+def _wording(ctx: Context, language: str = "en") -> reports.Wording:
+    names = {library.id: library.name for library in ctx.config.libraries}
+    return reports.Wording(Pages(None).words(language), language, names)
 
 
 def test_cli_writes_the_report_and_names_a_bad_month(
@@ -321,13 +347,20 @@ def test_cli_writes_the_report_and_names_a_bad_month(
     assert run("--from", "2026-03", "--to", "2026-02")[2] == (
         "penpal-relay: --from: 2026-03 is after --to 2026-02\n"
     )
+    code, out, _ = run("--to", "2026-02", "--language", "es", "--partnership", "lyon+riverside")
+    assert out.startswith("# Informe del programa, de 2025-03 a 2026-02, ")
+    code, out, _ = run("--to", "2026-02", "--partnership", "lyon+riverside")
+    assert out.startswith("# Rapport du programme, de 2025-03 à 2026-02, ")  # its first library
+    assert run("--language", "de")[2] == (
+        "penpal-relay: --language: expected one of en, es, fr, not 'de'\n"
+    )
     assert run("--from", "1000-01", "--to", "1999-12")[2] == (
         "penpal-relay: --from: 1000-01 is before 2000\n"
     )
     assert run("--from", "2000-01", "--to", "2099-12")[2] == (
         "penpal-relay: --from/--to: 2000-01 to 2099-12 is more than 60 months\n"
     )
-    assert run("--from", "2021-03", "--to", "2026-02")[0] == 0  # 60 months
+    assert reports.period_problem("2021-03", "2026-02") == ""  # 60 months
     assert run("--partnership", "riverside+lyon")[2] == (
         "penpal-relay: --partnership: no partnership 'riverside+lyon' in the config\n"
     )
