@@ -47,6 +47,7 @@ from relay.schedule import digests, prompts, retention, run_purge, run_scheduled
 from relay.store import Store, version
 from relay.store.files import write_atomic
 from relay.store.records import Letter, Participant
+from relay.web.pages import LANGUAGES, Pages
 
 PROG = "penpal-relay"
 REFERENCE = "id, masked address or real email"
@@ -1031,10 +1032,31 @@ REPORT_HELP = (
 )
 
 
+LANGUAGE_HELP = (
+    "en, es or fr (default: the language of the partnership's first library, or en); the csv "
+    "keeps its machine-readable keys"
+)
+
+
 def _month_flag(flag: str, text: str) -> str:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
         raise UserError(f"{flag}: expected YYYY-MM, not {text!r}")
     return text
+
+
+def _report_wording(config: Config, partnership: str, language: str | None) -> reports.Wording:
+    """The words of `--language`; by default the language of the partnership's first
+    library, or English."""
+    if language is not None and language not in LANGUAGES:
+        raise UserError(f"--language: expected one of {', '.join(LANGUAGES)}, not {language!r}")
+    if language is None:
+        chosen = next((p for p in config.partnerships if p.id == partnership), None)
+        first = config.library(chosen.libraries[0]) if chosen else None
+        language = first.language.split("-")[0] if first else "en"
+        language = language if language in LANGUAGES else "en"
+    names = {library.id: library.name for library in config.libraries}
+    words = Pages(config.relay.templates_dir).words(language)
+    return reports.Wording(words, language, names)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -1047,12 +1069,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         start = _month_flag("--from", args.start)
     if start > end:
         raise UserError(f"--from: {start} is after --to {end}")
+    if reports.period_problem(start, end) == "early":
+        raise UserError(f"--from: {start} is before {reports.FIRST_YEAR}")
+    if reports.period_problem(start, end) == "long":
+        raise UserError(f"--from/--to: {start} to {end} is more than {reports.MOST_MONTHS} months")
     config = _load(args)
     if args.partnership and args.partnership not in {p.id for p in config.partnerships}:
         raise UserError(f"--partnership: no partnership {args.partnership!r} in the config")
+    wording = _report_wording(config, args.partnership or "", args.language)
     ctx = _context(args)
     report = reports.build(config, ctx.store, start, end, args.partnership or "")
-    text = reports.render(report, args.format)
+    text = reports.render(report, args.format, wording)
     if args.output is None:
         sys.stdout.write(text)
         return 0
@@ -1079,12 +1106,15 @@ def cmd_program_close(args: argparse.Namespace) -> int:
         known = ", ".join(p.id for p in ctx.config.partnerships) or "none"
         raise UserError(f"--partnership: no partnership {args.partnership!r} (known: {known})")
     by = _staff_of_partnership(ctx, partnership, args.by) if args.by else ""
+    wording = _report_wording(ctx.config, partnership.id, args.language)
     end = datetime.now(UTC).strftime("%Y-%m")
     target = Path(args.output or f"program-report-{partnership.id}-{end}.html")
     if target.is_dir() or not target.parent.is_dir():
         raise UserError(f"--output: {target} is a folder, or its folder does not exist")
     farewells = closing.plan(ctx, partnership)
     _print_farewells(ctx, partnership.id, farewells)
+    for person in closing.kept(ctx, partnership):
+        print(f"  {_who(person)}: kept: paired in another partnership")
     if args.dry_run:
         return 0
     if farewells and not args.yes:
@@ -1098,7 +1128,7 @@ def cmd_program_close(args: argparse.Namespace) -> int:
     )
     report = reports.build(ctx.config, ctx.store, reports.year_ending(end), end, partnership.id)
     form = target.suffix.lstrip(".") if target.suffix.lstrip(".") in reports.FORMATS else "html"
-    target.write_text(reports.render(report, form), encoding="utf-8")
+    target.write_text(reports.render(report, form, wording), encoding="utf-8")
     print(f"final report ({report.start} to {report.end}) written to {target}")
     return 0
 
@@ -1486,6 +1516,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--partnership", metavar="ID", help="only this partnership's libraries")
     report.add_argument("--format", choices=reports.FORMATS, default="md", help="default: md")
     report.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
+    report.add_argument("--language", help=LANGUAGE_HELP)
 
     program_sub = group("program", "the program year")
     closing_year = command(program_sub, "close", cmd_program_close, CLOSE_HELP)
@@ -1493,6 +1524,7 @@ def parser() -> argparse.ArgumentParser:
     closing_year.add_argument("--dry-run", action="store_true", help="only show who gets what")
     closing_year.add_argument("--yes", action="store_true", help="do not ask to confirm")
     closing_year.add_argument("--by", help="your staff email, for the audit log")
+    closing_year.add_argument("--language", help=f"of the final report: {LANGUAGE_HELP}")
     closing_year.add_argument(
         "--output",
         metavar="FILE.html",

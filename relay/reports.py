@@ -2,7 +2,8 @@
 
 `build` reads the store (the hot letter shards and the archive, reduced letters included:
 they keep their libraries, status and dates) and the monthly prompts' journals, and counts
-for the months `start`..`end` (inclusive, "YYYY-MM"):
+for the months `start`..`end` (inclusive, "YYYY-MM"), of a partnership's libraries (the
+letters between them: a library may be in two partnerships) or of every library:
 
 - letters per month per writer's library: `held` (sent by the writer), `approved`,
   `rejected`, `delivered`, `bounced`, `failed`, each counted in the month the event happened
@@ -11,7 +12,9 @@ for the months `start`..`end` (inclusive, "YYYY-MM"):
 - active pairs: pairs of participants between whom a letter was delivered in the period;
 - the reply rate: of the letters delivered in the period, the share the pal answered (wrote
   back to the writer) after delivery and before the period's end;
-- participants by age band (`relay.consent.youngest_age` at the period's end) and language;
+- participants by age band (`relay.consent.youngest_age` at the period's end) and language:
+  those enrolled by the period's end (`created_at`) who had not left before its start
+  (`left_at`);
 - prompts sent per month, and the letters their receivers wrote within `PROMPT_FOLLOW_DAYS`
   after the prompt day.
 
@@ -28,7 +31,7 @@ import html
 import io
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -47,6 +50,10 @@ UNKNOWN = "unknown"
 # (lowest age, band); a participant falls in the last band whose lowest age they have.
 AGE_BANDS = ((0, "0-8"), (9, "9-11"), (12, "12-14"), (15, "15-17"), (18, "18+"))
 FORMATS = ("md", "csv", "html")
+# The longest period a report covers, and its earliest year: each month adds rows, tables
+# and chart bars, and the relay kept no letter before then.
+MOST_MONTHS = 60
+FIRST_YEAR = 2000
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,15 @@ def months_between(start: str, end: str) -> tuple[str, ...]:
         found.append(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return tuple(found)
+
+
+def period_problem(start: str, end: str) -> str:
+    """ "early" for a period that starts before `FIRST_YEAR`, "long" for one of more than
+    `MOST_MONTHS` months, "" otherwise (both "YYYY-MM", `start` <= `end`)."""
+    if int(start[:4]) < FIRST_YEAR:
+        return "early"
+    months = (int(end[:4]) - int(start[:4])) * 12 + int(end[5:]) - int(start[5:]) + 1
+    return "long" if months > MOST_MONTHS else ""
 
 
 def year_ending(end: str) -> str:
@@ -212,10 +228,13 @@ def build(config: Config, store: Store, start: str, end: str, partnership: str =
         libraries = tuple(library.id for library in config.libraries)
     tally = _Tally(start, end, libraries)
     for letter in all_letters(store):
-        if letter.sender_library in libraries:
+        # a partnership's report counts only letters between its own libraries: one of
+        # them may be in another partnership too
+        within = not partnership or letter.recipient_library in libraries
+        if letter.sender_library in libraries and within:
             tally.add(letter)
     people = [p for p in store.participants() if p.library in libraries]
-    everyone = [p for p in people if p.status != LEFT]
+    everyone = [p for p in people if _taking_part(p, start, end)]
     months = months_between(start, end)
     prompts, after = _prompt_figures(config, months, people, tally.written)
     all_waits = [hours for found in tally.waits.values() for hours in found]
@@ -239,6 +258,18 @@ def build(config: Config, store: Store, start: str, end: str, partnership: str =
         prompts=prompts,
         after_prompts=after,
     )
+
+
+def _taking_part(person: Participant, start: str, end: str) -> bool:
+    """Enrolled by the period's end and not left before its start (someone who left at an
+    unknown time counts as gone; someone enrolled at an unknown time as there)."""
+    enrolled = _when(person.created_at)
+    if enrolled is not None and enrolled.date() > _last_day(end):
+        return False
+    left = _when(person.left_at)
+    if left is None:
+        return person.status != LEFT
+    return _month_of(left) >= start
 
 
 def _prompt_figures(
@@ -290,18 +321,41 @@ def _ordered(counts: Counter[str], order: list[str]) -> dict[str, int]:
 # --- rendering ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Wording:
+    """The words a rendered report reads in: the `report_*` words of
+    `templates/web/<lang>/words.html` (the staff member's language), and library names."""
+
+    words: Mapping[str, Any]
+    language: str = "en"
+    names: Mapping[str, str] = field(default_factory=dict)  # library id -> name
+
+    def text(self, key: str, *arguments: object) -> str:
+        """A word as plain text (a macro called with `arguments`, unescaped)."""
+        value = self.words[key]
+        return html.unescape(str(value(*arguments) if arguments else value))
+
+    def library(self, library: str) -> str:
+        return self.names.get(library, library)
+
+
 def _hours(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def _rate(report: Report) -> str:
+def _rate(report: Report, wording: Wording) -> str:
     rate = report.reply_rate
-    return "-" if rate is None else f"{rate:.0%} ({report.answered} of {report.delivered})"
+    if rate is None:
+        return "-"
+    return wording.text("report_rate", round(rate * 100), report.answered, report.delivered)
 
 
-def _title(report: Report) -> str:
-    scope = f"partnership {report.partnership}" if report.partnership else "all libraries"
-    return f"Program report, {report.start} to {report.end}, {scope}"
+def _title(report: Report, wording: Wording) -> str:
+    if report.partnership:
+        scope = " ⇄ ".join(wording.library(x) for x in report.libraries)
+    else:
+        scope = wording.text("report_scope_all")
+    return f"{wording.text('report_heading', report.start, report.end)}, {scope}"
 
 
 def rows(report: Report) -> list[tuple[str, str, str, str, str]]:
@@ -332,50 +386,72 @@ def to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
+def _tables(report: Report, wording: Wording) -> list[tuple[str, list[str], list[list[str]]]]:
     """(heading, header, rows) of every table, shared by md and html."""
+    words = wording.words
     letters = [
-        [month, library, *(str(report.letters[(month, library)][e]) for e in EVENTS)]
+        [
+            month,
+            wording.library(library),
+            *(str(report.letters[(month, library)][e]) for e in EVENTS),
+        ]
         for month in report.months
         for library in report.libraries
     ]
     summary = [
-        ["Median hours from held to approval", _hours(report.approval_hours)],
+        [wording.text("report_median_hours"), _hours(report.approval_hours)],
         *[
-            [f"Median hours to approval, {library}", _hours(hours)]
+            [wording.text("report_median_at", wording.library(library)), _hours(hours)]
             for library, hours in report.approval_hours_by_library.items()
         ],
-        ["Active pairs (a letter delivered)", str(report.active_pairs)],
-        ["Reply rate (delivered letters the pal answered)", _rate(report)],
+        [wording.text("report_active_pairs"), str(report.active_pairs)],
+        [wording.text("report_reply_rate"), _rate(report, wording)],
     ]
     prompts = [
         [month, str(report.prompts[month]), str(report.after_prompts[month])]
         for month in report.months
     ]
+    unknown = wording.text("report_unknown")
     return [
-        ("Letters per month", ["Month", "Library", *EVENTS], letters),
-        ("Summary", ["Figure", "Value"], summary),
         (
-            "Participants by age",
-            ["Age", "Participants"],
-            [[k, str(n)] for k, n in report.age_bands.items()],
+            wording.text("report_letters"),
+            [
+                wording.text("report_month"),
+                wording.text("report_library"),
+                *(str(words["report_events"][e]) for e in EVENTS),
+            ],
+            letters,
         ),
         (
-            "Participants by language",
-            ["Language", "Participants"],
+            wording.text("report_summary"),
+            [wording.text("report_figure"), wording.text("report_value")],
+            summary,
+        ),
+        (
+            wording.text("report_by_age"),
+            [wording.text("report_age"), wording.text("report_participants")],
+            [[unknown if k == UNKNOWN else k, str(n)] for k, n in report.age_bands.items()],
+        ),
+        (
+            wording.text("report_by_language"),
+            [wording.text("report_language"), wording.text("report_participants")],
             [[k, str(n)] for k, n in report.languages.items()],
         ),
         (
-            "Prompts",
-            ["Month", "Prompts sent", f"Letters within {PROMPT_FOLLOW_DAYS} days"],
+            wording.text("report_prompts"),
+            [
+                wording.text("report_month"),
+                wording.text("report_prompts_sent"),
+                wording.text("report_after_prompts", PROMPT_FOLLOW_DAYS),
+            ],
             prompts,
         ),
     ]
 
 
-def to_markdown(report: Report) -> str:
-    lines = [f"# {_title(report)}", ""]
-    for heading, header, body in _tables(report):
+def to_markdown(report: Report, wording: Wording) -> str:
+    lines = [f"# {_title(report, wording)}", ""]
+    for heading, header, body in _tables(report, wording):
         lines += [f"## {heading}", "", "| " + " | ".join(header) + " |"]
         lines.append("|" + "---|" * len(header))
         lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -389,8 +465,10 @@ def _png(figure: object) -> str:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
-def charts(report: Report) -> dict[str, str]:
-    """The charts as PNG data URIs: letters per month per library, participants by age."""
+def charts(report: Report, wording: Wording) -> dict[str, str]:
+    """The charts as PNG data URIs: letters per month per library, participants by age;
+    keyed by their English captions (`report_charts` words translate them), their axes and
+    legends in the wording's language, libraries by name."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no display needed
     from matplotlib.figure import Figure
 
@@ -402,17 +480,19 @@ def charts(report: Report) -> dict[str, str]:
     for index, library in enumerate(report.libraries):
         sent = [report.letters[(m, library)]["held"] for m in report.months]
         positions = [i + index * width for i in range(len(report.months))]
-        axes.bar(positions, sent, width=width, label=library)
+        axes.bar(positions, sent, width=width, label=wording.library(library))
     axes.set_xticks([i + 0.4 - width / 2 for i in range(len(report.months))], report.months)
     axes.tick_params(axis="x", labelrotation=45)
-    _counting(axes, "Letters sent")
+    _counting(axes, wording.text("report_axis_letters"))
     axes.legend()
     found["Letters sent per month per library"] = _png(figure)
     figure = Figure(figsize=(6, 3))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    axes.bar(list(report.age_bands), list(report.age_bands.values()))
-    _counting(axes, "Participants")
+    unknown = wording.text("report_unknown")
+    bands = [unknown if band == UNKNOWN else band for band in report.age_bands]
+    axes.bar(bands, list(report.age_bands.values()))
+    _counting(axes, wording.text("report_participants"))
     found["Participants by age"] = _png(figure)
     return found
 
@@ -426,21 +506,23 @@ def _counting(axes: Any, label: str) -> None:
     axes.set_ylim(bottom=0, top=max(axes.get_ylim()[1], 1))
 
 
-def to_html(report: Report) -> str:
-    title = html.escape(_title(report))
+def to_html(report: Report, wording: Wording) -> str:
+    title = html.escape(_title(report, wording))
+    captions = wording.words["report_charts"]
     parts = [
         "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="{html.escape(wording.language)}"><head><meta charset="utf-8">',
         f"<title>{title}</title>",
         "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
         "table{border-collapse:collapse;margin-bottom:1.5rem}"
         "td,th{border:1px solid #999;padding:.2rem .5rem;text-align:left}</style>",
         f"</head><body><h1>{title}</h1>",
     ]
-    for caption, uri in charts(report).items():
+    for key, uri in charts(report, wording).items():
+        caption = str(captions.get(key, key))
         parts.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}">')
         parts.append(f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    for heading, header, body in _tables(report):
+    for heading, header, body in _tables(report, wording):
         parts.append(f"<h2>{html.escape(heading)}</h2><table><tr>")
         parts += [f"<th>{html.escape(cell)}</th>" for cell in header]
         parts.append("</tr>")
@@ -451,9 +533,11 @@ def to_html(report: Report) -> str:
     return "\n".join(parts) + "\n"
 
 
-def render(report: Report, form: str) -> str:
+def render(report: Report, form: str, wording: Wording) -> str:
+    """The report as csv (figure keys, event keys and library ids as they are: for a
+    spreadsheet or a program to read), md or html (in the wording's words)."""
     if form == "csv":
         return to_csv(report)
     if form == "html":
-        return to_html(report)
-    return to_markdown(report)
+        return to_html(report, wording)
+    return to_markdown(report, wording)

@@ -1,5 +1,6 @@
 """The report page: the program's figures for a period and a partnership, as tables and
-charts, with the same report to download as CSV, Markdown or HTML (to print for a board).
+charts, with the same report to download as CSV, Markdown or HTML (to print for a board),
+in the signed-in staff member's language.
 
 Every staff member signed in may see it: `relay.reports` counts without names or addresses.
 The charts are PNG data URIs (`reports.charts`), which the page policy allows (`img-src
@@ -34,7 +35,8 @@ class Asked:
     start: str
     end: str
     partnership: str  # "" for every library
-    problem: str = ""  # a word the page explains: "month", "order", "partnership"
+    # a word the page explains: "month", "order", "early", "long", "partnership"
+    problem: str = ""
 
     @property
     def query(self) -> dict[str, str]:
@@ -53,9 +55,20 @@ def asked(config: Config, values: dict[str, str], today: datetime) -> Asked:
         return Asked(default.start, default.end, "", "month")
     if start > end:
         return Asked(default.start, default.end, "", "order")
+    problem = reports.period_problem(start, end)
+    if problem:
+        return Asked(default.start, default.end, "", problem)
     if partnership and partnership not in {p.id for p in config.partnerships}:
         return Asked(default.start, default.end, "", "partnership")
     return Asked(start, end, partnership)
+
+
+def _wording(request: Request, config: Config) -> reports.Wording:
+    """The signed-in staff member's language, and the libraries by name."""
+    dash = dashboard_of(request)
+    language = dash.language(request)
+    names = {library.id: library.name for library in config.libraries}
+    return reports.Wording(dash.pages().words(language), language, names)
 
 
 def _asked(request: Request) -> tuple[Config, Asked]:
@@ -69,8 +82,9 @@ async def show_report(request: Request) -> Response:
     config, wanted = _asked(request)
     store = dash.context().store
     report = await dash.run(reports.build, config, store, *_arguments(wanted))
-    charts = await dash.run(reports.charts, report)
-    names = {library.id: library.name for library in config.libraries}
+    wording = _wording(request, config)
+    charts = await dash.run(reports.charts, report, wording)
+    names = dict(wording.names)
     return dash.page(
         request,
         "report",
@@ -99,7 +113,7 @@ async def download_report(request: Request) -> Response:
         raise PageNotFound()
     config, wanted = _asked(request)
     report = await dash.run(reports.build, config, dash.context().store, *_arguments(wanted))
-    text = await dash.run(reports.render, report, form)
+    text = await dash.run(reports.render, report, form, _wording(request, config))
     scope = "-" + re.sub(r"[^A-Za-z0-9+_.-]", "-", wanted.partnership) if wanted.partnership else ""
     name = f"program-report{scope}-{wanted.start}-to-{wanted.end}.{form}"
     return Response(

@@ -170,13 +170,16 @@ def test_a_program_year_from_two_classes_to_the_final_report(
         by_address = {to: (subject, text) for to, subject, text in found}
         for child in children:
             subject, text = by_address[child.email]
-            assert by_address[child.guardian] == (subject, text)  # the guardian's copy
+            copy_subject, copy = by_address[child.guardian]  # the guardian's copy says so
+            assert copy_subject == subject and "copy for" not in text and "copia para" not in text
             if child.library == "riverside":
+                assert f"This is a copy for {child.name}'s guardian" in copy
                 assert subject == f"Thank you for writing, {child.name}!"
                 assert "will write\nto you before the next program year" in text
             else:
                 assert subject == f"¡Gracias por escribir, {child.name}!"
                 assert "te\nescribirán antes de que empiece el próximo año" in text
+                assert f"Esta es una copia para la persona responsable de {child.name}" in copy
         _, to_a = by_address[a.email]
         assert f"writing to {b.name}" in to_a and "You sent one letter this year." in to_a
         assert b.email not in to_a and b.guardian not in to_a
@@ -192,7 +195,8 @@ def test_a_program_year_from_two_classes_to_the_final_report(
 
         report = final.read_text()
         assert report.count('<img src="data:image/png;base64,') == 2
-        assert f"<tr><td>{month}</td><td>riverside</td><td>1</td><td>1</td>" in report
+        row = f"<tr><td>{month}</td><td>Riverside Public Library</td><td>1</td><td>1</td>"
+        assert row in report and '<html lang="en">' in report  # the first library's language
         assert "family-mail" not in report
 
         audit = [e for e in ctx.store.audit_log() if e["event"] == "program-closed"]

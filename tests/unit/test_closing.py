@@ -5,6 +5,8 @@ configured, no real address), and closing twice sending one goodbye."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from relay import cli, closing, participants, reports
 from relay import config as config_module
 from relay.context import Context, open_context
-from relay.store.records import Letter
+from relay.store.records import Letter, Participant
 from relay.web.audit import Names, sentence
 from relay.web.pages import Pages
 from tests.conftest import config_text
@@ -126,18 +128,17 @@ def test_closing_twice_sends_one_goodbye(tmp_path: Path) -> None:
     farewells = closing.plan(ctx, partnership)
     assert [(f.participant.id, f.pals, f.letters, f.guardian_copy) for f in farewells] == [
         (maya.id, ("Tomás",), 0, True),
-        (tomas.id, ("Maya",), 1, False),
+        (tomas.id, ("Maya Smith",), 1, False),
     ]
     assert closing.close(ctx, partnership, farewells, by="", via="cli") == closing.Closed(2, 1, 2)
     for person in (maya, tomas):
         now = ctx.store.participant(person.id)
         assert now is not None and (now.status, now.pause_reason) == ("paused", "program-closed")
     assert ctx.store.participant(claire.id).status == "active"  # type: ignore[union-attr]
-    year = datetime.now(UTC).year
     assert sorted(item.id for item in ctx.spool.outbox()) == [
-        f"goodbye-{year}-{maya.id}",
-        f"goodbye-{year}-{maya.id}-guardian",
-        f"goodbye-{year}-{tomas.id}",
+        f"goodbye-{maya.id}-1",
+        f"goodbye-{maya.id}-1-guardian",
+        f"goodbye-{tomas.id}-1",
     ]
     # Run again, as after a crash with the plan made before it: nobody is sent a second one.
     assert closing.close(ctx, partnership, farewells, by="", via="cli") == closing.Closed(0, 0, 0)
@@ -243,3 +244,71 @@ def test_the_audit_page_reads_a_close(language: str, closed: str, paused: str) -
     ]  # fmt: skip
     read = [sentence(e, words["audit_sentences"], names, words["events"]) for e in entries]
     assert read == [closed, paused]
+
+
+def _delivered(ctx: Context, number: int, sender: Participant, to: Participant, at: str) -> None:
+    ctx.store.save_letter(
+        Letter(
+            id=number,
+            spool_id=f"s{number}",
+            sender=sender.id,
+            recipient=to.id,
+            sender_masked=sender.masked,
+            recipient_masked=to.masked,
+            sender_library=sender.library,
+            recipient_library=to.library,
+            subject="Hello",
+            received_at=at,
+            delivered_at=at,
+            status="delivered",
+        )
+    )
+
+
+def test_a_close_ends_only_its_own_pairs_and_a_later_close_sends_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = _context(tmp_path)
+    maya = participants.enroll(ctx, "riverside", "Maya", "maya@family-mail.example.net")
+    lea = participants.enroll(ctx, "lyon", "Léa", "lea@courriel.example.fr", language="fr")
+    participants.pair(ctx, maya, lea)  # riverside is in two partnerships
+    club = participants.enroll(
+        ctx, "riverside", "Reading Club", "club@family-mail.example.net",
+        guardian="leader@family-mail.example.net",
+    )  # fmt: skip
+    ana = participants.enroll(ctx, "valparaiso", "Ana María", "ana@correo.example.cl")
+    participants.pair(ctx, club, ana)
+    _delivered(ctx, 1, club, ana, "2026-05-02T10:00:00+00:00")
+    _delivered(ctx, 2, club, ana, "2026-06-02T10:00:00+00:00")
+    _delivered(ctx, 3, club, ana, "2025-05-02T10:00:00+00:00")  # the year before
+    partnership = next(p for p in ctx.config.partnerships if p.id == PARTNERSHIP)
+    now = datetime(2026, 7, 1, tzinfo=UTC)
+
+    farewells = closing.plan(ctx, partnership, now)
+    assert [(f.participant.id, f.pals, f.letters) for f in farewells] == [
+        (club.id, ("Ana María",), 2),
+        (ana.id, ("Reading Club",), 0),
+    ]
+    assert [p.id for p in closing.kept(ctx, partnership)] == [maya.id]
+    _, copy = closing.goodbye(ctx, farewells[0], copy_for="Reading Club")
+    assert "This is a copy for Reading Club's guardian" in copy
+    assert "You sent 2 letters this year." in copy and "writing to Ana María." in copy
+    _, own = closing.goodbye(ctx, farewells[0])
+    assert "This is a copy" not in own
+
+    command = ["--config", str(ctx.config.path), "program", "close", "--partnership", PARTNERSHIP]
+    assert cli.main([*command, "--dry-run"]) == 0
+    shown = capsys.readouterr().out
+    assert f"{maya.id} Maya <{maya.masked}>: kept: paired in another partnership\n" in shown
+    assert closing.close(ctx, partnership, farewells, by="", via="cli") == closing.Closed(2, 1, 2)
+    assert ctx.store.participant(maya.id).status == "active"  # type: ignore[union-attr]
+    sent = ctx.spool.message("outbox", f"goodbye-{club.id}-1-guardian")
+    body = message_from_bytes(sent, policy=default).get_body(("plain",))
+    assert "This is a copy for Reading Club's guardian" in body.get_content()  # type: ignore[union-attr]
+
+    # Resumed, and closed again months later: a new goodbye, not one taken for the first.
+    for person in (club, ana):
+        participants.resume(ctx, person)
+    again = closing.plan(ctx, partnership)
+    assert closing.close(ctx, partnership, again, by="", via="cli") == closing.Closed(2, 1, 2)
+    assert f"goodbye-{ana.id}-2" in {item.id for item in ctx.spool.outbox()}

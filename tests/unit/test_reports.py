@@ -8,6 +8,7 @@ import csv
 import io
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from relay import config as config_module
 from relay.context import Context, open_context
 from relay.store.files import append_lines
 from relay.store.records import Letter, Participant, Step
+from relay.web import report as report_page
+from relay.web.pages import Pages
 from tests.conftest import config_text
 
 LYON = """
@@ -27,6 +30,9 @@ country = "FR"
 language = "fr"
 timezone = "Europe/Paris"
 staff = [ { email = "claire@bm-lyon.example.org", name = "Claire", roles = ["moderator"] } ]
+
+[[partnerships]]
+libraries = ["lyon", "riverside"]
 """
 PARTNERSHIP = "riverside+valparaiso"
 PEOPLE = (  # library, name, real address, language, year of birth, age band
@@ -38,6 +44,7 @@ PEOPLE = (  # library, name, real address, language, year of birth, age band
     ("riverside", "Sam", "sam.lee@family-mail.example.net", "en", 2013, ""),
 )
 SUBJECT = "My dog Rex"
+ENROLLED = "2025-12-01T10:00:00+00:00"
 
 
 @pytest.fixture
@@ -49,10 +56,14 @@ def program(tmp_path: Path) -> tuple[Context, list[Participant]]:
     for library, name, email, language, born, band in PEOPLE:
         person = participants.enroll(ctx, library, name, email, language=language)
         ctx.store.update_participant(
-            person.id, lambda p, year=born, ages=band: p.but(birth_year=year, age_band=ages)
+            person.id,
+            lambda p, year=born, ages=band: p.but(
+                birth_year=year, age_band=ages, created_at=ENROLLED
+            ),
         )
         people.append(person)
-    participants.leave(ctx, people[5])
+    participants.leave(ctx, people[5])  # before the period
+    ctx.store.update_participant(people[5].id, lambda p: p.but(left_at="2025-12-20T10:00:00+00:00"))
     maya, tomas, leo, ana, claire, sam = people
 
     def letter(
@@ -222,6 +233,35 @@ def test_figures_of_a_partnership_are_exact(program: tuple[Context, list[Partici
     assert report.after_prompts == {"2026-01": 0, "2026-02": 1}
 
 
+def test_a_partnership_counts_its_own_letters_and_who_took_part_in_the_period(
+    program: tuple[Context, list[Participant]],
+) -> None:
+    ctx, people = program
+    maya, _, leo, ana, claire, _ = people
+    # riverside is also paired with lyon: Maya's letter to Claire is not this partnership's
+    ctx.store.save_letter(
+        Letter(
+            id=20, spool_id="spool-20", sender=maya.id, recipient=claire.id,
+            sender_masked=maya.masked, recipient_masked=claire.masked,
+            sender_library="riverside", recipient_library="lyon", subject=SUBJECT,
+            received_at="2026-01-08T10:00:00+00:00", status="held",
+        )
+    )  # fmt: skip
+    # Leo left in February (he took part), Ana enrolled in March (she did not yet)
+    ctx.store.update_participant(
+        leo.id, lambda p: p.but(status="left", left_at="2026-02-10T10:00:00+00:00")
+    )
+    ctx.store.update_participant(ana.id, lambda p: p.but(created_at="2026-03-01T10:00:00+00:00"))
+    report = reports.build(ctx.config, ctx.store, "2026-01", "2026-02", PARTNERSHIP)
+    assert report.letters[("2026-01", "riverside")] == _counts(
+        held=3, approved=2, rejected=1, delivered=2
+    )
+    assert report.languages == {"en": 2, "es": 1}
+    assert report.age_bands["18+"] == 0 and report.age_bands["unknown"] == 1
+    everyone = reports.build(ctx.config, ctx.store, "2026-01", "2026-01")
+    assert everyone.letters[("2026-01", "riverside")]["held"] == 4
+
+
 def test_every_library_without_a_partnership(program: tuple[Context, list[Participant]]) -> None:
     ctx, _ = program
     report = reports.build(ctx.config, ctx.store, "2026-01", "2026-01")
@@ -231,17 +271,19 @@ def test_every_library_without_a_partnership(program: tuple[Context, list[Partic
     assert report.prompts == {"2026-01": 0}
 
 
-def test_no_personal_data_in_any_format(program: tuple[Context, list[Participant]]) -> None:
+def test_no_personal_data_in_any_format_in_the_staff_language(
+    program: tuple[Context, list[Participant]],
+) -> None:
     ctx, people = program
     report = reports.build(ctx.config, ctx.store, "2026-01", "2026-02", PARTNERSHIP)
-    texts = {form: reports.render(report, form) for form in reports.FORMATS}
+    texts = {form: reports.render(report, form, _wording(ctx)) for form in reports.FORMATS}
     for person in people:
         for private in (person.name, person.email, person.masked, person.masked.split("@")[0]):
             assert all(private not in text for text in texts.values()), private
     assert all(SUBJECT not in text for text in texts.values())
     markdown = texts["md"]
-    assert "| 2026-02 | riverside | 1 | 1 | 0 | 1 | 1 | 0 |" in markdown
-    assert "| Median hours from held to approval | 4 |" in markdown
+    assert "| 2026-02 | Riverside Public Library | 1 | 1 | 0 | 1 | 1 | 0 |" in markdown
+    assert "| Median hours from writing to approval | 4 |" in markdown
     assert "| Reply rate (delivered letters the pal answered) | 67% (2 of 3) |" in markdown
     lines = list(csv.reader(io.StringIO(texts["csv"])))
     assert lines[0] == ["figure", "month", "library", "group", "value"]
@@ -253,6 +295,27 @@ def test_no_personal_data_in_any_format(program: tuple[Context, list[Participant
     first = page.split('src="data:image/png;base64,')[1].split('"')[0]
     assert base64.b64decode(first).startswith(b"\x89PNG")
     assert "<script" not in page and "http" not in page
+    # In the staff member's language, libraries by name
+    spanish = reports.render(report, "md", _wording(ctx, "es"))
+    assert spanish.startswith(
+        "# Informe del programa, de 2026-01 a 2026-02, "
+        "Riverside Public Library ⇄ Biblioteca Santiago Severín\n"
+    )
+    assert "| Mes | Biblioteca | Escritas | Aprobadas |" in spanish
+    assert (
+        "| Tasa de respuesta (cartas entregadas que el amigo respondió) | 67 % (2 de 3) |"
+        in spanish
+    )
+    assert "| sin registrar | 1 |" in spanish and "riverside" not in spanish
+    french = reports.render(report, "html", _wording(ctx, "fr"))
+    assert '<html lang="fr">' in french and "Participants par âge" in french
+    assert "Lettres écrites par mois" in french  # a chart's caption
+    assert "Biblioteca Santiago Severín" in french and "valparaiso" not in french
+
+
+def _wording(ctx: Context, language: str = "en") -> reports.Wording:
+    names = {library.id: library.name for library in ctx.config.libraries}
+    return reports.Wording(Pages(None).words(language), language, names)
 
 
 def test_cli_writes_the_report_and_names_a_bad_month(
@@ -284,7 +347,40 @@ def test_cli_writes_the_report_and_names_a_bad_month(
     assert run("--from", "2026-03", "--to", "2026-02")[2] == (
         "penpal-relay: --from: 2026-03 is after --to 2026-02\n"
     )
+    code, out, _ = run("--to", "2026-02", "--language", "es", "--partnership", "lyon+riverside")
+    assert out.startswith("# Informe del programa, de 2025-03 a 2026-02, ")
+    code, out, _ = run("--to", "2026-02", "--partnership", "lyon+riverside")
+    assert out.startswith("# Rapport du programme, de 2025-03 à 2026-02, ")  # its first library
+    assert run("--language", "de")[2] == (
+        "penpal-relay: --language: expected one of en, es, fr, not 'de'\n"
+    )
+    assert run("--from", "1000-01", "--to", "1999-12")[2] == (
+        "penpal-relay: --from: 1000-01 is before 2000\n"
+    )
+    assert run("--from", "2000-01", "--to", "2099-12")[2] == (
+        "penpal-relay: --from/--to: 2000-01 to 2099-12 is more than 60 months\n"
+    )
+    assert reports.period_problem("2021-03", "2026-02") == ""  # 60 months
     assert run("--partnership", "riverside+lyon")[2] == (
         "penpal-relay: --partnership: no partnership 'riverside+lyon' in the config\n"
     )
     assert run("--output", str(tmp_path))[2] == f"penpal-relay: --output: {tmp_path} is a folder\n"
+
+
+def test_the_page_refuses_a_period_too_long_or_too_early(
+    program: tuple[Context, list[Participant]],
+) -> None:
+    ctx, _ = program
+    today = datetime(2026, 3, 15, tzinfo=UTC)
+    for values, problem in (
+        ({"from": "2000-01", "to": "2099-12"}, "long"),
+        ({"from": "1000-01", "to": "1999-12"}, "early"),
+        ({"from": "2021-01", "to": "2026-01"}, "long"),  # 61 months
+    ):
+        wanted = report_page.asked(ctx.config, values, today)
+        assert (wanted.start, wanted.end, wanted.problem) == ("2025-04", "2026-03", problem)
+    assert report_page.asked(ctx.config, {"from": "2021-02", "to": "2026-01"}, today).problem == ""
+    pages = Pages(None)
+    for language, field in (("en", "“From”"), ("es", "“Desde”"), ("fr", "« Du mois »")):
+        problems = pages.words(language)["report_problems"]
+        assert field in problems["long"] and field in problems["early"]
