@@ -5,10 +5,13 @@ guardian's consent, where needed, is given). It is quiet when neither has writte
 other for `quiet_weeks` weeks: every letter the relay received from one to the other
 counts as writing, whatever became of it (held, approved, delivered, rejected, failed or
 bounced: the writer wrote); for two writing together to one pal (`writes_with`), so does a
-letter between the pal and either of them. A pair counts from when it was last paired
-(the `paired` audit entry; without one, the later of the two enrolments), so a pair made
-yesterday is not quiet. The one who owes a letter is the one who received the last; both,
-when nobody wrote since the pairing.
+letter between the pal and either of them. A pair counts from the latest of: when it was
+last paired (the `paired` audit entry; without one, the later of the two enrolments), and
+when either of the two was last resumed or had a guardian's consent given (`resumed`,
+`consent-given`: from then on they may correspond again, after a pause or a program
+close). So a pair made or resumed yesterday is not quiet, and a nudge from before does not
+count. The one who owes a letter is the one who received the last; both, when nobody wrote
+since then.
 
 `find` is pure. `read` gathers what it needs from the store in one pass over the letters
 (`Store.letter_parties`: hot shards and archive, without building `Letter`s) and one over
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from typing import Any
@@ -75,11 +78,13 @@ def pair_key(one: str, other: str) -> str:
 
 @dataclass(frozen=True)
 class Activity:
-    """What the store says about every pair: when it was paired, its last letter, nudges."""
+    """What the store says about every pair: when it was paired, its last letter, nudges;
+    and when each participant was last resumed or had consent given."""
 
     paired: Mapping[Pair, datetime]
     last_letters: Mapping[Pair, tuple[datetime, int, str]]  # (received, letter, recipient)
     nudged: Mapping[Pair, datetime]
+    restarted: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def _when(text: object) -> datetime | None:
@@ -102,8 +107,14 @@ def activity(letters: Iterable[LetterParties], audit: Iterable[Mapping[str, Any]
             last[pair] = (at, letter.id, letter.recipient)
     paired: dict[Pair, datetime] = {}
     nudged: dict[Pair, datetime] = {}
+    restarted: dict[str, datetime] = {}
     kept = {"paired": paired, "nudged": nudged}
     for entry in audit:
+        if entry.get("event") in RESTARTS:
+            at, pid = _when(entry.get("at")), str(entry.get("participant", ""))
+            if at is not None and pid and (pid not in restarted or restarted[pid] < at):
+                restarted[pid] = at
+            continue
         found = kept.get(str(entry.get("event")))
         ids = entry.get("participants")
         if found is None or not isinstance(ids, list) or len(ids) != 2:
@@ -114,7 +125,11 @@ def activity(letters: Iterable[LetterParties], audit: Iterable[Mapping[str, Any]
         pair = frozenset(str(pid) for pid in ids)
         if pair not in found or found[pair] < at:
             found[pair] = at
-    return Activity(paired, last, nudged)
+    return Activity(paired, last, nudged, restarted)
+
+
+# Audit events after which a participant may correspond again: a pair counts from then.
+RESTARTS = ("resumed", "consent-given")
 
 
 def _corresponding(participant: Participant | None) -> bool:
@@ -165,6 +180,8 @@ def _quiet(
 ) -> QuietPair | None:
     pair = frozenset((first.id, second.id))
     paired = seen.paired.get(pair) or max(_enrolled(first), _enrolled(second))
+    for one in (first, second):  # resumed, or consent given: writing may start again
+        paired = max(paired, seen.restarted.get(one.id, paired))
     # Two writing together to one pal: a letter between the pal and either is the pair's.
     ours, theirs = _team(first, second, by_id), _team(second, first, by_id)
     letters = (seen.last_letters.get(frozenset((a, b))) for a in ours for b in theirs)

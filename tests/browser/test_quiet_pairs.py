@@ -60,8 +60,13 @@ def test_quiet_pairs_reminded_listed_nudged_and_rematched(page: Page, relay: Rel
     # the others are new. Three of the six kept writing, three went quiet.
     paired = (datetime.now(UTC) - timedelta(weeks=10)).isoformat(timespec="seconds")
     earlier = [sorted((ours.id, theirs.id)) for ours, theirs in pairs[:6]]
+    # Consent was given before that (a pair counts from when both may write).
     ctx.store.rewrite_audit(
-        lambda e: e | {"at": paired} if sorted(e.get("participants", ())) in earlier else e
+        lambda e: (
+            e | {"at": paired}
+            if sorted(e.get("participants", ())) in earlier or e["event"] == "consent-given"
+            else e
+        )
     )
     (maya, tomas), (leo, sofia), (ava, mateo) = pairs[:3]  # by name, pals by the match
     letter_weeks_ago(ctx, maya, tomas, 8)  # Tomás owes a letter

@@ -118,6 +118,30 @@ def test_only_active_pals_who_may_write_and_a_nudge_of_this_quiet_period() -> No
         assert quiet.find(people, quiet.activity([], audit), NOW, WEEKS) == []
 
 
+def test_a_resumed_pair_counts_from_the_resume_and_an_earlier_nudge_is_forgotten() -> None:
+    """A program closed (both paused) and one of the two resumed, or a guardian's consent
+    given: the pair counts from then, and a nudge from before does not count."""
+    start = NOW - timedelta(weeks=30)
+    audit = [
+        *paired_at(start, ("p1", "p2")),
+        {
+            "at": (NOW - timedelta(weeks=20)).isoformat(),
+            "event": "nudged",
+            "participants": ["p1", "p2"],
+            "owing": ["p1", "p2"],
+        },
+    ]
+    letters = [written(1, "p1", "p2", NOW - timedelta(weeks=25))]
+    for event in ("resumed", "consent-given"):
+        back = {"event": event, "participant": "p2", "library": "valparaiso"}
+        recent = [*audit, back | {"at": (NOW - timedelta(weeks=2)).isoformat()}]
+        assert quiet.find(PEOPLE, quiet.activity(letters, recent), NOW, WEEKS) == []
+        longer = [*audit, back | {"at": (NOW - timedelta(weeks=7)).isoformat()}]
+        (found,) = quiet.find(PEOPLE, quiet.activity(letters, longer), NOW, WEEKS)
+        assert (found.since, found.weeks, found.nudged_at) == (NOW - timedelta(weeks=7), 7, None)
+        assert (found.last_letter, [p.id for p in found.owing]) == (None, ["p1", "p2"])
+
+
 # --- on a store ----------------------------------------------------------------------------
 
 
