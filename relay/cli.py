@@ -589,6 +589,10 @@ def cmd_quiet_nudge(args: argparse.Namespace) -> int:
     libraries = ctx.config.staff_libraries(args.by)
     if not libraries:
         raise UserError(f"--by: {args.by} is not listed as staff of any library")
+    # As on the dashboard: moderators and coordinators (who pair and unpair) nudge.
+    libraries = tuple((lib, m) for lib, m in libraries if m.is_moderator or m.is_coordinator)
+    if not libraries:
+        raise UserError(f"--by: {args.by} is neither a moderator nor a coordinator")
     for library, member in libraries:
         try:
             pair = quiet.nudge(ctx, args.pair, library.id, by=member.email, via="cli")

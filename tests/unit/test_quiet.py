@@ -15,7 +15,7 @@ from relay import config as config_module
 from relay.context import Context, open_context
 from relay.errors import NotFound
 from relay.store.records import LetterParties, Participant
-from tests.conftest import MODERATOR_A, config_text
+from tests.conftest import MODERATOR_A, MODERATOR_A2, config_text
 from tests.support.past_letters import record_letter
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -151,12 +151,12 @@ def program(tmp_path: Path) -> tuple[Context, list[Participant]]:
     path.write_text(config_text(tmp_path / "data"))
     ctx = open_context(config_module.load(path))
     people = [
-        participants.enroll(ctx, library, name, f"{name.lower()}@family.example.net")
-        for library, name in (
-            ("riverside", "Maya"),
-            ("valparaiso", "Tomás"),
-            ("riverside", "Leo"),
-            ("valparaiso", "Sofía"),
+        participants.enroll(ctx, library, name, f"{local}@family.example.net")
+        for library, name, local in (
+            ("riverside", "Maya", "maya"),
+            ("valparaiso", "Tomás", "tomas"),
+            ("riverside", "Leo", "leo"),
+            ("valparaiso", "Sofía", "sofia"),
         )
     ]
     participants.pair(ctx, people[0], people[1])
@@ -220,3 +220,21 @@ def test_read_nudge_once_rematch_and_the_reminder(
     assert ctx.store.audit_log()[-1]["via"] == "quiet"
     with pytest.raises(NotFound):
         quiet.rematch(ctx, found.key, "riverside", by=MODERATOR_A)
+
+
+def test_staff_who_only_send_the_newsletter_may_not_nudge_from_the_command_line(
+    program: tuple[Context, list[Participant]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx, (_, _, leo, sofia) = program
+    pairings_made(ctx, weeks_ago(12))
+    sam = f'{{ email = "{MODERATOR_A2}", name = "Sam", roles = ["moderator"] }},'
+    pat = '{ email = "pat@example.org", name = "Pat", roles = ["newsletter"] },'
+    text = (tmp_path / "config.toml").read_text()
+    (tmp_path / "news.toml").write_text(text.replace(sam, sam + pat))
+    key = quiet.pair_key(leo.id, sofia.id)
+    nudge = ["--config", str(tmp_path / "news.toml"), "quiet", "nudge", key, "--by"]
+    assert cli.main([*nudge, "pat@example.org"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--by: pat@example.org is neither a moderator nor a coordinator")
+    assert "\n" not in err and not [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
+    assert cli.main([*nudge, MODERATOR_A2]) == 0
