@@ -332,3 +332,15 @@ def rematch(ctx: Context, key: str, library_id: str, *, by: str) -> QuietPair:
     quiet = one(ctx, key, datetime.now(UTC), library_id)
     participants.unpair(ctx, quiet.first, quiet.second, by=by, via="quiet")
     return quiet
+
+
+def ended(ctx: Context, key: str, library_id: str) -> tuple[Participant, ...]:
+    """Blocking: the two of a pair named `key` (`p3-p41`) who are no longer pals, one of
+    them a patron of `library_id` (first): what the page names after a re-match. None for
+    any other text, so that a link cannot make the page confirm what did not happen."""
+    ids = key.split("-")
+    found = [ctx.store.participant(pid) for pid in ids] if len(ids) == 2 else []
+    two = tuple(p for p in found if p is not None)
+    if len(two) != 2 or two[1].id in two[0].pals or library_id not in {p.library for p in two}:
+        return ()
+    return two if two[0].library == library_id else (two[1], two[0])

@@ -37,7 +37,9 @@ async def show_quiet(request: Request) -> Response:
         weeks=dash.context().config.matching.quiet_weeks,
         nudged=shown.get(params.get("nudged", "")),
         already=shown.get(params.get("already", "")),
-        rematched=params.get("rematched", ""),
+        rematched=await dash.run(
+            lambda: quiet.ended(dash.context(), params.get("rematched", ""), visitor.library.id)
+        ),
     )
 
 
@@ -102,5 +104,4 @@ async def rematch(request: Request) -> Response:
     pair = await dash.run(end)
     if pair is None:
         raise PageNotFound()
-    names = quote(f"{pair.first.name} ({pair.first.id}), {pair.second.name} ({pair.second.id})")
-    return see_other(f"/quiet?rematched={names}")
+    return see_other(f"/quiet?rematched={quote(pair.key)}")

@@ -120,9 +120,14 @@ def test_quiet_pairs_reminded_listed_nudged_and_rematched(page: Page, relay: Rel
     expect(page.locator("#rematch h1")).to_have_text(f"End the pairing of Ava and {mateo.name}?")
     assert ctx.store.participant(ava.id).pals == (mateo.id,)  # type: ignore[union-attr]
     page.click("#rematch-confirm")
-    expect(page.locator("#done")).to_contain_text("The pairing ended")
+    expect(page.locator("#done")).to_contain_text(
+        f"The pairing ended (Ava ({ava.id}), {mateo.name} ({mateo.id}))"
+    )
     expect(page.locator("tr.quiet-pair")).to_have_count(2)
     assert ctx.store.participant(ava.id).pals == ()  # type: ignore[union-attr]
+    page.goto(f"{dashboard.url}/quiet?rematched=All+letters+were+sent")  # a made-up message
+    expect(page.locator("tr.quiet-pair")).to_have_count(2)
+    expect(page.locator("#done")).to_have_count(0)
     page.click("nav >> text=Audit log")
     expect(page.locator("main")).to_contain_text(
         "Ana nudged the quiet pair Maya (Riverside Public Library) and"

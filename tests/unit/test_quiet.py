@@ -215,8 +215,13 @@ def test_read_nudge_once_rematch_and_the_reminder(
     week = morning + timedelta(days=7)
     assert notices.send_reminders(ctx, week, library_id="riverside") == {"riverside": (0, 1)}
 
+    assert quiet.ended(ctx, found.key, "riverside") == ()  # still pals: nothing ended
     quiet.rematch(ctx, found.key, "riverside", by=MODERATOR_A)
     assert ctx.store.participant(maya.id).pals == ()  # type: ignore[union-attr]
+    ended = quiet.ended(ctx, found.key, "valparaiso")  # what the page names, theirs first
+    assert [(p.id, p.name) for p in ended] == [(tomas.id, "Tomás"), (maya.id, "Maya")]
+    for made_up in ("Everything is fine", f"{leo.id}-{sofia.id}", "p1-p999"):
+        assert quiet.ended(ctx, made_up, "riverside") == ()
     assert ctx.store.audit_log()[-1]["via"] == "quiet"
     with pytest.raises(NotFound):
         quiet.rematch(ctx, found.key, "riverside", by=MODERATOR_A)
