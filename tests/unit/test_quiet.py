@@ -15,7 +15,7 @@ from relay import config as config_module
 from relay.context import Context, open_context
 from relay.errors import NotFound
 from relay.store.records import LetterParties, Participant
-from tests.conftest import MODERATOR_A, MODERATOR_A2, config_text
+from tests.conftest import MODERATOR_A, MODERATOR_A2, MODERATOR_B, config_text
 from tests.support.past_letters import record_letter
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -196,10 +196,12 @@ def test_read_nudge_once_rematch_and_the_reminder(
     assert cli.main([*config, "quiet", "nudge", found.key, "--by", "someone@example.org"]) == 1
     assert "--by: someone@example.org is not listed as staff" in capsys.readouterr().err
     with pytest.raises(quiet.AlreadyNudged, match="was nudged on"):
-        quiet.nudge(ctx, found.key, "valparaiso", by=MODERATOR_A, via="dashboard")
+        quiet.nudge(ctx, found.key, "riverside", by=MODERATOR_A, via="dashboard")
+    with pytest.raises(quiet.NotOurs, match="only riverside may nudge"):  # Maya is theirs
+        quiet.nudge(ctx, found.key, "valparaiso", by=MODERATOR_B, via="dashboard")
     (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
     assert entry["participants"] == [maya.id, tomas.id] and entry["owing"] == [maya.id]
-    assert (entry["by"], entry["via"]) == (MODERATOR_A, "cli")
+    assert (entry["by"], entry["via"], entry["library"]) == (MODERATOR_A, "cli", "riverside")
     assert maya.email not in str(entry)
     outbox = ctx.config.relay.data_dir / "spool" / "outbox"
     sent = [p.read_bytes() for p in outbox.rglob("*") if p.is_file() and b"Tom" in p.read_bytes()]
@@ -243,3 +245,49 @@ def test_staff_who_only_send_the_newsletter_may_not_nudge_from_the_command_line(
     assert err.endswith("--by: pat@example.org is neither a moderator nor a coordinator")
     assert "\n" not in err and not [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
     assert cli.main([*nudge, MODERATOR_A2]) == 0
+
+
+def test_each_library_nudges_its_own_patrons_and_a_team_is_nudged_once(
+    program: tuple[Context, list[Participant]],
+) -> None:
+    """Leo and Sofía never wrote: each library nudges its own patron, once. Inés writes
+    together with Maya to Tomás; Maya wrote last, so Tomás owes in both pairs and is nudged
+    once. Either library may re-match."""
+    ctx, (maya, tomas, leo, sofia) = program
+    ines = participants.enroll(ctx, "riverside", "Inés", "ines@family.example.net")
+    participants.pair(ctx, ines, tomas)
+    ctx.store.team(maya, ines)
+    pairings_made(ctx, weeks_ago(12))
+    record_letter(ctx, maya, tomas, weeks_ago(9))
+    both = quiet.pair_key(leo.id, sofia.id)
+
+    nudged = quiet.nudge(ctx, both, "riverside", by=MODERATOR_A, via="web")
+    assert [p.id for p in nudged.owing] == [leo.id]  # not Sofía: valparaiso speaks to her
+    with pytest.raises(quiet.AlreadyNudged):
+        quiet.nudge(ctx, both, "riverside", by=MODERATOR_A, via="web")
+    (page,) = [
+        q for q in quiet.read(ctx, datetime.now(UTC), library_id="valparaiso") if q.key == both
+    ]
+    assert page.nudged == {leo.id} and [p.id for p in page.owing_at("valparaiso")] == [sofia.id]
+    nudged = quiet.nudge(ctx, both, "valparaiso", by=MODERATOR_B, via="web")
+    assert [p.id for p in nudged.owing] == [sofia.id]
+    with pytest.raises(quiet.NotOurs):  # only Tomás owes: riverside may not email him
+        quiet.nudge(ctx, quiet.pair_key(maya.id, tomas.id), "riverside", by=MODERATOR_A, via="web")
+
+    quiet.nudge(ctx, quiet.pair_key(maya.id, tomas.id), "valparaiso", by=MODERATOR_B, via="web")
+    with pytest.raises(quiet.AlreadyNudged):  # the team's other pair: Tomás was nudged
+        quiet.nudge(ctx, quiet.pair_key(ines.id, tomas.id), "valparaiso", by=MODERATOR_B, via="web")
+    entries = [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
+    assert [(e["owing"], e["library"]) for e in entries] == [
+        ([leo.id], "riverside"),
+        ([sofia.id], "valparaiso"),
+        ([tomas.id], "valparaiso"),
+    ]
+    outbox = ctx.config.relay.data_dir / "spool" / "outbox"
+    to_tomas = {p.stem for p in outbox.rglob("nudge-*") if tomas.email in p.read_text()}
+    assert len(to_tomas) == 1  # one nudge, not one per pair of the team
+
+    quiet.rematch(ctx, quiet.pair_key(ines.id, tomas.id), "valparaiso", by=MODERATOR_B)
+    (ended,) = [e for e in ctx.store.audit_log() if e["event"] == "unpaired"]
+    assert (ended["library"], ended["by"], ended["via"]) == ("valparaiso", MODERATOR_B, "quiet")
+    assert ctx.store.participant(ines.id).pals == ()  # type: ignore[union-attr]
