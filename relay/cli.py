@@ -527,13 +527,10 @@ def cmd_pair(args: argparse.Namespace) -> int:
     participants.pair(ctx, first, second)
     print(f"paired {first.id} ({first.masked}) with {second.id} ({second.masked})")
     if args.welcome:
-        welcomed = welcomes.welcome(ctx, first, second, via="cli")
-        told = (
-            "welcome emails queued"
-            if welcomed
-            else "no welcome now (sent before, or consent awaited)"
-        )
-        print(told)
+        if welcomes.welcome(ctx, first, second, via="cli"):
+            print("welcome emails queued")
+        else:
+            print(f"no welcome now: {welcomes.not_sent(ctx, first, second)}")
     return 0
 
 
@@ -639,24 +636,25 @@ def _who(participant: Participant) -> str:
     return f"{participant.id} {participant.name} <{participant.masked}>"
 
 
+def _pair_json(pair: matching.ProposedPair) -> dict[str, Any]:
+    return {
+        "participants": [pair.first.id, pair.second.id],
+        "names": [pair.first.name, pair.second.name],
+        "masked": [pair.first.masked, pair.second.masked],
+        "libraries": [pair.first.library, pair.second.library],
+        "writes_to_two": pair.writes_to_two or None,
+        "writes_together_with": pair.teammate.id if pair.teammate else None,
+        "explanation": matching.explain(pair),
+    }
+
+
 def _proposal_json(proposal: matching.Proposal) -> dict[str, Any]:
     gap = proposal.settings.max_age_gap
     return {
         "partnership": proposal.partnership,
         "max_age_gap": gap,
         "uneven": proposal.settings.uneven,
-        "pairs": [
-            {
-                "participants": [pair.first.id, pair.second.id],
-                "names": [pair.first.name, pair.second.name],
-                "masked": [pair.first.masked, pair.second.masked],
-                "libraries": [pair.first.library, pair.second.library],
-                "writes_to_two": pair.writes_to_two or None,
-                "writes_together_with": pair.teammate.id if pair.teammate else None,
-                "explanation": matching.explain(pair),
-            }
-            for pair in proposal.pairs
-        ],
+        "pairs": [_pair_json(pair) for pair in proposal.pairs],
         "unmatched": [
             {
                 "participant": left.participant.id,
@@ -671,6 +669,17 @@ def _proposal_json(proposal: matching.Proposal) -> dict[str, Any]:
     }
 
 
+def _pair_text(pair: matching.ProposedPair) -> str:
+    first, second = (_who(pair.first), _who(pair.second))
+    if pair.teammate is not None:  # "together": the teammate is named beside the other
+        with_mate = f" with {pair.teammate.id} {pair.teammate.name}"
+        if pair.first.library == pair.teammate.library:
+            first += with_mate
+        else:
+            second += with_mate
+    return f"{first}  +  {second}"
+
+
 def _print_proposal(proposal: matching.Proposal) -> None:
     gap = proposal.settings.max_age_gap
     print(
@@ -679,14 +688,7 @@ def _print_proposal(proposal: matching.Proposal) -> None:
         f"uneven {proposal.settings.uneven})"
     )
     for pair in proposal.pairs:
-        first, second = (_who(pair.first), _who(pair.second))
-        if pair.teammate is not None:  # "together": the teammate is named beside the other
-            with_mate = f" with {pair.teammate.id} {pair.teammate.name}"
-            if pair.first.library == pair.teammate.library:
-                first += with_mate
-            else:
-                second += with_mate
-        print(f"  {first}  +  {second}")
+        print(f"  {_pair_text(pair)}")
         print(f"      {matching.explain(pair)}")
     if proposal.unmatched:
         print("without a pal:")
@@ -702,11 +704,11 @@ def cmd_match(args: argparse.Namespace) -> int:
         raise UserError("--json: add --dry-run to see the proposal, or --yes to accept it")
     today = datetime.now(UTC).date()
     proposal = matching.propose(partnership, ctx.store.participants(), ctx.config.matching, today)
-    if args.json:
-        _print_json(_proposal_json(proposal) | {"accepted": not args.dry_run})
-    else:
+    if not args.json:
         _print_proposal(proposal)
     if args.dry_run or not proposal.pairs:
+        if args.json:
+            _print_json(_proposal_json(proposal) | _accepted_json(not args.dry_run, [], []))
         return 0
     if not args.yes:
         try:
@@ -716,14 +718,29 @@ def cmd_match(args: argparse.Namespace) -> int:
         if answer.strip().lower() != "yes":
             raise UserError("nothing paired (answer yes, or pass --yes)")
     made, skipped = participants.accept_matches(ctx, proposal, by=by)
+    if args.json:
+        _print_json(_proposal_json(proposal) | _accepted_json(True, made, skipped))
+        return 0
+    print(f"paired {_n(len(made), 'pair', 'pairs')}", end="")
+    print(f"; {len(skipped)} not paired (changed since)" if skipped else "")
+    for pair in made:
+        print(f"  paired      {_pair_text(pair)}")
     for pair in skipped:
-        print(
-            f"not paired (changed since): {pair.first.id} + {pair.second.id}",
-            file=sys.stderr,
-        )
-    if not args.json:
-        print(f"paired {_n(len(made), 'pair', 'pairs')}")
+        print(f"  not paired  {_pair_text(pair)}")
     return 0
+
+
+def _accepted_json(
+    accepted: bool, made: list[matching.ProposedPair], skipped: list[matching.ProposedPair]
+) -> dict[str, Any]:
+    """What accepting did: the pairs made and those skipped as changed since the proposal."""
+    if not accepted:
+        return {"accepted": False}
+    return {
+        "accepted": True,
+        "paired": [_pair_json(pair) for pair in made],
+        "not_paired": [_pair_json(pair) for pair in skipped],
+    }
 
 
 # --- queue ---------------------------------------------------------------------------------

@@ -284,7 +284,7 @@ def give(
     waiting = waiting_letters(ctx, after)
     _record(ctx, "consent-given", after, by=by, via=via, method=method, letters=waiting)
     _tell_moderators(ctx, after, "given", method, len(waiting), token)
-    welcomes.on_consent(ctx, after, by=by, via=via)  # pals made while consent was awaited
+    welcomes.pending(ctx, after, by=by, via=via)  # pals made while consent was awaited
     return after
 
 

@@ -4,9 +4,10 @@ The outbox worker knows nothing of letters or prompts; it reports what became of
 entry, and this module passes it on: a letter's copy delivered or failed for good goes to
 the letter's lifecycle (`relay.letters`), a prompt delivered is marked sent in the month's
 journal, and a letter's copy whose writer or pal lost a guardian's consent, was paused or
-left since the approval is held back (the letter held again). The worker calls `delivered` under the
-store's write lock before it removes the entries, so none of this is lost or repeated by a
-crash.
+left since the approval is held back (the letter held again); so are the copies for the
+pal's teammate and the teammate's guardian when the teammate did. The worker calls
+`delivered` under the store's write lock before it removes the entries, so none of this is
+lost or repeated by a crash.
 """
 
 from __future__ import annotations
@@ -59,10 +60,14 @@ def held_back(ctx: Context, entry: OutboxEntry) -> bool:
         return False
     if letters.hold_again(ctx, letter):
         return True
-    # A teammate who left, was paused or lost consent since: only their copy stays unsent.
-    return isinstance(entry.purpose, TeammateCopy) and not letters.teammate_reads(
-        ctx, letter, entry.purpose.teammate
-    )
+    # A teammate who left, was paused or lost consent since: only their copy and their
+    # guardian's stay unsent.
+    match entry.purpose:
+        case TeammateCopy(teammate=teammate):
+            return not letters.teammate_reads(ctx, letter, teammate)
+        case GuardianCopy(participant=child) if child not in ("", letter.sender, letter.recipient):
+            return not letters.teammate_reads(ctx, letter, child)
+    return False
 
 
 def delivered(ctx: Context, done: Sequence[OutboxEntry]) -> None:

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 
 from relay import consent, guardians, matching, welcomes
 from relay.addresses import new_masked_address, normalize
@@ -323,42 +324,58 @@ def accept_matches(
     """Pair a proposal staff accepted: (pairs made, pairs skipped). A pair is skipped when
     one of the two has left, been paused or been given another pal since the proposal; a
     team (`teammate`) is made after the other pairs, when the teammate's pair was made.
-    Each pair made is welcomed (`relay.welcomes`: once both may correspond)."""
+    Each pair is checked and made while no other process changes pals (two coordinators
+    accepting at once never give anyone more pals than `uneven` allows), then welcomed
+    (`relay.welcomes`: once both may correspond) before the next is made."""
     made: list[matching.ProposedPair] = []
     skipped: list[matching.ProposedPair] = []
     given: dict[str, set[str]] = {}  # pals this acceptance gave
     teams_last = sorted(proposal.pairs, key=lambda proposed: proposed.teammate is not None)
     for proposed in teams_last:
-        current = [ctx.store.participant(p.id) for p in (proposed.first, proposed.second)]
-        if any(
-            now is None or now.status != ACTIVE or set(now.pals) - given.get(now.id, set())
-            for now in current
-        ) or not _may_team(ctx, proposed, given):
+        accepted = partial(_accept_one, ctx, proposed, given, by=by, via=via)
+        if not ctx.store.exclusively(accepted):
             skipped.append(proposed)
             continue
-        pair(ctx, proposed.first, proposed.second, by=by, via=via)
-        if proposed.teammate is not None:
-            one = next(p for p in current if p and p.library == proposed.teammate.library)
-            ctx.store.team(one, proposed.teammate)
-            _record_pair(ctx, "teamed", one, proposed.teammate, by=by, via=via)
-        given.setdefault(proposed.first.id, set()).add(proposed.second.id)
-        given.setdefault(proposed.second.id, set()).add(proposed.first.id)
         made.append(proposed)
-    for proposed in made:
         welcomes.welcome(ctx, proposed.first, proposed.second, by=by, via=via)
     return made, skipped
 
 
+def _accept_one(
+    ctx: Context,
+    proposed: matching.ProposedPair,
+    given: dict[str, set[str]],
+    *,
+    by: str,
+    via: str,
+) -> bool:
+    """Pair one proposed pair (and team) if it still may be; run under the store's lock."""
+    current = [ctx.store.participant(p.id) for p in (proposed.first, proposed.second)]
+    if any(
+        now is None or now.status != ACTIVE or set(now.pals) - given.get(now.id, set())
+        for now in current
+    ) or not _may_team(ctx, proposed, given):
+        return False
+    pair(ctx, proposed.first, proposed.second, by=by, via=via)
+    if proposed.teammate is not None:
+        one = next(p for p in current if p and p.library == proposed.teammate.library)
+        ctx.store.team(one, proposed.teammate)
+        _record_pair(ctx, "teamed", one, proposed.teammate, by=by, via=via)
+    given.setdefault(proposed.first.id, set()).add(proposed.second.id)
+    given.setdefault(proposed.second.id, set()).add(proposed.first.id)
+    return True
+
+
 def _may_team(ctx: Context, proposed: matching.ProposedPair, given: dict[str, set[str]]) -> bool:
-    """A proposed team is still possible: the teammate is active, in no team, and has just
-    the pal this acceptance gave."""
+    """A proposed team is still possible: the teammate is active, in no team (a team whose
+    other half is no longer enrolled is none), and has just the pal this acceptance gave."""
     if proposed.teammate is None:
         return True
     mate = ctx.store.participant(proposed.teammate.id)
     return (
         mate is not None
         and mate.status == ACTIVE
-        and not mate.writes_with
+        and (not mate.writes_with or ctx.store.participant(mate.writes_with) is None)
         and len(mate.pals) == 1
         and set(mate.pals) == given.get(mate.id)
     )
@@ -459,7 +476,8 @@ def resume(
     ctx: Context, participant: Participant, *, by: str = "", via: str = "cli"
 ) -> Participant:
     """Active again, from paused or from having left; letters returned before no longer
-    count towards pausing them (staff have looked at their address). Not someone whose
+    count towards pausing them (staff have looked at their address); pals made meanwhile
+    are welcomed now (`welcomes.pending`). Not someone whose
     guardian withdrew consent: consent given again (`guardians.give`) resumes them (or, once
     they need none, staff do)."""
 
@@ -474,7 +492,9 @@ def resume(
 
     change = ctx.store.update_participant(participant.id, resumed)
     ctx.store.clear_bounces(participant.id)
-    return _recorded(ctx, "resumed", change, by=by, via=via)
+    after = _recorded(ctx, "resumed", change, by=by, via=via)
+    welcomes.pending(ctx, after, by=by, via=via)  # pals made while they were paused
+    return after
 
 
 def leave(ctx: Context, participant: Participant, *, by: str = "", via: str = "cli") -> Participant:

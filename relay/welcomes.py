@@ -9,9 +9,10 @@ pal's guardian's addresses.
 
 Once per pair: the pals a participant was welcomed to are kept with them (`welcomed`), and
 each message is queued under a fixed outbox name, so a repeated call sends nothing twice.
-Only when both may correspond: while one of the two waits for a guardian's consent, neither
-is told (the other would write to someone who cannot receive it yet); `on_consent` sends
-both welcomes when the consent comes. Audited as "welcomed" with ids only.
+Only when both may correspond: while one of the two waits for a guardian's consent, or is
+paused or has left, neither is told (the other would write to someone who cannot receive
+it yet); `pending` sends both welcomes when the consent comes or the participant is
+resumed. Audited as "welcomed" with ids only.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import logging
 from dataclasses import dataclass
 from email.headerregistry import Address
 
-from relay import guard, notices
+from relay import guard, letters, notices
 from relay.context import Context
 from relay.guard import LeakStopped
 from relay.outbox import Notice, door
 from relay.scrub.leakguard import CheckedMessage
-from relay.store.records import ACTIVE, Participant
+from relay.store.records import ACTIVE, PAUSED, Participant
 
 log = logging.getLogger("relay")
 
@@ -74,12 +75,9 @@ def words(ctx: Context, reader: Participant, pal: Participant) -> list[Welcome]:
 def _teams(ctx: Context, reader: Participant, pal: Participant) -> tuple[str, str]:
     """Under `uneven = "together"`: the first name of the reader's teammate writing with
     them to this pal, and of the pal's teammate writing with the pal to the reader ("" for
-    none)."""
-    names = []
-    for one, other in ((reader, pal), (pal, reader)):
-        mate = ctx.store.participant(one.writes_with) if one.writes_with else None
-        names.append(mate.name if mate is not None and other.id in mate.pals else "")
-    return names[0], names[1]
+    none): the teammates a letter's copy reaches (`letters.teammate_of`)."""
+    mine, theirs = letters.teammate_of(ctx, reader, pal), letters.teammate_of(ctx, pal, reader)
+    return (mine.name if mine else "", theirs.name if theirs else "")
 
 
 def _ready(participant: Participant | None) -> bool:
@@ -103,8 +101,26 @@ def welcome(
     return welcomed
 
 
-def on_consent(ctx: Context, participant: Participant, *, by: str = "", via: str) -> int:
-    """Blocking: consent was given; the welcomes about each pal not sent for want of it."""
+def not_sent(ctx: Context, first: Participant, second: Participant) -> str:
+    """Why `welcome` sends nothing to these two now, in staff's words ("" when it would)."""
+    one, other = ctx.store.participant(first.id), ctx.store.participant(second.id)
+    if one is None or other is None or other.id not in one.pals:
+        return f"{first.id} and {second.id} are not pals"
+    for who in (one, other):
+        if who.status == PAUSED:
+            return f"{who.id} is paused; the welcomes go when they are resumed"
+        if who.status != ACTIVE:
+            return f"{who.id} has left the program; the welcomes go if they are resumed"
+        if not who.may_correspond:
+            return f"{who.id} awaits a guardian's consent; the welcomes go when it is given"
+    if other.id in one.welcomed and one.id in other.welcomed:
+        return "both were welcomed to each other before"
+    return ""
+
+
+def pending(ctx: Context, participant: Participant, *, by: str = "", via: str) -> int:
+    """Blocking: the participant may correspond again (consent given, resumed); the welcomes
+    about each pal not sent while they, or the pal, could not."""
     return sum(
         welcome(ctx, participant, pal, by=by, via=via)
         for pal in (ctx.store.participant(pid) for pid in participant.pals)

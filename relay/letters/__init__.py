@@ -29,6 +29,7 @@ from relay.letters.delivering import (
     failed,
     hold_again,
     reconcile,
+    teammate_of,
     teammate_reads,
 )
 from relay.letters.holding import LetterHeaders, hold
@@ -52,5 +53,6 @@ __all__ = [
     "reconcile",
     "reject",
     "remove_file",
+    "teammate_of",
     "teammate_reads",
 ]

@@ -178,7 +178,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
                     door.entry(
                         ctx,
                         f"letter-{letter.id}-guardian-{child.id}",
-                        GuardianCopy(letter.id),
+                        GuardianCopy(letter.id, child.id),
                         child.guardian,
                     ),
                     build(reader, copy_id, child.name),

@@ -29,9 +29,11 @@ class LetterCopy:
 
 @dataclass(frozen=True)
 class GuardianCopy:
-    """A guardian's copy of an approved letter (of the writer's or of the pal's guardian)."""
+    """A guardian's copy of an approved letter (of the writer's, the pal's or the pal's
+    teammate's guardian)."""
 
     letter: int
+    participant: str = ""  # whose guardian ("" in entries queued before it was recorded)
     kind: ClassVar[Kind] = "guardian-copy"
 
 
@@ -125,8 +127,10 @@ class OutboxEntry:
             "last_error": self.tries.last_error,
         }
         match self.purpose:
-            case LetterCopy(letter=letter) | GuardianCopy(letter=letter):
+            case LetterCopy(letter=letter):
                 meta["letter"] = letter
+            case GuardianCopy(letter=letter, participant=participant):
+                meta["letter"], meta["participant"] = letter, participant
             case TeammateCopy(letter=letter, teammate=teammate):
                 meta["letter"], meta["participant"] = letter, teammate
             case Notice(topic=topic, letter=letter):
@@ -159,8 +163,10 @@ def _purpose(meta: Meta) -> Purpose:
     kind = _text(meta, "kind")
     letter = meta.get("letter")
     number = letter if isinstance(letter, int) and not isinstance(letter, bool) else None
-    if kind in ("letter", "guardian-copy") and number is not None:
-        return LetterCopy(number) if kind == "letter" else GuardianCopy(number)
+    if kind == "letter" and number is not None:
+        return LetterCopy(number)
+    if kind == "guardian-copy" and number is not None:
+        return GuardianCopy(number, _text(meta, "participant"))
     if kind == "teammate-copy" and number is not None:
         return TeammateCopy(number, _text(meta, "participant"))
     if kind == "prompt":

@@ -570,8 +570,9 @@ class Store:
                     self._save_participant(fresh.but(pals=(*fresh.pals, other.id)))
 
     def unpair(self, first: Participant, second: Participant) -> list[tuple[str, str]]:
-        """End a pairing; a team writing to that pal ends with it (the other keeps the pal).
-        Returns the teams ended: (id, teammate's id)."""
+        """End a pairing; a team writing together to that pal ends with it (the other keeps
+        the pal), a team writing to another pal does not. Returns the teams ended: (id,
+        teammate's id)."""
         ended = []
         with self._writing():
             for one, other in ((first, second), (second, first)):
@@ -579,9 +580,17 @@ class Store:
                 if fresh is not None and other.id in fresh.pals:
                     pals = tuple(p for p in fresh.pals if p != other.id)
                     self._save_participant(fresh.but(pals=pals))
-                    if teammate := self.end_team(one.id):
+                    if self._writes_with_to(fresh, other.id) and (
+                        teammate := self.end_team(one.id)
+                    ):
                         ended.append((one.id, teammate))
         return ended
+
+    def _writes_with_to(self, participant: Participant, pal_id: str) -> bool:
+        """Whether `participant` writes together with a teammate to this pal (the teammate
+        has the pal too)."""
+        mate = self.participant(participant.writes_with) if participant.writes_with else None
+        return mate is not None and pal_id in mate.pals
 
     def team(self, first: Participant, second: Participant) -> None:
         """Two participants of one library write together to their pal (`writes_with`)."""
@@ -615,6 +624,11 @@ class Store:
             if participant is None:
                 raise NotFound(f"participant {participant_id} not found")
             self.end_team(participant_id)
+            # A team writing together to them has no pal left to write to: it ends.
+            for pal_id in participant.pals:
+                pal = self.participant(pal_id)
+                if pal is not None and self._writes_with_to(pal, participant.id):
+                    self.end_team(pal_id)
             for pal_id in participant.pals:
                 pal = self.participant(pal_id)
                 if pal is not None and participant.id in pal.pals:

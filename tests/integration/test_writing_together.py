@@ -69,6 +69,9 @@ def test_a_team_of_two_gets_their_pals_letter(
         f"  {leo.id} Leo <{leo.masked}> with {maya.id} Maya  +  {tomas.id} Tomás <{tomas.masked}>",
         "      Leo and Maya write together to Tomás; both 10; no shared interests",
         "paired 2 pairs",
+        f"  paired      {maya.id} Maya <{maya.masked}>  +  {tomas.id} Tomás <{tomas.masked}>",
+        f"  paired      {leo.id} Leo <{leo.masked}> with {maya.id} Maya  +  "
+        f"{tomas.id} Tomás <{tomas.masked}>",
     ]
     now = {p.name: p for p in relay.context().store.participants()}
     assert (now["Maya"].writes_with, now["Leo"].writes_with) == (leo.id, maya.id)

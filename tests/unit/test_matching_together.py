@@ -1,29 +1,34 @@
 """Two children writing together (`[matching] uneven = "together"`): who is teamed with whom
-in a proposal of two classes of 30 and 27, the team made and ended on a real store, the
-proposal as `match --json` shows it, and the outbox entry of the teammate's copy."""
+in a proposal of two classes of 30 and 27, the team made and ended on a real store (by
+unpairing, leaving, erasing its pal), the copies held back from a teammate paused since
+approval, and the proposal as `match --json` shows it."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import date
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
 
-from relay import cli, matching, participants
+from relay import cli, matching, outcomes, participants, rights
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
+from relay.errors import UserError
 from relay.letters.delivering import teammate_of
-from relay.outbox import OutboxEntry, TeammateCopy
-from relay.store.records import Participant
+from relay.outbox import GuardianCopy, LetterCopy, TeammateCopy, door, worker
+from relay.store.records import Letter, Participant
 from tests.conftest import config_text
 from tests.support.classes import two_classes
 
 TODAY = date(2026, 11, 30)
 PARTNERSHIP = Partnership("riverside+valparaiso", ("riverside", "valparaiso"))
 TOGETHER = MatchingSettings(uneven="together")
+PARENT = "lucia.parent@example.net"
 
 
 def _classes() -> list[Participant]:
@@ -119,13 +124,6 @@ def test_teams_form_on_the_larger_side_and_not_beyond_the_age_gap() -> None:
     assert [p.writes_to_two for p in proposal.pairs] == ["", "", ""]
 
 
-def test_matching_reads_the_together_rule(tmp_path: Path) -> None:
-    path = tmp_path / "config.toml"
-    text = config_text(tmp_path / "data", extra_sections="[matching]\nuneven = 'together'\n")
-    path.write_text(text)
-    assert config_module.load(path).matching.uneven == "together"
-
-
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
     path = tmp_path / "config.toml"
@@ -184,11 +182,113 @@ def test_an_accepted_team_writes_together_until_unpaired_or_one_leaves(ctx: Cont
     assert now(zoe).writes_with == ""
 
 
-def test_a_teammates_copy_is_named_in_the_outbox_with_the_teammate() -> None:
-    entry = OutboxEntry("letter-7-teammate-p3", TeammateCopy(7, "p3"), "", ("a@x.org",), "t")
-    meta = entry.to_meta()
-    assert (meta["kind"], meta["letter"], meta["participant"]) == ("teammate-copy", 7, "p3")
-    assert OutboxEntry.from_meta(entry.id, meta) == entry
+def _now(ctx: Context, who: Participant) -> Participant:
+    found = ctx.store.participant(who.id)
+    assert found is not None
+    return found
+
+
+def test_unpairing_from_a_second_pal_keeps_the_team_writing_to_the_first(ctx: Context) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas, ines = (_enrol(ctx, "valparaiso", name, 20) for name in ("Tomas", "Ines"))
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, leo, tomas)
+    ctx.store.team(_now(ctx, maya), _now(ctx, leo))
+    participants.pair(ctx, _now(ctx, maya), ines)
+    participants.unpair(ctx, _now(ctx, maya), _now(ctx, ines))
+    assert (_now(ctx, maya).writes_with, _now(ctx, leo).writes_with) == (leo.id, maya.id)
+    assert teammate_of(ctx, _now(ctx, maya), _now(ctx, tomas)) == _now(ctx, leo)
+    assert "team-ended" not in [e["event"] for e in ctx.store.audit_log()]
+
+
+def test_erasing_a_teams_pal_ends_the_team_and_the_two_can_be_matched_again(
+    ctx: Context,
+) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 20)
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, leo, tomas)
+    ctx.store.team(_now(ctx, maya), _now(ctx, leo))
+    rights.erase(ctx, _now(ctx, tomas), via="test")
+    assert (_now(ctx, maya).writes_with, _now(ctx, leo).writes_with) == ("", "")
+    assert (_now(ctx, maya).pals, _now(ctx, leo).pals) == ((), ())
+
+    lucia = _enrol(ctx, "valparaiso", "Lucia", 20)
+    proposal = matching.propose(PARTNERSHIP, ctx.store.participants(), TOGETHER, TODAY)
+    made, skipped = participants.accept_matches(ctx, proposal)
+    assert (len(made), skipped) == (2, [])
+    assert {_now(ctx, maya).writes_with, _now(ctx, leo).writes_with} == {maya.id, leo.id}
+    assert _now(ctx, lucia).pals in ((maya.id, leo.id), (leo.id, maya.id))
+
+
+def test_a_teammate_whose_team_points_to_no_one_can_team_again(ctx: Context) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 20)
+    for one in (maya, leo):  # a team whose other half is gone (an older record)
+        ctx.store.update_participant(one.id, lambda p: p.but(writes_with="p99"))
+    proposal = matching.propose(PARTNERSHIP, ctx.store.participants(), TOGETHER, TODAY)
+    made, skipped = participants.accept_matches(ctx, proposal)
+    assert (len(made), skipped) == (2, [])
+    assert {_now(ctx, maya).writes_with, _now(ctx, leo).writes_with} == {maya.id, leo.id}
+    assert len(_now(ctx, tomas).pals) == 2
+
+
+def test_a_teammate_paused_after_approval_gets_no_copy_nor_does_their_guardian(
+    ctx: Context,
+) -> None:
+    maya = _enrol(ctx, "riverside", "Maya", 20)
+    tomas = _enrol(ctx, "valparaiso", "Tomas", 20)
+    details = participants.Details(birth_year=TODAY.year - 21, interests="")
+    lucia = participants.enroll(
+        ctx, "valparaiso", "Lucia", "lucia@example.org", guardian=PARENT, details=details
+    )
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, maya, lucia)
+    ctx.store.team(_now(ctx, tomas), _now(ctx, lucia))
+    ctx.store.save_letter(
+        Letter(
+            7,
+            "18ecc8b7915e35e9-cbc42ea8",
+            maya.id,
+            tomas.id,
+            maya.masked,
+            tomas.masked,
+            "riverside",
+            "valparaiso",
+            "My dog",
+            "2026-01-05T10:00:00+00:00",
+            "approved",
+        )
+    )
+    copies = {  # as relay.letters.delivering names and queues them
+        "letter-7": (LetterCopy(7), tomas.email),
+        f"letter-7-teammate-{lucia.id}": (TeammateCopy(7, lucia.id), lucia.email),
+        f"letter-7-guardian-{lucia.id}": (GuardianCopy(7, lucia.id), PARENT),
+    }
+    for item, (purpose, to) in copies.items():
+        message = door.program_message(ctx, Address("", addr_spec=to), "Letter", "Hello")
+        door.queue(ctx, item, message, purpose, to=to)
+    relay_outcomes = outcomes.for_relay(lambda: ctx)
+
+    def ready() -> list[str]:
+        return sorted(e.id for e in worker.ready(ctx, relay_outcomes, time.time()))
+
+    assert ready() == sorted(copies)
+    participants.pause(ctx, _now(ctx, lucia))
+    assert ready() == ["letter-7"]  # Tomas still gets his letter
+
+
+def test_each_accepted_pair_is_welcomed_before_the_next_is_made(ctx: Context) -> None:
+    maya, leo = (_enrol(ctx, "riverside", name, 20) for name in ("Maya", "Leo"))
+    tomas, lucia = (_enrol(ctx, "valparaiso", name, 20) for name in ("Tomas", "Lucia"))
+    _, club = ctx.store.update_participant(lucia.id, lambda p: p.but(kind="group"))
+    reasons = matching.Reasons((20, 20), "", "", "", ())
+    pairs = (matching.ProposedPair(maya, tomas, reasons), matching.ProposedPair(leo, club, reasons))
+    proposal = matching.Proposal(PARTNERSHIP.id, TOGETHER, pairs, ())
+    with pytest.raises(UserError):  # a group's pal is another group
+        participants.accept_matches(ctx, proposal)
+    assert (_now(ctx, maya).welcomed, _now(ctx, tomas).welcomed) == ((tomas.id,), (maya.id,))
+    assert _now(ctx, leo).pals == ()
 
 
 def test_the_proposal_as_json_names_each_teammate(
@@ -211,3 +311,12 @@ def test_the_proposal_as_json_names_each_teammate(
     assert shown["pairs"][1]["explanation"] == (
         "Leo and Maya write together to Tomas; ages 20 and 21; no shared interests"
     )
+    assert cli.main([*run[:-1], "--yes", "--json"]) == 0
+    accepted = json.loads(capsys.readouterr().out)
+    assert accepted["accepted"] is True and accepted["not_paired"] == []
+    assert [(p["participants"], p["writes_together_with"]) for p in accepted["paired"]] == [
+        ([maya.id, tomas.id], None),
+        ([leo.id, tomas.id], maya.id),
+    ]
+    assert cli.main([*run[:-1], "--yes"]) == 0  # everyone has a pal now
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"{PARTNERSHIP.id}: 0 pairs")

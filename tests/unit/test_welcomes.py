@@ -223,7 +223,20 @@ def test_pairing_by_command_welcomes_only_when_asked(
     assert capsys.readouterr().out.endswith("welcome emails queued\n")
     assert sorted(to for to, _ in _welcomes(ctx)) == [LEA, MAYA]
     assert cli.main([*run, maya.id, lea.id, "--welcome"]) == 0
-    assert capsys.readouterr().out.endswith("no welcome now (sent before, or consent awaited)\n")
+    assert capsys.readouterr().out.endswith(
+        "no welcome now: both were welcomed to each other before\n"
+    )
+    # A pair made while one of the two is paused is welcomed when they are resumed.
+    leo = participants.enroll(ctx, "riverside", "Leo", "leo@family-mail.example.net")
+    ines = participants.enroll(ctx, "valparaiso", "Inés", "ines@family-mail.example.net")
+    participants.pause(ctx, leo)
+    assert cli.main([*run, leo.id, ines.id, "--welcome"]) == 0
+    assert capsys.readouterr().out.endswith(
+        f"no welcome now: {leo.id} is paused; the welcomes go when they are resumed\n"
+    )
+    assert len(_welcomes(ctx)) == 2
+    participants.resume(ctx, leo)
+    assert sorted(to for to, _ in _welcomes(ctx)[2:]) == [ines.email, leo.email]
 
 
 def test_the_matching_form_says_which_pairs_staff_kept_changed_and_added() -> None:
@@ -270,6 +283,15 @@ def test_two_writing_together_are_told_so_and_so_is_their_pal(ctx: Context) -> N
     (to_tomas,) = welcomes.words(ctx, tomas, leo)
     assert "\n\nLeo escribe junto con Maya: tus cartas a cualquiera de los dos" in to_tomas.text
     assert "together" not in welcomes.words(ctx, maya.but(writes_with=""), tomas)[0].text
+    # Maya now writes with Zoe: Leo's record still names Maya, but no letter reaches Leo
+    # through her, and his welcome says nothing of writing together.
+    zoe = participants.enroll(ctx, "riverside", "Zoe", "zoe@family-mail.example.net")
+    participants.pair(ctx, zoe, tomas)
+    ctx.store.update_participant(maya.id, lambda p: p.but(writes_with=zoe.id))
+    (to_leo,) = welcomes.words(ctx, leo, tomas)
+    assert "together" not in to_leo.text
+    (to_tomas,) = welcomes.words(ctx, tomas, leo)
+    assert "junto" not in to_tomas.text
 
 
 def test_a_class_is_paired_only_with_a_class_in_an_edited_proposal() -> None:
