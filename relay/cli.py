@@ -593,14 +593,24 @@ def cmd_quiet_nudge(args: argparse.Namespace) -> int:
     libraries = ctx.config.staff_libraries(args.by)
     if not libraries:
         raise UserError(f"--by: {args.by} is not listed as staff of any library")
+    # As on the dashboard: moderators and coordinators (who pair and unpair) nudge.
+    libraries = tuple((lib, m) for lib, m in libraries if m.is_moderator or m.is_coordinator)
+    if not libraries:
+        raise UserError(f"--by: {args.by} is neither a moderator nor a coordinator")
+    theirs: quiet.NotOurs | None = None
     for library, member in libraries:
         try:
             pair = quiet.nudge(ctx, args.pair, library.id, by=member.email, via="cli")
         except NotFound:
             continue
+        except quiet.NotOurs as refused:  # the partner library's patron owes: theirs to nudge
+            theirs = refused
+            continue
         names = " and ".join(_who(p) for p in pair.owing)
         print(f"nudged {pair.key}: a kind email to {names}")
         return 0
+    if theirs is not None:
+        raise theirs
     raise NotFound(f"{args.pair}: no quiet pair with a participant of your library")
 
 

@@ -5,10 +5,13 @@ guardian's consent, where needed, is given). It is quiet when neither has writte
 other for `quiet_weeks` weeks: every letter the relay received from one to the other
 counts as writing, whatever became of it (held, approved, delivered, rejected, failed or
 bounced: the writer wrote); for two writing together to one pal (`writes_with`), so does a
-letter between the pal and either of them. A pair counts from when it was last paired
-(the `paired` audit entry; without one, the later of the two enrolments), so a pair made
-yesterday is not quiet. The one who owes a letter is the one who received the last; both,
-when nobody wrote since the pairing.
+letter between the pal and either of them. A pair counts from the latest of: when it was
+last paired (the `paired` audit entry; without one, the later of the two enrolments), and
+when either of the two was last resumed or had a guardian's consent given (`resumed`,
+`consent-given`: from then on they may correspond again, after a pause or a program
+close). So a pair made or resumed yesterday is not quiet, and a nudge from before does not
+count. The one who owes a letter is the one who received the last; both, when nobody wrote
+since then.
 
 `find` is pure. `read` gathers what it needs from the store in one pass over the letters
 (`Store.letter_parties`: hot shards and archive, without building `Letter`s) and one over
@@ -19,16 +22,21 @@ page is shown and when a pair is nudged. A letter reduced by retention
 has lost who wrote it and no longer counts; retention keeps contents for months, far longer
 than a pair stays quiet.
 
-Staff act on a quiet pair with `nudge` (a kind email to whoever owes a letter, in their
-language, once per quiet period, audited `nudged`) or `rematch` (`participants.unpair`,
-audited `unpaired` via "quiet", so `penpal-relay match` can give both a new pal).
+Staff act on a quiet pair with `nudge` or `rematch`. A nudge is a kind email to whoever
+owes a letter, in their language; each library speaks to its own patrons, so only staff of
+the library of the one who owes may nudge them (when both owe, each library nudges its
+own). Each participant is nudged at most once per quiet period, counting the nudges of
+their teammate's pair with the same pal (two writing together get one nudge, not two).
+Audited `nudged`, with the library of the ones nudged. `rematch` (`participants.unpair`,
+audited `unpaired` via "quiet" with the acting library, so `penpal-relay match` can give
+both a new pal) is open to staff of either library.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from typing import Any
@@ -54,12 +62,18 @@ class QuietPair:
     weeks: int  # whole weeks quiet
     owing: tuple[Participant, ...]  # who owes a letter: one, or both when nobody wrote
     last_letter: int | None  # the last letter's number, None when nobody wrote since pairing
-    nudged_at: datetime | None = None  # a nudge in this quiet period, if one was sent
+    nudged_at: datetime | None = None  # the last nudge in this quiet period, if one was sent
+    nudged: frozenset[str] = frozenset()  # who was nudged in this quiet period (pair or team)
+    team_pairs: frozenset[Pair] = frozenset()  # this pair and a teammate's with the same pal
 
     @property
     def key(self) -> str:
         """The pair's name in the dashboard's addresses and in commands: its ids, lower first."""
         return pair_key(self.first.id, self.second.id)
+
+    def owing_at(self, library_id: str) -> tuple[Participant, ...]:
+        """Those who owe a letter and are patrons of `library_id`: the ones it may nudge."""
+        return tuple(p for p in self.owing if p.library == library_id)
 
     def facing(self, library_id: str) -> QuietPair:
         """The same pair with the participant of `library_id` first."""
@@ -75,11 +89,13 @@ def pair_key(one: str, other: str) -> str:
 
 @dataclass(frozen=True)
 class Activity:
-    """What the store says about every pair: when it was paired, its last letter, nudges."""
+    """What the store says about every pair: when it was paired, its last letter, nudges;
+    and when each participant was last resumed or had consent given."""
 
     paired: Mapping[Pair, datetime]
     last_letters: Mapping[Pair, tuple[datetime, int, str]]  # (received, letter, recipient)
-    nudged: Mapping[Pair, datetime]
+    nudged: Mapping[Pair, tuple[tuple[datetime, frozenset[str]], ...]]  # (at, whom) each
+    restarted: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def _when(text: object) -> datetime | None:
@@ -101,20 +117,36 @@ def activity(letters: Iterable[LetterParties], audit: Iterable[Mapping[str, Any]
         if at is not None and (pair not in last or (at, letter.id) > last[pair][:2]):
             last[pair] = (at, letter.id, letter.recipient)
     paired: dict[Pair, datetime] = {}
-    nudged: dict[Pair, datetime] = {}
-    kept = {"paired": paired, "nudged": nudged}
+    nudged: dict[Pair, tuple[tuple[datetime, frozenset[str]], ...]] = {}
+    restarted: dict[str, datetime] = {}
     for entry in audit:
-        found = kept.get(str(entry.get("event")))
-        ids = entry.get("participants")
-        if found is None or not isinstance(ids, list) or len(ids) != 2:
+        event = str(entry.get("event"))
+        if event not in ("paired", "nudged", *RESTARTS):
             continue
         at = _when(entry.get("at"))
         if at is None:
             continue
+        if event in RESTARTS:
+            pid = str(entry.get("participant", ""))
+            if pid and (pid not in restarted or restarted[pid] < at):
+                restarted[pid] = at
+            continue
+        ids = entry.get("participants")
+        if not isinstance(ids, list) or len(ids) != 2:
+            continue
         pair = frozenset(str(pid) for pid in ids)
-        if pair not in found or found[pair] < at:
-            found[pair] = at
-    return Activity(paired, last, nudged)
+        if event == "paired":
+            if pair not in paired or paired[pair] < at:
+                paired[pair] = at
+            continue
+        owing = entry.get("owing")
+        whom = frozenset(str(pid) for pid in owing) if isinstance(owing, list) else pair
+        nudged[pair] = (*nudged.get(pair, ()), (at, whom))
+    return Activity(paired, last, nudged, restarted)
+
+
+# Audit events after which a participant may correspond again: a pair counts from then.
+RESTARTS = ("resumed", "consent-given")
 
 
 def _corresponding(participant: Participant | None) -> bool:
@@ -165,6 +197,8 @@ def _quiet(
 ) -> QuietPair | None:
     pair = frozenset((first.id, second.id))
     paired = seen.paired.get(pair) or max(_enrolled(first), _enrolled(second))
+    for one in (first, second):  # resumed, or consent given: writing may start again
+        paired = max(paired, seen.restarted.get(one.id, paired))
     # Two writing together to one pal: a letter between the pal and either is the pair's.
     ours, theirs = _team(first, second, by_id), _team(second, first, by_id)
     letters = (seen.last_letters.get(frozenset((a, b))) for a in ours for b in theirs)
@@ -176,7 +210,14 @@ def _quiet(
     owing: tuple[Participant, ...] = (first, second)
     if last is not None and wrote:
         owing = (first,) if last[2] in ours else (second,)
-    nudged = seen.nudged.get(pair)
+    # Nudges of this quiet period, of this pair or a teammate's pair with the same pal.
+    nudges = [
+        (at, whom)
+        for a in ours
+        for b in theirs
+        for at, whom in seen.nudged.get(frozenset((a, b)), ())
+        if at >= since
+    ]
     return QuietPair(
         first=first,
         second=second,
@@ -184,7 +225,9 @@ def _quiet(
         weeks=(now - since) // timedelta(weeks=1),
         owing=owing,
         last_letter=last[1] if last is not None and wrote else None,
-        nudged_at=nudged if nudged is not None and nudged >= since else None,
+        nudged_at=max((at for at, _ in nudges), default=None),
+        nudged=frozenset(pid for _, whom in nudges for pid in whom),
+        team_pairs=frozenset(frozenset((a, b)) for a in ours for b in theirs),
     )
 
 
@@ -213,51 +256,77 @@ def one(ctx: Context, key: str, now: datetime, library_id: str) -> QuietPair:
 
 
 class AlreadyNudged(UserError):
-    """The pair was nudged in this quiet period already: once is kind, twice is nagging."""
+    """Those this library may nudge in the pair were nudged in this quiet period already:
+    once is kind, twice is nagging."""
 
     def __init__(self, quiet: QuietPair, at: datetime) -> None:
         super().__init__(f"{quiet.key} was nudged on {at.date().isoformat()} already")
         self.at = at
 
 
+class NotOurs(UserError):
+    """Only the partner library's patron owes a letter: that library may nudge them."""
+
+    def __init__(self, quiet: QuietPair, library_id: str) -> None:
+        others = sorted({p.library for p in quiet.owing})
+        super().__init__(
+            f"{quiet.key}: only {', '.join(others)} may nudge its patron here, "
+            f"not {library_id} (each library nudges its own patrons)"
+        )
+        self.libraries = others
+
+
 def nudge(
     ctx: Context, key: str, library_id: str, *, by: str, via: str, now: datetime | None = None
 ) -> QuietPair:
-    """Blocking: a kind email to whoever owes a letter in a quiet pair (and to their
-    guardian when the guardian gets copies of letters), once per quiet period: a second
-    nudge raises `AlreadyNudged`. Audited `nudged`. Returns the pair as it was."""
+    """Blocking: a kind email to whoever owes a letter in a quiet pair and is a patron of
+    `library_id` (and to their guardian when the guardian gets copies of letters), once per
+    quiet period for each of them, counting a teammate's pair with the same pal: when
+    nobody is left to nudge, `AlreadyNudged`; when only the partner library's patron owes,
+    `NotOurs`. Audited `nudged` with the library of the ones nudged. Returns the pair, its
+    `owing` narrowed to the ones nudged."""
     at = now or datetime.now(UTC)
     quiet = one(ctx, key, at, library_id)  # the whole reading, before taking the lock
+    ours = quiet.owing_at(library_id)
+    if not ours:
+        raise NotOurs(quiet, library_id)
 
     def send() -> QuietPair:
-        nudged = activity((), ctx.store.audit_log()).nudged.get(
-            frozenset((quiet.first.id, quiet.second.id))
-        )
-        if nudged is not None and nudged >= quiet.since:
-            raise AlreadyNudged(quiet, nudged)
+        nudges = activity((), ctx.store.audit_log()).nudged
+        earlier = [
+            (when, whom)
+            for pair in quiet.team_pairs
+            for when, whom in nudges.get(pair, ())
+            if when >= quiet.since
+        ]
+        done = {pid for _, whom in earlier for pid in whom}
+        owing = tuple(p for p in ours if p.id not in done)
+        if not owing:
+            raise AlreadyNudged(quiet, max(when for when, _ in earlier))
         period = quiet.since.date().isoformat()
-        for owing in quiet.owing:
-            pal = quiet.second if owing.id == quiet.first.id else quiet.first
-            _send_nudge(ctx, owing, pal, f"nudge-{quiet.key}-{period}-{owing.id}", at)
+        for person in owing:
+            pal = quiet.second if person.id == quiet.first.id else quiet.first
+            _send_nudge(ctx, person, pal, f"nudge-{quiet.key}-{period}-{person.id}", at)
         ctx.store.audit(
             "nudged",
             participants=[quiet.first.id, quiet.second.id],
-            library=library_id,
-            owing=[p.id for p in quiet.owing],
+            library=owing[0].library,
+            owing=[p.id for p in owing],
             by=by,
             via=via,
         )
         log.info(
-            "nudged participants=%s,%s owing=%s via=%s",
+            "nudged participants=%s,%s owing=%s library=%s via=%s",
             quiet.first.id,
             quiet.second.id,
-            ",".join(p.id for p in quiet.owing),
+            ",".join(p.id for p in owing),
+            owing[0].library,
             via,
         )
-        return quiet
+        return replace(quiet, owing=owing)
 
     # Checking for an earlier nudge and recording this one must not interleave (a second
-    # click, or the command line beside the dashboard).
+    # click, the command line beside the dashboard, or the teammate's pair).
     return ctx.store.exclusively(send)
 
 
@@ -311,7 +380,20 @@ def nudge_values(
 
 def rematch(ctx: Context, key: str, library_id: str, *, by: str) -> QuietPair:
     """Blocking: end a quiet pair (audited `unpaired` via "quiet"), so that both may be
-    matched again by `penpal-relay match`."""
+    matched again by `penpal-relay match`. Staff of either library may: it ends the pair
+    for both."""
     quiet = one(ctx, key, datetime.now(UTC), library_id)
     participants.unpair(ctx, quiet.first, quiet.second, by=by, via="quiet")
     return quiet
+
+
+def ended(ctx: Context, key: str, library_id: str) -> tuple[Participant, ...]:
+    """Blocking: the two of a pair named `key` (`p3-p41`) who are no longer pals, one of
+    them a patron of `library_id` (first): what the page names after a re-match. None for
+    any other text, so that a link cannot make the page confirm what did not happen."""
+    ids = key.split("-")
+    found = [ctx.store.participant(pid) for pid in ids] if len(ids) == 2 else []
+    two = tuple(p for p in found if p is not None)
+    if len(two) != 2 or two[1].id in two[0].pals or library_id not in {p.library for p in two}:
+        return ()
+    return two if two[0].library == library_id else (two[1], two[0])

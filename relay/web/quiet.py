@@ -3,10 +3,11 @@
 
 Any signed-in staff member of a library sees the quiet pairs with one of its participants
 (first names, ids and masked addresses: never the partner library's real addresses).
-Moderators and coordinators (who pair and unpair) may nudge one (a kind email to whoever
-owes a letter, once per quiet period; a second click says when it was nudged) or re-match
-it after a confirmation page (the pairing ends, and `penpal-relay match` may give both a
-new pal). Any other pair answers 404.
+Moderators and coordinators (who pair and unpair) may nudge their own library's patron
+who owes a letter (a kind email, once per quiet period; a second click says when it was
+nudged; where only the partner library's patron owes, the page says that library may
+nudge them) or re-match the pair after a confirmation page (the pairing ends for both, and
+`penpal-relay match` may give both a new pal). Any other pair answers 404.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ async def show_quiet(request: Request) -> Response:
         "quiet",
         pairs=pairs,
         weeks=dash.context().config.matching.quiet_weeks,
+        library_names={library.id: library.name for library in dash.context().config.libraries},
         nudged=shown.get(params.get("nudged", "")),
         already=shown.get(params.get("already", "")),
-        rematched=params.get("rematched", ""),
+        rematched=await dash.run(
+            lambda: quiet.ended(dash.context(), params.get("rematched", ""), visitor.library.id)
+        ),
     )
 
 
@@ -58,11 +62,15 @@ async def nudge(request: Request) -> Response:
             quiet.nudge(dash.context(), key, visitor.library.id, by=visitor.email, via="web")
         except quiet.AlreadyNudged:
             return f"/quiet?already={key}#pair-{key}"
+        except quiet.NotOurs:
+            return "refused"
         except NotFound:
             return ""
         return f"/quiet?nudged={key}#pair-{key}"
 
     to = await dash.run(send)
+    if to == "refused":
+        raise Refused()
     if not to:
         raise PageNotFound()
     return see_other(to)
@@ -102,5 +110,4 @@ async def rematch(request: Request) -> Response:
     pair = await dash.run(end)
     if pair is None:
         raise PageNotFound()
-    names = quote(f"{pair.first.name} ({pair.first.id}), {pair.second.name} ({pair.second.id})")
-    return see_other(f"/quiet?rematched={names}")
+    return see_other(f"/quiet?rematched={quote(pair.key)}")

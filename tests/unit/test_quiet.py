@@ -15,7 +15,7 @@ from relay import config as config_module
 from relay.context import Context, open_context
 from relay.errors import NotFound
 from relay.store.records import LetterParties, Participant
-from tests.conftest import MODERATOR_A, config_text
+from tests.conftest import MODERATOR_A, MODERATOR_A2, MODERATOR_B, config_text
 from tests.support.past_letters import record_letter
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -118,6 +118,30 @@ def test_only_active_pals_who_may_write_and_a_nudge_of_this_quiet_period() -> No
         assert quiet.find(people, quiet.activity([], audit), NOW, WEEKS) == []
 
 
+def test_a_resumed_pair_counts_from_the_resume_and_an_earlier_nudge_is_forgotten() -> None:
+    """A program closed (both paused) and one of the two resumed, or a guardian's consent
+    given: the pair counts from then, and a nudge from before does not count."""
+    start = NOW - timedelta(weeks=30)
+    audit = [
+        *paired_at(start, ("p1", "p2")),
+        {
+            "at": (NOW - timedelta(weeks=20)).isoformat(),
+            "event": "nudged",
+            "participants": ["p1", "p2"],
+            "owing": ["p1", "p2"],
+        },
+    ]
+    letters = [written(1, "p1", "p2", NOW - timedelta(weeks=25))]
+    for event in ("resumed", "consent-given"):
+        back = {"event": event, "participant": "p2", "library": "valparaiso"}
+        recent = [*audit, back | {"at": (NOW - timedelta(weeks=2)).isoformat()}]
+        assert quiet.find(PEOPLE, quiet.activity(letters, recent), NOW, WEEKS) == []
+        longer = [*audit, back | {"at": (NOW - timedelta(weeks=7)).isoformat()}]
+        (found,) = quiet.find(PEOPLE, quiet.activity(letters, longer), NOW, WEEKS)
+        assert (found.since, found.weeks, found.nudged_at) == (NOW - timedelta(weeks=7), 7, None)
+        assert (found.last_letter, [p.id for p in found.owing]) == (None, ["p1", "p2"])
+
+
 # --- on a store ----------------------------------------------------------------------------
 
 
@@ -127,12 +151,12 @@ def program(tmp_path: Path) -> tuple[Context, list[Participant]]:
     path.write_text(config_text(tmp_path / "data"))
     ctx = open_context(config_module.load(path))
     people = [
-        participants.enroll(ctx, library, name, f"{name.lower()}@family.example.net")
-        for library, name in (
-            ("riverside", "Maya"),
-            ("valparaiso", "Tomás"),
-            ("riverside", "Leo"),
-            ("valparaiso", "Sofía"),
+        participants.enroll(ctx, library, name, f"{local}@family.example.net")
+        for library, name, local in (
+            ("riverside", "Maya", "maya"),
+            ("valparaiso", "Tomás", "tomas"),
+            ("riverside", "Leo", "leo"),
+            ("valparaiso", "Sofía", "sofia"),
         )
     ]
     participants.pair(ctx, people[0], people[1])
@@ -172,10 +196,12 @@ def test_read_nudge_once_rematch_and_the_reminder(
     assert cli.main([*config, "quiet", "nudge", found.key, "--by", "someone@example.org"]) == 1
     assert "--by: someone@example.org is not listed as staff" in capsys.readouterr().err
     with pytest.raises(quiet.AlreadyNudged, match="was nudged on"):
-        quiet.nudge(ctx, found.key, "valparaiso", by=MODERATOR_A, via="dashboard")
+        quiet.nudge(ctx, found.key, "riverside", by=MODERATOR_A, via="dashboard")
+    with pytest.raises(quiet.NotOurs, match="only riverside may nudge"):  # Maya is theirs
+        quiet.nudge(ctx, found.key, "valparaiso", by=MODERATOR_B, via="dashboard")
     (entry,) = [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
     assert entry["participants"] == [maya.id, tomas.id] and entry["owing"] == [maya.id]
-    assert (entry["by"], entry["via"]) == (MODERATOR_A, "cli")
+    assert (entry["by"], entry["via"], entry["library"]) == (MODERATOR_A, "cli", "riverside")
     assert maya.email not in str(entry)
     outbox = ctx.config.relay.data_dir / "spool" / "outbox"
     sent = [p.read_bytes() for p in outbox.rglob("*") if p.is_file() and b"Tom" in p.read_bytes()]
@@ -191,8 +217,77 @@ def test_read_nudge_once_rematch_and_the_reminder(
     week = morning + timedelta(days=7)
     assert notices.send_reminders(ctx, week, library_id="riverside") == {"riverside": (0, 1)}
 
+    assert quiet.ended(ctx, found.key, "riverside") == ()  # still pals: nothing ended
     quiet.rematch(ctx, found.key, "riverside", by=MODERATOR_A)
     assert ctx.store.participant(maya.id).pals == ()  # type: ignore[union-attr]
+    ended = quiet.ended(ctx, found.key, "valparaiso")  # what the page names, theirs first
+    assert [(p.id, p.name) for p in ended] == [(tomas.id, "Tomás"), (maya.id, "Maya")]
+    for made_up in ("Everything is fine", f"{leo.id}-{sofia.id}", "p1-p999"):
+        assert quiet.ended(ctx, made_up, "riverside") == ()
     assert ctx.store.audit_log()[-1]["via"] == "quiet"
     with pytest.raises(NotFound):
         quiet.rematch(ctx, found.key, "riverside", by=MODERATOR_A)
+
+
+def test_staff_who_only_send_the_newsletter_may_not_nudge_from_the_command_line(
+    program: tuple[Context, list[Participant]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx, (_, _, leo, sofia) = program
+    pairings_made(ctx, weeks_ago(12))
+    sam = f'{{ email = "{MODERATOR_A2}", name = "Sam", roles = ["moderator"] }},'
+    pat = '{ email = "pat@example.org", name = "Pat", roles = ["newsletter"] },'
+    text = (tmp_path / "config.toml").read_text()
+    (tmp_path / "news.toml").write_text(text.replace(sam, sam + pat))
+    key = quiet.pair_key(leo.id, sofia.id)
+    nudge = ["--config", str(tmp_path / "news.toml"), "quiet", "nudge", key, "--by"]
+    assert cli.main([*nudge, "pat@example.org"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--by: pat@example.org is neither a moderator nor a coordinator")
+    assert "\n" not in err and not [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
+    assert cli.main([*nudge, MODERATOR_A2]) == 0
+
+
+def test_each_library_nudges_its_own_patrons_and_a_team_is_nudged_once(
+    program: tuple[Context, list[Participant]],
+) -> None:
+    """Leo and Sofía never wrote: each library nudges its own patron, once. Inés writes
+    together with Maya to Tomás; Maya wrote last, so Tomás owes in both pairs and is nudged
+    once. Either library may re-match."""
+    ctx, (maya, tomas, leo, sofia) = program
+    ines = participants.enroll(ctx, "riverside", "Inés", "ines@family.example.net")
+    participants.pair(ctx, ines, tomas)
+    ctx.store.team(maya, ines)
+    pairings_made(ctx, weeks_ago(12))
+    record_letter(ctx, maya, tomas, weeks_ago(9))
+    both = quiet.pair_key(leo.id, sofia.id)
+
+    nudged = quiet.nudge(ctx, both, "riverside", by=MODERATOR_A, via="web")
+    assert [p.id for p in nudged.owing] == [leo.id]  # not Sofía: valparaiso speaks to her
+    with pytest.raises(quiet.AlreadyNudged):
+        quiet.nudge(ctx, both, "riverside", by=MODERATOR_A, via="web")
+    (page,) = [
+        q for q in quiet.read(ctx, datetime.now(UTC), library_id="valparaiso") if q.key == both
+    ]
+    assert page.nudged == {leo.id} and [p.id for p in page.owing_at("valparaiso")] == [sofia.id]
+    nudged = quiet.nudge(ctx, both, "valparaiso", by=MODERATOR_B, via="web")
+    assert [p.id for p in nudged.owing] == [sofia.id]
+    with pytest.raises(quiet.NotOurs):  # only Tomás owes: riverside may not email him
+        quiet.nudge(ctx, quiet.pair_key(maya.id, tomas.id), "riverside", by=MODERATOR_A, via="web")
+
+    quiet.nudge(ctx, quiet.pair_key(maya.id, tomas.id), "valparaiso", by=MODERATOR_B, via="web")
+    with pytest.raises(quiet.AlreadyNudged):  # the team's other pair: Tomás was nudged
+        quiet.nudge(ctx, quiet.pair_key(ines.id, tomas.id), "valparaiso", by=MODERATOR_B, via="web")
+    entries = [e for e in ctx.store.audit_log() if e["event"] == "nudged"]
+    assert [(e["owing"], e["library"]) for e in entries] == [
+        ([leo.id], "riverside"),
+        ([sofia.id], "valparaiso"),
+        ([tomas.id], "valparaiso"),
+    ]
+    outbox = ctx.config.relay.data_dir / "spool" / "outbox"
+    to_tomas = {p.stem for p in outbox.rglob("nudge-*") if tomas.email in p.read_text()}
+    assert len(to_tomas) == 1  # one nudge, not one per pair of the team
+
+    quiet.rematch(ctx, quiet.pair_key(ines.id, tomas.id), "valparaiso", by=MODERATOR_B)
+    (ended,) = [e for e in ctx.store.audit_log() if e["event"] == "unpaired"]
+    assert (ended["library"], ended["by"], ended["via"]) == ("valparaiso", MODERATOR_B, "quiet")
+    assert ctx.store.participant(ines.id).pals == ()  # type: ignore[union-attr]
