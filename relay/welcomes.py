@@ -92,9 +92,12 @@ def welcome(
     """Blocking: welcome two new pals, each about the other, once; returns how many of the
     two were welcomed now (0 while one of them may not correspond yet)."""
     one, other = ctx.store.participant(first.id), ctx.store.participant(second.id)
-    if one is None or other is None or not (_ready(one) and _ready(other)):
+    if one is None or other is None or other.id not in one.pals:
         return 0
-    if other.id not in one.pals:
+    if not (_ready(one) and _ready(other)):
+        for reader, pal in ((one, other), (other, one)):
+            if pal.id not in reader.welcomed:
+                _owe(ctx, reader.id, pal.id)
         return 0
     welcomed = 0
     for reader, pal in ((one, other), (other, one)):
@@ -120,14 +123,28 @@ def not_sent(ctx: Context, first: Participant, second: Participant) -> str:
     return ""
 
 
+def _owe(ctx: Context, reader_id: str, pal_id: str) -> None:
+    def owed(now: Participant) -> Participant:
+        if pal_id in now.welcome_owed:
+            return now
+        return now.but(welcome_owed=(*now.welcome_owed, pal_id))
+
+    ctx.store.update_participant(reader_id, owed)
+
+
 def pending(ctx: Context, participant: Participant, *, by: str = "", via: str) -> int:
     """Blocking: the participant may correspond again (consent given, resumed); the welcomes
-    about each pal not sent while they, or the pal, could not."""
-    return sum(
-        welcome(ctx, participant, pal, by=by, via=via)
-        for pal in (ctx.store.participant(pid) for pid in participant.pals)
-        if pal is not None
-    )
+    `welcome` held back while they, or a pal, could not (`welcome_owed`, on either side).
+    Pals paired without a welcome (`pair` without --welcome, pairs made before welcomes
+    existed) are not welcomed now."""
+    current = ctx.store.participant(participant.id)
+    if current is None:
+        return 0
+    sent = 0
+    for pal in (ctx.store.participant(pid) for pid in current.pals):
+        if pal is not None and (pal.id in current.welcome_owed or current.id in pal.welcome_owed):
+            sent += welcome(ctx, current, pal, by=by, via=via)
+    return sent
 
 
 def _sealed(welcome: Welcome, message: bytes, private: set[str]) -> CheckedMessage:
@@ -155,7 +172,11 @@ def _send(ctx: Context, reader: Participant, pal: Participant, *, by: str, via: 
             entry = door.entry(ctx, item, Notice(TEMPLATE), welcome.to)
             door.put(ctx, entry, _sealed(welcome, message, private))
         ctx.store.update_participant(
-            current.id, lambda now: now.but(welcomed=(*now.welcomed, pal.id))
+            current.id,
+            lambda now: now.but(
+                welcomed=(*now.welcomed, pal.id),
+                welcome_owed=tuple(p for p in now.welcome_owed if p != pal.id),
+            ),
         )
         return True
 

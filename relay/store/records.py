@@ -177,6 +177,8 @@ class Participant(_Record):
     members: tuple[str, ...] = ()
     # The pals this participant was sent a welcome email about (`relay.welcomes`): once each.
     welcomed: tuple[str, ...] = ()
+    # Pals whose welcome waits until both may correspond (consent, resume): `welcomes.pending`.
+    welcome_owed: tuple[str, ...] = ()
 
     @property
     def is_group(self) -> bool:

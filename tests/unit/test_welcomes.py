@@ -238,6 +238,10 @@ def test_pairing_by_command_welcomes_only_when_asked(
     assert len(_welcomes(ctx)) == 2
     participants.resume(ctx, leo)
     assert sorted(to for to, _ in _welcomes(ctx)[2:]) == [ines.email, leo.email]
+    # Resuming someone paired without a welcome (Maya and Tomás above) sends none.
+    participants.pause(ctx, maya)
+    participants.resume(ctx, maya)
+    assert len(_welcomes(ctx)) == 4
 
 
 def test_the_matching_form_says_which_pairs_staff_kept_changed_and_added() -> None:
