@@ -148,6 +148,14 @@ def _address(ctx: Context, field: str, text: str) -> str:
         raise InvalidField(field, str(error)) from None
     if address.endswith("@" + ctx.config.relay.domain):
         raise InvalidField(field, f"{address} is an address of the relay itself")
+    if not address.rpartition("@")[0].isascii():
+        # Mail to such a local part needs SMTPUTF8 all the way, which the program's mail
+        # does not ask for: say so now rather than fail at every letter.
+        raise InvalidField(
+            field,
+            f"{address}: the part before the @ has letters other than plain a-z, which most "
+            "mail servers cannot deliver to; ask for another address",
+        )
     return address
 
 

@@ -61,6 +61,8 @@ def _route(ctx: Context, sender: Participant, recipient: Participant) -> object:
         ("riverside", "Maya", f"someone@{DOMAIN}", None, None, "email"),
         ("riverside", "Maya", MAYA, "English!", None, "language"),
         ("riverside", "Maya", MAYA, None, "mum at home", "guardian"),
+        ("valparaiso", "Sofía", "sofía@correo.example.cl", None, None, "email"),
+        ("riverside", "Maya", MAYA, None, "mamá@home.example.net", "guardian"),
     ],
 )
 def test_enrolment_errors_name_the_field(
