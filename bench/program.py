@@ -5,19 +5,20 @@
 so this says how large a single match may be before it is slow. (b) `reports.build` over the
 store `bench store` builds (each participant paired, 10 letters each, most delivered and
 archived), for the whole period the letters cover: what `penpal-relay report` and the
-dashboard's report page cost.
+dashboard's report page cost. (c) `quiet.read` over the same store, on a day every pair has
+been quiet for months: what the morning reminder and the Quiet pairs page cost.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from bench.common import Installation, emit, note
 from bench.store import STAMP, build
-from relay import matching, reports
+from relay import matching, quiet, reports
 from relay.config import MatchingSettings, Partnership
 from relay.store.records import Participant
 
@@ -75,6 +76,17 @@ def measure_report(participants: int) -> float:
             participants=participants,
             letters=built["letters"],
             ms=round(seconds * 1000, 1),
+        )
+        later = datetime.fromisoformat(STAMP) + timedelta(days=120)
+        begin = time.perf_counter()
+        found = quiet.read(ctx, later)
+        emit(
+            "program",
+            operation="quiet",
+            participants=participants,
+            letters=built["letters"],
+            quiet=len(found),
+            ms=round((time.perf_counter() - begin) * 1000, 1),
         )
         return seconds
 

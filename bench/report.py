@@ -194,12 +194,19 @@ def program(results: Results, command: str, folder: Path) -> str:
         ]
         text += _table(["participants waiting (both libraries)", "pairs proposed", "match"], rows)
         text += "\n\n"
+    quiet = {r["participants"]: r["ms"] for r in found if r["operation"] == "quiet"}
     if built:
         rows = [
-            [f"{r['participants']:,}", f"{r['letters']:,}", f"{r['ms'] / 1000:.2f} s"]
+            [
+                f"{r['participants']:,}",
+                f"{r['letters']:,}",
+                f"{r['ms'] / 1000:.2f} s",
+                f"{quiet[r['participants']] / 1000:.2f} s" if r["participants"] in quiet else "",
+            ]
             for r in built
         ]
-        text += _table(["participants", "letters", "program report"], rows) + "\n"
+        header = ["participants", "letters", "program report", "quiet pairs, every pair quiet"]
+        text += _table(header, rows) + "\n"
     return text
 
 

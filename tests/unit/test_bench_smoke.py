@@ -55,4 +55,6 @@ def test_program_part_matches_everyone_and_reports(
     assert (match["participants"], match["pairs"]) == (57, 30)
     (built,) = [line for line in lines if line.get("operation") == "report"]
     assert (built["participants"], built["letters"]) == (40, 400)
+    (found,) = [line for line in lines if line.get("operation") == "quiet"]
+    assert found["quiet"] == 20  # every pair of the generated store, months after its letters
     assert "<!-- bench:program -->" in report.read_text()
