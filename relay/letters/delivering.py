@@ -2,10 +2,11 @@
 
 `deliverable` builds the pal's copy, one for the pal's teammate (a participant who writes
 together with the pal to the writer, `Participant.writes_with`: the copy goes to the
-teammate's own address only) and one for each guardian from the letter record and its
-stored scrubbed version (nothing is parsed or scrubbed again); every copy passes the
-leak guard. `delivered`, `failed` and `bounced` are what `serve` registers with the outbox
-worker and the bounce handler: the letter learns its outcome here and nowhere else.
+teammate's own address only; none when the same message went to the teammate too) and one
+for each guardian from the letter record and its stored scrubbed version (nothing is parsed
+or scrubbed again); every copy passes the leak guard. `delivered`, `failed` and `bounced` are
+what `serve` registers with the outbox worker and the bounce handler: the letter learns its
+outcome here and nowhere else.
 
 Guarantee. An outbox entry of a letter has a fixed name, so queueing it again is harmless;
 `reconcile` queues every approved letter whose entries are missing (a CLI killed between
@@ -94,10 +95,22 @@ def teammate_of(ctx: Context, pal: Participant, writer: Participant) -> Particip
     return mate if mate.status == ACTIVE and mate.may_correspond else None
 
 
+def _teammate_copy_for(
+    ctx: Context, letter: Letter, pal: Participant | None, writer: Participant | None
+) -> Participant | None:
+    """The pal's teammate who gets a copy of this letter: none when the writer sent the same
+    message to the teammate too (one letter to both masked addresses), as that letter is
+    theirs; each of the two reads it once."""
+    mate = teammate_of(ctx, pal, writer) if pal and writer else None
+    if mate is None or ctx.store.letter_id_for_spool(letter.spool_id, mate.id) is not None:
+        return None
+    return mate
+
+
 def teammate_reads(ctx: Context, letter: Letter, teammate_id: str) -> bool:
     """Whether the pal's teammate still gets a copy of this letter (see `teammate_of`)."""
     writer, pal = ctx.store.participant(letter.sender), ctx.store.participant(letter.recipient)
-    mate = teammate_of(ctx, pal, writer) if pal and writer else None
+    mate = _teammate_copy_for(ctx, letter, pal, writer)
     return mate is not None and mate.id == teammate_id
 
 
@@ -107,7 +120,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
     teammate, built from the record."""
     sender = _participant(ctx, letter.sender)
     recipient = _participant(ctx, letter.recipient)
-    teammate = teammate_of(ctx, recipient, sender)
+    teammate = _teammate_copy_for(ctx, letter, recipient, sender)
     in_reply_to, references = _map_thread(ctx, letter)
     decided = datetime.fromisoformat(letter.decided_at) if letter.decided_at else datetime.now(UTC)
     clean = versions.content(ctx, letter, sender)
@@ -219,7 +232,7 @@ def copy_ids(ctx: Context, letter: Letter) -> list[str]:
     """The outbox names of a letter's copies (see `deliverable`), without composing them."""
     ids = [f"letter-{letter.id}"]
     writer, pal = ctx.store.participant(letter.sender), ctx.store.participant(letter.recipient)
-    teammate = teammate_of(ctx, pal, writer) if pal and writer else None
+    teammate = _teammate_copy_for(ctx, letter, pal, writer)
     if teammate is not None:
         ids.append(f"letter-{letter.id}-teammate-{teammate.id}")
     for child in (writer, pal, teammate):

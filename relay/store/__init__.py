@@ -746,6 +746,11 @@ class Store:
         records = [r for r in read_lines(self._archive_path(letter_id)) if r.get("id") == letter_id]
         return Letter.from_dict(records[-1]) if records else None
 
+    def letter_id_for_spool(self, spool_id: str, recipient: str) -> int | None:
+        """The id of the letter a spooled message made for this recipient, if it made one."""
+        value = self._key(f"spool:{spool_id}:{recipient}")
+        return value if isinstance(value, int) else None
+
     def letter_by_message_id(self, message_id: str) -> Letter | None:
         value = self._key(f"msgid:{message_id}")
         return self.letter(value) if isinstance(value, int) else None

@@ -19,7 +19,7 @@ from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
 from relay.errors import UserError
-from relay.letters.delivering import teammate_of
+from relay.letters.delivering import copy_ids, teammate_of
 from relay.outbox import GuardianCopy, LetterCopy, TeammateCopy, door, worker
 from relay.store.records import Letter, Participant
 from tests.conftest import config_text
@@ -276,6 +276,29 @@ def test_a_teammate_paused_after_approval_gets_no_copy_nor_does_their_guardian(
     assert ready() == sorted(copies)
     participants.pause(ctx, _now(ctx, lucia))
     assert ready() == ["letter-7"]  # Tomas still gets his letter
+
+
+def test_one_message_to_both_teammates_reaches_each_once(ctx: Context) -> None:
+    maya = _enrol(ctx, "riverside", "Maya", 20)
+    tomas, lucia = (_enrol(ctx, "valparaiso", name, 20) for name in ("Tomas", "Lucia"))
+    participants.pair(ctx, maya, tomas)
+    participants.pair(ctx, maya, lucia)
+    ctx.store.team(_now(ctx, tomas), _now(ctx, lucia))
+
+    def held(spool: str, pal: Participant) -> Letter:
+        def build(number: int) -> Letter:
+            return Letter(
+                number, spool, maya.id, pal.id, maya.masked, pal.masked, "riverside",
+                "valparaiso", "Hello both", "2026-01-05T10:00:00+00:00",
+            )  # fmt: skip
+
+        return ctx.store.hold_letter(build, spool_key=f"spool:{spool}:{pal.id}")
+
+    alone = held("one-pal", tomas)  # to Tomas only: Lucia gets a copy
+    assert copy_ids(ctx, alone) == [f"letter-{alone.id}", f"letter-{alone.id}-teammate-{lucia.id}"]
+    to_tomas, to_lucia = held("both-pals", tomas), held("both-pals", lucia)
+    assert copy_ids(ctx, to_tomas) == [f"letter-{to_tomas.id}"]  # Lucia has her own letter
+    assert copy_ids(ctx, to_lucia) == [f"letter-{to_lucia.id}"]
 
 
 def test_each_accepted_pair_is_welcomed_before_the_next_is_made(ctx: Context) -> None:
