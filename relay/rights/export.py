@@ -5,9 +5,11 @@
     letters.json               each letter: id, direction, status, dates, subject, file
     letters/written/NNN.eml    each letter they wrote, as delivered (or, while held or after
                                a rejection, as scrubbed), between masked addresses only
-    letters/received/NNN.eml   each letter delivered to them, as delivered; a letter to them
-                               still held, or rejected, is listed without subject or file:
-                               what a moderator kept from them stays kept
+    letters/received/NNN.eml   each letter delivered to them, as delivered, and each letter
+                               to a teammate they got a copy of (`copy_as_teammate` in
+                               letters.json); a letter to them still held, or rejected, is
+                               listed without subject or file: what a moderator kept from
+                               them stays kept
     audit.json                 the audit entries naming them or their letters, with ids,
                                times and outcomes only (`EXPORT_KEPT`): no staff addresses,
                                mail servers' errors or moderators' reasons
@@ -52,7 +54,9 @@ def export(
 ) -> bytes:
     """The zip of everything held about `participant`; the export is audited (`exported`)
     unless not `handed` over yet: then the caller calls `handed_over` once it was."""
-    letters = ctx.store.letters_of(participant.id)
+    audit = ctx.store.audit_log()
+    copies = _teammate_copies(ctx, participant, audit)
+    letters = ctx.store.letters_of(participant.id) + copies
     numbers = {"written": 0, "received": 0}
     listed: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
@@ -66,8 +70,10 @@ def export(
             name = f"letters/{direction}/{numbers[direction]:03d}.eml"
             files[name] = eml
         listed.append(_listing(letter, direction, name, shown=shown))
+        if letter in copies:
+            listed[-1]["copy_as_teammate"] = True
     ids = {letter.id for letter in letters}
-    entries = [exported_entry(e) for e in ctx.store.audit_log() if about(e, participant.id, ids)]
+    entries = [exported_entry(e) for e in audit if about(e, participant.id, ids)]
     library = ctx.config.library(participant.library)
     readme = ctx.templates.render(
         "email",
@@ -93,6 +99,28 @@ def export(
     if handed:
         handed_over(ctx, participant, by=by, via=via)
     return data
+
+
+def _teammate_copies(
+    ctx: Context, participant: Participant, audit: list[dict[str, Any]]
+) -> list[Letter]:
+    """The letters they got a copy of as a teammate (two writing together to one pal,
+    `uneven = "together"`): letters to each teammate they ever had (`teamed` entries) whose
+    teammate's copy to them was delivered."""
+    mates = {
+        mate
+        for entry in audit
+        if entry.get("event") == "teamed" and participant.id in (entry.get("participants") or ())
+        for mate in entry["participants"]
+        if mate != participant.id
+    }
+    return [
+        letter
+        for mate in sorted(mates)
+        for letter in ctx.store.letters_of(mate)
+        if letter.recipient == mate
+        and ctx.spool.was_sent(f"letter-{letter.id}-teammate-{participant.id}")
+    ]
 
 
 def handed_over(ctx: Context, participant: Participant, *, by: str = "", via: str) -> None:

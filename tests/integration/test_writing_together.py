@@ -5,10 +5,16 @@ address, each copy to one child's own address only."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import io
+import json
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
-from relay import compose, guardians, participants
+from relay import compose, guardians, participants, rights
 from relay.store.records import Participant
 from tests.conftest import (
     DOMAIN,
@@ -115,6 +121,21 @@ def test_a_team_of_two_gets_their_pals_letter(
         return letter.status if letter and letter.status == "delivered" else None
 
     wait_for(status, what="the letter delivered")
+
+    # Leo's data export carries the letter he got as Maya's teammate, between masked addresses.
+    ctx = relay.context()
+    wait_for(lambda: ctx.spool.was_sent(f"letter-{held.id}-teammate-{leo.id}"), what="Leo's copy")
+    exported = zipfile.ZipFile(io.BytesIO(rights.export(ctx, leo, via="test", handed=False)))
+    listing = json.loads(exported.read("letters.json"))
+    assert [(x["id"], x["direction"], x.get("copy_as_teammate")) for x in listing] == [
+        (held.id, "received", True)
+    ]
+    eml = exported.read(listing[0]["file"])
+    kept = email.message_from_bytes(eml, policy=email.policy.default)
+    assert isinstance(kept, EmailMessage)
+    assert "¿Te gusta el fútbol?" in kept.get_body(("plain",)).get_content()
+    for private in (maya.email, maya.guardian, tomas.email, tomas.guardian):
+        assert private.encode() not in eml.lower()
 
     # Leo answers his copy: a letter to Tomás like any pal's, threaded under Tomás's letter.
     copy_id = received(leo.email).message["Message-ID"]
