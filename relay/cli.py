@@ -76,11 +76,11 @@ def _print_json(value: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    """The configuration, read once (before a command run as root becomes the data owner)."""
+    """The configuration, read once per command (as root: before becoming the data owner)."""
     loaded = getattr(args, "loaded_config", None)
-    if isinstance(loaded, Config):
-        return loaded
-    return config_module.load(config_module.locate(args.config))
+    if not isinstance(loaded, Config):
+        loaded = args.loaded_config = config_module.load(config_module.locate(args.config))
+    return loaded
 
 
 # Commands that never open the data folder as its owner: `config init` writes no data,
@@ -96,7 +96,6 @@ def _as_data_owner(args: argparse.Namespace) -> None:
         config = _load(args)
     except ConfigError:
         return  # the command itself reports it
-    args.loaded_config = config
     become_data_owner(config.relay.data_dir)
 
 
