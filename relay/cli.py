@@ -621,11 +621,6 @@ def _partnership(ctx: Context, wanted: str) -> config_module.Partnership:
     if found is None:
         known = ", ".join(p.id for p in ctx.config.partnerships) or "none"
         raise UserError(f"--partnership: no partnership {wanted!r} (known: {known})")
-    if len(found.libraries) != 2:
-        raise UserError(
-            f"--partnership: {wanted} has {len(found.libraries)} libraries; "
-            "match pairs the two libraries of a partnership"
-        )
     return found
 
 
@@ -705,6 +700,11 @@ def _print_proposal(proposal: matching.Proposal) -> None:
 def cmd_match(args: argparse.Namespace) -> int:
     ctx = _context(args)
     partnership = _partnership(ctx, args.partnership)
+    if len(partnership.libraries) != 2:
+        raise UserError(
+            f"--partnership: {partnership.id} has {len(partnership.libraries)} libraries; "
+            "match pairs the two libraries of a partnership"
+        )
     by = _staff_of_partnership(ctx, partnership, args.by) if args.by else ""
     if args.json and not (args.dry_run or args.yes):
         raise UserError("--json: add --dry-run to see the proposal, or --yes to accept it")
@@ -1110,10 +1110,7 @@ CLOSE_HELP = (
 
 def cmd_program_close(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    partnership = next((p for p in ctx.config.partnerships if p.id == args.partnership), None)
-    if partnership is None:
-        known = ", ".join(p.id for p in ctx.config.partnerships) or "none"
-        raise UserError(f"--partnership: no partnership {args.partnership!r} (known: {known})")
+    partnership = _partnership(ctx, args.partnership)
     by = _staff_of_partnership(ctx, partnership, args.by) if args.by else ""
     wording = _report_wording(ctx.config, partnership.id, args.language)
     end = datetime.now(UTC).strftime("%Y-%m")
