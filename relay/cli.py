@@ -1071,16 +1071,13 @@ def _report_wording(config: Config, partnership: str, language: str | None) -> r
 def cmd_report(args: argparse.Namespace) -> int:
     this_month = datetime.now(UTC).strftime("%Y-%m")
     end = _month_flag("--to", args.to or this_month)
-    if args.start is None:
-        first = int(end[:4]) * 12 + int(end[5:]) - 1 - 11  # twelve months in all
-        start = f"{first // 12:04d}-{first % 12 + 1:02d}"
-    else:
-        start = _month_flag("--from", args.start)
+    start = reports.year_ending(end) if args.start is None else _month_flag("--from", args.start)
     if start > end:
         raise UserError(f"--from: {start} is after --to {end}")
-    if reports.period_problem(start, end) == "early":
+    problem = reports.period_problem(start, end)
+    if problem == "early":
         raise UserError(f"--from: {start} is before {reports.FIRST_YEAR}")
-    if reports.period_problem(start, end) == "long":
+    if problem == "long":
         raise UserError(f"--from/--to: {start} to {end} is more than {reports.MOST_MONTHS} months")
     config = _load(args)
     if args.partnership and args.partnership not in {p.id for p in config.partnerships}:
