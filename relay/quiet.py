@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from typing import Any
 
-from relay import guard, participants
+from relay import guard, notices, participants
 from relay.context import Context
 from relay.errors import NotFound, UserError
 from relay.outbox import Notice, door
@@ -334,7 +334,6 @@ def _send_nudge(
     ctx: Context, owing: Participant, pal: Participant, item_id: str, now: datetime
 ) -> None:
     """The nudge to `owing`, and its copy to their guardian when they get copies."""
-    privacy_url = ctx.config.privacy_url(owing.language)
     readers = [(owing.name, owing.email, "")]
     if owing.guardian and owing.guardian_copies:
         readers.append(("", owing.guardian, owing.name))
@@ -342,10 +341,7 @@ def _send_nudge(
         subject, text = ctx.templates.email(
             owing.language, "nudge", **nudge_values(ctx, owing, pal, now), copy_for=copy_for
         )
-        footer = ctx.templates.render(
-            "email", owing.language, "privacy_footer.txt", privacy_url=privacy_url
-        ).strip()
-        text = f"{text.rstrip()}\n\n{footer}\n"
+        text = f"{text.rstrip()}\n\n{notices.privacy_line(ctx, owing.language)}\n"
         message = door.program_message(ctx, Address(name, addr_spec=address), subject, text)
         door.queue(
             ctx,
