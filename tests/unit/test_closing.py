@@ -17,21 +17,8 @@ from relay.context import Context, open_context
 from relay.store.records import Letter, Participant
 from relay.web.audit import Names, sentence
 from relay.web.pages import Pages
-from tests.conftest import config_text
+from tests.conftest import LYON, config_text
 
-LYON = """
-[[libraries]]
-id = "lyon"
-name = "Bibliothèque de Lyon"
-country = "FR"
-language = "fr"
-timezone = "Europe/Paris"
-staff = [ { email = "claire@bm-lyon.example.org", name = "Claire", roles = ["moderator"] } ]
-
-[[partnerships]]
-id = "lyon-riverside"
-libraries = ["lyon", "riverside"]
-"""
 STAY = """
 [program]
 stay_in_touch = true
