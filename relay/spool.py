@@ -543,26 +543,31 @@ class Spool:
 
     def failed_entries(self) -> list[tuple[str, float]]:
         """Every message the transport refused for good (`failed/`), with when it was."""
-        found = []
-        for marker in (self.root / "failed").glob("*.json"):
-            with contextlib.suppress(FileNotFoundError):
-                found.append((marker.stem, marker.stat().st_mtime))
-        return sorted(found)
+        return self._marked("failed")
 
     def set_aside_entries(self) -> list[tuple[str, float]]:
         """Every message set aside after failing processing (`unprocessed/`), with when it
         arrived (its marker's time)."""
+        return self._marked("unprocessed")
+
+    def remove_set_aside(self, item_ids: Sequence[str]) -> None:
+        self._remove_marked("unprocessed", item_ids)
+
+    def _marked(self, folder: str) -> list[tuple[str, float]]:
+        """The messages of a folder that keeps a `.json` marker beside each, with the
+        marker's time."""
         found = []
-        for marker in (self.root / "unprocessed").glob("*.json"):
+        for marker in (self.root / folder).glob("*.json"):
             with contextlib.suppress(FileNotFoundError):
                 found.append((marker.stem, marker.stat().st_mtime))
         return sorted(found)
 
-    def remove_set_aside(self, item_ids: Sequence[str]) -> None:
+    def _remove_marked(self, folder: str, item_ids: Sequence[str]) -> None:
+        """The messages and then their markers: one left by a crash is listed again."""
         for item_id in item_ids:
-            self.path("unprocessed", item_id).unlink(missing_ok=True)
-            self.path("unprocessed", item_id, ".json").unlink(missing_ok=True)
-        fsync_dir(self.root / "unprocessed")
+            self.path(folder, item_id).unlink(missing_ok=True)
+            self.path(folder, item_id, ".json").unlink(missing_ok=True)
+        fsync_dir(self.root / folder)
 
     def remove_originals(self, item_ids: Sequence[str]) -> None:
         for item_id in item_ids:
@@ -570,10 +575,7 @@ class Spool:
         fsync_dir(self.root / "messages")
 
     def remove_failed(self, item_ids: Sequence[str]) -> None:
-        for item_id in item_ids:
-            self.path("failed", item_id, ".json").unlink(missing_ok=True)
-            self.path("failed", item_id).unlink(missing_ok=True)
-        fsync_dir(self.root / "failed")
+        self._remove_marked("failed", item_ids)
 
     def remove_letter_versions(self, item_id: str, recipient: str, letter_id: int) -> None:
         """A letter's scrubbed version and a moderator's changes to it."""

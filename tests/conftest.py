@@ -50,6 +50,20 @@ body.en = "Hello {{ name }}! Tell {{ pals[0].name }} about school."
 body.es = "¡Hola {{ name }}! Cuéntale a {{ pals[0].name }} de tu escuela."
 """
 
+# A third library, in France, paired with riverside too (riverside is in two partnerships).
+LYON = """
+[[libraries]]
+id = "lyon"
+name = "Bibliothèque de Lyon"
+country = "FR"
+language = "fr"
+timezone = "Europe/Paris"
+staff = [ { email = "claire@bm-lyon.example.org", name = "Claire", roles = ["moderator"] } ]
+
+[[partnerships]]
+libraries = ["lyon", "riverside"]
+"""
+
 FRONT_AUTHSERV_ID = "mx.test.example.org"  # the front server the tests play (from 127.0.0.1)
 
 

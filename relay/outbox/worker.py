@@ -94,11 +94,12 @@ def ready(ctx: Context, outcomes: Outcomes, now: float) -> list[OutboxEntry]:
     unwanted: list[OutboxEntry] = []
     for entry in due(entries(ctx), now):
         # An entry already recorded as sent was cut short between its record and removal.
-        if not ctx.spool.was_sent(entry.id) and outcomes.held_back(entry):
+        sent = ctx.spool.was_sent(entry.id)
+        if not sent and outcomes.held_back(entry):
             ctx.spool.drop(entry.id)
             log.info("held back %s: not sent, may be queued again", entry.label)
             continue
-        fresh = not ctx.spool.was_sent(entry.id) and outcomes.wanted(entry)
+        fresh = not sent and outcomes.wanted(entry)
         (found if fresh else unwanted).append(entry)
     for entry in unwanted:
         log.info("dropped %s: no longer to be sent", entry.label)

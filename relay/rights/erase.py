@@ -305,13 +305,14 @@ def _shared_items(ctx: Context, participant: Participant, letters: list[Letter])
     """Spool items of letters to the participant that also carry a letter of the same
     message to someone else (a message to two pals is one item): they stay for that letter."""
     ids = {letter.id for letter in letters}
-    shared: set[str] = set()
-    writers = {letter.sender for letter in letters if letter.sender != participant.id}
-    for writer in writers:
-        for other in ctx.store.letters_of(writer):
-            if other.spool_id and other.id not in ids and participant.id != other.recipient:
-                shared.add(other.spool_id)
-    return shared
+    received = {
+        letter.spool_id for letter in letters if letter.spool_id and letter.sender != participant.id
+    }
+    return {
+        other.spool_id
+        for other in ctx.store.letters_from_items(received)
+        if other.id not in ids and other.recipient != participant.id
+    }
 
 
 def _queue_items(folder: Path, person: _Person) -> set[Path]:

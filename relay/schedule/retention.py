@@ -36,13 +36,17 @@ audit entry with its counts and one INFO log line.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from typing import Any
 
 from relay import rights
 from relay.context import Context
+from relay.errors import NotFound
 from relay.schedule import digests
 from relay.store import Expired, now_iso
 from relay.store.records import FINAL_STATES, LEFT, Letter, Participant
@@ -99,6 +103,7 @@ class Plan:
     set_aside: tuple[str, ...]
     participants: tuple[str, ...]  # left `left_months` ago: erased
     unconsented: tuple[str, ...]  # consent awaited for `no_consent_months`: erased
+    undated: tuple[tuple[str, datetime], ...]  # left before `left_at` was kept, and when
     forecast_originals: Upcoming
     forecast_letters: Upcoming
     forecast_participants: Upcoming
@@ -158,8 +163,16 @@ def plan(ctx: Context, now: datetime) -> Plan:
     ]
     set_aside_before = months_before(now, settings.letters_months).timestamp()
     set_aside = [i for i, at in ctx.spool.set_aside_entries() if at <= set_aside_before]
-    leaving = _leaving(ctx, now)
-    unconsented = {i: moment for i, moment in _unconsented(ctx, now).items() if i not in leaving}
+    # The participants and (only when needed) the audit log are read once for all below.
+    people = ctx.store.participants()
+    audit_log = cache(ctx.store.audit_log)
+    departed = _departed(people, audit_log, now)
+    leaving = _leaving(ctx, departed)
+    unconsented = {
+        i: moment
+        for i, moment in _unconsented(ctx, people, audit_log, now).items()
+        if i not in leaving
+    }
     counters_before = now.date() - timedelta(days=COUNTERS_KEPT_DAYS)
     audit_before = months_before(now, settings.letters_months).strftime("%Y-%m")
     return Plan(
@@ -170,6 +183,7 @@ def plan(ctx: Context, now: datetime) -> Plan:
         set_aside=tuple(set_aside),
         participants=tuple(sorted(i for i, moment in leaving.items() if moment <= now)),
         unconsented=tuple(sorted(i for i, moment in unconsented.items() if moment <= now)),
+        undated=tuple((p.id, left) for p, left in departed if not p.left_at),
         forecast_originals=_upcoming(originals.values(), now),
         forecast_letters=_upcoming(letters_due.values(), now),
         forecast_participants=_upcoming(leaving.values(), now),
@@ -179,14 +193,16 @@ def plan(ctx: Context, now: datetime) -> Plan:
     )
 
 
-def _departed(ctx: Context, now: datetime) -> list[tuple[Participant, datetime]]:
+def _departed(
+    people: list[Participant], audit_log: Callable[[], list[dict[str, Any]]], now: datetime
+) -> list[tuple[Participant, datetime]]:
     """Participants who left, with when. A record without `left_at` (left before it was
     kept) goes by the audit log's latest `left` entry, or else by `now`: the first purge
-    records that as their `left_at` (`_date_departures`)."""
-    gone = [p for p in ctx.store.participants() if p.status == LEFT]
+    records that as their `left_at` (`Plan.undated`)."""
+    gone = [p for p in people if p.status == LEFT]
     audited: dict[str, str] = {}
     if any(not p.left_at for p in gone):
-        for entry in ctx.store.audit_log():
+        for entry in audit_log():
             if entry.get("event") == "left" and isinstance(entry.get("participant"), str):
                 audited[entry["participant"]] = str(entry.get("at", ""))
     return [(p, _moment(p.left_at or audited.get(p.id, ""), now)) for p in gone]
@@ -200,25 +216,30 @@ def _moment(text: str, otherwise: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _leaving(ctx: Context, now: datetime) -> dict[str, datetime]:
+def _leaving(ctx: Context, departed: list[tuple[Participant, datetime]]) -> dict[str, datetime]:
     """When retention erases each participant who left: `left_months` after they left
     (none when it is 0)."""
     months = ctx.config.retention.left_months
     if not months:
         return {}
-    return {p.id: months_after(left, months) for p, left in _departed(ctx, now)}
+    return {p.id: months_after(left, months) for p, left in departed}
 
 
-def _unconsented(ctx: Context, now: datetime) -> dict[str, datetime]:
+def _unconsented(
+    ctx: Context,
+    people: list[Participant],
+    audit_log: Callable[[], list[dict[str, Any]]],
+    now: datetime,
+) -> dict[str, datetime]:
     """When retention erases each participant whose guardian's consent is awaited:
     `no_consent_months` after the latest of their enrolment and the requests to their
     guardian (a request, or consent becoming awaited, is in the audit log); none when 0."""
     months = ctx.config.retention.no_consent_months
-    waiting = {p.id: p for p in ctx.store.participants() if p.consent == "pending"}
+    waiting = {p.id: p for p in people if p.consent == "pending"}
     if not months or not waiting:
         return {}
     since = {pid: _moment(p.created_at, now) for pid, p in waiting.items()}
-    for entry in ctx.store.audit_log():
+    for entry in audit_log():
         pid = entry.get("participant")
         if pid in since and (
             entry.get("event") == "consent-requested" or entry.get("consent") == "pending"
@@ -227,11 +248,12 @@ def _unconsented(ctx: Context, now: datetime) -> dict[str, datetime]:
     return {pid: months_after(moment, months) for pid, moment in since.items()}
 
 
-def _date_departures(ctx: Context, now: datetime) -> None:
-    """Give `left_at` to records of people who left before it was kept."""
-    for participant, left in _departed(ctx, now):
-        if not participant.left_at:
-            ctx.store.update_participant(participant.id, _dated(left))
+def _date_departures(ctx: Context, undated: Iterable[tuple[str, datetime]]) -> None:
+    """Give `left_at` to records of people who left before it was kept (the plan's list:
+    one erased since is passed over)."""
+    for participant_id, left in undated:
+        with contextlib.suppress(NotFound):
+            ctx.store.update_participant(participant_id, _dated(left))
 
 
 def _dated(left: datetime) -> Callable[[Participant], Participant]:
@@ -300,7 +322,7 @@ def purge(ctx: Context, now: datetime, *, dry_run: bool = False) -> Purged:
     tokens = ctx.store.forget_expired(now.timestamp(), counters_before, dry_run=False)
     audit_before = months_before(now, ctx.config.retention.letters_months).strftime("%Y-%m")
     audit_entries = ctx.store.reduce_audit(audit_before, dry_run=False)
-    _date_departures(ctx, now)
+    _date_departures(ctx, found.undated)
     erased = 0
     for participant_id in found.participants:
         participant = ctx.store.participant(participant_id)

@@ -680,12 +680,24 @@ class Store:
         def theirs(record: dict[str, Any]) -> bool:
             return participant_id in (record.get("sender"), record.get("recipient"))
 
-        found = {letter.id: letter for letter in self._hot(theirs)}
+        return self._letters_where(theirs, archived_since)
+
+    def letters_from_items(self, spool_ids: Collection[str]) -> list[Letter]:
+        """Every letter made from these spool items (a message to several pals is one item,
+        a letter to each), as last recorded, oldest first: one pass like `letters_of`."""
+        if not spool_ids:
+            return []
+        return self._letters_where(lambda record: record.get("spool_id") in spool_ids)
+
+    def _letters_where(
+        self, wanted: Callable[[dict[str, Any]], bool], archived_since: float = 0.0
+    ) -> list[Letter]:
+        found = {letter.id: letter for letter in self._hot(wanted)}
         for path in sorted((self.root / "archive").glob("letters-*.jsonl")):
             if archived_since and path.stat().st_mtime < archived_since:
                 continue
             for record in read_lines(path):
-                if theirs(record):  # a later line of a letter is its newer record
+                if wanted(record):  # a later line of a letter is its newer record
                     found[int(record["id"])] = Letter.from_dict(record)
         return sorted(found.values(), key=lambda letter: letter.id)
 

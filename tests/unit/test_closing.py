@@ -14,24 +14,12 @@ import pytest
 from relay import cli, closing, participants, reports
 from relay import config as config_module
 from relay.context import Context, open_context
-from relay.store.records import Letter, Participant
+from relay.store.records import Letter
 from relay.web.audit import Names, sentence
 from relay.web.pages import Pages
-from tests.conftest import config_text
+from tests.conftest import LYON, config_text
+from tests.support.past_letters import record_letter
 
-LYON = """
-[[libraries]]
-id = "lyon"
-name = "Bibliothèque de Lyon"
-country = "FR"
-language = "fr"
-timezone = "Europe/Paris"
-staff = [ { email = "claire@bm-lyon.example.org", name = "Claire", roles = ["moderator"] } ]
-
-[[partnerships]]
-id = "lyon-riverside"
-libraries = ["lyon", "riverside"]
-"""
 STAY = """
 [program]
 stay_in_touch = true
@@ -246,25 +234,6 @@ def test_the_audit_page_reads_a_close(language: str, closed: str, paused: str) -
     assert read == [closed, paused]
 
 
-def _delivered(ctx: Context, number: int, sender: Participant, to: Participant, at: str) -> None:
-    ctx.store.save_letter(
-        Letter(
-            id=number,
-            spool_id=f"s{number}",
-            sender=sender.id,
-            recipient=to.id,
-            sender_masked=sender.masked,
-            recipient_masked=to.masked,
-            sender_library=sender.library,
-            recipient_library=to.library,
-            subject="Hello",
-            received_at=at,
-            delivered_at=at,
-            status="delivered",
-        )
-    )
-
-
 def test_a_close_ends_only_its_own_pairs_and_a_later_close_sends_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -278,9 +247,9 @@ def test_a_close_ends_only_its_own_pairs_and_a_later_close_sends_again(
     )  # fmt: skip
     ana = participants.enroll(ctx, "valparaiso", "Ana María", "ana@correo.example.cl")
     participants.pair(ctx, club, ana)
-    _delivered(ctx, 1, club, ana, "2026-05-02T10:00:00+00:00")
-    _delivered(ctx, 2, club, ana, "2026-06-02T10:00:00+00:00")
-    _delivered(ctx, 3, club, ana, "2025-05-02T10:00:00+00:00")  # the year before
+    record_letter(ctx, club, ana, datetime(2026, 5, 2, 10, tzinfo=UTC))
+    record_letter(ctx, club, ana, datetime(2026, 6, 2, 10, tzinfo=UTC))
+    record_letter(ctx, club, ana, datetime(2025, 5, 2, 10, tzinfo=UTC))  # the year before
     partnership = next(p for p in ctx.config.partnerships if p.id == PARTNERSHIP)
     now = datetime(2026, 7, 1, tzinfo=UTC)
 

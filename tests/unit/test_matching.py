@@ -7,7 +7,7 @@ import html
 import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,34 +20,9 @@ from relay.errors import ConfigError, UserError
 from relay.store.records import LEFT, PAUSED, Participant
 from relay.web.pages import Pages
 from tests.conftest import MODERATOR_B, Relay, config_text
+from tests.support.people import TODAY, person
 
-TODAY = date(2026, 11, 30)
 PARTNERSHIP = Partnership("riverside+valparaiso", ("riverside", "valparaiso"))
-
-
-def _person(
-    number: int,
-    library: str,
-    age: int | None,
-    *,
-    language: str = "",
-    interests: tuple[str, ...] = (),
-    band: str = "",
-    **more: object,
-) -> Participant:
-    default = "en" if library == "riverside" else "es"
-    return Participant(
-        id=f"p{number}",
-        library=library,
-        name=f"Name{number}",
-        email=f"person{number}@example.org",
-        language=language or default,
-        masked=f"masked-{number}@pals.example.org",
-        birth_year=TODAY.year - age - 1 if age is not None else 0,
-        age_band=band,
-        interests=interests,
-        **more,  # type: ignore[arg-type]
-    )
 
 
 def _propose(people: list[Participant], **settings: object) -> matching.Proposal:
@@ -65,10 +40,10 @@ def _pals(proposal: matching.Proposal) -> set[tuple[str, str]]:
 
 def test_pals_are_never_further_apart_than_the_age_gap() -> None:
     people = [
-        _person(1, "riverside", 10),
-        _person(2, "riverside", 15),
-        _person(3, "valparaiso", 12),
-        _person(4, "valparaiso", 18),
+        person(1, "riverside", 10),
+        person(2, "riverside", 15),
+        person(3, "valparaiso", 12),
+        person(4, "valparaiso", 18),
     ]
     proposal = _propose(people, max_age_gap=2)
     assert _pals(proposal) == {("p1", "p3")}
@@ -83,17 +58,17 @@ def test_pals_are_never_further_apart_than_the_age_gap() -> None:
 def test_as_many_as_possible_get_a_pal_before_the_best_scores() -> None:
     """p1 and p3 would score best together, but then p2 (13) has no one within the gap."""
     people = [
-        _person(1, "riverside", 10, interests=("football",)),
-        _person(2, "riverside", 13),
-        _person(3, "valparaiso", 11, interests=("football",)),
-        _person(4, "valparaiso", 9, interests=("chess",)),
+        person(1, "riverside", 10, interests=("football",)),
+        person(2, "riverside", 13),
+        person(3, "valparaiso", 11, interests=("football",)),
+        person(4, "valparaiso", 9, interests=("chess",)),
     ]
     assert _pals(_propose(people)) == {("p1", "p4"), ("p2", "p3")}
 
 
 def test_everyone_has_a_pal_before_anyone_has_two() -> None:
-    riverside = [_person(n, "riverside", 10 + n % 3) for n in range(1, 31)]
-    valparaiso = [_person(n, "valparaiso", 10 + n % 3) for n in range(31, 58)]
+    riverside = [person(n, "riverside", 10 + n % 3) for n in range(1, 31)]
+    valparaiso = [person(n, "valparaiso", 10 + n % 3) for n in range(31, 58)]
     proposal = _propose(riverside + valparaiso, max_age_gap=2, uneven="two-pals")
     counts = Counter(p.id for pair in proposal.pairs for p in (pair.first, pair.second))
     assert set(counts) == {p.id for p in riverside + valparaiso}
@@ -111,7 +86,7 @@ def test_everyone_has_a_pal_before_anyone_has_two() -> None:
 
 def test_the_same_participants_give_the_same_proposal_in_any_order() -> None:
     people = [
-        _person(n, "riverside" if n % 2 else "valparaiso", 9 + n % 4, interests=("art",))
+        person(n, "riverside" if n % 2 else "valparaiso", 9 + n % 4, interests=("art",))
         for n in range(1, 21)
     ]
     first = _propose(people)
@@ -122,12 +97,12 @@ def test_the_same_participants_give_the_same_proposal_in_any_order() -> None:
 
 def test_only_active_participants_without_a_pal_are_matched() -> None:
     people = [
-        _person(1, "riverside", 10),
-        _person(2, "riverside", 10, status=PAUSED),
-        _person(3, "riverside", 10, status=LEFT),
-        _person(4, "riverside", 10, pals=("p9",)),
-        _person(5, "valparaiso", 10),
-        _person(6, "lyon", 10),
+        person(1, "riverside", 10),
+        person(2, "riverside", 10, status=PAUSED),
+        person(3, "riverside", 10, status=LEFT),
+        person(4, "riverside", 10, pals=("p9",)),
+        person(5, "valparaiso", 10),
+        person(6, "lyon", 10),
     ]
     proposal = _propose(people)
     assert _pals(proposal) == {("p1", "p5")}
@@ -136,10 +111,10 @@ def test_only_active_participants_without_a_pal_are_matched() -> None:
 
 def test_shared_language_and_interests_are_preferred_and_explained() -> None:
     people = [
-        _person(1, "riverside", 10, interests=("football", "drawing", "cats")),
-        _person(2, "riverside", 11, interests=("learning es",)),
-        _person(3, "valparaiso", 10, interests=("drawing", "football")),
-        _person(4, "valparaiso", 11, language="en"),
+        person(1, "riverside", 10, interests=("football", "drawing", "cats")),
+        person(2, "riverside", 11, interests=("learning es",)),
+        person(3, "valparaiso", 10, interests=("drawing", "football")),
+        person(4, "valparaiso", 11, language="en"),
     ]
     proposal = _propose(people)
     words = {(p.first.id, p.second.id): matching.explain(p) for p in proposal.pairs}
@@ -148,8 +123,8 @@ def test_shared_language_and_interests_are_preferred_and_explained() -> None:
         ("p2", "p4"): "both 11; both write in English; no shared interests",
     }
     learner = [
-        _person(7, "riverside", 10, interests=("learning es",)),
-        _person(8, "valparaiso", 11),
+        person(7, "riverside", 10, interests=("learning es",)),
+        person(8, "valparaiso", 11),
     ]
     assert [matching.explain(p) for p in _propose(learner).pairs] == [
         "ages 10 and 11; Name7 is learning Spanish; no shared interests"
@@ -158,12 +133,12 @@ def test_shared_language_and_interests_are_preferred_and_explained() -> None:
 
 def test_explanations_name_bands_missing_ages_and_a_second_pal() -> None:
     banded = [
-        _person(1, "riverside", None, band="9-11", interests=("chess",)),
-        _person(2, "valparaiso", None, band="9-11", interests=("chess",)),
-        _person(3, "valparaiso", None, band="9-11"),
-        _person(4, "riverside", None),
-        _person(5, "valparaiso", None),
-        _person(6, "valparaiso", 12),
+        person(1, "riverside", None, band="9-11", interests=("chess",)),
+        person(2, "valparaiso", None, band="9-11", interests=("chess",)),
+        person(3, "valparaiso", None, band="9-11"),
+        person(4, "riverside", None),
+        person(5, "valparaiso", None),
+        person(6, "valparaiso", 12),
     ]
     proposal = _propose(banded)
     words = [matching.explain(p) for p in proposal.pairs]
@@ -282,16 +257,16 @@ def test_an_accepted_proposal_skips_whoever_changed_since(tmp_path: Path) -> Non
 def test_the_matching_page_words_name_languages_and_say_group_for_a_group() -> None:
     learner = _propose(
         [
-            _person(1, "riverside", 10, interests=("learning es",)),
-            _person(2, "valparaiso", 11),
-            _person(3, "riverside", 10, language="es"),
-            _person(4, "valparaiso", 10),
-            _person(5, "riverside", 10, language="de"),
-            _person(6, "valparaiso", 10, language="de"),
+            person(1, "riverside", 10, interests=("learning es",)),
+            person(2, "valparaiso", 11),
+            person(3, "riverside", 10, language="es"),
+            person(4, "valparaiso", 10),
+            person(5, "riverside", 10, language="de"),
+            person(6, "valparaiso", 10, language="de"),
         ]
     ).pairs
     class_alone = matching.Unmatched(
-        _person(9, "riverside", 16, kind="group"), "age-gap", 16, "valparaiso"
+        person(9, "riverside", 16, kind="group"), "age-gap", 16, "valparaiso"
     )
     pages = Pages(None)
     expected = {

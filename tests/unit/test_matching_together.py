@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import date
 from email.headerregistry import Address
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from relay.outbox import GuardianCopy, LetterCopy, TeammateCopy, door, worker
 from relay.store.records import Letter, Participant
 from tests.conftest import config_text
 from tests.support.classes import two_classes
+from tests.support.people import TODAY, person
 
-TODAY = date(2026, 11, 30)
 PARTNERSHIP = Partnership("riverside+valparaiso", ("riverside", "valparaiso"))
 TOGETHER = MatchingSettings(uneven="together")
 PARENT = "lucia.parent@example.net"
@@ -98,26 +97,16 @@ def test_thirty_and_twenty_seven_all_have_a_pal_and_three_write_together() -> No
 
 
 def test_teams_form_on_the_larger_side_and_not_beyond_the_age_gap() -> None:
-    def child(number: int, library: str, age: int, likes: tuple[str, ...] = ()) -> Participant:
-        return Participant(
-            id=f"p{number}",
-            library=library,
-            name=f"Name{number}",
-            email=f"child{number}@example.org",
-            language="es" if library == "valparaiso" else "en",
-            masked=f"masked-{number}@pals.example.org",
-            birth_year=TODAY.year - age - 1,
-            interests=likes,
-        )
-
     people = [
-        child(1, "riverside", 10),
-        child(2, "valparaiso", 10, ("chess",)),
-        child(3, "valparaiso", 11, ("art",)),
-        child(4, "valparaiso", 10, ("art",)),  # left over: teamed with p3, who shares "art"
-        child(5, "valparaiso", 16),  # no one of age at riverside
+        person(1, "riverside", 10),
+        person(2, "valparaiso", 10, interests=("chess",)),
+        person(3, "valparaiso", 11, interests=("art",)),
+        person(
+            4, "valparaiso", 10, interests=("art",)
+        ),  # left over: teamed with p3, who shares "art"
+        person(5, "valparaiso", 16),  # no one of age at riverside
     ]
-    people.append(child(6, "riverside", 11))
+    people.append(person(6, "riverside", 11))
     proposal = matching.propose(PARTNERSHIP, people, TOGETHER, TODAY)
     assert _teams(proposal) == [("p4", "p3", "p6")]
     assert [(u.participant.id, u.reason) for u in proposal.unmatched] == [("p5", "age-gap")]

@@ -20,20 +20,8 @@ from relay.store.files import append_lines
 from relay.store.records import Letter, Participant, Step
 from relay.web import report as report_page
 from relay.web.pages import Pages
-from tests.conftest import config_text
+from tests.conftest import LYON, config_text
 
-LYON = """
-[[libraries]]
-id = "lyon"
-name = "Bibliothèque de Lyon"
-country = "FR"
-language = "fr"
-timezone = "Europe/Paris"
-staff = [ { email = "claire@bm-lyon.example.org", name = "Claire", roles = ["moderator"] } ]
-
-[[partnerships]]
-libraries = ["lyon", "riverside"]
-"""
 PARTNERSHIP = "riverside+valparaiso"
 PEOPLE = (  # library, name, real address, language, year of birth, age band
     ("riverside", "Maya", "maya.smith@family-mail.example.net", "en", 2015, ""),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import email
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -17,16 +17,15 @@ from relay import cli, guardians, matching, participants, welcomes
 from relay import config as config_module
 from relay.config import MatchingSettings, Partnership
 from relay.context import Context, open_context
-from relay.store.records import Participant
 from relay.web import proposals
 from relay.web.pages import Pages
 from tests.conftest import DOMAIN, MODERATOR_A, config_text
+from tests.support.people import TODAY, person
 
 MAYA, MAYA_PARENT = "maya.smith@family-mail.example.net", "parent.smith@family-mail.example.net"
 TOMAS, TOMAS_PARENT = "tomas.perez@correo.example.cl", "padre.perez@correo.example.cl"
 LEA = "lea.martin@courriel.example.fr"
 PARTNERSHIP = Partnership("riverside+valparaiso", ("riverside", "valparaiso"))
-TODAY = date(2026, 11, 30)
 
 
 @pytest.fixture
@@ -127,27 +126,14 @@ def test_a_pair_waiting_for_consent_is_welcomed_when_it_is_given(ctx: Context) -
 # --- an edited proposal, checked again -------------------------------------------------------
 
 
-def _person(number: int, library: str, age: int, **more: object) -> Participant:
-    return Participant(
-        id=f"p{number}",
-        library=library,
-        name=f"Name{number}",
-        email=f"person{number}@example.org",
-        language="en" if library == "riverside" else "es",
-        masked=f"masked-{number}@pals.example.org",
-        birth_year=TODAY.year - age - 1,
-        **more,  # type: ignore[arg-type]
-    )
-
-
 PEOPLE = [
-    _person(1, "riverside", 10),
-    _person(2, "riverside", 11),
-    _person(3, "riverside", 16),
-    _person(4, "valparaiso", 10),
-    _person(5, "valparaiso", 11),
-    _person(6, "valparaiso", 11, pals=("p9",)),
-    _person(7, "valparaiso", 10, status="paused"),
+    person(1, "riverside", 10),
+    person(2, "riverside", 11),
+    person(3, "riverside", 16),
+    person(4, "valparaiso", 10),
+    person(5, "valparaiso", 11),
+    person(6, "valparaiso", 11, pals=("p9",)),
+    person(7, "valparaiso", 10, status="paused"),
 ]
 
 
@@ -300,7 +286,7 @@ def test_two_writing_together_are_told_so_and_so_is_their_pal(ctx: Context) -> N
 
 
 def test_a_class_is_paired_only_with_a_class_in_an_edited_proposal() -> None:
-    people = [*PEOPLE, _person(8, "valparaiso", 11, kind="group", members=("Ana", "Luis"))]
+    people = [*PEOPLE, person(8, "valparaiso", 11, kind="group", members=("Ana", "Luis"))]
     proposal, problems = matching.edit(
         PARTNERSHIP, people, MatchingSettings(), TODAY, [("p1", "p8"), ("p1", "p4")]
     )
