@@ -1114,7 +1114,8 @@ def cmd_program_close(args: argparse.Namespace) -> int:
     target = Path(args.output or f"program-report-{partnership.id}-{end}.html")
     if target.is_dir() or not target.parent.is_dir():
         raise UserError(f"--output: {target} is a folder, or its folder does not exist")
-    farewells = closing.plan(ctx, partnership)
+    letters = ctx.store.all_letters()  # counted for the goodbyes, then the final report
+    farewells = closing.plan(ctx, partnership, letters=letters)
     _print_farewells(ctx, partnership.id, farewells)
     for person in closing.kept(ctx, partnership):
         print(f"  {_who(person)}: kept: paired in another partnership")
@@ -1129,7 +1130,9 @@ def cmd_program_close(args: argparse.Namespace) -> int:
         f"sent {_n(done.goodbyes, 'goodbye', 'goodbyes')} and "
         f"{_n(done.guardian_copies, 'copy', 'copies')} to guardians; paused {done.paused}"
     )
-    report = reports.build(ctx.config, ctx.store, reports.year_ending(end), end, partnership.id)
+    report = reports.build(
+        ctx.config, ctx.store, reports.year_ending(end), end, partnership.id, letters
+    )
     form = target.suffix.lstrip(".") if target.suffix.lstrip(".") in reports.FORMATS else "html"
     target.write_text(reports.render(report, form, wording), encoding="utf-8")
     print(f"final report ({report.start} to {report.end}) written to {target}")

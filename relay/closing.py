@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -38,7 +39,7 @@ from relay import guard, notices, participants, reports
 from relay.config import Partnership
 from relay.context import Context
 from relay.outbox import Notice, door
-from relay.store.records import ACTIVE, DELIVERED, Participant
+from relay.store.records import ACTIVE, DELIVERED, Letter, Participant
 
 log = logging.getLogger("relay")
 
@@ -87,15 +88,21 @@ def kept(ctx: Context, partnership: Partnership) -> list[Participant]:
     return _active(ctx, partnership)[2]
 
 
-def plan(ctx: Context, partnership: Partnership, now: datetime | None = None) -> list[Farewell]:
+def plan(
+    ctx: Context,
+    partnership: Partnership,
+    now: datetime | None = None,
+    letters: Sequence[Letter] | None = None,
+) -> list[Farewell]:
     """Blocking: every active participant of the partnership's libraries whose pals are all
     in them (or who has none), by library and id; their letters counted are those delivered
-    within the final report's period (the twelve months to this one)."""
+    within the final report's period (the twelve months to this one), from `letters` when
+    the caller read them already (`Store.all_letters`)."""
     everyone, ending, _ = _active(ctx, partnership)
     this_month = (now or datetime.now(UTC)).strftime("%Y-%m")
     first = reports.year_ending(this_month)
     delivered: Counter[str] = Counter()
-    for letter in reports.all_letters(ctx.store):
+    for letter in ctx.store.all_letters() if letters is None else letters:
         if letter.status != DELIVERED or not letter.sender:
             continue
         events = reports.events_of(letter)

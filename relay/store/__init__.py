@@ -837,6 +837,14 @@ class Store:
     def set_retention_ran_on(self, day: date) -> None:
         self._put("retention:last-run", day.isoformat())
 
+    def all_letters(self) -> list[Letter]:
+        """Every letter in its latest state, hot or archived, by id: one read of every
+        archive file and hot shard (for the program report and the letters' history)."""
+        found = {letter.id: letter for letter in self.archived_letters()}
+        for letter in self.hot_letters():
+            found.setdefault(letter.id, letter)
+        return sorted(found.values(), key=lambda letter: letter.id)
+
     def archived_letters(self) -> Iterator[Letter]:
         """Every archived letter in its latest state, file by file (10,000 letters each)."""
         for path in sorted((self.root / "archive").glob("letters-*.jsonl")):

@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.context import Context
-from relay.store.files import read_lines
 from relay.store.records import Letter, LetterStatus, Participant
 from relay.web.audit import Names, lines
 from relay.web.dashboard import PageNotFound, dashboard_of
@@ -28,16 +27,6 @@ from relay.web.times import local_day
 
 STATUSES: tuple[LetterStatus, ...] = get_args(LetterStatus)
 SHOWN = 500
-
-
-def all_letters(ctx: Context) -> list[Letter]:
-    """Every letter the store knows, hot or archived, oldest first."""
-    found: dict[int, Letter] = {letter.id: letter for letter in ctx.store.hot_letters()}
-    for path in sorted((ctx.store.root / "archive").glob("letters-*.jsonl")):
-        for record in read_lines(path):
-            if isinstance(record.get("id"), int):
-                found[record["id"]] = Letter.from_dict(record)
-    return [found[key] for key in sorted(found)]
 
 
 @dataclass(frozen=True)
@@ -88,7 +77,7 @@ def search(ctx: Context, library_id: str, wanted: Search) -> list[tuple[Letter, 
     people = _people(ctx, library_id)
     zone = _zone(ctx, library_id)
     found = []
-    for letter in reversed(all_letters(ctx)):
+    for letter in reversed(ctx.store.all_letters()):
         day = local_day(letter.received_at, zone)
         if (
             letter.sender_library == library_id
@@ -164,7 +153,7 @@ def audit_entries(
     library = ctx.config.library(library_id)
     staff = {s.email for s in library.staff} if library else set()
     mine: set[Any] = {p.id for p in ctx.store.participants() if p.library == library_id}
-    mine |= {letter.id for letter in all_letters(ctx) if letter.sender_library == library_id}
+    mine |= {letter.id for letter in ctx.store.all_letters() if letter.sender_library == library_id}
     zone = _zone(ctx, library_id)
 
     def day(entry: dict[str, Any]) -> str:
