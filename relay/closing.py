@@ -117,7 +117,7 @@ def plan(
                 participant=person,
                 pals=tuple(pal.name for pal in pals),
                 letters=delivered.get(person.id, 0),
-                guardian_copy=bool(person.guardian and person.guardian_copies),
+                guardian_copy=bool(person.guardian_for_copies),
                 unsent="" if person.may_correspond else NO_CONSENT,
             )
         )

@@ -335,7 +335,7 @@ def _send_nudge(
 ) -> None:
     """The nudge to `owing`, and its copy to their guardian when they get copies."""
     readers = [(owing.name, owing.email, "")]
-    if owing.guardian and owing.guardian_copies:
+    if owing.guardian_for_copies:
         readers.append(("", owing.guardian, owing.name))
     for name, address, copy_for in readers:
         subject, text = ctx.templates.email(

@@ -47,7 +47,7 @@ class Welcome:
 def words(ctx: Context, reader: Participant, pal: Participant) -> list[Welcome]:
     """The welcome(s) `reader` gets about `pal`: theirs, then their guardian's copy."""
     readers = [(reader.email, "")]
-    if reader.guardian and reader.guardian_copies:
+    if reader.guardian_for_copies:
         readers.append((reader.guardian, reader.name))
     library = ctx.config.library(reader.library)
     pal_library = ctx.config.library(pal.library)

@@ -183,7 +183,7 @@ def deliverable(ctx: Context, letter: Letter) -> list[Outgoing]:
             )
         )
     for child in (sender, recipient, *([teammate] if teammate else [])):
-        if child.guardian and child.guardian_copies:
+        if child.guardian_for_copies:
             reader = replace(party(ctx, child), name="", email=child.guardian)
             copy_id = letter.out_message_id.replace("@", f".copy-{child.id}@")
             entries.append(
@@ -236,7 +236,7 @@ def copy_ids(ctx: Context, letter: Letter) -> list[str]:
     if teammate is not None:
         ids.append(f"letter-{letter.id}-teammate-{teammate.id}")
     for child in (writer, pal, teammate):
-        if child is not None and child.guardian and child.guardian_copies:
+        if child is not None and child.guardian_for_copies:
             ids.append(f"letter-{letter.id}-guardian-{child.id}")
     return ids
 

@@ -185,6 +185,12 @@ class Participant(_Record):
         return self.kind == GROUP
 
     @property
+    def guardian_for_copies(self) -> str:
+        """The guardian's address when they get copies of letters and program mail, "" when
+        there is no guardian or they asked for none."""
+        return self.guardian if self.guardian_copies else ""
+
+    @property
     def number(self) -> int:
         return int(self.id.removeprefix("p"))
 
