@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from relay import cli, guardians, participants
-from tests.browser.dashboard import LINK, output_folder
+from tests.browser.dashboard import output_folder, sign_in_at_smarthost
 from tests.conftest import FRONT_AUTHSERV_ID, MODERATOR_A, Relay, Smarthost
 from tests.support.classes import RIVERSIDE_NAMES, VALPARAISO_NAMES
 from tests.support.serving import serving
@@ -46,25 +46,6 @@ def _letter(to: str) -> bytes:
         "What grows near your school?\n\nMaya, Leo and Ava\n"
     )
     return message.as_bytes(policy=email.policy.SMTP)
-
-
-def _sign_in(page: Page, web: str, smarthost: Smarthost) -> None:
-    page.goto(f"http://{web}/")
-    page.fill("#email", MODERATOR_A)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#link-sent")
-
-    def link() -> str | None:
-        for received in smarthost.received:
-            if received.to(MODERATOR_A):
-                found = LINK.findall(received.data.decode(errors="replace"))
-                if found:
-                    return str(found[-1])
-        return None
-
-    page.goto(wait_for(link, 15, "a sign-in link"))
-    page.click("#confirm-sign-in")
-    page.wait_for_url("**/queue")
 
 
 def _subject(data: bytes) -> str:
@@ -141,7 +122,7 @@ def test_two_classes_match_write_as_their_names_and_show_members_to_staff(
         log = (relay.data_dir / "relay.log").read_text()
         assert TEACHER not in log and "Olivia" not in log
 
-        _sign_in(page, web, smarthost)
+        sign_in_at_smarthost(page, f"http://{web}", smarthost, MODERATOR_A)
         page.goto(f"http://{web}/participants")
         row = page.locator(f"tr[data-participant='{class_4b['id']}']")
         expect(row.locator(".kind")).to_have_text("Group of 30")

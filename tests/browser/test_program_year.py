@@ -9,7 +9,6 @@ goodbye: tests/unit/test_closing.py.)"""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from playwright.sync_api import Page
 from relay import letters, matching, participants
 from relay.context import Context
 from relay.store.records import Participant
-from tests.browser.dashboard import output_folder
+from tests.browser.dashboard import output_folder, sign_in_at_smarthost
 from tests.conftest import (
     DOMAIN,
     MODERATOR_A,
@@ -38,7 +37,6 @@ STAY = """
 [program]
 stay_in_touch = true
 """
-LINK = re.compile(r"https?://\S+/signin/[A-Za-z0-9_\-]+")
 
 
 def _to(smarthost: Smarthost, address: str) -> list[str]:
@@ -67,25 +65,6 @@ def _text(received: Received) -> str:
     return str(body.get_content()).replace("\r\n", "\n") if body is not None else ""
 
 
-def _sign_in(page: Page, url: str, smarthost: Smarthost) -> None:
-    page.goto(url + "/")
-    page.fill("#email", MODERATOR_A)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#link-sent")
-
-    def link() -> str | None:
-        for received in smarthost.received:
-            if received.to(MODERATOR_A):
-                found = LINK.findall(_text(received))
-                if found:
-                    return str(found[-1])
-        return None
-
-    page.goto(wait_for(link, 15, "a sign-in link"))
-    page.click("#confirm-sign-in")
-    page.wait_for_url("**/queue")
-
-
 def test_a_program_year_from_two_classes_to_the_final_report(
     relay_factory: Callable[..., Relay], smarthost: Smarthost, page: Page, tmp_path: Path
 ) -> None:
@@ -107,7 +86,7 @@ def test_a_program_year_from_two_classes_to_the_final_report(
         _letter(ctx, relay, smarthost, b, a)
 
         # The coordinator reads the report page, in English.
-        _sign_in(page, f"http://{web}", smarthost)
+        sign_in_at_smarthost(page, f"http://{web}", smarthost, MODERATOR_A)
         page.click("nav >> text=Report")
         page.wait_for_url("**/report")
         row = page.locator(f'#report-letters tr[data-month="{month}"][data-library="riverside"]')
